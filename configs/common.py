@@ -1,0 +1,99 @@
+"""Fields shared by every method's config, with the three presets.
+
+  tiny   -- seconds; for tests
+  quick  -- the default; minutes on a 2-core laptop CPU
+  paper  -- DESIGN.md / paper sizes (GPU/TPU)
+"""
+from __future__ import annotations
+
+import ml_collections
+
+PRESETS = ("quick", "paper", "tiny")
+
+
+def parse_arg(arg):
+  preset = arg or "quick"
+  if preset not in PRESETS:
+    raise ValueError(f"unknown preset {preset!r}; choose one of {PRESETS}")
+  return preset
+
+
+def base_config(preset: str) -> ml_collections.ConfigDict:
+  c = ml_collections.ConfigDict()
+  c.preset = preset
+  c.method = "teacher"
+  c.task = "drawer-open"
+  c.obs = "state"              # "state" (MetaWorld's 39-d) or "pointcloud" (DP3)
+  c.seed = 0
+  c.teacher_workdir = ""       # distillation methods: trained teacher ('' = default/train)
+
+  c.data = ml_collections.ConfigDict()
+  c.data.dir = "data"          # demonstrations are collected here on demand
+  c.data.num_episodes = 10     # successful scripted-expert episodes (DP3: 10)
+  c.data.val_episodes = 1      # held out for action-error metrics (DP3's val split)
+  c.data.seed = 0
+
+  c.policy = ml_collections.ConfigDict()
+  c.policy.horizon = 4         # SDM / ManiCM setting; DP setting: 16 with 8 executed
+  c.policy.n_obs_steps = 2
+  c.policy.n_action_steps = 3
+
+  c.model = ml_collections.ConfigDict()
+  c.model.down_dims = (64, 128, 256)
+  c.model.kernel_size = 5
+  c.model.n_groups = 8
+  c.model.step_embed_dim = 128
+  c.model.encoder_hidden = (256,)
+  c.model.encoder_out = 64
+
+  c.diffusion = ml_collections.ConfigDict()
+  c.diffusion.num_train_timesteps = 100
+  c.diffusion.prediction_type = "sample"
+  c.diffusion.clip_sample = True
+  c.diffusion.num_inference_steps = 10
+  c.diffusion.spacing = "leading"
+
+  c.train = ml_collections.ConfigDict()
+  c.train.steps = 3000
+  c.train.batch_size = 128
+  c.train.lr = 1e-4
+  c.train.weight_decay = 1e-6
+  c.train.betas = (0.95, 0.999)
+  c.train.warmup_steps = 500
+  c.train.grad_clip = 0.0       # 0 = off
+  c.train.ema = True
+  c.train.ema_power = 0.75
+  c.train.ema_max = 0.9999
+  c.train.log_every = 100
+  c.train.ckpt_every = 1000
+
+  c.eval = ml_collections.ConfigDict()
+  c.eval.episodes = 20
+  c.eval.seed = 0
+  c.eval.episode_length = 200
+  c.eval.every = 0             # 0 = evaluate only at the end
+  c.eval.backend = "auto"      # auto | metaworld | mjx
+  c.eval.use_ema = True
+
+  if preset == "paper":
+    c.model.down_dims = (512, 1024, 2048)
+    c.model.encoder_hidden = (256, 256)
+    c.train.steps = 100_000
+    c.train.batch_size = 256
+    c.train.ckpt_every = 5000
+    c.train.log_every = 500
+    c.eval.every = 10_000
+  elif preset == "tiny":
+    c.data.num_episodes = 2
+    c.model.down_dims = (16, 32)
+    c.model.encoder_hidden = (32,)
+    c.model.encoder_out = 16
+    c.model.step_embed_dim = 16
+    c.train.steps = 20
+    c.train.batch_size = 16
+    c.train.warmup_steps = 5
+    c.train.log_every = 5
+    c.train.ckpt_every = 10
+    c.eval.episodes = 2
+    c.eval.episode_length = 12
+  return c

@@ -1,0 +1,134 @@
+"""Sliding windows over episodes with Diffusion Policy's edge padding, sampled on device.
+
+A window of `horizon` steps starts anywhere from `n_obs_steps - 1` steps before an
+episode's first step to `n_action_steps - 1` steps past its last full window; indices
+outside the episode repeat its first/last step. The observation is the window's first
+`n_obs_steps` frames, the action target all `horizon` steps, and the executed actions
+are `[n_obs_steps - 1, n_obs_steps - 1 + n_action_steps)` of the window.
+
+The whole (normalised) dataset and the window index table live on the device, so a batch
+is one gather inside the jitted train step: no per-sample Python in the hot path.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxpolicy.data import storage
+from jaxpolicy.data.normalizer import MinMax, Normalizer
+
+
+def window_indices(episode_ends: np.ndarray, horizon: int, pad_before: int, pad_after: int,
+                   episodes: np.ndarray | None = None, shift: int = 0) -> np.ndarray:
+  """(W, horizon) absolute step indices of every window, edge-clipped per episode.
+
+  `shift` offsets every index by that many steps (clipped to the same episode): shift =
+  -n_action_steps gives the chunk that precedes each window (STEP's previous chunk).
+  """
+  starts = np.concatenate([[0], episode_ends[:-1]])
+  episodes = np.arange(len(episode_ends)) if episodes is None else episodes
+  rows = []
+  for e in episodes:
+    s, end = int(starts[e]), int(episode_ends[e])
+    length = end - s
+    for i in range(-pad_before, length - horizon + pad_after + 1):
+      rel = np.arange(i, i + horizon) + shift
+      rows.append(s + np.clip(rel, 0, length - 1))
+  return np.asarray(rows, np.int32).reshape(-1, horizon)
+
+
+def split_episodes(n_episodes: int, val_episodes: int, seed: int):
+  """(train, val) episode ids; at least one training episode."""
+  if n_episodes < 2 and val_episodes > 0:
+    return np.arange(n_episodes), np.arange(0)
+  val_episodes = min(val_episodes, n_episodes - 1)
+  perm = np.random.default_rng(seed).permutation(n_episodes)
+  return np.sort(perm[val_episodes:]), np.sort(perm[:val_episodes])
+
+
+@jax.tree_util.register_dataclass
+@dataclasses.dataclass(frozen=True)
+class Windows:
+  """Device-resident normalised data and a window table; `sample` is jittable."""
+  obs: dict            # key -> (N, ...) normalised
+  action: jax.Array    # (N, A) normalised
+  index: jax.Array     # (W, horizon)
+  n_obs_steps: int = dataclasses.field(metadata=dict(static=True))
+
+  @property
+  def num_windows(self) -> int:
+    return self.index.shape[0]
+
+  def take(self, rows):
+    idx = self.index[rows]
+    obs = {k: v[idx[:, :self.n_obs_steps]] for k, v in self.obs.items()}
+    return {"obs": obs, "action": self.action[idx]}
+
+  def sample(self, rng, batch_size: int):
+    rows = jax.random.randint(rng, (batch_size,), 0, self.index.shape[0])
+    return self.take(rows)
+
+
+@dataclasses.dataclass
+class DemoData:
+  """An episode dataset with its normaliser and train/validation windows."""
+  normalizer: Normalizer
+  train: Windows
+  val: Windows | None
+  obs_shapes: dict
+  action_dim: int
+  num_episodes: int
+  raw: dict
+  episode_ends: np.ndarray
+  train_episodes: np.ndarray
+  val_episodes: np.ndarray
+
+
+def load_demos(path: str, obs_keys: tuple[str, ...], horizon: int, n_obs_steps: int,
+               n_action_steps: int, val_episodes: int = 1, seed: int = 0,
+               normalizer: Normalizer | None = None) -> DemoData:
+  """Reads a DP3-layout zarr and builds normalised train/val windows.
+
+  obs_keys are policy observation keys (agent_pos, full_state, point_cloud). The
+  normaliser is fitted on the training episodes unless one is given (a student reuses its
+  teacher's).
+  """
+  inv = {v: k for k, v in storage.OBS_KEYS.items()}
+  ds_keys = tuple(inv[k] for k in obs_keys) + ("action",)
+  raw, ends = storage.read_episodes(path, ds_keys)
+  train_eps, val_eps = split_episodes(len(ends), val_episodes, seed)
+  starts = np.concatenate([[0], ends[:-1]])
+  train_mask = np.zeros(ends[-1], bool)
+  for e in train_eps:
+    train_mask[starts[e]:ends[e]] = True
+  if normalizer is None:
+    fields = {"action": MinMax.fit(raw["action"][train_mask])}
+    for k in obs_keys:
+      x = raw[inv[k]][train_mask]
+      fields[k] = MinMax.fit(x[..., :3] if k == "point_cloud" else x)
+    normalizer = Normalizer(fields)
+  obs = {k: jnp.asarray(v, jnp.float32) for k, v in
+         normalize_obs(normalizer, {k: raw[inv[k]] for k in obs_keys}).items()}
+  action = jnp.asarray(normalizer["action"].normalize(raw["action"]), jnp.float32)
+  make = lambda eps: Windows(obs, action, jnp.asarray(
+      window_indices(ends, horizon, n_obs_steps - 1, n_action_steps - 1, eps)), n_obs_steps)
+  return DemoData(normalizer=normalizer, train=make(train_eps),
+                  val=make(val_eps) if len(val_eps) else None,
+                  obs_shapes={k: tuple(raw[inv[k]].shape[1:]) for k in obs_keys},
+                  action_dim=raw["action"].shape[-1], num_episodes=len(ends), raw=raw,
+                  episode_ends=ends, train_episodes=train_eps, val_episodes=val_eps)
+
+
+def normalize_obs(normalizer: Normalizer, obs: dict):
+  """Normalises a dict of observation arrays (numpy or jax) with the same rules."""
+  out = {}
+  for k, x in obs.items():
+    if k == "point_cloud":
+      xyz = normalizer[k].normalize(x[..., :3])
+      out[k] = jnp.concatenate([xyz, x[..., 3:]], -1) if x.shape[-1] > 3 else xyz
+    else:
+      out[k] = normalizer[k].normalize(x)
+  return out

@@ -1,0 +1,93 @@
+"""Forward noising, the DDIM update and k-step samplers as single `lax.scan` programs.
+
+A *denoiser* is any function `denoise(x_t, t) -> model_output` with `x_t` of shape
+(B, H, A) and `t` an int32 array of shape (B,); its output is an x0 ("sample") or an
+epsilon prediction according to the schedule. Observation conditioning is closed over by
+the caller, so the same sampler serves the teacher, SDM's generator, CD and STEP.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxpolicy.diffusion.schedule import Schedule, prev_timesteps, timesteps
+
+Denoiser = Callable[[jax.Array, jax.Array], jax.Array]
+
+
+def _gather(table: np.ndarray, t: jax.Array, ndim: int) -> jax.Array:
+  """table[t] broadcast against a (B, ...) array of `ndim` dims."""
+  v = jnp.asarray(table, jnp.float32)[t]
+  return v.reshape(v.shape + (1,) * (ndim - v.ndim))
+
+
+def add_noise(schedule: Schedule, x0, noise, t):
+  """q(x_t | x0): sqrt(abar_t) x0 + sqrt(1 - abar_t) noise, t int array of shape (B,)."""
+  abar = _gather(schedule.alphas_cumprod, t, x0.ndim)
+  return jnp.sqrt(abar) * x0 + jnp.sqrt(1.0 - abar) * noise
+
+
+def split_prediction(schedule: Schedule, x_t, model_output, t):
+  """Returns (x0, eps) implied by a model output; x0 is not clipped here."""
+  abar = _gather(schedule.alphas_cumprod, t, x_t.ndim)
+  if schedule.prediction_type == "sample":
+    x0 = model_output
+    eps = (x_t - jnp.sqrt(abar) * x0) / jnp.sqrt(1.0 - abar)
+  else:
+    eps = model_output
+    x0 = (x_t - jnp.sqrt(1.0 - abar) * eps) / jnp.sqrt(abar)
+  return x0, eps
+
+
+def predict_x0(schedule: Schedule, x_t, model_output, t):
+  """The (clipped when `clip_sample`) x0 estimate of a model output."""
+  x0, _ = split_prediction(schedule, x_t, model_output, t)
+  return jnp.clip(x0, -1.0, 1.0) if schedule.clip_sample else x0
+
+
+def ddim_step(schedule: Schedule, x_t, model_output, t, prev_t):
+  """One deterministic DDIM step (eta = 0) from t to prev_t (prev_t < 0 => abar = 1).
+
+  As diffusers with `use_clipped_model_output=False`: epsilon comes from the unclipped x0,
+  the clipped x0 is what is carried to prev_t.
+  """
+  x0, eps = split_prediction(schedule, x_t, model_output, t)
+  if schedule.clip_sample:
+    x0 = jnp.clip(x0, -1.0, 1.0)
+  abar_prev = _gather(schedule.abar_with_one(), jnp.where(prev_t < 0, -1, prev_t), x_t.ndim)
+  return jnp.sqrt(abar_prev) * x0 + jnp.sqrt(1.0 - abar_prev) * eps
+
+
+def ddim_grid(schedule: Schedule, num_steps: int, spacing: str = "leading",
+              first_timestep: int | None = None):
+  """(timesteps, prev_timesteps) int32 arrays of a k-step sampler.
+
+  `first_timestep` drops the grid entries above it (STEP's warm start begins there).
+  """
+  T = schedule.num_train_timesteps
+  ts = timesteps(T, num_steps, spacing)
+  prev = prev_timesteps(ts, T, num_steps)
+  if first_timestep is not None:
+    keep = ts <= first_timestep
+    ts, prev = ts[keep], prev[keep]
+  return ts, prev
+
+
+def ddim_sample(schedule: Schedule, denoise: Denoiser, x_init, ts, prev_ts):
+  """Runs the DDIM steps (ts[i] -> prev_ts[i]) from x_init as one `lax.scan`.
+
+  `ts`/`prev_ts` are static numpy arrays; the number of network evaluations is len(ts).
+  """
+  batch = x_init.shape[0]
+
+  def body(x, tt):
+    t, prev_t = tt
+    t_b = jnp.full((batch,), t, jnp.int32)
+    out = denoise(x, t_b)
+    return ddim_step(schedule, x, out, t_b, jnp.full((batch,), prev_t, jnp.int32)), None
+
+  x, _ = jax.lax.scan(body, x_init, (jnp.asarray(ts, jnp.int32), jnp.asarray(prev_ts, jnp.int32)))
+  return x

@@ -1,0 +1,110 @@
+"""Success-rate evaluation on the real MetaWorld with a batched policy in the loop.
+
+All episodes of an evaluation run side by side: the policy is called once per replanning
+step on a batch of every environment's observation history (its jitted batch size is the
+number of environments) and each environment executes the returned `n_action_steps`
+actions. Episodes use fresh, seeded MetaWorld resets; the same `seed` gives the same
+initial conditions, so methods evaluated with one seed see identical episodes.
+"""
+from __future__ import annotations
+
+import json
+import logging as _logging
+import os
+import time
+
+import jax
+import numpy as np
+
+from jaxpolicy.envs import metaworld_cpu as mw
+from jaxpolicy.envs.registry import check_task
+
+logging = _logging.getLogger("jaxpolicy")
+
+BACKENDS = ("auto", "metaworld", "mjx")
+_ENVS: dict = {}
+
+
+def _envs(task: str, n: int):
+  envs = _ENVS.setdefault(task, [])
+  while len(envs) < n:
+    envs.append(mw.make_env(task, seed=len(envs)))
+  return envs[:n]
+
+
+def resolve_backend(backend: str) -> str:
+  if backend not in BACKENDS:
+    raise ValueError(f"unknown evaluation backend {backend!r}; choose one of {BACKENDS}")
+  if backend == "auto":
+    return "metaworld"
+  if backend == "mjx":
+    raise ValueError("the MJX evaluation backend is not available in this version; "
+                     "use --config.eval.backend=metaworld")
+  return backend
+
+
+def evaluate(policy, task: str, episodes: int = 20, seed: int = 0,
+             episode_length: int = mw.EPISODE_LENGTH) -> dict:
+  """Runs `episodes` episodes at once; success = MetaWorld's flag at any step."""
+  task = check_task(task)
+  envs = _envs(task, episodes)
+  n_obs = policy.nets.n_obs_steps
+  if hasattr(policy, "reset"):
+    policy.reset(episodes)
+  hist = {k: [] for k in policy.obs_shapes}
+  for i, env in enumerate(envs):
+    env.seed(seed * 100_003 + i)
+    state = mw.reset(env)
+    o = mw.observe(env, state)
+    for k in hist:
+      hist[k].append([o[k]] * n_obs)
+  success = np.zeros(episodes, bool)
+  first = np.full(episodes, -1)
+  latencies, t, call = [], 0, 0
+  key = jax.random.PRNGKey(seed)
+  t_start = time.time()
+  while t < episode_length:
+    obs = {k: np.asarray(v, np.float32) for k, v in hist.items()}
+    t0 = time.perf_counter()
+    actions = policy(obs, jax.random.fold_in(key, call))
+    latencies.append(time.perf_counter() - t0)
+    call += 1
+    for j in range(actions.shape[1]):
+      if t >= episode_length:
+        break
+      for i, env in enumerate(envs):
+        state, succ = mw.step(env, actions[i, j])
+        if succ and not success[i]:
+          success[i], first[i] = True, t
+        o = mw.observe(env, state)
+        for k in hist:
+          hist[k][i] = hist[k][i][1:] + [o[k]]
+      t += 1
+  lat = np.asarray(latencies[1:] if len(latencies) > 1 else latencies) * 1e3
+  return {"success_rate": float(success.mean()), "episodes": int(episodes), "seed": int(seed),
+          "nfe": int(policy.nfe), "latency_ms": float(lat.mean()),
+          "latency_ms_p90": float(np.percentile(lat, 90)), "batch": int(episodes),
+          "episode_length": int(episode_length), "backend": "metaworld",
+          "successes": success.astype(int).tolist(), "first_success_step": first.tolist(),
+          "wall_s": round(time.time() - t_start, 2)}
+
+
+def format_table(results: dict) -> str:
+  """results: {task: {policy: metrics}} -> a fixed-width text table."""
+  lines = [f"{'task':<24}{'policy':<22}{'success':>9}{'episodes':>10}{'NFE':>5}{'latency ms':>12}"]
+  for task, pols in results.items():
+    for name, r in pols.items():
+      lines.append(f"{task:<24}{name:<22}{r['success_rate']:>9.2f}{r['episodes']:>10d}"
+                   f"{r['nfe']:>5d}{r['latency_ms']:>12.2f}")
+  return "\n".join(lines)
+
+
+def write_results(workdir: str, results: dict, extra: dict | None = None) -> str:
+  path = os.path.join(workdir, "eval.json")
+  payload = dict(extra or {}, tasks=results)
+  tmp = path + ".tmp"
+  with open(tmp, "w") as f:
+    json.dump(payload, f, indent=2)
+  os.replace(tmp, path)
+  logging.info("wrote %s", path)
+  return path

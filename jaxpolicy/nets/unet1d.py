@@ -1,0 +1,235 @@
+"""ConditionalUnet1D with FiLM (Diffusion Policy / DP3), channel-last, CPU-friendly.
+
+Layout (B, L, C). Every Conv1d is computed as im2col + one dot (XLA's CPU convolution is
+several times slower for these shapes) and only over its *live* taps: at short horizons
+most taps of a kernel only ever see zero padding (horizon 4: lengths 4 -> 2 -> 1). Which
+taps are live depends on the static sequence length alone, so `prune_params` slices the
+kernels once, outside `jit`; parameters and checkpoints keep their full PyTorch-shaped
+kernels `(k, C_in, C_out)` and the module accepts either form.
+
+Parameter semantics match PyTorch so a DP3 / SDM-Policy state dict maps onto them:
+Conv1d weight (C_out, C_in, k) -> kernel (k, C_in, C_out); ConvTranspose1d weight
+(C_in, C_out, k) -> kernel (k, C_in, C_out) with output o = stride * i + j - padding.
+"""
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+
+def mish(x):
+  return x * jnp.tanh(jax.nn.softplus(x))
+
+
+def live_taps(length: int, kernel_size: int, stride: int = 1) -> tuple[int, int]:
+  """[lo, hi) range of kernel taps that touch real input for a 'same'-padded conv."""
+  pad = kernel_size // 2
+  out_len = (length + 2 * pad - kernel_size) // stride + 1
+  used = [j for j in range(kernel_size)
+          if any(0 <= stride * i + j - pad < length for i in range(out_len))]
+  return min(used), max(used) + 1
+
+
+def _conv_im2col(x, kernel, full_k: int, stride: int = 1):
+  """'same'-padded strided cross-correlation of x (B, L, Cin) with kernel (k', Cin, Cout).
+
+  k' is either the full kernel size (sliced here to the live taps) or already the
+  live-tap count produced by `prune_params` for this length.
+  """
+  length = x.shape[1]
+  lo, hi = live_taps(length, full_k, stride)
+  if kernel.shape[0] == full_k:
+    kernel = kernel[lo:hi]
+  elif kernel.shape[0] != hi - lo:
+    raise ValueError(f"kernel has {kernel.shape[0]} taps; expected {full_k} or the "
+                     f"{hi - lo} live taps for length {length}")
+  pad = full_k // 2
+  out_len = (length + 2 * pad - full_k) // stride + 1
+  # tap j reads x[stride * i + j - pad]; pad just enough for the live taps.
+  left = max(0, pad - lo)
+  right = max(0, stride * (out_len - 1) + (hi - 1) - pad - (length - 1))
+  xp = jnp.pad(x, ((0, 0), (left, right), (0, 0)))
+  cols = [xp[:, j - pad + left: j - pad + left + stride * (out_len - 1) + 1: stride]
+          for j in range(lo, hi)]
+  patches = jnp.concatenate(cols, axis=-1) if len(cols) > 1 else cols[0]
+  k = kernel.reshape(-1, kernel.shape[-1])
+  return patches @ k.astype(x.dtype)
+
+
+def _kernel_param(module: nn.Module, shape, bound: float):
+  """The kernel, created at full shape on init; on apply it may be a pruned slice."""
+  if module.has_variable("params", "kernel"):
+    return module.get_variable("params", "kernel")
+  init = lambda key, shape: jax.random.uniform(key, shape, jnp.float32, -bound, bound)
+  return module.param("kernel", init, shape)
+
+
+class Conv1d(nn.Module):
+  features: int
+  kernel_size: int
+  stride: int = 1
+
+  @nn.compact
+  def __call__(self, x):
+    cin = x.shape[-1]
+    bound = 1.0 / math.sqrt(cin * self.kernel_size)  # PyTorch's default init
+    kernel = _kernel_param(self, (self.kernel_size, cin, self.features), bound)
+    init = lambda key, shape: jax.random.uniform(key, shape, jnp.float32, -bound, bound)
+    bias = self.param("bias", init, (self.features,))
+    return _conv_im2col(x, kernel, self.kernel_size, self.stride) + bias.astype(x.dtype)
+
+
+class Upsample1d(nn.Module):
+  """ConvTranspose1d(dim, dim, 4, stride 2, padding 1): length L -> 2L."""
+  features: int
+
+  @nn.compact
+  def __call__(self, x):
+    cin = x.shape[-1]
+    bound = 1.0 / math.sqrt(self.features * 4)
+    kernel = _kernel_param(self, (4, cin, self.features), bound)
+    init = lambda key, shape: jax.random.uniform(key, shape, jnp.float32, -bound, bound)
+    bias = self.param("bias", init, (self.features,))
+    # o = 2 i + j - 1: even o = 2m uses (x[m], j=1), (x[m-1], j=3);
+    # odd o = 2m + 1 uses (x[m+1], j=0), (x[m], j=2).
+    B, L, _ = x.shape
+    if kernel.shape[0] == 2:  # pruned (length 1): only taps 1 and 2 are live
+      w_even, w_odd = kernel[0], kernel[1]
+      even, odd = x @ w_even.astype(x.dtype), x @ w_odd.astype(x.dtype)
+    else:
+      xp = jnp.pad(x, ((0, 0), (1, 1), (0, 0)))
+      prev, cur, nxt = xp[:, :L], xp[:, 1:L + 1], xp[:, 2:]
+      k = kernel.astype(x.dtype)
+      even = jnp.concatenate([cur, prev], -1) @ jnp.concatenate([k[1], k[3]], 0)
+      odd = jnp.concatenate([nxt, cur], -1) @ jnp.concatenate([k[0], k[2]], 0)
+    y = jnp.stack([even, odd], axis=2).reshape(B, 2 * L, -1)
+    return y + bias.astype(x.dtype)
+
+
+class Conv1dBlock(nn.Module):
+  features: int
+  kernel_size: int
+  n_groups: int = 8
+
+  @nn.compact
+  def __call__(self, x):
+    x = Conv1d(self.features, self.kernel_size, name="conv")(x)
+    x = nn.GroupNorm(num_groups=self.n_groups, epsilon=1e-5, name="norm")(x)
+    return mish(x)
+
+
+class ConditionalResidualBlock1D(nn.Module):
+  """Two conv blocks with FiLM (scale * h + bias) from the global condition in between."""
+  features: int
+  kernel_size: int = 5
+  n_groups: int = 8
+
+  @nn.compact
+  def __call__(self, x, cond):
+    h = Conv1dBlock(self.features, self.kernel_size, self.n_groups, name="block0")(x)
+    film = nn.Dense(2 * self.features, name="cond_encoder")(mish(cond))
+    scale, bias = film[:, None, :self.features], film[:, None, self.features:]
+    h = scale * h + bias
+    h = Conv1dBlock(self.features, self.kernel_size, self.n_groups, name="block1")(h)
+    res = x if x.shape[-1] == self.features else Conv1d(self.features, 1, name="residual_conv")(x)
+    return h + res
+
+
+def sinusoidal_embedding(t, dim: int):
+  half = dim // 2
+  freqs = jnp.exp(jnp.arange(half) * -(math.log(10000.0) / (half - 1)))
+  args = t.astype(jnp.float32)[:, None] * freqs[None]
+  return jnp.concatenate([jnp.sin(args), jnp.cos(args)], axis=-1)
+
+
+class ConditionalUnet1D(nn.Module):
+  """x (B, H, A), timestep (B,), global_cond (B, G) -> (B, H, A)."""
+  out_dim: int
+  down_dims: Sequence[int] = (64, 128, 256)
+  kernel_size: int = 5
+  n_groups: int = 8
+  step_embed_dim: int = 128
+
+  @nn.compact
+  def __call__(self, x, timestep, global_cond):
+    e = sinusoidal_embedding(timestep, self.step_embed_dim)
+    e = nn.Dense(self.step_embed_dim * 4, name="step_mlp0")(e)
+    e = nn.Dense(self.step_embed_dim, name="step_mlp1")(mish(e))
+    cond = jnp.concatenate([e, global_cond.astype(e.dtype)], axis=-1)
+    x = x.astype(e.dtype)
+
+    dims = list(self.down_dims)
+    block = lambda f, name: ConditionalResidualBlock1D(f, self.kernel_size, self.n_groups, name=name)
+    skips = []
+    for i, d in enumerate(dims):
+      x = block(d, f"down{i}_res0")(x, cond)
+      x = block(d, f"down{i}_res1")(x, cond)
+      skips.append(x)
+      if i < len(dims) - 1:
+        x = Conv1d(d, 3, stride=2, name=f"down{i}_downsample")(x)
+    x = block(dims[-1], "mid0")(x, cond)
+    x = block(dims[-1], "mid1")(x, cond)
+    for i, d in enumerate(reversed(dims[:-1])):
+      x = jnp.concatenate([x, skips.pop()], axis=-1)
+      x = block(d, f"up{i}_res0")(x, cond)
+      x = block(d, f"up{i}_res1")(x, cond)
+      x = Upsample1d(d, name=f"up{i}_upsample")(x)
+    x = Conv1dBlock(dims[0], self.kernel_size, self.n_groups, name="final_block")(x)
+    return Conv1d(self.out_dim, 1, name="final_conv")(x)
+
+
+def check_horizon(horizon: int, n_levels: int):
+  """The U-Net halves the length n_levels - 1 times and doubles it back."""
+  if horizon % (2 ** (n_levels - 1)) != 0:
+    raise ValueError(f"horizon {horizon} must be divisible by 2**(len(down_dims)-1) = "
+                     f"{2 ** (n_levels - 1)}")
+
+
+def prune_params(params, horizon: int, down_dims: Sequence[int], kernel_size: int = 5):
+  """Slices every conv kernel to the taps that are live at this static horizon.
+
+  Exact: the pruned network computes the same function. Call once, outside `jit`, when
+  a policy is built; training keeps full kernels.
+  """
+  params = jax.tree_util.tree_map(lambda a: a, params)  # shallow copy of the dict tree
+  p = dict(params)
+  n = len(down_dims)
+  lengths = {}  # level -> sequence length at that level
+  for i in range(n):
+    lengths[i] = horizon // (2 ** i)
+
+  def prune_block(block, length):
+    block = dict(block)
+    for sub in ("block0", "block1"):
+      b = dict(block[sub]); c = dict(b["conv"])
+      lo, hi = live_taps(length, kernel_size)
+      c["kernel"] = c["kernel"][lo:hi]
+      b["conv"] = c; block[sub] = b
+    return block
+
+  for i in range(n):
+    for r in ("res0", "res1"):
+      p[f"down{i}_{r}"] = prune_block(p[f"down{i}_{r}"], lengths[i])
+    if i < n - 1:
+      c = dict(p[f"down{i}_downsample"])
+      lo, hi = live_taps(lengths[i], 3, stride=2)
+      c["kernel"] = c["kernel"][lo:hi]
+      p[f"down{i}_downsample"] = c
+  for m in ("mid0", "mid1"):
+    p[m] = prune_block(p[m], lengths[n - 1])
+  for i in range(n - 1):
+    length = lengths[n - 1 - i]
+    for r in ("res0", "res1"):
+      p[f"up{i}_{r}"] = prune_block(p[f"up{i}_{r}"], length)
+    if length == 1:
+      c = dict(p[f"up{i}_upsample"])
+      c["kernel"] = c["kernel"][1:3]
+      p[f"up{i}_upsample"] = c
+  fb = dict(p["final_block"]); c = dict(fb["conv"])
+  lo, hi = live_taps(horizon, kernel_size)
+  c["kernel"] = c["kernel"][lo:hi]; fb["conv"] = c; p["final_block"] = fb
+  return p

@@ -1,0 +1,301 @@
+"""The one training loop every method runs: data, state, jitted steps, logs, evals, checkpoints.
+
+Resumes from the latest checkpoint in the workdir; the step rng is `fold_in(seed, step)`,
+so a resumed run continues exactly where an uninterrupted one would. SIGTERM / Ctrl-C save a
+checkpoint and exit; a non-finite loss stops the run before anything bad is saved.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging as _logging
+import math
+import os
+import signal
+import time
+
+import jax
+import ml_collections
+import numpy as np
+
+from jaxpolicy import evaluation, methods
+from jaxpolicy import nets as nets_lib
+from jaxpolicy.data import collect
+from jaxpolicy.data.dataset import DemoData, load_demos
+from jaxpolicy.data.normalizer import Normalizer
+from jaxpolicy.policy import Policy, unet_policy
+from jaxpolicy.train.checkpoint import Checkpointer
+from jaxpolicy.train.validate import check_config, check_workdir, identity
+
+logging = _logging.getLogger("jaxpolicy")
+
+
+class NonFiniteLoss(FloatingPointError):
+  pass
+
+
+class Interrupted(SystemExit):
+  pass
+
+
+@dataclasses.dataclass
+class Run:
+  """A trained (or restored) run: enough to build its policies or distil from it."""
+  config: ml_collections.ConfigDict
+  workdir: str
+  nets: nets_lib.Nets
+  state: object
+  normalizer: Normalizer
+  obs_shapes: dict
+  action_dim: int
+  step: int
+
+  def policies(self) -> dict[str, Policy]:
+    method = methods.get(self.config.method)
+    out = {}
+    for name, (sample, enc, unet, nfe) in method.make_policies(self.config, self.nets,
+                                                               self.state).items():
+      out[name] = unet_policy(name, self.config, self.nets, self.normalizer, sample, enc, unet,
+                              nfe, self.obs_shapes)
+    return out
+
+
+def default_workdir(config) -> str:
+  return os.path.join("runs", f"{config.method}_{config.task}_{config.obs}_{config.preset}"
+                      f"_s{config.seed}")
+
+
+def _meta(config, data_normalizer, obs_shapes, action_dim, step, extra=None):
+  return dict(config=config.to_dict(), normalizer=data_normalizer.to_json(),
+              obs_shapes={k: list(v) for k, v in obs_shapes.items()}, action_dim=int(action_dim),
+              method=config.method, step=int(step), **(extra or {}))
+
+
+def load_demo_data(config, normalizer=None) -> DemoData:
+  keys = nets_lib.obs_keys(config.obs)
+  sensor = None
+  if config.obs == "pointcloud":
+    from jaxpolicy.envs.pointcloud import make_sensor  # pylint: disable=g-import-not-at-top
+    sensor = make_sensor(config)
+  path = collect.ensure_demos(config.data.dir, config.task, config.data.num_episodes,
+                              seed=config.data.seed, obs_type=config.obs, sensor=sensor)
+  p = config.policy
+  return load_demos(path, keys, p.horizon, p.n_obs_steps, p.n_action_steps,
+                    val_episodes=config.data.val_episodes, seed=config.data.seed,
+                    normalizer=normalizer)
+
+
+def restore_run(workdir: str, step: int | None = None) -> Run:
+  """Loads a saved run of any method from its workdir (the latest step by default)."""
+  ckpt = Checkpointer(workdir)
+  meta = ckpt.restore_meta(step)
+  config = ml_collections.ConfigDict(meta["config"])
+  method = methods.get(config.method)
+  obs_shapes = {k: tuple(v) for k, v in meta["obs_shapes"].items()}
+  nets = nets_lib.build_nets(config, meta["action_dim"])
+  teacher_state = None
+  if method.NEEDS_TEACHER:
+    from jaxpolicy.methods import teacher as teacher_lib  # pylint: disable=g-import-not-at-top
+    teacher_state = jax.eval_shape(
+        lambda: teacher_lib.init(config, nets, obs_shapes, jax.random.PRNGKey(0)))
+  target = jax.eval_shape(
+      lambda ts: method.init(config, nets, obs_shapes, jax.random.PRNGKey(0), ts), teacher_state)
+  state, meta = ckpt.restore(target, step)
+  ckpt.close()
+  return Run(config, workdir, nets, state, Normalizer.from_json(meta["normalizer"]), obs_shapes,
+             meta["action_dim"], meta["step"])
+
+
+def _check_finite(history, first_step):
+  for i, m in enumerate(history):
+    for k, v in m.items():
+      if k.endswith("_mask") or not m.get(k + "_mask", 1):
+        continue
+      if not np.all(np.isfinite(v)):
+        raise NonFiniteLoss(f"non-finite {k} = {float(np.asarray(v).ravel()[0])} at step "
+                            f"{first_step + i}; the last good checkpoint is kept. Lower the "
+                            f"learning rate or check the data.")
+
+
+def _average(history) -> dict:
+  """Mean of each metric; a metric `m` with a `m_mask` companion averages where mask is 1."""
+  out = {}
+  for k in history[-1]:
+    if k.endswith("_mask"):
+      continue
+    vals = np.array([h[k] for h in history], np.float64)
+    mask = np.array([h.get(k + "_mask", 1.0) for h in history], np.float64)
+    out[k] = float((vals * mask).sum() / mask.sum()) if mask.sum() else float("nan")
+  return out
+
+
+class _SignalGuard:
+  """Turns SIGTERM / SIGINT into a flag checked between steps."""
+
+  def __init__(self):
+    self.signum = None
+    self._old = {}
+
+  def __enter__(self):
+    for s in (signal.SIGTERM, signal.SIGINT):
+      try:
+        self._old[s] = signal.signal(s, self._handle)
+      except ValueError:  # not the main thread
+        pass
+    return self
+
+  def _handle(self, signum, frame):
+    del frame
+    if self.signum is not None:  # second signal: stop now
+      raise KeyboardInterrupt
+    self.signum = signum
+    logging.warning("received signal %d: will checkpoint and exit after this step", signum)
+
+  def __exit__(self, *exc):
+    for s, h in self._old.items():
+      signal.signal(s, h)
+
+
+def evaluate_policies(config, policies: dict, step: int) -> dict:
+  results = {}
+  for name, pol in policies.items():
+    r = evaluation.evaluate(pol, config.task, episodes=config.eval.episodes,
+                            seed=config.eval.seed, episode_length=config.eval.episode_length)
+    r["step"] = int(step)
+    results[name] = r
+    logging.info("eval step %d %s: success %.2f over %d episodes (NFE %d, %.2f ms/call)", step,
+                 name, r["success_rate"], r["episodes"], r["nfe"], r["latency_ms"])
+  return results
+
+
+def load_or_train_teacher(config) -> Run:
+  """The teacher run for a distillation config: restored, resumed or trained first."""
+  from configs import teacher as teacher_configs  # pylint: disable=g-import-not-at-top
+  from jaxpolicy.train.validate import check_teacher  # pylint: disable=g-import-not-at-top
+  tconfig = teacher_configs.get_config(config.preset)
+  with tconfig.unlocked():
+    for key in ("task", "obs", "seed", "data", "policy", "model", "diffusion", "eval"):
+      setattr(tconfig, key, ml_collections.ConfigDict(config[key].to_dict())
+              if isinstance(config[key], ml_collections.ConfigDict) else config[key])
+  workdir = config.teacher_workdir or default_workdir(tconfig)
+  ckpt = Checkpointer(workdir)
+  latest = ckpt.latest_step()
+  if latest is not None:
+    saved = ml_collections.ConfigDict(ckpt.restore_meta(latest)["config"])
+    ckpt.close()
+    check_teacher(saved, config, workdir)
+    if latest >= saved.train.steps:
+      logging.info("using the trained teacher in %s (step %d)", workdir, latest)
+      return restore_run(workdir)
+    tconfig = saved
+    logging.info("teacher in %s stopped at step %d of %d: resuming it first", workdir, latest,
+                 saved.train.steps)
+  elif config.teacher_workdir and os.path.isdir(workdir) and os.listdir(workdir) and not \
+      os.path.exists(os.path.join(workdir, "config.json")):
+    raise FileNotFoundError(f"teacher_workdir {workdir} holds no teacher checkpoint. Point "
+                            f"--config.teacher_workdir at a trained teacher run, or leave it "
+                            f"empty to train one.")
+  else:
+    logging.info("no trained teacher found at %s: training the teacher first (%s preset)",
+                 workdir, config.preset)
+  train(tconfig, workdir)
+  return restore_run(workdir)
+
+
+def train(config, workdir: str | None = None) -> dict:
+  """Trains `config` in `workdir` (resuming), evaluates, writes eval.json; returns results."""
+  check_config(config)
+  workdir = workdir or default_workdir(config)
+  method = methods.get(config.method)
+  teacher = load_or_train_teacher(config) if method.NEEDS_TEACHER else None
+  check_workdir(workdir, config)
+  os.makedirs(workdir, exist_ok=True)
+  with open(os.path.join(workdir, "config.json"), "w") as f:
+    json.dump({"identity": identity(config), "config": config.to_dict()}, f, indent=2)
+
+  data = load_demo_data(config, normalizer=teacher.normalizer if teacher else None)
+  if teacher is not None and data.obs_shapes != teacher.obs_shapes:
+    raise ValueError(f"teacher observation shapes {teacher.obs_shapes} differ from the data's "
+                     f"{data.obs_shapes}")
+  nets = nets_lib.build_nets(config, data.action_dim)
+  rng = jax.random.PRNGKey(config.seed)
+  state = method.init(config, nets, data.obs_shapes, jax.random.fold_in(rng, 1),
+                      teacher.state if teacher else None)
+  ckpt = Checkpointer(workdir)
+  try:
+    state, step = _fit(config, workdir, method, nets, data, state, ckpt, rng)
+  finally:
+    ckpt.close()
+
+  run = Run(config, workdir, nets, state, data.normalizer, data.obs_shapes, data.action_dim, step)
+  policies = dict(teacher.policies()) if teacher is not None else {}
+  policies.update(run.policies())
+  results = {config.task: evaluate_policies(config, policies, step)}
+  with open(os.path.join(workdir, "evals.jsonl"), "a") as f:
+    f.write(json.dumps({"step": step, "results": results[config.task], "final": True}) + "\n")
+  evaluation.write_results(workdir, results, extra={
+      "method": config.method, "step": step, "preset": config.preset, "obs": config.obs,
+      "teacher_workdir": teacher.workdir if teacher else None})
+  print(evaluation.format_table(results), flush=True)
+  return results
+
+
+def _fit(config, workdir, method, nets, data, state, ckpt, rng):
+  """The step loop: resume, jitted steps, logging, periodic checkpoints and evaluations."""
+  start = ckpt.latest_step() or 0
+  if start:
+    state, _ = ckpt.restore(state, start)
+    logging.info("resuming %s from step %d", workdir, start)
+  meta = lambda s: _meta(config, data.normalizer, data.obs_shapes, data.action_dim, s)
+
+  def step_fn(state, windows, key):
+    k_batch, k_step = jax.random.split(key)
+    batch = windows.sample(k_batch, config.train.batch_size)
+    return method.train_step(config, nets, state, batch, k_step)
+
+  jit_step = jax.jit(step_fn, donate_argnums=(0,))
+  total = config.train.steps
+  step_rng = jax.random.fold_in(rng, 2)
+  log_every = max(1, config.train.log_every)
+  metrics_path = os.path.join(workdir, "metrics.jsonl")
+  evals_path = os.path.join(workdir, "evals.jsonl")
+  history, t_last, s_last, t0 = [], time.time(), start, time.time()
+  logging.info("training %s on %s (%s obs, %d train windows) for %d steps -> %s", config.method,
+               config.task, config.obs, data.train.num_windows, total, workdir)
+  step = start
+  with _SignalGuard() as guard:
+    while step < total:
+      state, m = jit_step(state, data.train, jax.random.fold_in(step_rng, step))
+      history.append(m)
+      step += 1
+      if not (step % log_every == 0 or step == total or guard.signum is not None):
+        continue
+      hist = jax.device_get(history)
+      _check_finite(hist, step - len(hist) + 1)
+      history = []
+      now = time.time()
+      rate = (step - s_last) / max(now - t_last, 1e-9)
+      t_last, s_last = now, step
+      avg = _average(hist)
+      eta = (total - step) / max(rate, 1e-9)
+      logging.info("step %d/%d  %s  %.1f steps/s  ETA %s", step, total,
+                   "  ".join(f"{k} {v:.4g}" for k, v in avg.items()), rate,
+                   time.strftime("%H:%M:%S", time.gmtime(eta)))
+      with open(metrics_path, "a") as f:
+        f.write(json.dumps(dict(step=step, steps_per_s=rate, wall_s=now - t0, **avg)) + "\n")
+      if guard.signum is not None:
+        ckpt.save(step, state, meta(step))
+        logging.warning("interrupted at step %d: checkpoint saved in %s; rerun the same "
+                        "command to resume", step, workdir)
+        raise Interrupted(128 + guard.signum)
+      if config.train.ckpt_every and step % config.train.ckpt_every == 0 and step < total:
+        ckpt.save(step, state, meta(step))
+      if config.eval.every and step % config.eval.every == 0 and step < total:
+        run = Run(config, workdir, nets, state, data.normalizer, data.obs_shapes,
+                  data.action_dim, step)
+        res = evaluate_policies(config, run.policies(), step)
+        with open(evals_path, "a") as f:
+          f.write(json.dumps({"step": step, "results": res}) + "\n")
+  if ckpt.latest_step() != step:
+    ckpt.save(step, state, meta(step))
+  return state, step

@@ -1,0 +1,113 @@
+"""Checks that stop bad input early with one message naming the problem and the fix."""
+from __future__ import annotations
+
+import json
+import os
+
+from jaxpolicy import evaluation, methods, nets
+from jaxpolicy.diffusion.schedule import PREDICTION_TYPES, SPACINGS
+from jaxpolicy.envs.registry import check_task
+
+# config sections that define what a run *is*; a workdir holding a run that differs in
+# any of them belongs to another experiment.
+IDENTITY_KEYS = ("method", "task", "obs", "seed", "policy", "model", "diffusion", "data")
+# sections a teacher and its students must share
+TEACHER_KEYS = ("task", "obs", "policy", "model", "diffusion")
+
+
+class ConfigError(ValueError):
+  pass
+
+
+def _positive(config, path):
+  node = config
+  for p in path.split("."):
+    node = node[p]
+  if not isinstance(node, int) or isinstance(node, bool) or node <= 0:
+    raise ConfigError(f"config.{path} must be a positive integer, got {node!r}")
+
+
+def check_config(config) -> None:
+  try:
+    methods.get(config.method)
+    check_task(config.task)
+    nets.obs_keys(config.obs)
+    evaluation.resolve_backend(config.eval.backend)
+  except ValueError as e:
+    raise ConfigError(str(e)) from None
+  for path in ("train.batch_size", "train.steps", "policy.horizon", "policy.n_obs_steps",
+               "policy.n_action_steps", "data.num_episodes", "eval.episodes",
+               "diffusion.num_inference_steps", "eval.episode_length"):
+    _positive(config, path)
+  p = config.policy
+  if p.n_obs_steps - 1 + p.n_action_steps > p.horizon:
+    raise ConfigError(f"n_action_steps ({p.n_action_steps}) does not fit in the horizon "
+                      f"({p.horizon}) after n_obs_steps - 1 = {p.n_obs_steps - 1} observed "
+                      f"steps; need n_obs_steps - 1 + n_action_steps <= horizon")
+  levels = len(config.model.down_dims)
+  if p.horizon % (2 ** (levels - 1)):
+    raise ConfigError(f"policy.horizon ({p.horizon}) must be divisible by "
+                      f"{2 ** (levels - 1)} (the U-Net halves it {levels - 1} times)")
+  d = config.diffusion
+  if d.prediction_type not in PREDICTION_TYPES:
+    raise ConfigError(f"diffusion.prediction_type must be one of {PREDICTION_TYPES}")
+  if d.spacing not in SPACINGS:
+    raise ConfigError(f"diffusion.spacing must be one of {SPACINGS}, got {d.spacing!r}")
+  if not 1 <= d.num_inference_steps <= d.num_train_timesteps:
+    raise ConfigError(f"diffusion.num_inference_steps must be in [1, {d.num_train_timesteps}]")
+  if any(c % config.model.n_groups for c in config.model.down_dims):
+    raise ConfigError(f"every model.down_dims entry must be divisible by model.n_groups "
+                      f"({config.model.n_groups})")
+  check = getattr(methods.get(config.method), "check_config", None)
+  if check is not None:
+    check(config)
+
+
+def identity(config) -> dict:
+  d = config.to_dict()
+  return json.loads(json.dumps({k: d[k] for k in IDENTITY_KEYS if k in d}))
+
+
+def _diff(a: dict, b: dict, prefix="") -> list[str]:
+  out = []
+  for k in sorted(set(a) | set(b)):
+    va, vb = a.get(k), b.get(k)
+    if isinstance(va, dict) and isinstance(vb, dict):
+      out += _diff(va, vb, f"{prefix}{k}.")
+    elif va != vb:
+      out.append(f"{prefix}{k}: {va!r} vs {vb!r}")
+  return out
+
+
+def check_workdir(workdir: str, config) -> None:
+  """Refuses a workdir that holds a run of a different config."""
+  path = os.path.join(workdir, "config.json")
+  if not os.path.exists(path):
+    if os.path.isdir(os.path.join(workdir, "checkpoints")):
+      raise ConfigError(f"workdir {workdir} has checkpoints but no config.json; it was not "
+                        f"written by this tool or is damaged. Use another --workdir.")
+    return
+  try:
+    with open(path) as f:
+      saved = json.load(f)["identity"]
+  except (OSError, ValueError, KeyError) as e:
+    raise ConfigError(f"cannot read {path} ({e}); use another --workdir") from None
+  diff = _diff(saved, identity(config))
+  if diff:
+    raise ConfigError(f"workdir {workdir} holds a run of a different config "
+                      f"({'; '.join(diff[:4])}). Use a new --workdir, or delete the old run.")
+
+
+def check_teacher(teacher_config, student_config, workdir: str) -> None:
+  """A student must match its teacher's task, observations, architecture and schedule."""
+  a = {k: teacher_config.to_dict().get(k) for k in TEACHER_KEYS}
+  b = {k: student_config.to_dict().get(k) for k in TEACHER_KEYS}
+  a, b = json.loads(json.dumps(a)), json.loads(json.dumps(b))
+  diff = _diff(a, b)
+  if teacher_config.method != "teacher":
+    raise ConfigError(f"teacher_workdir {workdir} holds a {teacher_config.method!r} run, not a "
+                      f"teacher")
+  if diff:
+    raise ConfigError(f"the teacher in {workdir} does not match this config "
+                      f"({'; '.join(diff[:4])}). Train a matching teacher (leave "
+                      f"teacher_workdir empty) or change the student config to match.")

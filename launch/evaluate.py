@@ -1,0 +1,37 @@
+"""Evaluate a saved run's policies on the real MetaWorld and write <workdir>/eval.json.
+
+    python -m launch.evaluate --workdir=runs/sdm_drawer-open_state_quick_s0 [--episodes=20]
+"""
+from absl import app, flags
+
+from launch import common
+
+flags.DEFINE_string("workdir", None, "A run directory with checkpoints.")
+flags.DEFINE_integer("episodes", 20, "Episodes per policy.")
+flags.DEFINE_integer("seed", 0, "Evaluation seed (same seed = same initial conditions).")
+flags.DEFINE_string("task", "", "Task to evaluate on (default: the run's task).")
+flags.mark_flags_as_required(["workdir"])
+FLAGS = flags.FLAGS
+
+
+def main(argv):
+  del argv
+  common.setup()
+  from jaxpolicy import evaluation  # pylint: disable=g-import-not-at-top
+  from jaxpolicy.train import loop  # pylint: disable=g-import-not-at-top
+
+  def run():
+    r = loop.restore_run(FLAGS.workdir)
+    task = FLAGS.task or r.config.task
+    with r.config.unlocked():
+      r.config.task, r.config.eval.episodes, r.config.eval.seed = task, FLAGS.episodes, FLAGS.seed
+    results = {task: loop.evaluate_policies(r.config, r.policies(), r.step)}
+    evaluation.write_results(FLAGS.workdir, results, extra={"method": r.config.method,
+                                                            "step": r.step})
+    print(evaluation.format_table(results))
+
+  common.run_guarded(run)
+
+
+if __name__ == "__main__":
+  app.run(main)

@@ -1,0 +1,26 @@
+from setuptools import find_packages, setup
+
+setup(
+    name="jaxpolicy",
+    version="0.1.0",
+    description="Fast diffusion policies for robot manipulation in JAX/Flax: teacher, SDM "
+                "one-step distillation, STEP, consistency distillation; MetaWorld evaluation.",
+    packages=find_packages(include=["jaxpolicy", "jaxpolicy.*", "configs", "launch",
+                                    "benchmarks"]),
+    python_requires=">=3.10",
+    install_requires=[
+        "jax",
+        "flax",
+        "optax",
+        "orbax-checkpoint",
+        "chex",
+        "numpy",
+        "ml_collections",
+        "absl-py",
+        "zarr>=3",           # DP3-layout datasets (written as zarr format 2)
+        "metaworld==3.1.1",
+        "mujoco==3.3.0",     # metaworld 3.1.1 needs this exact version
+        "mujoco-mjx==3.3.0",
+    ],
+    extras_require={"test": ["pytest"]},
+)

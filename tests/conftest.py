@@ -1,0 +1,4 @@
+import os
+
+os.environ.setdefault("MUJOCO_GL", "egl")
+os.environ.setdefault("XLA_FLAGS", "")

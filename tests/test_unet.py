@@ -1,0 +1,90 @@
+"""The im2col / pruned U-Net against plain numpy convolutions and against itself unpruned."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxpolicy.nets import unet1d
+
+
+def np_conv1d(x, w, b, stride=1):
+  """PyTorch Conv1d semantics: x (B, L, Cin), w (k, Cin, Cout), padding k // 2."""
+  k = w.shape[0]
+  pad = k // 2
+  B, L, _ = x.shape
+  out_len = (L + 2 * pad - k) // stride + 1
+  y = np.zeros((B, out_len, w.shape[2]))
+  for i in range(out_len):
+    for j in range(k):
+      src = stride * i + j - pad
+      if 0 <= src < L:
+        y[:, i] += x[:, src] @ w[j]
+  return y + b
+
+
+def np_conv_transpose1d(x, w, b, stride=2, padding=1):
+  """PyTorch ConvTranspose1d: out[stride*i + j - padding] += x[i] @ w[j]."""
+  B, L, _ = x.shape
+  k = w.shape[0]
+  out_len = (L - 1) * stride - 2 * padding + k
+  y = np.zeros((B, out_len, w.shape[2]))
+  for i in range(L):
+    for j in range(k):
+      o = stride * i + j - padding
+      if 0 <= o < out_len:
+        y[:, o] += x[:, i] @ w[j]
+  return y + b
+
+
+@pytest.mark.parametrize("L,k,stride", [(4, 5, 1), (2, 5, 1), (1, 5, 1), (16, 5, 1), (4, 3, 2),
+                                        (2, 3, 2), (8, 1, 1)])
+def test_conv_matches_numpy(L, k, stride):
+  rng = np.random.default_rng(0)
+  x = rng.normal(size=(2, L, 6))
+  m = unet1d.Conv1d(5, k, stride)
+  p = m.init(jax.random.PRNGKey(0), jnp.asarray(x, jnp.float32))
+  w, b = np.asarray(p["params"]["kernel"]), np.asarray(p["params"]["bias"])
+  got = m.apply(p, jnp.asarray(x, jnp.float32))
+  np.testing.assert_allclose(np.asarray(got), np_conv1d(x, w, b, stride), atol=1e-5)
+  # the statically pruned kernel gives the same result
+  lo, hi = unet1d.live_taps(L, k, stride)
+  pruned = {"params": {"kernel": p["params"]["kernel"][lo:hi], "bias": p["params"]["bias"]}}
+  np.testing.assert_allclose(np.asarray(m.apply(pruned, jnp.asarray(x, jnp.float32))),
+                             np.asarray(got), atol=1e-6)
+
+
+@pytest.mark.parametrize("L", [1, 2, 4])
+def test_upsample_matches_numpy_conv_transpose(L):
+  rng = np.random.default_rng(1)
+  x = rng.normal(size=(2, L, 6))
+  m = unet1d.Upsample1d(6)
+  p = m.init(jax.random.PRNGKey(0), jnp.asarray(x, jnp.float32))
+  w, b = np.asarray(p["params"]["kernel"]), np.asarray(p["params"]["bias"])
+  got = m.apply(p, jnp.asarray(x, jnp.float32))
+  np.testing.assert_allclose(np.asarray(got), np_conv_transpose1d(x, w, b), atol=1e-5)
+
+
+def test_live_taps_short_sequences():
+  assert unet1d.live_taps(1, 5) == (2, 3)   # only the centre tap
+  assert unet1d.live_taps(2, 5) == (1, 4)   # three taps
+  assert unet1d.live_taps(4, 5) == (0, 5)
+
+
+@pytest.mark.parametrize("horizon,dims", [(4, (16, 32, 64)), (16, (16, 32, 64)), (8, (16, 32))])
+def test_pruned_unet_equals_full(horizon, dims):
+  m = unet1d.ConditionalUnet1D(out_dim=4, down_dims=dims, step_embed_dim=16)
+  rng = np.random.default_rng(2)
+  x = jnp.asarray(rng.normal(size=(3, horizon, 4)), jnp.float32)
+  t = jnp.array([0, 37, 99])
+  c = jnp.asarray(rng.normal(size=(3, 10)), jnp.float32)
+  p = m.init(jax.random.PRNGKey(0), x, t, c)
+  full = m.apply(p, x, t, c)
+  pp = {"params": unet1d.prune_params(p["params"], horizon, dims)}
+  n_full = sum(a.size for a in jax.tree_util.tree_leaves(p))
+  n_pruned = sum(a.size for a in jax.tree_util.tree_leaves(pp))
+  if horizon == 4:
+    assert n_pruned < 0.6 * n_full
+  if horizon == 16:
+    assert n_pruned == n_full   # nothing is dead at horizon 16
+  np.testing.assert_allclose(np.asarray(m.apply(pp, x, t, c)), np.asarray(full), atol=1e-5)
+  assert full.shape == x.shape
