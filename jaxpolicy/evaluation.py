@@ -49,8 +49,7 @@ def evaluate(policy, task: str, episodes: int = 20, seed: int = 0,
   task = check_task(task)
   envs = _envs(task, episodes)
   n_obs = policy.nets.n_obs_steps
-  if hasattr(policy, "reset"):
-    policy.reset(episodes)
+  policy.reset(episodes)
   hist = {k: [] for k in policy.obs_shapes}
   for i, env in enumerate(envs):
     env.seed(seed * 100_003 + i)

@@ -1,7 +1,11 @@
 """A policy: observation history -> normalised obs -> encoder -> sampler -> actions.
 
-One jitted function per policy covers the whole call. Methods only provide the sampler
-(`sample(sampler_params, cond, rng) -> normalised action chunk`).
+One jitted function per policy covers the whole call. Methods only provide the sampler,
+`sample(sampler_params, cond, carry, rng) -> (normalised action chunk, carry)`, where
+`carry` is per-environment state a sampler keeps between calls (STEP's previous chunk and
+stall flag; an empty tuple for stateless samplers). The pure form, `Policy.apply`, is what a
+compiled rollout (e.g. MJX) puts inside its `lax.scan`; `Policy.__call__` keeps the carry on
+the host for Python loops such as the real-MetaWorld evaluator (call `reset(batch)` first).
 """
 from __future__ import annotations
 
@@ -24,20 +28,32 @@ class Policy:
   nfe: int
   nets: Nets
   normalizer: Normalizer
-  sample: Callable  # (sampler_params, cond, rng) -> (B, H, A) normalised
+  sample: Callable  # (sampler_params, cond, carry, rng) -> ((B, H, A) normalised, carry)
   encoder_params: Any
   sampler_params: Any
   obs_shapes: dict
   n_action_steps: int
+  init_carry: Callable = lambda batch: ()   # batch -> initial carry of an episode
 
   def __post_init__(self):
-    self._jit = jax.jit(self._forward)
+    self._jit = jax.jit(self.apply)
+    self._carry = None
 
-  def _forward(self, params, obs, rng):
+  def apply(self, params, obs, carry, rng):
+    """Pure: (params, raw obs history, carry, rng) -> (unnormalised chunk, new carry)."""
     enc_params, sampler_params = params
     cond = self.nets.encode(enc_params, normalize_obs(self.normalizer, obs))
-    x = self.sample(sampler_params, cond, rng)
-    return self.normalizer["action"].unnormalize(x)
+    x, carry = self.sample(sampler_params, cond, carry, rng)
+    return self.normalizer["action"].unnormalize(x), carry
+
+  def executed(self, chunk):
+    """The actions an environment executes from a chunk: [n_obs-1, n_obs-1+n_action)."""
+    start = self.nets.n_obs_steps - 1
+    return chunk[:, start:start + self.n_action_steps]
+
+  def reset(self, batch: int):
+    """Starts new episodes for the host-side carry used by `__call__`."""
+    self._carry = self.init_carry(batch)
 
   @property
   def params(self):
@@ -55,28 +71,67 @@ class Policy:
                          f"{', '.join(map(str, shape))}) (n_obs_steps={n}), got {got}")
 
   def chunk(self, obs: dict, rng) -> jax.Array:
-    """The full predicted chunk (B, horizon, A), unnormalised."""
+    """The full predicted chunk (B, horizon, A), unnormalised; advances the host carry."""
     self.check_obs(obs)
-    return self._jit(self.params, {k: jnp.asarray(v, jnp.float32) for k, v in obs.items()}, rng)
+    batch = np.shape(next(iter(obs.values())))[0]
+    if self._carry is None or _batch_of(self._carry, batch) != batch:
+      self.reset(batch)
+    out, self._carry = self._jit(self.params, {k: jnp.asarray(v, jnp.float32)
+                                               for k, v in obs.items()}, self._carry, rng)
+    return out
 
   def __call__(self, obs: dict, rng) -> np.ndarray:
-    """The executed actions (B, n_action_steps, A): chunk[n_obs_steps-1 : +n_action_steps]."""
-    start = self.nets.n_obs_steps - 1
-    return np.asarray(self.chunk(obs, rng))[:, start:start + self.n_action_steps]
+    """The executed actions (B, n_action_steps, A)."""
+    return np.asarray(self.executed(self.chunk(obs, rng)))
 
   def compiled_cost(self, batch: int):
-    """(compile seconds, compiled executable) for a batch size, compiled apart."""
+    """(compile seconds, compiled executable) for a batch size, compiled apart.
+
+    The executable takes (params, obs, carry, rng)."""
     obs = {k: jax.ShapeDtypeStruct((batch, self.nets.n_obs_steps) + tuple(s), jnp.float32)
            for k, s in self.obs_shapes.items()}
     t0 = time.perf_counter()
-    lowered = self._jit.lower(self.params, obs, jax.random.PRNGKey(0))
+    lowered = self._jit.lower(self.params, obs, self.init_carry(batch), jax.random.PRNGKey(0))
     compiled = lowered.compile()
     return time.perf_counter() - t0, compiled
 
 
-def unet_policy(name, config, nets: Nets, normalizer, sample, encoder_params, unet_params, nfe,
-                obs_shapes, prune: bool = True) -> Policy:
-  """A policy whose sampler takes U-Net params; prunes dead kernel taps once, here."""
-  sampler_params = inference_unet_params(unet_params, config) if prune else unet_params
-  return Policy(name, nfe, nets, normalizer, sample, encoder_params, sampler_params,
-                dict(obs_shapes), config.policy.n_action_steps)
+@dataclasses.dataclass(frozen=True)
+class PolicySpec:
+  """What a method hands over to build a Policy (see `methods.make_policies`).
+
+  sampler_params: U-Net params, or a dict with a "unet" entry plus other networks' params.
+  init_carry: None for a stateless `sample(params, cond, rng)`; else the carried form.
+  """
+  sample: Callable
+  encoder_params: Any
+  sampler_params: Any
+  nfe: int
+  init_carry: Callable | None = None
+
+
+def _batch_of(carry, default: int) -> int:
+  leaves = jax.tree_util.tree_leaves(carry)
+  return leaves[0].shape[0] if leaves else default
+
+
+def stateless(sample):
+  """Adapts `sample(params, cond, rng) -> x` to the carried form."""
+  return lambda params, cond, carry, rng: (sample(params, cond, rng), carry)
+
+
+def build_policy(name, config, nets: Nets, normalizer, spec: PolicySpec, obs_shapes,
+                 prune: bool = True) -> Policy:
+  """A Policy from a method's spec; prunes the U-Net's dead kernel taps once, here."""
+  sample, unet_params, init_carry = spec.sample, spec.sampler_params, spec.init_carry
+  if prune:
+    if isinstance(unet_params, dict) and "unet" in unet_params:
+      sampler_params = dict(unet_params, unet=inference_unet_params(unet_params["unet"], config))
+    else:
+      sampler_params = inference_unet_params(unet_params, config)
+  else:
+    sampler_params = unet_params
+  if init_carry is None:
+    sample, init_carry = stateless(sample), (lambda batch: ())
+  return Policy(name, spec.nfe, nets, normalizer, sample, spec.encoder_params, sampler_params,
+                dict(obs_shapes), config.policy.n_action_steps, init_carry)

@@ -3,7 +3,7 @@
   NEEDS_TEACHER: bool
   init(config, nets, obs_shapes, rng, teacher_state) -> state  (a flax.struct dataclass)
   train_step(config, nets, state, batch, rng) -> (state, metrics)
-  make_policies(config, nets, state) -> {name: (sample_fn, encoder_params, unet_params, nfe)}
+  make_policies(config, nets, state) -> {name: jaxpolicy.policy.PolicySpec}
 
 `teacher_state` is the trained teacher's state (a TeacherState) for distillation methods.
 """

@@ -27,6 +27,7 @@ from jaxpolicy import nets as nets_lib
 from jaxpolicy.diffusion import losses, samplers
 from jaxpolicy.diffusion.schedule import timesteps
 from jaxpolicy.methods import teacher as teacher_lib
+from jaxpolicy.policy import PolicySpec
 from jaxpolicy.train import state as state_lib
 from jaxpolicy.train.validate import ConfigError
 
@@ -169,10 +170,10 @@ def make_policies(config, nets, state: SDMState):
   gen = state.gen.ema_params if (config.eval.use_ema and state.gen.ema_params is not None) \
       else state.gen.params
   sample, nfe = one_step_sampler(config, nets)
-  out = {"sdm_1step": (sample, state.encoder, gen, nfe)}
+  out = {"sdm_1step": PolicySpec(sample, state.encoder, gen, nfe)}
   if config.sdm.eval_anchor_steps:
     # The released code's evaluation: k DDIM steps of the teacher's sampler through G.
     k = config.sdm.eval_anchor_steps
     anchor, nfe_a = teacher_lib.ddim_sampler(config, nets, k, config.diffusion.spacing)
-    out[f"sdm_anchor_ddim{nfe_a}"] = (anchor, state.encoder, gen, nfe_a)
+    out[f"sdm_anchor_ddim{nfe_a}"] = PolicySpec(anchor, state.encoder, gen, nfe_a)
   return out

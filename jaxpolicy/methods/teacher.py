@@ -7,6 +7,7 @@ import jax
 from jaxpolicy import nets as nets_lib
 from jaxpolicy.diffusion import losses, samplers
 from jaxpolicy.diffusion.schedule import Schedule
+from jaxpolicy.policy import PolicySpec
 from jaxpolicy.train import state as state_lib
 
 
@@ -64,8 +65,7 @@ def ddim_sampler(config, nets: nets_lib.Nets, num_steps: int | None = None,
 
 
 def make_policies(config, nets: nets_lib.Nets, state: TeacherState):
-  """{name: (sample_fn, encoder params, unet params, nfe)} evaluated for this method."""
+  """{name: PolicySpec} evaluated for this method: DDIM with the configured k and spacing."""
   params = policy_params(config, state, config.eval.use_ema)
   sample, nfe = ddim_sampler(config, nets)
-  name = f"teacher_ddim{nfe}"
-  return {name: (sample, params["encoder"], params["unet"], nfe)}
+  return {f"teacher_ddim{nfe}": PolicySpec(sample, params["encoder"], params["unet"], nfe)}

@@ -23,7 +23,7 @@ from jaxpolicy import nets as nets_lib
 from jaxpolicy.data import collect
 from jaxpolicy.data.dataset import DemoData, load_demos
 from jaxpolicy.data.normalizer import Normalizer
-from jaxpolicy.policy import Policy, unet_policy
+from jaxpolicy.policy import Policy, build_policy
 from jaxpolicy.train.checkpoint import Checkpointer
 from jaxpolicy.train.validate import check_config, check_workdir, identity
 
@@ -53,10 +53,9 @@ class Run:
   def policies(self) -> dict[str, Policy]:
     method = methods.get(self.config.method)
     out = {}
-    for name, (sample, enc, unet, nfe) in method.make_policies(self.config, self.nets,
-                                                               self.state).items():
-      out[name] = unet_policy(name, self.config, self.nets, self.normalizer, sample, enc, unet,
-                              nfe, self.obs_shapes)
+    for name, spec in method.make_policies(self.config, self.nets, self.state).items():
+      out[name] = build_policy(name, self.config, self.nets, self.normalizer, spec,
+                               self.obs_shapes)
     return out
 
 
