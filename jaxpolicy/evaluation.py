@@ -44,8 +44,11 @@ def resolve_backend(backend: str) -> str:
 
 
 def evaluate(policy, task: str, episodes: int = 20, seed: int = 0,
-             episode_length: int = mw.EPISODE_LENGTH) -> dict:
-  """Runs `episodes` episodes at once; success = MetaWorld's flag at any step."""
+             episode_length: int = mw.EPISODE_LENGTH, sensor=None) -> dict:
+  """Runs `episodes` episodes at once; success = MetaWorld's flag at any step.
+
+  `sensor(env) -> (P, 3)` provides point clouds for policies that observe them.
+  """
   task = check_task(task)
   envs = _envs(task, episodes)
   n_obs = policy.nets.n_obs_steps
@@ -54,7 +57,7 @@ def evaluate(policy, task: str, episodes: int = 20, seed: int = 0,
   for i, env in enumerate(envs):
     env.seed(seed * 100_003 + i)
     state = mw.reset(env)
-    o = mw.observe(env, state)
+    o = mw.observe(env, state, sensor)
     for k in hist:
       hist[k].append([o[k]] * n_obs)
   success = np.zeros(episodes, bool)
@@ -75,7 +78,7 @@ def evaluate(policy, task: str, episodes: int = 20, seed: int = 0,
         state, succ = mw.step(env, actions[i, j])
         if succ and not success[i]:
           success[i], first[i] = True, t
-        o = mw.observe(env, state)
+        o = mw.observe(env, state, sensor)
         for k in hist:
           hist[k][i] = hist[k][i][1:] + [o[k]]
       t += 1

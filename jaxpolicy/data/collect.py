@@ -44,11 +44,11 @@ def collect_episodes(task: str, num_episodes: int, seed: int = 0, obs_type: str 
       rec["point_cloud"] = []
     success = False
     for _ in range(episode_length):
-      obs = mw.observe(env, state)
+      obs = mw.observe(env, state, sensor)
       rec["state"].append(obs["agent_pos"])
       rec["full_state"].append(obs["full_state"])
       if sensor is not None:
-        rec["point_cloud"].append(sensor(env))
+        rec["point_cloud"].append(obs["point_cloud"])
       action = mw.expert_action(expert, state)
       rec["action"].append(action)
       state, succ = mw.step(env, action)

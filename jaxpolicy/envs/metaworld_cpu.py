@@ -47,9 +47,15 @@ def agent_pos(env) -> np.ndarray:
                          env._get_site_pos("leftEndEffector")]).astype(np.float32)
 
 
-def observe(env, state: np.ndarray) -> dict:
-  """The per-frame observation dict stored in datasets and fed to policies."""
-  return {"full_state": np.asarray(state, np.float32), "agent_pos": agent_pos(env)}
+def observe(env, state: np.ndarray, sensor=None) -> dict:
+  """The per-frame observation dict stored in datasets and fed to policies.
+
+  `sensor(env) -> (P, 3) float32` adds a "point_cloud" entry (see jaxpolicy.envs.pointcloud).
+  """
+  obs = {"full_state": np.asarray(state, np.float32), "agent_pos": agent_pos(env)}
+  if sensor is not None:
+    obs["point_cloud"] = sensor(env)
+  return obs
 
 
 def reset(env):

@@ -70,14 +70,19 @@ def _meta(config, data_normalizer, obs_shapes, action_dim, step, extra=None):
               method=config.method, step=int(step), **(extra or {}))
 
 
+def make_sensor(config):
+  """The point-cloud sensor shared by collection and evaluation (None for state obs)."""
+  if config.obs != "pointcloud":
+    return None
+  from jaxpolicy.envs.pointcloud import make_sensor as make  # pylint: disable=g-import-not-at-top
+  return make(config)
+
+
 def load_demo_data(config, normalizer=None) -> DemoData:
   keys = nets_lib.obs_keys(config.obs)
-  sensor = None
-  if config.obs == "pointcloud":
-    from jaxpolicy.envs.pointcloud import make_sensor  # pylint: disable=g-import-not-at-top
-    sensor = make_sensor(config)
   path = collect.ensure_demos(config.data.dir, config.task, config.data.num_episodes,
-                              seed=config.data.seed, obs_type=config.obs, sensor=sensor)
+                              seed=config.data.seed, obs_type=config.obs,
+                              sensor=make_sensor(config))
   p = config.policy
   return load_demos(path, keys, p.horizon, p.n_obs_steps, p.n_action_steps,
                     val_episodes=config.data.val_episodes, seed=config.data.seed,
@@ -159,7 +164,8 @@ def evaluate_policies(config, policies: dict, step: int) -> dict:
   results = {}
   for name, pol in policies.items():
     r = evaluation.evaluate(pol, config.task, episodes=config.eval.episodes,
-                            seed=config.eval.seed, episode_length=config.eval.episode_length)
+                            seed=config.eval.seed, episode_length=config.eval.episode_length,
+                            sensor=make_sensor(config))
     r["step"] = int(step)
     results[name] = r
     logging.info("eval step %d %s: success %.2f over %d episodes (NFE %d, %.2f ms/call)", step,
