@@ -34,17 +34,39 @@ class Policy:
   obs_shapes: dict
   n_action_steps: int
   init_carry: Callable = lambda batch: ()   # batch -> initial carry of an episode
+  carry_from_batch: Callable | None = None  # data batch -> carry (for action_mse)
 
   def __post_init__(self):
     self._jit = jax.jit(self.apply)
     self._carry = None
+    if self.carry_from_batch is None:
+      self.carry_from_batch = lambda batch: self.init_carry(batch["action"].shape[0])
 
   def apply(self, params, obs, carry, rng):
     """Pure: (params, raw obs history, carry, rng) -> (unnormalised chunk, new carry)."""
-    enc_params, sampler_params = params
-    cond = self.nets.encode(enc_params, normalize_obs(self.normalizer, obs))
-    x, carry = self.sample(sampler_params, cond, carry, rng)
+    x, carry = self.apply_normalized(params, normalize_obs(self.normalizer, obs), carry, rng)
     return self.normalizer["action"].unnormalize(x), carry
+
+  def apply_normalized(self, params, obs_norm, carry, rng):
+    """Pure, in normalised units: (params, normalised obs history, carry, rng) -> (x, carry)."""
+    enc_params, sampler_params = params
+    cond = self.nets.encode(enc_params, obs_norm)
+    return self.sample(sampler_params, cond, carry, rng)
+
+  def action_mse(self, windows, rng, batch_size: int = 256) -> float:
+    """Mean squared error (normalised units, whole chunk) against demonstration windows.
+
+    Stateful samplers get the carry they would have had: built from the window's
+    ground-truth previous chunk by `carry_from_batch`.
+    """
+    f = jax.jit(lambda p, batch, key: jnp.sum(jnp.mean((self.apply_normalized(
+        p, batch["obs"], self.carry_from_batch(batch), key)[0] - batch["action"]) ** 2,
+        axis=(1, 2))))
+    total, n = 0.0, windows.num_windows
+    for i, start in enumerate(range(0, n, batch_size)):
+      rows = np.arange(start, min(start + batch_size, n))
+      total += float(f(self.params, windows.take(rows), jax.random.fold_in(rng, i)))
+    return total / n
 
   def executed(self, chunk):
     """The actions an environment executes from a chunk: [n_obs-1, n_obs-1+n_action)."""
@@ -53,7 +75,10 @@ class Policy:
 
   def reset(self, batch: int):
     """Starts new episodes for the host-side carry used by `__call__`."""
-    self._carry = self.init_carry(batch)
+    # committed to the params' device, like the carries the policy returns (committed and
+    # uncommitted arguments compile separately)
+    sharding = jax.tree_util.tree_leaves(self.params)[0].sharding
+    self._carry = jax.device_put(self.init_carry(batch), sharding)
 
   @property
   def params(self):
@@ -108,6 +133,7 @@ class PolicySpec:
   sampler_params: Any
   nfe: int
   init_carry: Callable | None = None
+  carry_from_batch: Callable | None = None
 
 
 def _batch_of(carry, default: int) -> int:
@@ -134,4 +160,5 @@ def build_policy(name, config, nets: Nets, normalizer, spec: PolicySpec, obs_sha
   if init_carry is None:
     sample, init_carry = stateless(sample), (lambda batch: ())
   return Policy(name, spec.nfe, nets, normalizer, sample, spec.encoder_params, sampler_params,
-                dict(obs_shapes), config.policy.n_action_steps, init_carry)
+                dict(obs_shapes), config.policy.n_action_steps, init_carry,
+                spec.carry_from_batch)

@@ -56,6 +56,7 @@ class Windows:
   obs: dict            # key -> (N, ...) normalised
   action: jax.Array    # (N, A) normalised
   index: jax.Array     # (W, horizon)
+  prev_index: jax.Array  # (W, horizon): the chunk n_action_steps earlier (edge-padded)
   n_obs_steps: int = dataclasses.field(metadata=dict(static=True))
 
   @property
@@ -63,9 +64,14 @@ class Windows:
     return self.index.shape[0]
 
   def take(self, rows):
+    """{"obs": {k: (B, n_obs, ...)}, "action": (B, H, A), "prev_action": (B, H, A)}.
+
+    prev_action is the ground-truth chunk preceding the window by n_action_steps: exactly
+    the chunk a policy produced one call earlier (STEP's previous-chunk input).
+    """
     idx = self.index[rows]
     obs = {k: v[idx[:, :self.n_obs_steps]] for k, v in self.obs.items()}
-    return {"obs": obs, "action": self.action[idx]}
+    return {"obs": obs, "action": self.action[idx], "prev_action": self.action[self.prev_index[rows]]}
 
   def sample(self, rng, batch_size: int):
     rows = jax.random.randint(rng, (batch_size,), 0, self.index.shape[0])
@@ -113,8 +119,11 @@ def load_demos(path: str, obs_keys: tuple[str, ...], horizon: int, n_obs_steps: 
   obs = {k: jnp.asarray(v, jnp.float32) for k, v in
          normalize_obs(normalizer, {k: raw[inv[k]] for k in obs_keys}).items()}
   action = jnp.asarray(normalizer["action"].normalize(raw["action"]), jnp.float32)
-  make = lambda eps: Windows(obs, action, jnp.asarray(
-      window_indices(ends, horizon, n_obs_steps - 1, n_action_steps - 1, eps)), n_obs_steps)
+  def make(eps):
+    win = lambda shift: jnp.asarray(window_indices(ends, horizon, n_obs_steps - 1,
+                                                   n_action_steps - 1, eps, shift))
+    return Windows(obs, action, win(0), win(-n_action_steps), n_obs_steps)
+
   return DemoData(normalizer=normalizer, train=make(train_eps),
                   val=make(val_eps) if len(val_eps) else None,
                   obs_shapes={k: tuple(raw[inv[k]].shape[1:]) for k in obs_keys},

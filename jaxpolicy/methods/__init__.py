@@ -4,6 +4,8 @@
   init(config, nets, obs_shapes, rng, teacher_state) -> state  (a flax.struct dataclass)
   train_step(config, nets, state, batch, rng) -> (state, metrics)
   make_policies(config, nets, state) -> {name: jaxpolicy.policy.PolicySpec}
+  final_metrics(config, nets, state, data, policies) -> {policy name: {metric: value}}
+                                                           (optional, after the final eval)
 
 `teacher_state` is the trained teacher's state (a TeacherState) for distillation methods.
 """
@@ -11,7 +13,7 @@ from __future__ import annotations
 
 import importlib
 
-METHODS = ("teacher", "sdm")
+METHODS = ("teacher", "sdm", "step")
 
 
 def get(name: str):

@@ -165,7 +165,7 @@ def evaluate_policies(config, policies: dict, step: int) -> dict:
   for name, pol in policies.items():
     r = evaluation.evaluate(pol, config.task, episodes=config.eval.episodes,
                             seed=config.eval.seed, episode_length=config.eval.episode_length,
-                            sensor=make_sensor(config))
+                            sensor=make_sensor(config), backend=config.eval.get("backend", "auto"))
     r["step"] = int(step)
     results[name] = r
     logging.info("eval step %d %s: success %.2f over %d episodes (NFE %d, %.2f ms/call)", step,
@@ -236,6 +236,13 @@ def train(config, workdir: str | None = None) -> dict:
   policies = dict(teacher.policies()) if teacher is not None else {}
   policies.update(run.policies())
   results = {config.task: evaluate_policies(config, policies, step)}
+  if data.val is not None:  # action error on held-out demonstration windows
+    for name, pol in policies.items():
+      results[config.task][name]["action_mse"] = pol.action_mse(data.val, jax.random.PRNGKey(0))
+  final = getattr(method, "final_metrics", None)  # {policy name: {extra metric: value}}
+  if final is not None:
+    for name, extra in final(config, nets, state, data, policies).items():
+      results[config.task][name].update(extra)
   with open(os.path.join(workdir, "evals.jsonl"), "a") as f:
     f.write(json.dumps({"step": step, "results": results[config.task], "final": True}) + "\n")
   evaluation.write_results(workdir, results, extra={
