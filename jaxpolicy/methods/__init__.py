@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import importlib
 
-METHODS = ("teacher", "sdm", "step")
+METHODS = ("teacher", "sdm", "cd", "step")
 
 
 def get(name: str):

@@ -1,0 +1,43 @@
+"""Consistency distillation (ManiCM-style) of the teacher: the baseline SDM is compared to.
+
+    python -m launch.train --config=configs/cd.py --config.task=drawer-open
+
+Trains (or reuses) the teacher like configs/sdm.py, distils it, and evaluates the teacher
+(DDIM-10) and the one-step consistency policy (NFE 1) side by side.
+Presets: quick (default) | paper | tiny.
+
+cd.* fields:
+  skip            k: the solver step from t_n to t_n - k on the T-step grid (10)
+  target_decay    EMA decay of the target network (0.95)
+  sigma_data, timestep_scaling   boundary scalings c_skip, c_out (0.5, 10)
+  lr, betas, weight_decay, grad_clip, warmup_steps   AdamW of the online network
+  eval_target     evaluate the target (EMA) network (default) or the online one
+"""
+import ml_collections
+
+from configs import common
+
+
+def get_config(arg=None):
+  c = common.base_config(common.parse_arg(arg))
+  c.method = "cd"
+  c.cd = ml_collections.ConfigDict()
+  d = c.cd
+  d.skip = 10
+  d.target_decay = 0.95
+  d.sigma_data = 0.5
+  d.timestep_scaling = 10.0
+  d.lr = 5e-5
+  d.betas = (0.95, 0.999)
+  d.weight_decay = 1e-6
+  d.grad_clip = 1.0
+  d.warmup_steps = 100
+  d.eval_target = True
+  c.train.steps = 2000
+  if c.preset == "paper":
+    c.train.steps = 50_000
+    d.warmup_steps = 500
+  elif c.preset == "tiny":
+    c.train.steps = 10
+    d.warmup_steps = 2
+  return c
