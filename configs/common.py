@@ -66,6 +66,22 @@ def base_config(preset: str) -> ml_collections.ConfigDict:
   c.train.ema_max = 0.9999
   c.train.log_every = 100
   c.train.ckpt_every = 1000
+  c.train.num_devices = 0       # data-parallel devices (0 = all JAX sees); batch is global
+
+  # point-cloud sensor (obs="pointcloud"; DP3), see jaxpolicy/envs/pointcloud.py. Shared by
+  # demonstration collection and evaluation (CPU renderer and MJX ray casting alike).
+  c.pointcloud = ml_collections.ConfigDict()
+  # quick: 128 points from a 64x64 depth image (the PointNet's cost grows with the points:
+  # a quick-size teacher step takes ~0.13 s with state, ~0.6 s with 128 points and ~3 s with
+  # 512 on a 2-core CPU); paper: DP3's 512 points from 128x128.
+  c.pointcloud.num_points = 128          # farthest-point samples per frame
+  c.pointcloud.image_size = 64           # depth image, square; or (height, width)
+  c.pointcloud.camera = "corner2"        # MetaWorld camera (DP3's)
+  c.pointcloud.camera_pos = (0.6, 0.295, 0.8)  # DP3's move of corner2; () keeps the model's
+  c.pointcloud.crop_low = (-0.6, 0.25, -0.01)  # workspace box, world frame (metres)
+  c.pointcloud.crop_high = (0.6, 1.05, 0.7)
+  c.pointcloud.geoms = "light"           # light: collision geoms + primitives (= MJX); visual
+  c.pointcloud.sites = True              # draw visible sites (MetaWorld's goal marker), as DP3
 
   c.eval = ml_collections.ConfigDict()
   c.eval.episodes = 20
@@ -83,6 +99,8 @@ def base_config(preset: str) -> ml_collections.ConfigDict:
     c.train.ckpt_every = 5000
     c.train.log_every = 500
     c.eval.every = 10_000
+    c.pointcloud.num_points = 512
+    c.pointcloud.image_size = 128
   elif preset == "tiny":
     c.data.num_episodes = 2
     c.model.down_dims = (16, 32)
@@ -96,4 +114,6 @@ def base_config(preset: str) -> ml_collections.ConfigDict:
     c.train.ckpt_every = 10
     c.eval.episodes = 2
     c.eval.episode_length = 12
+    c.pointcloud.num_points = 64
+    c.pointcloud.image_size = 32
   return c

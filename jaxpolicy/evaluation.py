@@ -5,6 +5,9 @@ step on a batch of every environment's observation history (its jitted batch siz
 number of environments) and each environment executes the returned `n_action_steps`
 actions. Episodes use fresh, seeded MetaWorld resets; the same `seed` gives the same
 initial conditions, so methods evaluated with one seed see identical episodes.
+With `backend="mjx"` the same episodes run in MuJoCo MJX instead, all of them and the
+policy in one compiled program (jaxpolicy.envs.mjx.evaluator); "auto" picks MJX on
+accelerators and the real MetaWorld on CPU.
 """
 from __future__ import annotations
 
@@ -33,23 +36,43 @@ def _envs(task: str, n: int):
 
 
 def resolve_backend(backend: str) -> str:
+  """"auto" = MJX when JAX sees an accelerator, else the real MetaWorld; or as given."""
   if backend not in BACKENDS:
     raise ValueError(f"unknown evaluation backend {backend!r}; choose one of {BACKENDS}")
   if backend == "auto":
-    return "metaworld"
-  if backend == "mjx":
-    raise ValueError("the MJX evaluation backend is not available in this version; "
-                     "use --config.eval.backend=metaworld")
+    return "mjx" if jax.default_backend() != "cpu" else "metaworld"
   return backend
 
 
+def _mjx_ported(task: str) -> bool:
+  from jaxpolicy.envs.mjx import tasks as mjx_tasks  # pylint: disable=g-import-not-at-top
+  return task in mjx_tasks.PORTED
+
+
 def evaluate(policy, task: str, episodes: int = 20, seed: int = 0,
-             episode_length: int = mw.EPISODE_LENGTH, sensor=None) -> dict:
+             episode_length: int = mw.EPISODE_LENGTH, sensor=None,
+             backend: str = "auto") -> dict:
   """Runs `episodes` episodes at once; success = MetaWorld's flag at any step.
 
   `sensor(env) -> (P, 3)` provides point clouds for policies that observe them.
+  `backend`: "metaworld" (the real MetaWorld, C MuJoCo), "mjx" (every episode and the policy
+  in one compiled MJX program, jaxpolicy.envs.mjx.evaluator) or "auto" (MJX when JAX sees
+  an accelerator and the task's success predicate is ported to MJX, else MetaWorld). The
+  same seed gives the same initial conditions on both backends.
   """
   task = check_task(task)
+  chosen = resolve_backend(backend)
+  if chosen == "mjx" and backend == "auto" and not _mjx_ported(task):
+    logging.info("task %s has no MJX success predicate yet: evaluating on MetaWorld", task)
+    chosen = "metaworld"
+  if (chosen == "mjx" and backend == "auto" and "point_cloud" in policy.obs_shapes
+      and getattr(sensor, "mjx", None) is None):
+    logging.info("no MJX form of the point-cloud sensor: evaluating on MetaWorld")
+    chosen = "metaworld"
+  if chosen == "mjx":
+    from jaxpolicy.envs.mjx import evaluator  # pylint: disable=g-import-not-at-top
+    return evaluator.evaluate(policy, task, episodes=episodes, seed=seed,
+                              episode_length=episode_length, sensor=sensor)
   envs = _envs(task, episodes)
   n_obs = policy.nets.n_obs_steps
   policy.reset(episodes)

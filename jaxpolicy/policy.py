@@ -146,17 +146,29 @@ def stateless(sample):
   return lambda params, cond, carry, rng: (sample(params, cond, rng), carry)
 
 
+def _sampler_params(config, spec: PolicySpec, prune: bool):
+  """The spec's sampler params, with the U-Net's dead kernel taps pruned (exact)."""
+  unet_params = spec.sampler_params
+  if not prune:
+    return unet_params
+  if isinstance(unet_params, dict) and "unet" in unet_params:
+    return dict(unet_params, unet=inference_unet_params(unet_params["unet"], config))
+  return inference_unet_params(unet_params, config)
+
+
 def build_policy(name, config, nets: Nets, normalizer, spec: PolicySpec, obs_shapes,
-                 prune: bool = True) -> Policy:
-  """A Policy from a method's spec; prunes the U-Net's dead kernel taps once, here."""
-  sample, unet_params, init_carry = spec.sample, spec.sampler_params, spec.init_carry
-  if prune:
-    if isinstance(unet_params, dict) and "unet" in unet_params:
-      sampler_params = dict(unet_params, unet=inference_unet_params(unet_params["unet"], config))
-    else:
-      sampler_params = inference_unet_params(unet_params, config)
-  else:
-    sampler_params = unet_params
+                 prune: bool = True, reuse: Policy | None = None) -> Policy:
+  """A Policy from a method's spec; prunes the U-Net's dead kernel taps once, here.
+
+  `reuse`: a policy built earlier from the same method and config; it gets the new
+  params and keeps its compiled function (periodic evaluations do not recompile).
+  """
+  sampler_params = _sampler_params(config, spec, prune)
+  if reuse is not None:
+    reuse.encoder_params, reuse.sampler_params = spec.encoder_params, sampler_params
+    reuse.reset(1)
+    return reuse
+  sample, init_carry = spec.sample, spec.init_carry
   if init_carry is None:
     sample, init_carry = stateless(sample), (lambda batch: ())
   return Policy(name, spec.nfe, nets, normalizer, sample, spec.encoder_params, sampler_params,

@@ -24,6 +24,7 @@ from jaxpolicy.data import collect
 from jaxpolicy.data.dataset import DemoData, load_demos
 from jaxpolicy.data.normalizer import Normalizer
 from jaxpolicy.policy import Policy, build_policy
+from jaxpolicy.train import sharding
 from jaxpolicy.train.checkpoint import Checkpointer
 from jaxpolicy.train.validate import check_config, check_workdir, identity
 
@@ -50,12 +51,13 @@ class Run:
   action_dim: int
   step: int
 
-  def policies(self) -> dict[str, Policy]:
+  def policies(self, reuse: dict | None = None) -> dict[str, Policy]:
+    """The run's policies; `reuse` (an earlier result) keeps their compiled functions."""
     method = methods.get(self.config.method)
     out = {}
     for name, spec in method.make_policies(self.config, self.nets, self.state).items():
       out[name] = build_policy(name, self.config, self.nets, self.normalizer, spec,
-                               self.obs_shapes)
+                               self.obs_shapes, reuse=(reuse or {}).get(name))
     return out
 
 
@@ -215,8 +217,9 @@ def train(config, workdir: str | None = None) -> dict:
   teacher = load_or_train_teacher(config) if method.NEEDS_TEACHER else None
   check_workdir(workdir, config)
   os.makedirs(workdir, exist_ok=True)
-  with open(os.path.join(workdir, "config.json"), "w") as f:
-    json.dump({"identity": identity(config), "config": config.to_dict()}, f, indent=2)
+  if sharding.is_primary():
+    with open(os.path.join(workdir, "config.json"), "w") as f:
+      json.dump({"identity": identity(config), "config": config.to_dict()}, f, indent=2)
 
   data = load_demo_data(config, normalizer=teacher.normalizer if teacher else None)
   if teacher is not None and data.obs_shapes != teacher.obs_shapes:
@@ -227,14 +230,17 @@ def train(config, workdir: str | None = None) -> dict:
   state = method.init(config, nets, data.obs_shapes, jax.random.fold_in(rng, 1),
                       teacher.state if teacher else None)
   ckpt = Checkpointer(workdir)
+  compiled = {}  # the run's policies, reused by every evaluation
   try:
-    state, step = _fit(config, workdir, method, nets, data, state, ckpt, rng)
+    state, step = _fit(config, workdir, method, nets, data, state, ckpt, rng, compiled)
   finally:
     ckpt.close()
 
+  if not sharding.is_primary():
+    return {}
   run = Run(config, workdir, nets, state, data.normalizer, data.obs_shapes, data.action_dim, step)
   policies = dict(teacher.policies()) if teacher is not None else {}
-  policies.update(run.policies())
+  policies.update(run.policies(reuse=compiled))
   results = {config.task: evaluate_policies(config, policies, step)}
   if data.val is not None:  # action error on held-out demonstration windows
     for name, pol in policies.items():
@@ -252,22 +258,39 @@ def train(config, workdir: str | None = None) -> dict:
   return results
 
 
-def _fit(config, workdir, method, nets, data, state, ckpt, rng):
-  """The step loop: resume, jitted steps, logging, periodic checkpoints and evaluations."""
+def _fit(config, workdir, method, nets, data, state, ckpt, rng, compiled: dict):
+  """The step loop: resume, jitted steps, logging, periodic checkpoints and evaluations.
+
+  Data parallel over a ("data",) mesh of `train.num_devices` devices (0 = all): state and
+  dataset replicated, the global batch sharded. Only process 0 logs, writes metrics and
+  evaluates; every process takes part in checkpointing.
+  """
+  mesh = sharding.make_mesh(config.train.get("num_devices", 0))
+  n_dev = mesh.devices.size
+  if config.train.batch_size % n_dev:
+    raise ValueError(f"train.batch_size ({config.train.batch_size}) must be divisible by the "
+                     f"number of devices ({n_dev}); set --config.train.batch_size or "
+                     f"--config.train.num_devices")
+  primary = sharding.is_primary()
+  state = sharding.put_replicated(state, mesh)
+  windows = sharding.put_replicated(data.train, mesh)
   start = ckpt.latest_step() or 0
   if start:
     state, _ = ckpt.restore(state, start)
     logging.info("resuming %s from step %d", workdir, start)
   meta = lambda s: _meta(config, data.normalizer, data.obs_shapes, data.action_dim, s)
+  step_rng = jax.random.fold_in(rng, 2)
+  repl, batch_sharded = sharding.replicated(mesh), sharding.data_sharded(mesh)
 
-  def step_fn(state, windows, key):
-    k_batch, k_step = jax.random.split(key)
+  def step_fn(state, windows, step):
+    k_batch, k_step = jax.random.split(jax.random.fold_in(step_rng, step))
     batch = windows.sample(k_batch, config.train.batch_size)
+    batch = jax.lax.with_sharding_constraint(batch, batch_sharded)
     return method.train_step(config, nets, state, batch, k_step)
 
-  jit_step = jax.jit(step_fn, donate_argnums=(0,))
+  jit_step = jax.jit(step_fn, in_shardings=(repl, repl, repl), out_shardings=(repl, repl),
+                     donate_argnums=(0,))
   total = config.train.steps
-  step_rng = jax.random.fold_in(rng, 2)
   log_every = max(1, config.train.log_every)
   metrics_path = os.path.join(workdir, "metrics.jsonl")
   evals_path = os.path.join(workdir, "evals.jsonl")
@@ -277,12 +300,12 @@ def _fit(config, workdir, method, nets, data, state, ckpt, rng):
   step = start
   with _SignalGuard() as guard:
     while step < total:
-      state, m = jit_step(state, data.train, jax.random.fold_in(step_rng, step))
+      state, m = jit_step(state, windows, np.int32(step))
       history.append(m)
       step += 1
       if not (step % log_every == 0 or step == total or guard.signum is not None):
         continue
-      hist = jax.device_get(history)
+      hist = jax.device_get(sharding.local_copy(history))
       _check_finite(hist, step - len(hist) + 1)
       history = []
       now = time.time()
@@ -290,11 +313,12 @@ def _fit(config, workdir, method, nets, data, state, ckpt, rng):
       t_last, s_last = now, step
       avg = _average(hist)
       eta = (total - step) / max(rate, 1e-9)
-      logging.info("step %d/%d  %s  %.1f steps/s  ETA %s", step, total,
-                   "  ".join(f"{k} {v:.4g}" for k, v in avg.items()), rate,
-                   time.strftime("%H:%M:%S", time.gmtime(eta)))
-      with open(metrics_path, "a") as f:
-        f.write(json.dumps(dict(step=step, steps_per_s=rate, wall_s=now - t0, **avg)) + "\n")
+      if primary:
+        logging.info("step %d/%d  %s  %.1f steps/s  ETA %s", step, total,
+                     "  ".join(f"{k} {v:.4g}" for k, v in avg.items()), rate,
+                     time.strftime("%H:%M:%S", time.gmtime(eta)))
+        with open(metrics_path, "a") as f:
+          f.write(json.dumps(dict(step=step, steps_per_s=rate, wall_s=now - t0, **avg)) + "\n")
       if guard.signum is not None:
         ckpt.save(step, state, meta(step))
         logging.warning("interrupted at step %d: checkpoint saved in %s; rerun the same "
@@ -302,12 +326,13 @@ def _fit(config, workdir, method, nets, data, state, ckpt, rng):
         raise Interrupted(128 + guard.signum)
       if config.train.ckpt_every and step % config.train.ckpt_every == 0 and step < total:
         ckpt.save(step, state, meta(step))
-      if config.eval.every and step % config.eval.every == 0 and step < total:
-        run = Run(config, workdir, nets, state, data.normalizer, data.obs_shapes,
-                  data.action_dim, step)
-        res = evaluate_policies(config, run.policies(), step)
+      if config.eval.every and step % config.eval.every == 0 and step < total and primary:
+        run = Run(config, workdir, nets, sharding.local_copy(state), data.normalizer,
+                  data.obs_shapes, data.action_dim, step)
+        compiled.update(run.policies(reuse=compiled))
+        res = evaluate_policies(config, compiled, step)
         with open(evals_path, "a") as f:
           f.write(json.dumps({"step": step, "results": res}) + "\n")
   if ckpt.latest_step() != step:
     ckpt.save(step, state, meta(step))
-  return state, step
+  return sharding.local_copy(state), step

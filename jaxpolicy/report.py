@@ -1,0 +1,224 @@
+"""The evaluation protocol of the DP3 / SDM papers, computed from stored evaluations.
+
+Per cell (task, seed, method) the main policy's evaluations over training give three
+numbers: the papers' "mean of the 5 best evaluations" (optimistic: it picks the best
+checkpoints after the fact), the final evaluation and the mean over all evaluations.
+Tasks are averaged per MetaWorld difficulty group per seed, then mean +- std over seeds.
+Everything here is plain arithmetic on dicts, so it is tested on hand-made numbers.
+"""
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+
+from jaxpolicy.envs.registry import GROUPS, group_of
+
+GROUP_NAMES = {"easy": "Easy", "medium": "Medium", "hard": "Hard", "very_hard": "Very hard"}
+METRICS = ("top5", "final", "mean_all")
+
+
+def main_policy(method: str, names) -> str:
+  """The policy a method is reported by: teacher DDIM, SDM/CD one-step, STEP k = 2."""
+  prefix = {"teacher": "teacher_ddim", "sdm": "sdm_1step", "cd": "cd_1step",
+            "step": "step_k2"}[method]
+  matches = sorted(n for n in names if n.startswith(prefix))
+  if not matches:
+    raise KeyError(f"no {method} policy among {sorted(names)}")
+  return matches[0]
+
+
+def top_k_mean(values, k: int = 5) -> float:
+  v = sorted(values, reverse=True)[:k]
+  return float(np.mean(v)) if v else float("nan")
+
+
+def cell_metrics(curve: list[tuple[int, float]], k: int = 5) -> dict:
+  """curve: [(step, success)] in training order -> {top5, final, mean_all}."""
+  curve = sorted(curve)
+  vals = [s for _, s in curve]
+  return {"top5": top_k_mean(vals, k), "final": vals[-1] if vals else float("nan"),
+          "mean_all": float(np.mean(vals)) if vals else float("nan")}
+
+
+def mean_std(values) -> tuple[float, float]:
+  v = np.asarray([x for x in values if x is not None and np.isfinite(x)], np.float64)
+  if len(v) == 0:
+    return float("nan"), float("nan")
+  return float(v.mean()), float(v.std(ddof=0))
+
+
+def aggregate(cells: dict, metric: str) -> dict:
+  """cells: {(task, seed, method): {metric: value}} ->
+  {"task": {(task, method): (mean, std)}, "group": {(group, method): (mean, std)}}.
+
+  A group's value per seed is the mean over its tasks present for that seed; mean +- std
+  are then taken over seeds ("all" = every task).
+  """
+  tasks = sorted({t for t, _, _ in cells})
+  seeds = sorted({s for _, s, _ in cells})
+  methods = sorted({m for _, _, m in cells})
+  out = {"task": {}, "group": {}}
+  for t in tasks:
+    for m in methods:
+      vals = [cells[(t, s, m)][metric] for s in seeds if (t, s, m) in cells]
+      if vals:
+        out["task"][(t, m)] = mean_std(vals)
+  for g in list(GROUPS) + ["all"]:
+    members = [t for t in tasks if g == "all" or group_of(t) == g]
+    if not members:
+      continue
+    for m in methods:
+      per_seed = []
+      for s in seeds:
+        vals = [cells[(t, s, m)][metric] for t in members if (t, s, m) in cells]
+        if vals:
+          per_seed.append(float(np.mean(vals)))
+      if per_seed:
+        out["group"][(g, m)] = mean_std(per_seed)
+  return out
+
+
+def load_sweep(root: str) -> dict:
+  """Reads every finished cell under root/<task>/s<seed>/<method>/."""
+  cells = {}
+  for task in sorted(os.listdir(root)):
+    tdir = os.path.join(root, task)
+    if not os.path.isdir(tdir) or task == "data":
+      continue
+    for sd in sorted(os.listdir(tdir)):
+      if not sd.startswith("s"):
+        continue
+      for method in sorted(os.listdir(os.path.join(tdir, sd))):
+        wd = os.path.join(tdir, sd, method)
+        if os.path.exists(os.path.join(wd, "cell.json")):
+          cells[(task, int(sd[1:]), method)] = read_cell(wd, method)
+  return cells
+
+
+def read_cell(workdir: str, method: str) -> dict:
+  with open(os.path.join(workdir, "cell.json")) as f:
+    cell = json.load(f)
+  curve, names = [], set()
+  with open(os.path.join(workdir, "evals.jsonl")) as f:
+    rows = [json.loads(l) for l in f if l.strip()]
+  for r in rows:
+    names |= set(r["results"])
+  name = main_policy(method, names)
+  seen = set()
+  for r in rows:
+    if name in r["results"] and r["step"] not in seen:
+      seen.add(r["step"])
+      curve.append((r["step"], r["results"][name]["success_rate"]))
+  with open(os.path.join(workdir, "eval.json")) as f:
+    final = json.load(f)
+  res = next(iter(final["tasks"].values()))[name]
+  out = cell_metrics(curve)
+  out.update(curve=curve, policy=name, nfe=res["nfe"], action_mse=res.get("action_mse"),
+             hz_b1=cell.get("hz_b1"), latency_ms_b1=cell.get("latency_ms_b1"))
+  return out
+
+
+def _fmt(ms, pct=True):
+  m, s = ms
+  if not np.isfinite(m):
+    return "-"
+  return f"{100 * m:.1f} ± {100 * s:.1f}" if pct else f"{m:.4f} ± {s:.4f}"
+
+
+def markdown(cells: dict, title: str = "jaxpolicy sweep") -> str:
+  tasks = sorted({t for t, _, _ in cells})
+  seeds = sorted({s for _, s, _ in cells})
+  methods = [m for m in ("teacher", "cd", "sdm", "step") if any(k[2] == m for k in cells)]
+  groups = [g for g in GROUPS if any(group_of(t) == g for t in tasks)]
+  nfe = {m: next(v["nfe"] for k, v in cells.items() if k[2] == m) for m in methods}
+  pol = {m: next(v["policy"] for k, v in cells.items() if k[2] == m) for m in methods}
+  counts = {g: sum(group_of(t) == g for t in tasks) for g in groups}
+  lines = [f"# {title}", "",
+           f"{len(tasks)} MetaWorld tasks, seeds {seeds}, success rates in % (mean ± std over "
+           f"seeds). Real MetaWorld evaluation, 20 episodes per evaluation.", ""]
+  for metric, label in (("top5", "mean of the 5 best evaluations (the papers' metric)"),
+                        ("final", "final evaluation"), ("mean_all", "mean over all evaluations")):
+    agg = aggregate(cells, metric)
+    lines += [f"## Success rate: {label} (cf. SDM Table 1)", "",
+              "| Method | NFE | " + " | ".join(f"MetaWorld {GROUP_NAMES[g]} ({counts[g]})"
+                                            for g in groups) + " | Average |",
+              "|---|---|" + "---|" * (len(groups) + 1)]
+    for m in methods:
+      row = [f"{m} (`{pol[m]}`)", str(nfe[m])]
+      row += [_fmt(agg["group"].get((g, m), (np.nan, np.nan))) for g in groups]
+      row.append(_fmt(agg["group"].get(("all", m), (np.nan, np.nan))))
+      lines.append("| " + " | ".join(row) + " |")
+    lines.append("")
+  lines += ["## Policy frequency at batch 1 (cf. SDM Table 3)", "",
+            "| Method | NFE | Hz (mean ± std over cells) | latency ms |", "|---|---|---|---|"]
+  for m in methods:
+    hz = mean_std([v["hz_b1"] for k, v in cells.items() if k[2] == m])
+    lat = mean_std([v["latency_ms_b1"] for k, v in cells.items() if k[2] == m])
+    lines.append(f"| {m} | {nfe[m]} | {hz[0]:.1f} ± {hz[1]:.1f} | {lat[0]:.2f} |")
+  lines += ["", "## Action error on held-out demonstration windows (cf. SDM Table 4)", "",
+            "MSE between the policy's normalised action chunk and the demonstrator's.", "",
+            "| Method | " + " | ".join(GROUP_NAMES[g] for g in groups) + " | Average |",
+            "|---|" + "---|" * (len(groups) + 1)]
+  agg = aggregate({k: {"mse": v["action_mse"] if v["action_mse"] is not None else np.nan}
+                   for k, v in cells.items()}, "mse")
+  for m in methods:
+    row = [m] + [_fmt(agg["group"].get((g, m), (np.nan, np.nan)), pct=False) for g in groups]
+    row.append(_fmt(agg["group"].get(("all", m), (np.nan, np.nan)), pct=False))
+    lines.append("| " + " | ".join(row) + " |")
+  lines += ["", "## Per task (success %, mean of the 5 best / final / mean of all)", "",
+            "| Task | Group | " + " | ".join(methods) + " |", "|---|---|" + "---|" * len(methods)]
+  aggs = {mt: aggregate(cells, mt)["task"] for mt in METRICS}
+  for t in tasks:
+    row = [t, GROUP_NAMES[group_of(t)]]
+    for m in methods:
+      if (t, m) in aggs["top5"]:
+        row.append(" / ".join(f"{100 * aggs[mt][(t, m)][0]:.0f}" for mt in METRICS))
+      else:
+        row.append("-")
+    lines.append("| " + " | ".join(row) + " |")
+  lines += ["", "![learning curves](learning_curves.png)", ""]
+  return "\n".join(lines)
+
+
+def plot_curves(cells: dict, path: str) -> str:
+  import matplotlib  # pylint: disable=g-import-not-at-top
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+  tasks = sorted({t for t, _, _ in cells})
+  methods = [m for m in ("teacher", "cd", "sdm", "step") if any(k[2] == m for k in cells)]
+  cols = min(3, len(tasks))
+  rows = -(-len(tasks) // cols)
+  fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.2 * rows), squeeze=False)
+  for ax, t in zip(axes.ravel(), tasks):
+    for m in methods:
+      curves = [cells[k]["curve"] for k in cells if k[0] == t and k[2] == m]
+      if not curves:
+        continue
+      steps = sorted({s for c in curves for s, _ in c})
+      mean = [np.mean([dict(c)[s] for c in curves if s in dict(c)]) for s in steps]
+      ax.plot(steps, 100 * np.asarray(mean), marker="o", label=m)
+    ax.set_title(f"{t} ({GROUP_NAMES[group_of(t)]})")
+    ax.set_xlabel("training step")
+    ax.set_ylabel("success %")
+    ax.set_ylim(-5, 105)
+    ax.grid(alpha=0.3)
+  for ax in axes.ravel()[len(tasks):]:
+    ax.axis("off")
+  axes.ravel()[0].legend(loc="lower right")
+  fig.tight_layout()
+  fig.savefig(path, dpi=110)
+  plt.close(fig)
+  return path
+
+
+def write_report(root: str, out: str | None = None) -> str:
+  cells = load_sweep(root)
+  if not cells:
+    raise FileNotFoundError(f"no finished sweep cells under {root}")
+  out = out or os.path.join(root, "report.md")
+  plot_curves(cells, os.path.join(os.path.dirname(os.path.abspath(out)), "learning_curves.png"))
+  with open(out, "w") as f:
+    f.write(markdown(cells))
+  return out

@@ -1,0 +1,104 @@
+"""Train and evaluate every (task, seed, method) cell, then write the report.
+
+    python -m launch.sweep --tasks=drawer-open,push --seeds=0,1,2 \
+        --methods=teacher,sdm,cd,step --preset=quick --workdir=runs/sweep
+
+Cells live in <workdir>/<task>/s<seed>/<method>; the teacher of a task and seed is trained
+once and reused by every distillation method. A finished cell (it has cell.json) is
+skipped; an interrupted one resumes from its checkpoint, so the command can be stopped and
+rerun at any time. Evaluations every --eval_every steps give the learning curves.
+"""
+import json
+import os
+import time
+
+from absl import app, flags
+
+from launch import common
+
+flags.DEFINE_list("tasks", ["drawer-open"], "MetaWorld tasks.")
+flags.DEFINE_list("seeds", ["0", "1", "2"], "Seeds.")
+flags.DEFINE_list("methods", ["teacher", "sdm", "cd", "step"], "Methods (teacher is implied).")
+flags.DEFINE_string("preset", "quick", "tiny | quick | paper")
+flags.DEFINE_string("workdir", "runs/sweep", "Sweep directory.")
+flags.DEFINE_integer("eval_every", 500, "Training steps between evaluations.")
+flags.DEFINE_integer("episodes", 20, "Episodes per evaluation.")
+FLAGS = flags.FLAGS
+
+
+def cell_config(method, task, seed, preset, root, eval_every, episodes):
+  import importlib  # pylint: disable=g-import-not-at-top
+  config = importlib.import_module(f"configs.{method}").get_config(preset)
+  config.task, config.seed = task, seed
+  config.data.dir = os.path.join(root, "data")
+  config.eval.every, config.eval.episodes = eval_every, episodes
+  if method != "teacher":
+    config.teacher_workdir = os.path.join(root, task, f"s{seed}", "teacher")
+  return config
+
+
+def measure_hz(workdir: str, calls: int = 50) -> dict:
+  """Batch-1 latency of the run's main policy (after warm-up)."""
+  import jax  # pylint: disable=g-import-not-at-top
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  from jaxpolicy import report  # pylint: disable=g-import-not-at-top
+  from jaxpolicy.train import loop  # pylint: disable=g-import-not-at-top
+  run = loop.restore_run(workdir)
+  policies = run.policies()
+  pol = policies[report.main_policy(run.config.method, policies)]
+  obs = {k: np.zeros((1, run.nets.n_obs_steps) + tuple(s), np.float32)
+         for k, s in run.obs_shapes.items()}
+  pol.reset(1)
+  for i in range(3):
+    pol(obs, jax.random.PRNGKey(i))
+  times = []
+  for i in range(calls):
+    t0 = time.perf_counter()
+    pol(obs, jax.random.PRNGKey(100 + i))
+    times.append(time.perf_counter() - t0)
+  med = float(np.median(times))
+  return {"latency_ms_b1": 1e3 * med, "hz_b1": 1.0 / med, "policy": pol.name}
+
+
+def run_sweep(tasks, seeds, methods, preset, root, eval_every, episodes, log=print):
+  from jaxpolicy.train import loop  # pylint: disable=g-import-not-at-top
+  from jaxpolicy.envs.registry import check_task  # pylint: disable=g-import-not-at-top
+  tasks = [check_task(t) for t in tasks]
+  order = ["teacher"] + [m for m in methods if m != "teacher"]
+  done = skipped = 0
+  for task in tasks:
+    for seed in seeds:
+      for method in order:
+        wd = os.path.join(root, task, f"s{seed}", method)
+        marker = os.path.join(wd, "cell.json")
+        if os.path.exists(marker):
+          skipped += 1
+          continue
+        log(f"sweep: {task} seed {seed} {method} -> {wd}")
+        config = cell_config(method, task, seed, preset, root, eval_every, episodes)
+        loop.train(config, wd)
+        cell = dict(task=task, seed=seed, method=method, preset=preset, **measure_hz(wd))
+        with open(marker + ".tmp", "w") as f:
+          json.dump(cell, f, indent=2)
+        os.replace(marker + ".tmp", marker)
+        done += 1
+  return done, skipped
+
+
+def main(argv):
+  del argv
+  common.setup()
+  from jaxpolicy import report  # pylint: disable=g-import-not-at-top
+
+  def go():
+    seeds = [int(s) for s in FLAGS.seeds]
+    done, skipped = run_sweep(FLAGS.tasks, seeds, FLAGS.methods, FLAGS.preset, FLAGS.workdir,
+                              FLAGS.eval_every, FLAGS.episodes)
+    print(f"sweep: {done} cells trained, {skipped} already finished")
+    print("report:", report.write_report(FLAGS.workdir))
+
+  common.run_guarded(go)
+
+
+if __name__ == "__main__":
+  app.run(main)
