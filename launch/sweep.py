@@ -63,7 +63,10 @@ def measure_hz(workdir: str, calls: int = 50) -> dict:
 def run_sweep(tasks, seeds, methods, preset, root, eval_every, episodes, log=print):
   from jaxpolicy.train import loop  # pylint: disable=g-import-not-at-top
   from jaxpolicy.envs.registry import check_task  # pylint: disable=g-import-not-at-top
+  from jaxpolicy import methods as methods_lib  # pylint: disable=g-import-not-at-top
   tasks = [check_task(t) for t in tasks]
+  for m in methods:
+    methods_lib.get(m)  # unknown names stop here, before any training
   order = ["teacher"] + [m for m in methods if m != "teacher"]
   done = skipped = 0
   for task in tasks:

@@ -81,10 +81,17 @@ def make_sensor(config):
 
 
 def load_demo_data(config, normalizer=None) -> DemoData:
+  """Demonstrations (collected on demand by process 0; the others wait for them)."""
   keys = nets_lib.obs_keys(config.obs)
-  path = collect.ensure_demos(config.data.dir, config.task, config.data.num_episodes,
-                              seed=config.data.seed, obs_type=config.obs,
-                              sensor=make_sensor(config))
+  ensure = lambda: collect.ensure_demos(config.data.dir, config.task, config.data.num_episodes,
+                                        seed=config.data.seed, obs_type=config.obs,
+                                        sensor=make_sensor(config))
+  if jax.process_count() > 1:
+    from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
+    if sharding.is_primary():
+      ensure()
+    multihost_utils.sync_global_devices("jaxpolicy: demonstrations ready")
+  path = ensure()
   p = config.policy
   return load_demos(path, keys, p.horizon, p.n_obs_steps, p.n_action_steps,
                     val_episodes=config.data.val_episodes, seed=config.data.seed,

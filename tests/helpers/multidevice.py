@@ -1,0 +1,50 @@
+"""Trains tiny teacher and SDM runs on 8 fake CPU devices and on 1; prints param diffs.
+
+Run as a subprocess with XLA_FLAGS=--xla_force_host_platform_device_count=8 (the device
+count is fixed when JAX starts). Usage: python tests/helpers/multidevice.py TMPDIR
+"""
+import json
+import os
+import sys
+
+import jax
+import numpy as np
+
+from configs import sdm as sdm_configs
+from configs import teacher as teacher_configs
+from jaxpolicy.train import loop
+
+
+def max_diff(a, b):
+  return max(float(np.max(np.abs(np.asarray(x, np.float64) - np.asarray(y, np.float64))))
+             for x, y in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)))
+
+
+def main(tmp):
+  assert jax.device_count() == 8, jax.devices()
+  out = {}
+  runs = {}
+  for n in (8, 1):
+    c = teacher_configs.get_config("tiny")
+    c.data.dir = os.path.join(tmp, "data")
+    c.train.num_devices = n
+    c.train.steps = 8
+    c.eval.episodes, c.eval.episode_length = 1, 3
+    wd = os.path.join(tmp, f"teacher_{n}")
+    loop.train(c, wd)
+    s = sdm_configs.get_config("tiny")
+    s.data.dir = c.data.dir
+    s.train.num_devices = n
+    s.train.steps = 6
+    s.teacher_workdir = os.path.join(tmp, "teacher_1") if n == 1 else wd
+    s.eval.episodes, s.eval.episode_length = 1, 3
+    loop.train(s, os.path.join(tmp, f"sdm_{n}"))
+    runs[n] = (loop.restore_run(wd).state, loop.restore_run(os.path.join(tmp, f"sdm_{n}")).state)
+  out["teacher"] = max_diff(runs[8][0], runs[1][0])
+  out["sdm"] = max_diff(runs[8][1], runs[1][1])
+  out["teacher_moved"] = max_diff(runs[1][0].model.params, runs[1][0].model.ema_params)
+  print("RESULT " + json.dumps(out))
+
+
+if __name__ == "__main__":
+  main(sys.argv[1])
