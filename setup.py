@@ -18,9 +18,14 @@ setup(
         "ml_collections",
         "absl-py",
         "zarr>=3",           # DP3-layout datasets (written as zarr format 2)
+        "matplotlib",        # report learning curves, point-cloud pictures
         "metaworld==3.1.1",
         "mujoco==3.3.0",     # metaworld 3.1.1 needs this exact version
         "mujoco-mjx==3.3.0",
     ],
-    extras_require={"test": ["pytest"]},
+    extras_require={
+        "test": ["pytest"],
+        # the PyTorch reference for benchmarks and the weight-bridge / diffusers parity tests
+        "torch": ["torch==2.13.0", "diffusers"],
+    },
 )

@@ -129,8 +129,7 @@ def test_generator_updates_only_every_cth_step():
 
 
 def _count_unet_calls(sample_fn, params, cond):
-  """(traced U-Net calls, scan lengths around them) when tracing sample_fn once."""
-  calls = []
+  """(scan lengths, loop primitives) of sample_fn's program; the caller counts traced calls."""
   jaxpr = jax.make_jaxpr(lambda p, c: sample_fn(p, c, jax.random.PRNGKey(0)))(params, cond)
   scans = [e.params["length"] for e in jaxpr.eqns if e.primitive.name == "scan"]
   loops = [e for e in jaxpr.eqns if e.primitive.name in ("while", "scan")]

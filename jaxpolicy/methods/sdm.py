@@ -21,9 +21,7 @@ from __future__ import annotations
 import flax.struct
 import jax
 import jax.numpy as jnp
-import numpy as np
 
-from jaxpolicy import nets as nets_lib
 from jaxpolicy.diffusion import losses, samplers
 from jaxpolicy.diffusion.schedule import timesteps
 from jaxpolicy.methods import teacher as teacher_lib

@@ -21,7 +21,6 @@ import flax.struct
 import jax
 import jax.numpy as jnp
 
-from jaxpolicy import nets as nets_lib
 from jaxpolicy.diffusion import samplers
 from jaxpolicy.methods import teacher as teacher_lib
 from jaxpolicy.nets.predictor import Predictor

@@ -44,6 +44,8 @@ class Nets:
   horizon: int
   n_obs_steps: int
   action_dim: int
+  _init_cache: dict = dataclasses.field(default_factory=dict, init=False, compare=False,
+                                       repr=False)
 
   def encode(self, enc_params, obs):
     return encode_history(self.encoder, enc_params, obs)
@@ -70,7 +72,10 @@ class Nets:
                                  S((1,), jnp.int32), cond)
       return {"encoder": enc, "unet": unet}
 
-    return jax.jit(init_fn)(rng)
+    key = tuple(sorted((k, tuple(v)) for k, v in obs_shapes.items()))
+    if key not in self._init_cache:
+      self._init_cache[key] = jax.jit(init_fn)
+    return self._init_cache[key](rng)
 
 
 def build_nets(config, action_dim: int) -> Nets:

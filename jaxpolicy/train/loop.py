@@ -9,7 +9,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging as _logging
-import math
 import os
 import signal
 import time
@@ -265,6 +264,25 @@ def train(config, workdir: str | None = None) -> dict:
   return results
 
 
+def make_train_step(config, method, nets, mesh):
+  """The jitted train step `(state, windows, step) -> (state, metrics)`.
+
+  The batch is sampled on device from `fold_in(PRNGKey(seed), 2)` folded with the step and
+  sharded over the mesh's "data" axis; state and windows are replicated; state donated.
+  """
+  step_rng = jax.random.fold_in(jax.random.PRNGKey(config.seed), 2)
+  repl, batch_sharded = sharding.replicated(mesh), sharding.data_sharded(mesh)
+
+  def step_fn(state, windows, step):
+    k_batch, k_step = jax.random.split(jax.random.fold_in(step_rng, step))
+    batch = windows.sample(k_batch, config.train.batch_size)
+    batch = jax.lax.with_sharding_constraint(batch, batch_sharded)
+    return method.train_step(config, nets, state, batch, k_step)
+
+  return jax.jit(step_fn, in_shardings=(repl, repl, repl), out_shardings=(repl, repl),
+                 donate_argnums=(0,))
+
+
 def _fit(config, workdir, method, nets, data, state, ckpt, rng, compiled: dict):
   """The step loop: resume, jitted steps, logging, periodic checkpoints and evaluations.
 
@@ -286,17 +304,7 @@ def _fit(config, workdir, method, nets, data, state, ckpt, rng, compiled: dict):
     state, _ = ckpt.restore(state, start)
     logging.info("resuming %s from step %d", workdir, start)
   meta = lambda s: _meta(config, data.normalizer, data.obs_shapes, data.action_dim, s)
-  step_rng = jax.random.fold_in(rng, 2)
-  repl, batch_sharded = sharding.replicated(mesh), sharding.data_sharded(mesh)
-
-  def step_fn(state, windows, step):
-    k_batch, k_step = jax.random.split(jax.random.fold_in(step_rng, step))
-    batch = windows.sample(k_batch, config.train.batch_size)
-    batch = jax.lax.with_sharding_constraint(batch, batch_sharded)
-    return method.train_step(config, nets, state, batch, k_step)
-
-  jit_step = jax.jit(step_fn, in_shardings=(repl, repl, repl), out_shardings=(repl, repl),
-                     donate_argnums=(0,))
+  jit_step = make_train_step(config, method, nets, mesh)
   total = config.train.steps
   log_every = max(1, config.train.log_every)
   metrics_path = os.path.join(workdir, "metrics.jsonl")

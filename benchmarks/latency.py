@@ -1,0 +1,379 @@
+"""Policy-call latency per method: compile time, median/p90, Hz, FLOPs, floor, vs PyTorch.
+
+    python -m benchmarks.latency [--preset=tiny|quick|paper] [--batch=1,20] [--out=FILE.json]
+                                 [--iters=N] [--torch] [--policies=teacher_ddim10,sdm_1step]
+
+Every policy is built through the real code path from randomly initialised states
+(configs/<method>.py preset -> build_nets -> method.init -> method.make_policies ->
+build_policy with an identity normaliser; state observations, 4-d actions) and measured as
+one compiled call: normalise -> encoder -> sampler -> unnormalise. Compile time is measured
+apart (lower + compile); then warm-up calls and timed calls, each waited on with
+`block_until_ready`. Per program: XLA's FLOPs (XLA counts a lax.scan body once, so the
+evaluations it missed are added from the U-Net's own cost analysis at that batch), the
+unavoidable bytes (the U-Net weights as run, read once per network evaluation, plus the
+encoder's weights, the observation and the action chunk), and the floor time
+max(bytes / bandwidth, FLOPs / peak) with both denominators measured on this device;
+achieved/floor is median over floor. With --torch, the PyTorch reference
+(`benchmarks/torch_reference.py`: the same weights, the anchors' eager per-step loop) is
+timed in the same process for the policies that have one, and the JAX/PyTorch latency
+ratio reported. The same command runs on CPU and GPU.
+
+Methods are data: add a method's policies with one `MethodEntry` line in `REGISTRY`.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import gc
+import importlib
+import sys
+import time
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from benchmarks import common
+from jaxpolicy import methods
+from jaxpolicy import nets as nets_lib
+from jaxpolicy.data.normalizer import MinMax, Normalizer
+from jaxpolicy.policy import PolicySpec, build_policy
+
+ACTION_DIM = 4
+OBS_SHAPES = {"full_state": (39,)}
+
+
+# --- what is measured --------------------------------------------------------------------
+
+def ddim_baselines(config, nets, state, ks=(1, 2, 4), spacings=("leading", "trailing")):
+  """The teacher's k-step DDIM samplers, leading and trailing spacing (few-step baselines)."""
+  from jaxpolicy.methods import teacher  # pylint: disable=g-import-not-at-top
+  params = teacher.policy_params(config, state, config.eval.use_ema)
+  out = {}
+  for k in ks:
+    for spacing in spacings:
+      sample, nfe = teacher.ddim_sampler(config, nets, k, spacing)
+      out[f"ddim{k}_{spacing}"] = PolicySpec(sample, params["encoder"], params["unet"], nfe)
+  return out
+
+
+def torch_teacher(config, name):
+  if name.startswith("teacher_ddim"):
+    return ("ddim", config.diffusion.num_inference_steps, config.diffusion.spacing)
+  return None
+
+
+def torch_sdm(config, name):
+  if name == "sdm_1step":
+    return ("one_step", config.diffusion.num_train_timesteps)
+  return None
+
+
+@dataclasses.dataclass(frozen=True)
+class MethodEntry:
+  """One method's policies. method: a `jaxpolicy.methods` name; config: configs/<config>.py
+  (default: the method's name). extra(config, nets, state) -> {name: PolicySpec} adds
+  policies beyond `make_policies`; torch(config, name) -> a `TorchPolicy` sampler tuple
+  (or None) names the policies that have a PyTorch reference."""
+  method: str
+  config: str | None = None
+  extra: Callable | None = None
+  torch: Callable | None = None
+
+
+REGISTRY = (
+    MethodEntry("teacher", extra=ddim_baselines, torch=torch_teacher),
+    MethodEntry("sdm", torch=torch_sdm),
+    MethodEntry("cd"),
+    MethodEntry("step"),   # its DDIM-k baselines are the teacher's rows (step.eval_baselines)
+)
+
+
+@dataclasses.dataclass
+class Candidate:
+  """A policy to measure, before it is built (specs hold the full-shape params)."""
+  name: str
+  method: str
+  config: object
+  nets: nets_lib.Nets
+  spec: PolicySpec
+  torch_sampler: tuple | None
+
+
+def identity_normalizer(obs_shapes=OBS_SHAPES, action_dim=ACTION_DIM) -> Normalizer:
+  ident = lambda n: MinMax(np.ones(n, np.float32), np.zeros(n, np.float32))
+  fields = {"action": ident(action_dim)}
+  fields.update({k: ident(s[-1]) for k, s in obs_shapes.items()})
+  return Normalizer(fields)
+
+
+def load_config(name: str, preset: str):
+  return importlib.import_module(f"configs.{name}").get_config(preset)
+
+
+def candidates(preset: str, registry=REGISTRY, seed: int = 0, wanted=None) -> list[Candidate]:
+  """Every registered method's policy specs, from random states (teacher first, shared)."""
+  rng = jax.random.PRNGKey(seed)
+  teacher_state = None
+  out = []
+  for i, entry in enumerate(registry):
+    method = methods.get(entry.method)
+    config = load_config(entry.config or entry.method, preset)
+    nets = nets_lib.build_nets(config, ACTION_DIM)
+    if method.NEEDS_TEACHER and teacher_state is None:
+      from jaxpolicy.methods import teacher  # pylint: disable=g-import-not-at-top
+      tconfig = load_config("teacher", preset)
+      teacher_state = teacher.init(tconfig, nets_lib.build_nets(tconfig, ACTION_DIM), OBS_SHAPES,
+                                   jax.random.fold_in(rng, 1000))
+    state = method.init(config, nets, OBS_SHAPES, jax.random.fold_in(rng, i), teacher_state)
+    if entry.method == "teacher" and teacher_state is None:
+      teacher_state = state
+    if "step" in config and config.step.eval_baselines:   # measured once, as the teacher's
+      with config.unlocked():
+        config.step.eval_baselines = False
+    specs = dict(method.make_policies(config, nets, state))
+    if entry.extra is not None:
+      specs.update(entry.extra(config, nets, state))
+    for name, spec in specs.items():
+      if wanted and name not in wanted:
+        continue
+      ts = entry.torch(config, name) if entry.torch else None
+      out.append(Candidate(name, entry.method, config, nets, spec, ts))
+    del state
+  return out
+
+
+# --- measuring ---------------------------------------------------------------------------
+
+def _unet_params(sampler_params):
+  if isinstance(sampler_params, dict) and "unet" in sampler_params:
+    return sampler_params["unet"]
+  return sampler_params
+
+
+_UNET_COSTS: dict = {}
+
+
+def unet_cost(nets, unet_params, batch: int) -> dict:
+  """XLA cost of one U-Net evaluation (the params as the policy runs them) at `batch`."""
+  shapes = tuple((jax.tree_util.keystr(k), tuple(v.shape))
+                 for k, v in jax.tree_util.tree_flatten_with_path(unet_params)[0])
+  key = (repr(nets.unet), nets.horizon, nets.action_dim, batch, shapes)
+  if key not in _UNET_COSTS:
+    _UNET_COSTS[key] = _unet_cost(nets, unet_params, batch)
+  return _UNET_COSTS[key]
+
+
+def _unet_cost(nets, unet_params, batch: int) -> dict:
+  S = jax.ShapeDtypeStruct
+  p = unet_params["params"]
+  # the global condition: cond_encoder's input minus the step embedding
+  cond_dim = p["down0_res0"]["cond_encoder"]["kernel"].shape[0] - p["step_mlp1"]["kernel"].shape[1]
+  compiled = jax.jit(nets.unet.apply).lower(
+      unet_params, S((batch, nets.horizon, nets.action_dim), jnp.float32), S((batch,), jnp.int32),
+      S((batch, cond_dim), jnp.float32)).compile()
+  return common.program_cost(compiled)
+
+
+def measure_policy(c: Candidate, batch: int, args, probe: dict, torch_on: bool) -> dict:
+  policy = build_policy(c.name, c.config, c.nets, identity_normalizer(), c.spec, OBS_SHAPES)
+  compile_s, compiled = policy.compiled_cost(batch)
+  rng = np.random.default_rng(batch)
+  obs_np = rng.normal(size=(batch, c.nets.n_obs_steps) + OBS_SHAPES["full_state"])
+  obs_np = obs_np.astype(np.float32)
+  obs = {"full_state": jnp.asarray(obs_np)}
+  call = common.blocking(compiled, policy.params, obs, policy.init_carry(batch),
+                         jax.random.PRNGKey(0))
+  t = common.time_calls(call, args.iters, args.warmup, args.max_seconds)
+
+  cost = common.program_cost(compiled)
+  unet_run = _unet_params(policy.sampler_params)
+  per_nfe = unet_cost(c.nets, unet_run, batch)
+  # XLA counts a while-loop body once: how many U-Net evaluations did it count?
+  counted = int(np.clip(np.floor(cost["flops"] / max(per_nfe["flops"], 1.0) + 0.5), 1, policy.nfe))
+  extra = policy.nfe - counted
+  flops = cost["flops"] + extra * per_nfe["flops"]
+  unet_bytes = common.tree_bytes(unet_run)
+  other_bytes = common.tree_bytes(policy.params) - unet_bytes
+  io_bytes = obs_np.nbytes + 4 * batch * c.nets.horizon * c.nets.action_dim
+  floor_bytes = policy.nfe * unet_bytes + other_bytes + io_bytes
+  fl = common.floor_ms(flops, floor_bytes, probe["bandwidth_Bps"], probe["peak_flops"])
+  row = {
+      "policy": c.name, "method": c.method, "batch": batch, "nfe": policy.nfe,
+      "horizon": c.nets.horizon, "down_dims": list(c.config.model.down_dims),
+      "unet_params": common.tree_size(_unet_params(c.spec.sampler_params)),
+      "unet_params_run": common.tree_size(unet_run),
+      "compile_s": compile_s, **t,
+      "hz": 1e3 / t["median_ms"], "samples_per_s": batch * 1e3 / t["median_ms"],
+      "flops": flops, "flops_xla": cost["flops"], "flops_per_nfe": per_nfe["flops"],
+      "bytes_accessed_xla": cost["bytes_accessed"] + extra * per_nfe["bytes_accessed"],
+      "xla_counted_nfe": counted, "while_loops": cost["while_loops"],
+      "argument_bytes": cost.get("argument_bytes"),
+      "floor_bytes": floor_bytes, **fl,
+      "achieved_over_floor": t["median_ms"] / fl["floor_ms"] if fl["floor_ms"] > 0 else None,
+      "torch": None, "jax_over_torch": None,
+  }
+  del policy, compiled, call
+  if torch_on and c.torch_sampler is not None:
+    row["torch"] = measure_torch(c, batch, obs_np, args)
+    row["jax_over_torch"] = t["median_ms"] / row["torch"]["median_ms"]
+  return row
+
+
+def measure_torch(c: Candidate, batch: int, obs_np, args) -> dict:
+  import torch  # pylint: disable=g-import-not-at-top
+  from benchmarks import torch_reference as ref  # pylint: disable=g-import-not-at-top
+  device = "cuda" if (torch.cuda.is_available() and jax.devices()[0].platform == "gpu") else "cpu"
+  d = c.config.diffusion
+  tp = ref.TorchPolicy(ref.state_encoder_from_jax(c.spec.encoder_params),
+                       ref.unet_from_jax(_unet_params(c.spec.sampler_params),
+                                         c.config.model.n_groups),
+                       identity_normalizer(), c.nets.horizon, c.nets.action_dim, c.torch_sampler,
+                       d.num_train_timesteps, d.prediction_type, d.clip_sample, device)
+  if args.torch_threads:
+    torch.set_num_threads(args.torch_threads)
+  obs = torch.from_numpy(obs_np).to(device)
+  sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+
+  def call():
+    tp(obs)
+    sync()
+
+  t = common.time_calls(call, args.iters, args.warmup, args.max_seconds)
+  return {**t, "hz": 1e3 / t["median_ms"], "device": device, "threads": torch.get_num_threads(),
+          "sampler": list(c.torch_sampler), "version": torch.__version__}
+
+
+def probe_device(args) -> dict:
+  t0 = time.perf_counter()
+  bw = common.probe_bandwidth(args.probe_mb)
+  peak = common.probe_peak_flops(args.probe_n)
+  return {"bandwidth_Bps": bw, "peak_flops": peak, "bandwidth_GBps": bw / 1e9,
+          "peak_GFLOPs": peak / 1e9, "probe_mb": args.probe_mb or common.default_probe_mb(),
+          "seconds": time.perf_counter() - t0}
+
+
+def summarise(rows) -> dict:
+  by = {(r["policy"], r["batch"]): r for r in rows}
+  out = {"sdm_over_teacher_speedup": {}, "jax_over_torch": {}}
+  for (name, b), r in by.items():
+    if name.startswith("teacher_ddim") and ("sdm_1step", b) in by:
+      sdm = by[("sdm_1step", b)]["median_ms"]
+      out["sdm_over_teacher_speedup"][f"batch{b}"] = r["median_ms"] / sdm
+    if r.get("jax_over_torch") is not None:
+      out["jax_over_torch"][f"{name}@batch{b}"] = r["jax_over_torch"]
+  return out
+
+
+COLUMNS = [("policy", "policy"), ("B", "batch"), ("NFE", "nfe"), ("compile s", "compile_s"),
+           ("median ms", "median_ms"), ("p90 ms", "p90_ms"), ("min ms", "min_ms"), ("Hz", "hz"),
+           ("GFLOP", "gflop"), ("MB floor", "floor_mb"), ("floor ms", "floor_ms"),
+           ("bound", "bound"), ("ach/floor", "achieved_over_floor"), ("torch ms", "torch_ms"),
+           ("torch min", "torch_min_ms"), ("jax/torch", "jax_over_torch")]
+
+
+FLOOR_NOTE = ("floor = max(bytes / measured bandwidth, FLOPs / measured f32 matmul peak), the "
+              "U-Net's weights (as run, dead taps pruned) read once per network evaluation; "
+              "ach/floor below 1 means the weights stayed in cache between evaluations.")
+
+
+def table(rows) -> str:
+  view = [dict(r, gflop=r["flops"] / 1e9, floor_mb=r["floor_bytes"] / 1e6,
+               torch_ms=(r["torch"] or {}).get("median_ms"),
+               torch_min_ms=(r["torch"] or {}).get("min_ms")) for r in rows]
+  return common.format_table(view, COLUMNS)
+
+
+def run(preset: str = "quick", batches=(1, 20), iters: int = 100, warmup: int = 3,
+        max_seconds: float = 20.0, torch_on: bool = False, policies=None, probe_mb=None,
+        probe_n=None, out: str | None = None, torch_threads: int = 0, registry=REGISTRY,
+        log=print) -> dict:
+  """Measures every registered policy at each batch size; returns (and writes) the JSON."""
+  args = argparse.Namespace(iters=iters, warmup=warmup, max_seconds=max_seconds,
+                            probe_mb=probe_mb, probe_n=probe_n, torch_threads=torch_threads)
+  env = common.environment()
+  if torch_on:
+    try:
+      import torch  # pylint: disable=g-import-not-at-top,unused-import
+    except ImportError:
+      raise SystemExit("--torch needs PyTorch: pip install torch==2.13.0") from None
+  log(f"device: {env['device_kind']} ({env['platform']}), jax {env['packages']['jax']}")
+  probe = probe_device(args)
+  log(f"probe: {probe['bandwidth_GBps']:.1f} GB/s, {probe['peak_GFLOPs']:.1f} GFLOP/s (f32 matmul)")
+  t0 = time.perf_counter()
+  cands = candidates(preset, registry, wanted=set(policies) if policies else None)
+  if policies:
+    missing = sorted(set(policies) - {c.name for c in cands})
+    if missing:
+      raise SystemExit(f"unknown policies {missing}; available: "
+                       f"{sorted(c.name for c in candidates(preset, registry))}")
+  log(f"built {len(cands)} policies from random states in {time.perf_counter() - t0:.1f} s")
+  rows = []
+  for c in cands:
+    for b in batches:
+      r = measure_policy(c, b, args, probe, torch_on)
+      rows.append(r)
+      tmsg = f", torch {r['torch']['median_ms']:.3f} ms" if r["torch"] else ""
+      log(f"  {c.name} batch {b}: compile {r['compile_s']:.2f} s, median {r['median_ms']:.3f} ms"
+          f" ({r['hz']:.1f} Hz), floor {r['floor_ms']:.4f} ms{tmsg}")
+      gc.collect()
+  result = {"benchmark": "latency", "preset": preset, "environment": env, "probe": probe,
+            "settings": {"batches": list(batches), "iters": iters, "warmup": warmup,
+                         "max_seconds": max_seconds, "torch": torch_on,
+                         "torch_threads": torch_threads or None,
+                         "action_dim": ACTION_DIM, "obs_shapes": {k: list(v) for k, v in
+                                                                   OBS_SHAPES.items()}},
+            "results": rows, "summary": summarise(rows)}
+  log(table(rows))
+  log(FLOOR_NOTE)
+  other = sorted({r["torch"]["device"] for r in rows if r["torch"]} - {env["platform"]})
+  if other:
+    log(f"note: PyTorch ran on {', '.join(other)} while JAX ran on {env['platform']}; "
+        f"jax/torch compares devices (install a CUDA build of torch to compare on the GPU)")
+  for k, v in result["summary"].items():
+    for name, x in v.items():
+      log(f"{k} {name}: {x:.3f}")
+  common.write_json(out, result)
+  if out:
+    log(f"wrote {out}")
+  return result
+
+
+def parse_args(argv):
+  p = argparse.ArgumentParser(prog="python -m benchmarks.latency", description=__doc__,
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+  p.add_argument("--preset", default="quick", choices=("tiny", "quick", "paper"))
+  p.add_argument("--batch", default="1,20", help="comma-separated batch sizes")
+  p.add_argument("--out", default=None, help="write the results here as JSON")
+  p.add_argument("--iters", type=int, default=100, help="timed calls per measurement")
+  p.add_argument("--warmup", type=int, default=3)
+  p.add_argument("--max_seconds", type=float, default=20.0,
+                 help="time budget per measurement (at least 3 timed calls)")
+  p.add_argument("--torch", action="store_true", help="also time the PyTorch reference")
+  p.add_argument("--torch_threads", type=int, default=0,
+                 help="torch.set_num_threads for the reference (0: PyTorch's default)")
+  p.add_argument("--policies", default="", help="comma-separated policy names (default: all)")
+  p.add_argument("--probe_mb", type=int, default=None, help="bandwidth probe size in MiB")
+  p.add_argument("--probe_n", type=int, default=None, help="matmul probe size n (n x n)")
+  a = p.parse_args(argv)
+  try:
+    a.batches = tuple(int(x) for x in a.batch.split(",") if x.strip())
+  except ValueError:
+    p.error(f"--batch must be comma-separated integers, got {a.batch!r}")
+  if not a.batches or min(a.batches) < 1:
+    p.error("--batch needs positive batch sizes")
+  if a.iters < 1:
+    p.error("--iters must be >= 1")
+  return a
+
+
+def main(argv=None):
+  a = parse_args(sys.argv[1:] if argv is None else argv)
+  return run(a.preset, a.batches, a.iters, a.warmup, a.max_seconds, a.torch,
+             [x for x in a.policies.split(",") if x] or None, a.probe_mb, a.probe_n, a.out,
+             a.torch_threads)
+
+
+if __name__ == "__main__":
+  main()

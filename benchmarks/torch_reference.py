@@ -1,0 +1,284 @@
+"""A PyTorch reference: the DP3 FiLM U-Net, DDIM as diffusers runs it, and the anchors' loop.
+
+Written for the benchmarks (and the weight-bridge tests): the module and parameter names
+follow DP3 / SDM-Policy / Diffusion Policy, so `model.state_dict()` feeds
+`jaxpolicy.nets.torch_bridge.unet_params_from_torch`, and `load_jax_unet` goes the other
+way. The sampler is what the anchors run: eager PyTorch, one Python iteration per DDIM
+step, a diffusers-style `step()` with x0 ("sample") prediction and clipping, under
+`torch.no_grad()`. torch is an optional dependency (`pip install torch==2.13.0`); nothing
+in `jaxpolicy` imports this module.
+"""
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from jaxpolicy.nets import torch_bridge
+
+
+class StepEmbedding(nn.Module):
+  """Sinusoidal timestep features: [sin(t f), cos(t f)], f = 10000^(-i / (half - 1))."""
+
+  def __init__(self, dim: int):
+    super().__init__()
+    self.dim = dim
+
+  def forward(self, t):
+    half = self.dim // 2
+    scale = math.log(10000.0) / (half - 1)
+    freqs = torch.exp(-scale * torch.arange(half, device=t.device, dtype=torch.float32))
+    angles = t.to(torch.float32).unsqueeze(-1) * freqs.unsqueeze(0)
+    return torch.cat([angles.sin(), angles.cos()], dim=-1)
+
+
+class ConvNormMish(nn.Module):
+  """Conv1d ('same' padding) -> GroupNorm -> Mish, as `block.0/1/2`."""
+
+  def __init__(self, cin: int, cout: int, kernel_size: int, groups: int = 8):
+    super().__init__()
+    self.block = nn.Sequential(nn.Conv1d(cin, cout, kernel_size, padding=kernel_size // 2),
+                               nn.GroupNorm(groups, cout), nn.Mish())
+
+  def forward(self, x):
+    return self.block(x)
+
+
+class FiLMResidualBlock(nn.Module):
+  """Two ConvNormMish blocks; between them h <- scale * h + bias from the condition."""
+
+  def __init__(self, cin: int, cout: int, cond_dim: int, kernel_size: int, groups: int = 8):
+    super().__init__()
+    self.cout = cout
+    self.blocks = nn.ModuleList([ConvNormMish(cin, cout, kernel_size, groups),
+                                 ConvNormMish(cout, cout, kernel_size, groups)])
+    self.cond_encoder = nn.Sequential(nn.Mish(), nn.Linear(cond_dim, 2 * cout))
+    self.residual_conv = nn.Conv1d(cin, cout, 1) if cin != cout else nn.Identity()
+
+  def forward(self, x, cond):
+    film = self.cond_encoder(cond).unsqueeze(-1)      # (B, 2 C, 1)
+    h = self.blocks[0](x)
+    h = film[:, :self.cout] * h + film[:, self.cout:]
+    return self.blocks[1](h) + self.residual_conv(x)
+
+
+class Resample(nn.Module):
+  """Halve (Conv1d k=3, stride 2) or double (ConvTranspose1d k=4, stride 2) the length."""
+
+  def __init__(self, dim: int, up: bool):
+    super().__init__()
+    self.conv = (nn.ConvTranspose1d(dim, dim, 4, 2, 1) if up else nn.Conv1d(dim, dim, 3, 2, 1))
+
+  def forward(self, x):
+    return self.conv(x)
+
+
+class ConditionalUnet1D(nn.Module):
+  """x (B, H, A), timestep (B,) or scalar, global_cond (B, G) -> (B, H, A)."""
+
+  def __init__(self, input_dim: int, global_cond_dim: int,
+               down_dims: Sequence[int] = (512, 1024, 2048), kernel_size: int = 5,
+               n_groups: int = 8, step_embed_dim: int = 128):
+    super().__init__()
+    d = step_embed_dim
+    cond_dim = d + global_cond_dim
+    self.diffusion_step_encoder = nn.Sequential(StepEmbedding(d), nn.Linear(d, 4 * d), nn.Mish(),
+                                                nn.Linear(4 * d, d))
+    widths = [input_dim] + list(down_dims)
+    levels = len(down_dims)
+    block = lambda cin, cout: FiLMResidualBlock(cin, cout, cond_dim, kernel_size, n_groups)
+    self.down_modules = nn.ModuleList()
+    for i in range(levels):
+      last = i == levels - 1
+      self.down_modules.append(nn.ModuleList([
+          block(widths[i], widths[i + 1]), block(widths[i + 1], widths[i + 1]),
+          nn.Identity() if last else Resample(widths[i + 1], up=False)]))
+    self.mid_modules = nn.ModuleList([block(widths[-1], widths[-1]),
+                                      block(widths[-1], widths[-1])])
+    self.up_modules = nn.ModuleList()
+    for i in range(levels - 1):
+      deep, out = widths[levels - i], widths[levels - 1 - i]
+      self.up_modules.append(nn.ModuleList([block(2 * deep, out), block(out, out),
+                                            Resample(out, up=True)]))
+    # the anchors' final block always has 8 groups
+    self.final_conv = nn.Sequential(ConvNormMish(down_dims[0], down_dims[0], kernel_size, 8),
+                                    nn.Conv1d(down_dims[0], input_dim, 1))
+
+  def forward(self, sample, timestep, global_cond):
+    x = sample.transpose(1, 2)                        # (B, A, H): channels first
+    if not torch.is_tensor(timestep):
+      timestep = torch.tensor([timestep], dtype=torch.long, device=x.device)
+    if timestep.dim() == 0:
+      timestep = timestep[None]
+    timestep = timestep.expand(x.shape[0])
+    cond = torch.cat([self.diffusion_step_encoder(timestep), global_cond], dim=-1)
+    skips = []
+    for res0, res1, down in self.down_modules:
+      x = res1(res0(x, cond), cond)
+      skips.append(x)
+      x = down(x)
+    for mid in self.mid_modules:
+      x = mid(x, cond)
+    for res0, res1, up in self.up_modules:
+      x = torch.cat([x, skips.pop()], dim=1)
+      x = up(res1(res0(x, cond), cond))
+    return self.final_conv(x).transpose(1, 2)
+
+
+class StateEncoder(nn.Module):
+  """jaxpolicy's state MLP (Linear + Mish layers, Linear, LayerNorm eps 1e-6)."""
+
+  def __init__(self, in_dim: int, hidden_dims: Sequence[int], out_dim: int):
+    super().__init__()
+    dims = [in_dim] + list(hidden_dims)
+    self.hidden = nn.ModuleList([nn.Linear(a, b) for a, b in zip(dims[:-1], dims[1:])])
+    self.out = nn.Linear(dims[-1], out_dim)
+    self.norm = nn.LayerNorm(out_dim, eps=1e-6)
+
+  def forward(self, x):
+    for layer in self.hidden:
+      x = nn.functional.mish(layer(x))
+    return self.norm(self.out(x))
+
+
+# --- DDIM, diffusers semantics, plain torch ------------------------------------------------
+
+def cosine_betas(num_train_timesteps: int, max_beta: float = 0.999) -> torch.Tensor:
+  """`squaredcos_cap_v2` betas (computed in float64, stored as float32 like diffusers)."""
+  f = lambda s: math.cos((s + 0.008) / 1.008 * math.pi / 2) ** 2
+  n = num_train_timesteps
+  return torch.tensor([min(1 - f((i + 1) / n) / f(i / n), max_beta) for i in range(n)],
+                      dtype=torch.float32)
+
+
+class DDIMScheduler:
+  """Deterministic DDIM (eta 0, set_alpha_to_one) as diffusers' `DDIMScheduler.step`."""
+
+  def __init__(self, num_train_timesteps: int = 100, prediction_type: str = "sample",
+               clip_sample: bool = True):
+    self.num_train_timesteps = num_train_timesteps
+    self.prediction_type = prediction_type
+    self.clip_sample = clip_sample
+    self.alphas_cumprod = torch.cumprod(1.0 - cosine_betas(num_train_timesteps), dim=0)
+    self.final_alpha_cumprod = torch.tensor(1.0)
+    self.num_inference_steps = None
+    self.timesteps = None
+
+  def set_timesteps(self, num_steps: int, spacing: str = "leading"):
+    T = self.num_train_timesteps
+    if spacing == "leading":
+      ts = np.arange(num_steps)[::-1] * (T // num_steps)
+    elif spacing == "trailing":
+      ts = np.round(np.arange(T, 0, -T / num_steps)) - 1
+    else:
+      raise ValueError(f"spacing must be 'leading' or 'trailing', got {spacing!r}")
+    self.num_inference_steps = num_steps
+    self.timesteps = torch.from_numpy(ts.astype(np.int64).copy())
+
+  def step(self, model_output, t, sample):
+    t = int(t)
+    prev_t = t - self.num_train_timesteps // self.num_inference_steps
+    abar = self.alphas_cumprod[t]
+    abar_prev = self.alphas_cumprod[prev_t] if prev_t >= 0 else self.final_alpha_cumprod
+    if self.prediction_type == "sample":
+      x0 = model_output
+      eps = (sample - abar ** 0.5 * x0) / (1 - abar) ** 0.5
+    else:
+      eps = model_output
+      x0 = (sample - (1 - abar) ** 0.5 * eps) / abar ** 0.5
+    if self.clip_sample:
+      x0 = x0.clamp(-1, 1)
+    return abar_prev ** 0.5 * x0 + (1 - abar_prev) ** 0.5 * eps
+
+
+def ddim_loop(model, scheduler: DDIMScheduler, noise, global_cond, num_steps: int,
+              spacing: str = "leading"):
+  """The anchors' `conditional_sample`: one eager model call and scheduler step per t."""
+  x = noise
+  mask = torch.zeros_like(x, dtype=torch.bool)   # DP3 re-applies its (empty) inpainting mask
+  scheduler.set_timesteps(num_steps, spacing)
+  for t in scheduler.timesteps:
+    x[mask] = 0.0
+    out = model(x, t, global_cond)
+    x = scheduler.step(out, t, x)
+  x[mask] = 0.0
+  return x
+
+
+def one_step(model, noise, global_cond, timestep: int):
+  """SDM's true one-step generator: clip(G(z, T, cond))."""
+  return model(noise, torch.tensor(timestep), global_cond).clamp(-1, 1)
+
+
+# --- weights from jaxpolicy ----------------------------------------------------------------
+
+def unet_from_jax(unet_params, n_groups: int = 8) -> ConditionalUnet1D:
+  """A torch U-Net holding the same (full-shape) weights as our U-Net params."""
+  sd = torch_bridge.unet_params_to_torch(unet_params)
+  cfg = torch_bridge.unet_config_from_torch(sd)
+  model = ConditionalUnet1D(cfg["input_dim"], cfg["global_cond_dim"], cfg["down_dims"],
+                            cfg["kernel_size"], n_groups, cfg["step_embed_dim"])
+  model.load_state_dict({k: torch.from_numpy(v) for k, v in sd.items()}, strict=True)
+  return model.eval()
+
+
+def state_encoder_from_jax(enc_params) -> StateEncoder:
+  p = enc_params["params"] if "params" in enc_params else enc_params
+  n_hidden = sum(1 for k in p if k.startswith("dense"))
+  hidden = [int(p[f"dense{i}"]["kernel"].shape[1]) for i in range(n_hidden)]
+  in_dim = int(p["dense0"]["kernel"].shape[0]) if n_hidden else int(p["out"]["kernel"].shape[0])
+  enc = StateEncoder(in_dim, hidden, int(p["out"]["kernel"].shape[1]))
+  t = lambda a: torch.from_numpy(np.asarray(a, np.float32).copy())
+  sd = {}
+  for i in range(n_hidden):
+    sd[f"hidden.{i}.weight"] = t(np.asarray(p[f"dense{i}"]["kernel"]).T)
+    sd[f"hidden.{i}.bias"] = t(p[f"dense{i}"]["bias"])
+  sd["out.weight"] = t(np.asarray(p["out"]["kernel"]).T)
+  sd["out.bias"] = t(p["out"]["bias"])
+  sd["norm.weight"] = t(p["norm"]["scale"])
+  sd["norm.bias"] = t(p["norm"]["bias"])
+  enc.load_state_dict(sd, strict=True)
+  return enc.eval()
+
+
+class TorchPolicy:
+  """normalise -> encoder -> sampler -> unnormalise, eager, for state observations.
+
+  sampler: ("ddim", k, spacing) or ("one_step", T). Returns the full unnormalised chunk.
+  """
+
+  def __init__(self, encoder: StateEncoder, unet: ConditionalUnet1D, normalizer, horizon: int,
+               action_dim: int, sampler, num_train_timesteps: int = 100,
+               prediction_type: str = "sample", clip_sample: bool = True,
+               device: str = "cpu"):
+    self.device = torch.device(device)
+    self.encoder = encoder.to(self.device)
+    self.unet = unet.to(self.device)
+    t = lambda a: torch.as_tensor(np.asarray(a, np.float32), device=self.device)
+    obs_norm = normalizer["full_state"]
+    self.obs_scale, self.obs_offset = t(obs_norm.scale), t(obs_norm.offset)
+    self.act_scale, self.act_offset = t(normalizer["action"].scale), t(normalizer["action"].offset)
+    self.horizon, self.action_dim, self.sampler = horizon, action_dim, tuple(sampler)
+    self.scheduler = DDIMScheduler(num_train_timesteps, prediction_type, clip_sample)
+
+  def sample(self, cond, noise):
+    kind = self.sampler[0]
+    if kind == "ddim":
+      return ddim_loop(self.unet, self.scheduler, noise, cond, self.sampler[1], self.sampler[2])
+    if kind == "one_step":
+      return one_step(self.unet, noise, cond, self.sampler[1])
+    raise ValueError(f"unknown sampler {self.sampler!r}")
+
+  @torch.no_grad()
+  def __call__(self, full_state, noise=None):
+    """full_state (B, n_obs_steps, D) raw -> (B, horizon, A) unnormalised actions."""
+    b, n = full_state.shape[:2]
+    obs = full_state * self.obs_scale + self.obs_offset
+    cond = self.encoder(obs.reshape(b * n, -1)).reshape(b, -1)
+    if noise is None:
+      noise = torch.randn(b, self.horizon, self.action_dim, device=self.device)
+    x = self.sample(cond, noise)
+    return (x - self.act_offset) / self.act_scale

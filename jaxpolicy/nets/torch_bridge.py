@@ -1,0 +1,362 @@
+"""PyTorch `ConditionalUnet1D` state dicts <-> jaxpolicy U-Net params.
+
+Reads the parameter names of the FiLM U-Net shared by Diffusion Policy
+(`cond_predict_scale=True`), DP3 and SDM-Policy (`condition_type='film'`, with the
+default down/mid/up conditioning), e.g.
+
+    diffusion_step_encoder.1.weight                      Linear (out, in)
+    down_modules.0.0.blocks.0.block.0.weight             Conv1d (C_out, C_in, k)
+    down_modules.0.0.blocks.0.block.1.weight             GroupNorm (C,)
+    down_modules.0.0.cond_encoder.1.weight               FiLM Linear (2 C_out, cond_dim)
+    down_modules.0.0.residual_conv.weight                Conv1d (C_out, C_in, 1)
+    down_modules.0.2.conv.weight                         Downsample Conv1d (C, C, 3)
+    mid_modules.0....,  up_modules.0.2.conv.weight       ConvTranspose1d (C_in, C_out, 4)
+    final_conv.0.block.0.weight, final_conv.1.weight
+
+and maps them onto `jaxpolicy.nets.unet1d.ConditionalUnet1D`'s tree: Conv1d weight
+(C_out, C_in, k) -> kernel (k, C_in, C_out); ConvTranspose1d weight (C_in, C_out, k) ->
+kernel (k, C_in, C_out); Linear (out, in) -> Dense kernel (in, out); GroupNorm
+weight/bias -> scale/bias. Values may be numpy arrays or torch tensors (this module never
+imports torch). The architecture (down_dims, kernel size, step-embedding size, action and
+condition sizes) is read from the shapes; any missing, unexpected or mis-shaped name stops
+the import with one message that lists them.
+
+Not representable (and refused by name): additive conditioning (`cond_predict_scale=False`,
+`condition_type='add'`), DP3's cross-attention and `mlp_film` conditioning, local
+conditioning. A state dict trained with DP3's `use_{down,mid,up}_condition=False` has the
+same names but a different function; it cannot be told apart by its names, so the caller
+must know it was trained with the defaults (all True). The final Conv1dBlock of the
+PyTorch model always uses 8 GroupNorm groups; jaxpolicy uses `n_groups` there, so import
+only models with n_groups = 8 (every published config).
+"""
+from __future__ import annotations
+
+import re
+from typing import Any, Mapping, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+_MAX_LISTED = 12
+
+
+class TorchBridgeError(ValueError):
+  """A state dict that does not describe a jaxpolicy-compatible ConditionalUnet1D."""
+
+
+def _to_numpy(value) -> np.ndarray:
+  """numpy / jax array or torch tensor (without importing torch) -> float32 numpy."""
+  if hasattr(value, "detach") and hasattr(value, "cpu"):  # torch.Tensor
+    value = value.detach().cpu().float().numpy()
+  return np.asarray(value, np.float32)
+
+
+# --- the layout: torch module name -> (kind, flax path, torch weight shape) -------------
+
+def _res_block(layout, torch_name, flax_name, cin, cout, cond_dim, k):
+  layout.append((f"{torch_name}.blocks.0.block.0", "conv", (flax_name, "block0", "conv"),
+                 (cout, cin, k)))
+  layout.append((f"{torch_name}.blocks.0.block.1", "norm", (flax_name, "block0", "norm"), (cout,)))
+  layout.append((f"{torch_name}.blocks.1.block.0", "conv", (flax_name, "block1", "conv"),
+                 (cout, cout, k)))
+  layout.append((f"{torch_name}.blocks.1.block.1", "norm", (flax_name, "block1", "norm"), (cout,)))
+  layout.append((f"{torch_name}.cond_encoder.1", "linear", (flax_name, "cond_encoder"),
+                 (2 * cout, cond_dim)))
+  if cin != cout:
+    layout.append((f"{torch_name}.residual_conv", "conv", (flax_name, "residual_conv"),
+                   (cout, cin, 1)))
+
+
+def unet_layout(input_dim: int, global_cond_dim: int, down_dims: Sequence[int],
+                kernel_size: int = 5, step_embed_dim: int = 128):
+  """[(torch module name, kind, flax path, torch weight shape)] of one FiLM U-Net.
+
+  kind is 'linear', 'conv', 'conv_transpose' or 'norm'; every module has a weight and a
+  bias (the bias has shape (weight.shape[0],), or (weight.shape[1],) for conv_transpose).
+  """
+  d, k = step_embed_dim, kernel_size
+  cond_dim = d + global_cond_dim
+  dims = [input_dim] + list(down_dims)
+  n = len(down_dims)
+  layout = [("diffusion_step_encoder.1", "linear", ("step_mlp0",), (4 * d, d)),
+            ("diffusion_step_encoder.3", "linear", ("step_mlp1",), (d, 4 * d))]
+  for i in range(n):
+    cin, cout = dims[i], dims[i + 1]
+    _res_block(layout, f"down_modules.{i}.0", f"down{i}_res0", cin, cout, cond_dim, k)
+    _res_block(layout, f"down_modules.{i}.1", f"down{i}_res1", cout, cout, cond_dim, k)
+    if i < n - 1:
+      layout.append((f"down_modules.{i}.2.conv", "conv", (f"down{i}_downsample",),
+                     (cout, cout, 3)))
+  for j in range(2):
+    _res_block(layout, f"mid_modules.{j}", f"mid{j}", dims[-1], dims[-1], cond_dim, k)
+  # up level i joins the deeper output (dims[n - i]) with the skip of the same width
+  for i in range(n - 1):
+    deep, out = dims[n - i], dims[n - 1 - i]
+    _res_block(layout, f"up_modules.{i}.0", f"up{i}_res0", 2 * deep, out, cond_dim, k)
+    _res_block(layout, f"up_modules.{i}.1", f"up{i}_res1", out, out, cond_dim, k)
+    layout.append((f"up_modules.{i}.2.conv", "conv_transpose", (f"up{i}_upsample",),
+                   (out, out, 4)))
+  layout.append(("final_conv.0.block.0", "conv", ("final_block", "conv"),
+                 (down_dims[0], down_dims[0], k)))
+  layout.append(("final_conv.0.block.1", "norm", ("final_block", "norm"), (down_dims[0],)))
+  layout.append(("final_conv.1", "conv", ("final_conv",), (input_dim, down_dims[0], 1)))
+  return layout
+
+
+def _bias_shape(kind, wshape):
+  return (wshape[1],) if kind == "conv_transpose" else (wshape[0],)
+
+
+def torch_shapes(input_dim: int, global_cond_dim: int, down_dims: Sequence[int],
+                 kernel_size: int = 5, step_embed_dim: int = 128) -> dict[str, tuple]:
+  """{parameter name: shape} of the PyTorch state dict of this architecture."""
+  out = {}
+  for name, kind, _, wshape in unet_layout(input_dim, global_cond_dim, down_dims, kernel_size,
+                                           step_embed_dim):
+    out[f"{name}.weight"] = tuple(wshape)
+    out[f"{name}.bias"] = _bias_shape(kind, wshape)
+  return out
+
+
+# --- reading the architecture from a state dict ------------------------------------------
+
+def _hints(names) -> list[str]:
+  names = list(names)
+  hints = []
+  if any(".cond_encoder.query_proj" in n or ".cond_encoder.key_proj" in n for n in names):
+    hints.append("the state dict uses DP3's cross-attention conditioning; jaxpolicy's U-Net "
+                 "implements FiLM (condition_type='film') only")
+  if any(n.endswith(".cond_encoder.3.weight") for n in names):
+    hints.append("the state dict uses DP3's 'mlp_film' conditioning; jaxpolicy's U-Net "
+                 "implements FiLM with one Linear (condition_type='film') only")
+  if any(n.startswith("local_cond_encoder.") for n in names):
+    hints.append("the state dict has a local_cond_encoder (local conditioning), which "
+                 "jaxpolicy's U-Net does not implement")
+  return hints
+
+
+def _suggest_prefix(names) -> str | None:
+  for n in names:
+    if n.endswith("diffusion_step_encoder.1.weight") and n != "diffusion_step_encoder.1.weight":
+      return n[:-len("diffusion_step_encoder.1.weight")]
+  return None
+
+
+def _first_dim(sd, names):
+  for n in names:
+    if n in sd and np.ndim(sd[n]) >= 1:
+      return int(np.shape(sd[n])[0])
+  return None
+
+
+def _strip_prefix(state_dict: Mapping[str, Any], prefix: str) -> dict[str, Any]:
+  if not prefix:
+    return dict(state_dict)
+  return {k[len(prefix):]: v for k, v in state_dict.items() if k.startswith(prefix)}
+
+
+def unet_config_from_torch(state_dict: Mapping[str, Any], prefix: str = "") -> dict:
+  """The architecture a state dict describes, read from its shapes.
+
+  Returns {'input_dim', 'global_cond_dim', 'down_dims', 'kernel_size', 'step_embed_dim'}
+  (input_dim is the action dimension, global_cond_dim the observation feature size).
+  """
+  sd = _strip_prefix(state_dict, prefix)
+  shape = lambda n: tuple(np.shape(sd[n]))
+  anchors = ["diffusion_step_encoder.1.weight", "down_modules.0.0.blocks.0.block.0.weight",
+             "down_modules.0.0.cond_encoder.1.weight"]
+  missing = [a for a in anchors if a not in sd]
+  if missing:
+    msg = (f"not a ConditionalUnet1D state dict: missing {', '.join(missing)}"
+           + (f" (under prefix {prefix!r})" if prefix else ""))
+    guess = _suggest_prefix(state_dict)
+    if guess is not None and guess != prefix:
+      msg += f"; its U-Net parameters start with {guess!r}: pass prefix={guess!r}"
+    hints = _hints(sd)
+    if hints:
+      msg += "; " + "; ".join(hints)
+    raise TorchBridgeError(msg)
+  w = shape("diffusion_step_encoder.1.weight")
+  if len(w) != 2 or w[0] != 4 * w[1]:
+    raise TorchBridgeError(f"diffusion_step_encoder.1.weight has shape {w}; expected "
+                           f"(4 * d, d) for a step-embedding size d")
+  d = w[1]
+  levels = 1 + max(int(m.group(1)) for m in map(re.compile(r"down_modules\.(\d+)\.").match, sd)
+                   if m)
+  down_dims, kernel_size = [], None
+  for i in range(levels):  # each width from whichever of its parameters is present
+    width = _first_dim(sd, [f"down_modules.{i}.0.blocks.{b}.block.{m}.{w}"
+                            for b in (0, 1) for m in (0, 1) for w in ("weight", "bias")])
+    if width is None:
+      raise TorchBridgeError(f"down_modules.{i}.0 has no conv or norm parameters "
+                             f"(blocks.0.block.0.weight missing)")
+    down_dims.append(width)
+    for b in (0, 1):
+      cw = sd.get(f"down_modules.{i}.{b}.blocks.0.block.0.weight")
+      if kernel_size is None and cw is not None and np.ndim(cw) == 3:
+        kernel_size = int(np.shape(cw)[2])
+  w0 = shape("down_modules.0.0.blocks.0.block.0.weight")
+  if len(w0) != 3 or kernel_size is None:
+    raise TorchBridgeError(f"down_modules.0.0.blocks.0.block.0.weight has shape {w0}; expected "
+                           f"a Conv1d weight (C_out, C_in, k)")
+  input_dim = w0[1]
+  cw = shape("down_modules.0.0.cond_encoder.1.weight")
+  if len(cw) != 2:
+    raise TorchBridgeError(f"down_modules.0.0.cond_encoder.1.weight has shape {cw}; expected "
+                           f"a Linear weight (2 * C_out, cond_dim)")
+  if cw[0] == down_dims[0] and cw[0] != 2 * down_dims[0]:
+    raise TorchBridgeError(
+        f"down_modules.0.0.cond_encoder.1.weight has shape {cw}: {cw[0]} outputs = C_out "
+        f"means additive conditioning (Diffusion Policy's cond_predict_scale=False or DP3's "
+        f"condition_type='add'); jaxpolicy's U-Net implements FiLM (cond_predict_scale=True, "
+        f"condition_type='film') only")
+  global_cond_dim = cw[1] - d
+  if global_cond_dim < 0:
+    raise TorchBridgeError(f"cond_encoder input size {cw[1]} is smaller than the step "
+                           f"embedding size {d}")
+  return dict(input_dim=int(input_dim), global_cond_dim=int(global_cond_dim),
+              down_dims=tuple(int(x) for x in down_dims), kernel_size=int(kernel_size),
+              step_embed_dim=int(d))
+
+
+def _listing(items) -> str:
+  items = list(items)
+  shown = ", ".join(items[:_MAX_LISTED])
+  return shown + (f", ... ({len(items) - _MAX_LISTED} more)" if len(items) > _MAX_LISTED else "")
+
+
+def check_state_dict(state_dict: Mapping[str, Any], prefix: str = "") -> dict:
+  """Validates every name and shape; returns the architecture (see unet_config_from_torch)."""
+  cfg = unet_config_from_torch(state_dict, prefix)
+  sd = _strip_prefix(state_dict, prefix)
+  want = torch_shapes(**cfg)
+  missing = [n for n in want if n not in sd]
+  unexpected = sorted(n for n in sd if n not in want)
+  misshaped = [f"{n} {tuple(np.shape(sd[n]))} (expected {want[n]})" for n in want
+               if n in sd and tuple(np.shape(sd[n])) != want[n]]
+  if missing or unexpected or misshaped:
+    parts = []
+    if missing:
+      parts.append(f"missing {len(missing)}: {_listing(missing)}")
+    if unexpected:
+      parts.append(f"unexpected {len(unexpected)}: {_listing(unexpected)}")
+    if misshaped:
+      parts.append(f"mis-shaped {len(misshaped)}: {_listing(misshaped)}")
+    arch = ", ".join(f"{k}={v}" for k, v in cfg.items())
+    msg = (f"state dict{f' (prefix {prefix!r})' if prefix else ''} does not match a FiLM "
+           f"ConditionalUnet1D with {arch}: " + "; ".join(parts))
+    hints = _hints(unexpected)
+    if hints:
+      msg += ". Note: " + "; ".join(hints)
+    raise TorchBridgeError(msg)
+  return cfg
+
+
+# --- conversion ---------------------------------------------------------------------------
+
+def _weight_to_flax(kind, w):
+  if kind == "linear":
+    return w.T
+  if kind == "conv":             # (C_out, C_in, k) -> (k, C_in, C_out)
+    return np.transpose(w, (2, 1, 0))
+  if kind == "conv_transpose":   # (C_in, C_out, k) -> (k, C_in, C_out)
+    return np.transpose(w, (2, 0, 1))
+  return w                       # norm
+
+
+def _weight_to_torch(kind, k):
+  if kind == "linear":
+    return k.T
+  if kind == "conv":
+    return np.transpose(k, (2, 1, 0))
+  if kind == "conv_transpose":
+    return np.transpose(k, (1, 2, 0))
+  return k
+
+
+def _set(tree, path, value):
+  for p in path[:-1]:
+    tree = tree.setdefault(p, {})
+  tree[path[-1]] = value
+
+
+def _get(tree, path):
+  for p in path:
+    tree = tree[p]
+  return tree
+
+
+def unet_params_from_torch(state_dict: Mapping[str, Any], prefix: str = "", like=None):
+  """A PyTorch FiLM ConditionalUnet1D state dict -> {'params': ...} for our U-Net.
+
+  prefix: taken off every name first, and names outside it are ignored (e.g. "model."
+  for a whole DP3 policy's state dict). like: optional jaxpolicy U-Net params (or their
+  `jax.eval_shape`) the result must match leaf for leaf; a mismatch names the leaves.
+  Build the module with `unet_config_from_torch`'s down_dims, kernel_size and
+  step_embed_dim (and n_groups = 8).
+  """
+  cfg = check_state_dict(state_dict, prefix)
+  sd = _strip_prefix(state_dict, prefix)
+  params: dict = {}
+  for name, kind, path, _ in unet_layout(**cfg):
+    weight = _to_numpy(sd[f"{name}.weight"])
+    bias = _to_numpy(sd[f"{name}.bias"])
+    wkey = "scale" if kind == "norm" else "kernel"
+    _set(params, path + (wkey,), jnp.asarray(_weight_to_flax(kind, weight)))
+    _set(params, path + ("bias",), jnp.asarray(bias))
+  out = {"params": params}
+  if like is not None:
+    _check_like(out, like)
+  return out
+
+
+def _check_like(params, like):
+  like = like if "params" in like else {"params": like}
+  got = {jax.tree_util.keystr(p): tuple(v.shape)
+         for p, v in jax.tree_util.tree_flatten_with_path(params)[0]}
+  want = {jax.tree_util.keystr(p): tuple(v.shape)
+          for p, v in jax.tree_util.tree_flatten_with_path(like)[0]}
+  missing = [k for k in want if k not in got]
+  extra = [k for k in got if k not in want]
+  bad = [f"{k} {got[k]} (expected {want[k]})" for k in want if k in got and got[k] != want[k]]
+  if missing or extra or bad:
+    parts = ([f"absent from the import: {_listing(missing)}"] if missing else []) + \
+            ([f"not in the target: {_listing(extra)}"] if extra else []) + \
+            ([f"shape mismatch: {_listing(bad)}"] if bad else [])
+    raise TorchBridgeError("the imported U-Net does not match the target jaxpolicy U-Net "
+                           "(check down_dims, kernel_size, step_embed_dim, the action "
+                           "dimension and the observation feature size): " + "; ".join(parts))
+
+
+def unet_params_to_torch(params) -> dict[str, np.ndarray]:
+  """Our full-shape U-Net params -> a PyTorch state dict (numpy values) with DP3's names.
+
+  `torch_model.load_state_dict({k: torch.from_numpy(v) for k, v in sd.items()})` loads it.
+  Dead-tap-pruned params (see unet1d.prune_params) are refused: export the full ones.
+  """
+  p = params["params"] if "params" in params else params
+  cfg = unet_config_from_flax(p)
+  out = {}
+  for name, kind, path, wshape in unet_layout(**cfg):
+    mod = _get(p, path)
+    w = np.asarray(mod["scale" if kind == "norm" else "kernel"], np.float32)
+    tw = _weight_to_torch(kind, w)
+    if tuple(tw.shape) != tuple(wshape):
+      raise TorchBridgeError(f"{'/'.join(path)} has shape {w.shape}, which maps to {tw.shape}; "
+                             f"expected {wshape} (pruned params cannot be exported)")
+    out[f"{name}.weight"] = np.array(tw, np.float32, order="C")   # owned, writable copies
+    out[f"{name}.bias"] = np.array(mod["bias"], np.float32)
+  return out
+
+
+def unet_config_from_flax(p) -> dict:
+  """The architecture of our U-Net params (the 'params' collection)."""
+  d = int(p["step_mlp1"]["kernel"].shape[1])
+  down_dims = []
+  while f"down{len(down_dims)}_res0" in p:
+    down_dims.append(int(p[f"down{len(down_dims)}_res0"]["block0"]["conv"]["kernel"].shape[2]))
+  k0 = p["down0_res0"]["block0"]["conv"]["kernel"]
+  cond_dim = int(p["down0_res0"]["cond_encoder"]["kernel"].shape[0])
+  return dict(input_dim=int(k0.shape[1]), global_cond_dim=cond_dim - d,
+              down_dims=tuple(down_dims), kernel_size=int(k0.shape[0]), step_embed_dim=d)

@@ -1,0 +1,87 @@
+"""The benchmarks run (tiny preset, a few calls) and write complete JSON. No timing asserts."""
+import importlib.util
+import json
+
+import jax
+import pytest
+
+from benchmarks import common, latency, training
+from jaxpolicy import nets as nets_lib
+from jaxpolicy.methods import teacher
+
+HAS_TORCH = importlib.util.find_spec("torch") is not None
+
+
+def _positive(row, keys):
+  for k in keys:
+    assert isinstance(row[k], (int, float)) and row[k] > 0, (k, row[k])
+
+
+def test_latency_tiny(tmp_path):
+  out = tmp_path / "latency.json"
+  argv = ["--preset=tiny", "--batch=1,2", "--iters=3", "--warmup=1", f"--out={out}",
+          "--policies=teacher_ddim10,sdm_1step", "--probe_mb=8", "--probe_n=256"]
+  if HAS_TORCH:
+    argv += ["--torch", "--torch_threads=1"]
+  latency.main(argv)
+  r = json.loads(out.read_text())
+  assert r["benchmark"] == "latency" and r["preset"] == "tiny"
+  assert r["environment"]["packages"]["jax"]
+  assert r["probe"]["bandwidth_Bps"] > 0 and r["probe"]["peak_flops"] > 0
+  rows = {(x["policy"], x["batch"]): x for x in r["results"]}
+  assert set(rows) == {(p, b) for p in ("teacher_ddim10", "sdm_1step") for b in (1, 2)}
+  for row in rows.values():
+    _positive(row, ["compile_s", "median_ms", "p90_ms", "hz", "samples_per_s", "flops",
+                    "flops_per_nfe", "floor_bytes", "floor_ms", "achieved_over_floor",
+                    "unet_params", "unet_params_run"])
+    assert row["calls"] >= 3 and row["p90_ms"] >= row["median_ms"] >= row["min_ms"]
+    assert row["bound"] in ("memory", "compute")
+    assert 1 <= row["xla_counted_nfe"] <= row["nfe"]
+  assert rows[("teacher_ddim10", 1)]["nfe"] == 10 and rows[("sdm_1step", 1)]["nfe"] == 1
+  # ten evaluations cost about ten times the FLOPs of one (the scan body is counted once by
+  # XLA; the benchmark adds the other nine)
+  t, s = rows[("teacher_ddim10", 1)], rows[("sdm_1step", 1)]
+  assert 8 * s["flops"] < t["flops"] < 12 * s["flops"]
+  assert t["floor_bytes"] > 5 * s["floor_bytes"]
+  # horizon 4: dead-tap pruning runs fewer weights than the full U-Net has
+  assert t["unet_params_run"] < t["unet_params"]
+  assert r["summary"]["sdm_over_teacher_speedup"]["batch1"] > 0
+  if HAS_TORCH:
+    for name in ("teacher_ddim10", "sdm_1step"):
+      tr = rows[(name, 1)]["torch"]
+      assert tr["median_ms"] > 0 and tr["sampler"][0] in ("ddim", "one_step")
+      assert rows[(name, 1)]["jax_over_torch"] > 0
+
+
+def test_training_tiny(tmp_path):
+  out = tmp_path / "training.json"
+  training.main(["--preset=tiny", "--iters=3", "--warmup=1", f"--out={out}"])
+  r = json.loads(out.read_text())
+  assert r["benchmark"] == "training" and r["environment"]["platform"]
+  rows = {x["method"]: x for x in r["results"]}
+  assert set(rows) == {"teacher", "sdm", "cd", "step"}
+  for row in rows.values():
+    _positive(row, ["compile_s", "median_ms", "p90_ms", "steps_per_s", "samples_per_s",
+                    "batch_size", "unet_params", "flops_xla"])
+    assert row["steps_timed"] == 3 and row["metrics_finite"]
+
+
+def test_registry_lists_the_ddim_baselines():
+  """Shapes only (jax.eval_shape): which baselines exist, and their NFE."""
+  config = latency.load_config("teacher", "tiny")
+  nets = nets_lib.build_nets(config, latency.ACTION_DIM)
+  state = jax.eval_shape(lambda: teacher.init(config, nets, latency.OBS_SHAPES,
+                                              jax.random.PRNGKey(0)))
+  specs = latency.ddim_baselines(config, nets, state)
+  assert {n: s.nfe for n, s in specs.items()} == {
+      f"ddim{k}_{sp}": k for k in (1, 2, 4) for sp in ("leading", "trailing")}
+  assert [e.method for e in latency.REGISTRY][:2] == ["teacher", "sdm"]
+
+
+def test_helpers():
+  t = common.time_calls(lambda: None, iters=5, warmup=1)
+  assert t["calls"] == 5 and t["p90_ms"] >= t["median_ms"] >= 0
+  f = common.floor_ms(2e9, 1e9, bandwidth=1e9, peak_flops=1e12)
+  assert f["bound"] == "memory" and f["floor_ms"] == pytest.approx(1e3)
+  text = common.format_table([{"a": "x", "b": 1.23456}], [("A", "a"), ("B", "b")])
+  assert "1.23" in text and text.splitlines()[0].startswith("A")
