@@ -20,8 +20,11 @@ logging = _logging.getLogger("jaxpolicy")
 DEMO_SEED_OFFSET = 1_000_000  # demo resets never coincide with evaluation resets
 
 
-def demo_path(data_dir: str, task: str, num_episodes: int, obs_type: str) -> str:
-  return os.path.join(data_dir, f"metaworld_{check_task(task)}_{obs_type}_{num_episodes}ep.zarr")
+def demo_path(data_dir: str, task: str, num_episodes: int, obs_type: str, tag: str = "") -> str:
+  """`tag` distinguishes sensor settings (point clouds of another sensor are other data)."""
+  suffix = f"_{tag}" if tag else ""
+  return os.path.join(data_dir, f"metaworld_{check_task(task)}_{obs_type}_{num_episodes}ep"
+                      f"{suffix}.zarr")
 
 
 def collect_episodes(task: str, num_episodes: int, seed: int = 0, obs_type: str = "state",
@@ -62,15 +65,16 @@ def collect_episodes(task: str, num_episodes: int, seed: int = 0, obs_type: str 
 
 
 def ensure_demos(data_dir: str, task: str, num_episodes: int, seed: int = 0,
-                 obs_type: str = "state", sensor=None) -> str:
+                 obs_type: str = "state", sensor=None, tag: str = "",
+                 attrs: dict | None = None) -> str:
   """Returns the dataset path, collecting and writing it first when it does not exist."""
-  path = demo_path(data_dir, task, num_episodes, obs_type)
+  path = demo_path(data_dir, task, num_episodes, obs_type, tag)
   if os.path.isdir(path):
     logging.info("using existing demonstrations %s", path)
     return path
   logging.info("collecting %d %s demonstrations for %s -> %s", num_episodes, obs_type, task, path)
   os.makedirs(data_dir, exist_ok=True)
   eps = collect_episodes(task, num_episodes, seed=seed, obs_type=obs_type, sensor=sensor)
-  storage.write_episodes(path, eps, attrs={"task": task, "source": "metaworld scripted expert",
-                                           "obs_type": obs_type, "seed": seed})
+  storage.write_episodes(path, eps, attrs=dict(attrs or {}, task=task, obs_type=obs_type,
+                                               source="metaworld scripted expert", seed=seed))
   return path

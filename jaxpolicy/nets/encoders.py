@@ -30,3 +30,36 @@ def encode_history(encoder: nn.Module, params, obs):
   flat = {k: v.reshape((b * n,) + v.shape[2:]) for k, v in obs.items()}
   feat = encoder.apply(params, flat)
   return feat.reshape(b, n * feat.shape[-1])
+
+
+class DP3Encoder(nn.Module):
+  """DP3's point-cloud encoder: PointNet on xyz plus an MLP on the robot state.
+
+  Per point: Dense 3->64->128->256, each followed by LayerNorm and ReLU; max-pool over the
+  points; Dense 256->out_dim + LayerNorm. Robot state (`agent_pos`, 9-d): Dense 9->64, ReLU,
+  Dense 64->64 (no final activation, as DP3's `create_mlp`). Output per frame:
+  concat(point feature, state feature), out_dim + state_dims[-1] wide.
+
+  obs["point_cloud"]: (B, P, 3 or 6) normalised points (only xyz is used unless
+  `use_color`); obs["agent_pos"]: (B, 9).
+  """
+  out_dim: int = 64
+  point_dims: Sequence[int] = (64, 128, 256)
+  state_dims: Sequence[int] = (64, 64)
+  use_color: bool = False
+
+  @nn.compact
+  def __call__(self, obs):
+    x = obs["point_cloud"]
+    x = x if self.use_color else x[..., :3]
+    for i, h in enumerate(self.point_dims):
+      x = nn.Dense(h, name=f"point_dense{i}")(x)
+      x = nn.relu(nn.LayerNorm(name=f"point_norm{i}")(x))
+    x = jnp.max(x, axis=-2)
+    x = nn.LayerNorm(name="point_out_norm")(nn.Dense(self.out_dim, name="point_out")(x))
+    s = obs["agent_pos"]
+    for i, h in enumerate(self.state_dims):
+      s = nn.Dense(h, name=f"state_dense{i}")(s)
+      if i < len(self.state_dims) - 1:
+        s = nn.relu(s)
+    return jnp.concatenate([x, s], axis=-1)

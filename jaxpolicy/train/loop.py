@@ -7,6 +7,7 @@ checkpoint and exit; a non-finite loss stops the run before anything bad is save
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import logging as _logging
 import os
@@ -79,22 +80,36 @@ def make_sensor(config):
   return make(config)
 
 
+def ensure_demo_data(config) -> str:
+  """The demonstrations a config trains on: collected on demand by process 0; other
+  processes wait for the file (datasets appear atomically) instead of a collective barrier,
+  whose 30 s rendezvous limit a long collection would exceed. Point-cloud datasets are
+  named by a hash of the sensor settings, which are also stored in their attributes."""
+  tag, attrs = "", {}
+  if config.obs == "pointcloud":
+    from jaxpolicy.envs.pointcloud import sensor_spec  # pylint: disable=g-import-not-at-top
+    attrs = {"sensor": sensor_spec(config).to_dict()}
+    tag = hashlib.sha1(json.dumps(attrs, sort_keys=True).encode()).hexdigest()[:8]
+  if not sharding.is_primary():
+    path = collect.demo_path(config.data.dir, config.task, config.data.num_episodes, config.obs,
+                             tag)
+    deadline = time.time() + 3600
+    while not os.path.isdir(path):
+      if time.time() > deadline:
+        raise TimeoutError(f"process {jax.process_index()}: {path} did not appear in an hour")
+      time.sleep(1.0)
+  return collect.ensure_demos(config.data.dir, config.task, config.data.num_episodes,
+                              seed=config.data.seed, obs_type=config.obs,
+                              sensor=make_sensor(config), tag=tag, attrs=attrs)
+
+
 def load_demo_data(config, normalizer=None) -> DemoData:
-  """Demonstrations (collected on demand by process 0; the others wait for them)."""
-  keys = nets_lib.obs_keys(config.obs)
-  ensure = lambda: collect.ensure_demos(config.data.dir, config.task, config.data.num_episodes,
-                                        seed=config.data.seed, obs_type=config.obs,
-                                        sensor=make_sensor(config))
-  if jax.process_count() > 1:
-    from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
-    if sharding.is_primary():
-      ensure()
-    multihost_utils.sync_global_devices("jaxpolicy: demonstrations ready")
-  path = ensure()
+  """Demonstration windows for a config (see `ensure_demo_data`)."""
+  path = ensure_demo_data(config)
   p = config.policy
-  return load_demos(path, keys, p.horizon, p.n_obs_steps, p.n_action_steps,
-                    val_episodes=config.data.val_episodes, seed=config.data.seed,
-                    normalizer=normalizer)
+  return load_demos(path, nets_lib.obs_keys(config.obs), p.horizon, p.n_obs_steps,
+                    p.n_action_steps, val_episodes=config.data.val_episodes,
+                    seed=config.data.seed, normalizer=normalizer)
 
 
 def restore_run(workdir: str, step: int | None = None) -> Run:
@@ -187,7 +202,8 @@ def load_or_train_teacher(config) -> Run:
   from jaxpolicy.train.validate import check_teacher  # pylint: disable=g-import-not-at-top
   tconfig = teacher_configs.get_config(config.preset)
   with tconfig.unlocked():
-    for key in ("task", "obs", "seed", "data", "policy", "model", "diffusion", "eval"):
+    for key in ("task", "obs", "seed", "data", "policy", "model", "diffusion", "eval",
+                "pointcloud"):
       setattr(tconfig, key, ml_collections.ConfigDict(config[key].to_dict())
               if isinstance(config[key], ml_collections.ConfigDict) else config[key])
   workdir = config.teacher_workdir or default_workdir(tconfig)

@@ -10,9 +10,10 @@ from jaxpolicy.envs.registry import check_task
 
 # config sections that define what a run *is*; a workdir holding a run that differs in
 # any of them belongs to another experiment.
-IDENTITY_KEYS = ("method", "task", "obs", "seed", "policy", "model", "diffusion", "data")
+IDENTITY_KEYS = ("method", "task", "obs", "seed", "policy", "model", "diffusion", "data",
+                 "pointcloud")
 # sections a teacher and its students must share
-TEACHER_KEYS = ("task", "obs", "policy", "model", "diffusion")
+TEACHER_KEYS = ("task", "obs", "policy", "model", "diffusion", "pointcloud")
 
 
 class ConfigError(ValueError):
@@ -63,9 +64,15 @@ def check_config(config) -> None:
     check(config)
 
 
-def identity(config) -> dict:
+def _relevant(config, keys) -> dict:
+  """The config sections among `keys`; the point-cloud sensor only matters for its obs."""
   d = config.to_dict()
-  return json.loads(json.dumps({k: d[k] for k in IDENTITY_KEYS if k in d}))
+  keep = [k for k in keys if k in d and (k != "pointcloud" or d.get("obs") == "pointcloud")]
+  return json.loads(json.dumps({k: d[k] for k in keep}))
+
+
+def identity(config) -> dict:
+  return _relevant(config, IDENTITY_KEYS)
 
 
 def _diff(a: dict, b: dict, prefix="") -> list[str]:
@@ -100,10 +107,7 @@ def check_workdir(workdir: str, config) -> None:
 
 def check_teacher(teacher_config, student_config, workdir: str) -> None:
   """A student must match its teacher's task, observations, architecture and schedule."""
-  a = {k: teacher_config.to_dict().get(k) for k in TEACHER_KEYS}
-  b = {k: student_config.to_dict().get(k) for k in TEACHER_KEYS}
-  a, b = json.loads(json.dumps(a)), json.loads(json.dumps(b))
-  diff = _diff(a, b)
+  diff = _diff(_relevant(teacher_config, TEACHER_KEYS), _relevant(student_config, TEACHER_KEYS))
   if teacher_config.method != "teacher":
     raise ConfigError(f"teacher_workdir {workdir} holds a {teacher_config.method!r} run, not a "
                       f"teacher")

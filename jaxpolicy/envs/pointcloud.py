@@ -1,0 +1,518 @@
+"""Point-cloud observations (DP3): one fixed depth camera -> world points -> crop -> FPS.
+
+One sensor definition, `config.pointcloud`, is shared by demonstration collection and
+evaluation, on the CPU (MuJoCo's renderer) and in MJX (`mjx.ray`):
+
+1. **Camera.** MetaWorld's `corner2` camera (fovy 60), moved to DP3's position
+   (0.6, 0.295, 0.8) with its orientation unchanged (DP3 sets `cam_pos` of corner2 to this
+   value; `config.pointcloud.camera_pos = ()` keeps the model's own position). The move is
+   applied by the sensor itself, never by editing the environment's model, so every
+   caller (collection, evaluation, plots, MJX) sees the same camera. Only cameras fixed to
+   the world body can be moved.
+2. **Depth** at `image_size` (quick 64x64, paper 128x128 as DP3). Pixels with no surface
+   between MuJoCo's near and far planes are dropped.
+3. **Back-projection** to world coordinates with the pinhole model of the camera
+   (f = H / (2 tan(fovy / 2)), pixel centres, z-depth along the optical axis). (DP3
+   back-projected with the orientation of the model's first camera and no translation, then
+   applied a hand-tuned rotation, so its crop box lives in that frame; ours is MetaWorld's
+   world frame, in metres, and the table top comes out at z = 0 to within a millimetre.)
+4. **Crop** to the axis-aligned box [crop_low, crop_high]: the table top, the objects on it
+   and the space the gripper reaches; the floor, the robot's pedestal, most walls and the
+   background are cut away.
+5. **Farthest-point sampling** (`jaxpolicy.data.fps`, deterministic start at the first
+   kept pixel, as pytorch3d's default) to `num_points` (quick 128, paper 512 as DP3). If
+   fewer pixels are kept, the cloud repeats real points instead of padding with zeros.
+
+**Geometry** (`config.pointcloud.geoms`):
+
+* `"light"` (default): the collision geoms plus the visible primitive geoms of groups 0-2
+  (box, sphere, capsule, ellipsoid, plane; not visual meshes or visual-only cylinders).
+  This is the geometry the MJX sensor can afford to cast rays against (MetaWorld's visual
+  meshes have ~67k triangles; the light set of drawer-open keeps ~16k, those of the two
+  collidable gripper meshes) and the CPU renderer draws exactly the same set, so data
+  collected on the CPU matches MJX evaluation (per-pixel depth agrees exactly except at a
+  few silhouette pixels, `tests/test_pointcloud.py`). It shows the table top, the task
+  objects (their collision shapes), the gripper (hand and finger geoms) and the wrist, not
+  the visual meshes of the upper arm. MJX ray casting is brute force over those triangles:
+  ~1.3 s for a 32x32 frame (5 s at 64x64) on a 2-core CPU, so it is for accelerators.
+* `"visual"`: everything MuJoCo draws by default (geom groups 0-2), as DP3's renders. CPU
+  only in practice (the MJX sensor accepts it but is brute force over every triangle).
+
+**Sites** (`config.pointcloud.sites`, default True): visible sites (groups 0-2, alpha > 0)
+are drawn, as in DP3's renders: MetaWorld's goal marker (a 2 cm sphere), so goal-
+conditioned tasks (reach, push, pick-place) are solvable from the cloud, and the small
+finger-tip and arm marker spheres. The MJX sensor intersects these spheres analytically.
+
+**Robot state.** The policy's other point-cloud observation, `agent_pos` (9-d, DP3's
+`agent_pos`; `jaxpolicy.envs.metaworld_cpu.agent_pos`), holds the end-effector position
+(the `hand` body, MetaWorld's `get_endeff_pos`) followed by the positions of the
+`rightEndEffector` and `leftEndEffector` finger-tip sites, all in world coordinates
+(metres); the gripper opening is their distance.
+
+Usage (CPU): `sensor = make_sensor(config)`, then `sensor(env) -> (P, 3) float32` with a
+MetaWorld env (anything with `.model` and `.data`). MJX: `sensor = make_mjx_sensor(config,
+mj_model)`, then `sensor(mjx_model, mjx_data) -> (P, 3)`; pure, jittable and vmap-able. The
+CPU sensor also carries its MJX form for the MJX evaluator, `sensor.mjx(mjx_env, state)`
+(None when `geoms="visual"`), so one config gives one sensor on both backends.
+
+Costs (2-core CPU): ~9 ms per 64x64 frame with 128 points (render ~4 ms, FPS the rest);
+10 drawer-open demonstrations with point clouds collect in ~20 s. One `mujoco.Renderer`
+(~150 MB, mostly MetaWorld's textures) per task model. GL contexts are bound to threads:
+use a sensor from one thread.
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+import hashlib
+import os
+
+os.environ.setdefault("MUJOCO_GL", "egl")  # before mujoco picks its GL backend at import
+
+import jax  # pylint: disable=g-import-not-at-top
+import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+import mujoco  # pylint: disable=g-import-not-at-top
+import numpy as np  # pylint: disable=g-import-not-at-top
+
+from jaxpolicy.data.fps import farthest_point_sampling
+
+GEOM_SETS = ("light", "visual")
+# primitives mjx.ray can intersect (it has no cylinder test: visual-only cylinders are left
+# out of the light set; collidable ones are in it, and are prism meshes in MJX models)
+PRIMITIVES = (mujoco.mjtGeom.mjGEOM_PLANE, mujoco.mjtGeom.mjGEOM_SPHERE,
+              mujoco.mjtGeom.mjGEOM_CAPSULE, mujoco.mjtGeom.mjGEOM_ELLIPSOID,
+              mujoco.mjtGeom.mjGEOM_BOX)
+VISIBLE_GROUPS = 3            # MuJoCo's default mjvOption shows geom/site groups 0, 1, 2
+HIDDEN_GROUP = 5              # where the light set's complement is moved for rendering
+_FAR_FRACTION = 0.999         # depth at the far plane = background
+
+
+class SensorConfigError(ValueError):
+  pass
+
+
+@dataclasses.dataclass(frozen=True)
+class SensorSpec:
+  """The sensor definition, read from `config.pointcloud` (see the module docstring)."""
+  num_points: int
+  image_size: tuple          # (height, width)
+  camera: str
+  camera_pos: tuple          # () = the model's own camera position
+  crop_low: tuple
+  crop_high: tuple
+  geoms: str                 # "light" | "visual"
+  sites: bool
+
+  def to_dict(self) -> dict:
+    """JSON-friendly form, e.g. to record in a dataset's attributes."""
+    return {k: list(v) if isinstance(v, tuple) else v
+            for k, v in dataclasses.asdict(self).items()}
+
+
+def sensor_spec(config) -> SensorSpec:
+  """Validates `config.pointcloud` and returns the sensor definition.
+
+  Raises SensorConfigError naming the bad field and the fix.
+  """
+  if "pointcloud" not in config:
+    raise SensorConfigError("config has no `pointcloud` section; point-cloud observations "
+                            "need one (see configs/common.py, c.pointcloud)")
+  pc = config.pointcloud
+
+  def bad(field, value, want):
+    return SensorConfigError(f"config.pointcloud.{field} must be {want}, got {value!r}")
+
+  n = pc.num_points
+  if not isinstance(n, int) or isinstance(n, bool) or n <= 0:
+    raise bad("num_points", n, "a positive integer")
+  size = pc.image_size
+  size = (size, size) if isinstance(size, int) else tuple(size)
+  if len(size) != 2 or not all(isinstance(s, int) and s > 0 for s in size):
+    raise bad("image_size", pc.image_size, "a positive integer or (height, width)")
+  pos = tuple(float(x) for x in pc.camera_pos)
+  if len(pos) not in (0, 3):
+    raise bad("camera_pos", pc.camera_pos, "() or an (x, y, z) position")
+  low, high = tuple(map(float, pc.crop_low)), tuple(map(float, pc.crop_high))
+  if len(low) != 3 or len(high) != 3 or not all(a < b for a, b in zip(low, high)):
+    raise bad("crop_low/crop_high", (pc.crop_low, pc.crop_high),
+              "two (x, y, z) corners with crop_low < crop_high")
+  if pc.geoms not in GEOM_SETS:
+    raise bad("geoms", pc.geoms, f"one of {GEOM_SETS}")
+  return SensorSpec(num_points=n, image_size=size, camera=str(pc.camera), camera_pos=pos,
+                    crop_low=low, crop_high=high, geoms=pc.geoms, sites=bool(pc.sites))
+
+
+# ---------------------------------------------------------------------------------------------
+# Geometry shared by both sensors
+
+
+def camera_id(model: mujoco.MjModel, spec: SensorSpec) -> int:
+  cid = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_CAMERA, spec.camera)
+  if cid < 0:
+    names = [mujoco.mj_id2name(model, mujoco.mjtObj.mjOBJ_CAMERA, i) for i in range(model.ncam)]
+    raise SensorConfigError(f"config.pointcloud.camera: the model has no camera "
+                            f"{spec.camera!r}; it has {names}")
+  if spec.camera_pos and (model.cam_bodyid[cid] != 0 or
+                          model.cam_mode[cid] != mujoco.mjtCamLight.mjCAMLIGHT_FIXED):
+    raise SensorConfigError(f"config.pointcloud.camera_pos can only move a fixed camera on the "
+                            f"world body; {spec.camera!r} is not one. Set camera_pos=().")
+  if model.cam_sensorsize[cid, 0] > 0:
+    raise SensorConfigError(f"camera {spec.camera!r} uses sensor-size intrinsics, which this "
+                            f"sensor does not model; pick a fovy camera")
+  return cid
+
+
+def depth_range(model: mujoco.MjModel) -> tuple[float, float]:
+  """MuJoCo's near and far clipping distances (metres), as its renderer uses them."""
+  extent = model.stat.extent
+  return float(model.vis.map.znear * extent), float(model.vis.map.zfar * extent)
+
+
+def static_camera_pose(model: mujoco.MjModel, spec: SensorSpec, cid: int):
+  """(pos (3,), xmat (3, 3)) of a fixed camera on the world body, else None.
+
+  Such a camera's pose is a model constant (its `cam_pos`, or `spec.camera_pos`, and the
+  rotation of its `cam_quat`); both sensors use it directly instead of MjData's `cam_xpos`
+  / `cam_xmat`, so they never depend on whether the simulator computed camera poses.
+  Columns of xmat are the camera's x (right), y (up) and z (backwards) axes in the world.
+  """
+  if model.cam_bodyid[cid] != 0 or model.cam_mode[cid] != mujoco.mjtCamLight.mjCAMLIGHT_FIXED:
+    return None
+  xmat = np.zeros(9)
+  mujoco.mju_quat2Mat(xmat, model.cam_quat[cid])
+  pos = spec.camera_pos or tuple(model.cam_pos[cid])
+  return np.asarray(pos, np.float64), xmat.reshape(3, 3)
+
+
+def pixel_directions(height: int, width: int, fovy_deg: float) -> np.ndarray:
+  """(H*W, 3) camera-frame ray directions through pixel centres, scaled to z = -1.
+
+  MuJoCo cameras look along -z with +y up; row 0 is the top of the image. A point at
+  z-depth d along pixel p's direction is d * dirs[p].
+  """
+  f = 0.5 * height / np.tan(np.deg2rad(fovy_deg) / 2)
+  u = (np.arange(width) + 0.5 - width / 2) / f
+  v = -(np.arange(height) + 0.5 - height / 2) / f
+  uu, vv = np.meshgrid(u, v)
+  return np.stack([uu, vv, -np.ones_like(uu)], -1).reshape(-1, 3)
+
+
+def light_geoms(model: mujoco.MjModel) -> np.ndarray:
+  """(ngeom,) bool: the light geometry set, collision geoms + visible primitives."""
+  visible = _visible_geoms(model)
+  collidable = (model.geom_contype != 0) | (model.geom_conaffinity != 0)
+  primitive = np.isin(model.geom_type, [int(t) for t in PRIMITIVES])
+  return visible & (collidable | (primitive & (model.geom_group < VISIBLE_GROUPS)))
+
+
+def visual_geoms(model: mujoco.MjModel) -> np.ndarray:
+  """(ngeom,) bool: what MuJoCo's default visual options draw (groups 0-2, not transparent)."""
+  return _visible_geoms(model) & (model.geom_group < VISIBLE_GROUPS)
+
+
+def _visible_geoms(model):
+  """Not fully transparent (the rule mjx.ray applies: rgba alpha, or the material's)."""
+  matid = model.geom_matid
+  has_mat = matid >= 0
+  mat_alpha = model.mat_rgba[np.maximum(matid, 0), 3] if model.nmat else np.ones(model.ngeom)
+  return (has_mat | (model.geom_rgba[:, 3] != 0)) & (~has_mat | (mat_alpha != 0))
+
+
+def visible_sites(model: mujoco.MjModel, spec: SensorSpec) -> np.ndarray:
+  """Ids of the sites drawn into the cloud (empty unless spec.sites)."""
+  if not spec.sites:
+    return np.zeros((0,), np.int32)
+  keep = (model.site_rgba[:, 3] > 0) & (model.site_group < VISIBLE_GROUPS)
+  return np.nonzero(keep)[0].astype(np.int32)
+
+
+def crop_mask(points, low, high):
+  """(N,) bool: points inside the closed box [low, high] (numpy or jax)."""
+  xp = jnp if isinstance(points, jax.Array) else np
+  return xp.all((points >= xp.asarray(low)) & (points <= xp.asarray(high)), axis=-1)
+
+
+def _sample(points, mask, num_points: int):
+  idx, valid = farthest_point_sampling(points, num_points, mask)
+  return points[idx], valid
+
+
+_sample_jit = jax.jit(_sample, static_argnames=("num_points",))
+
+
+# ---------------------------------------------------------------------------------------------
+# CPU: MuJoCo's renderer
+
+
+def _model_signature(model: mujoco.MjModel) -> str:
+  """Hash of everything a render context depends on (geometry, meshes, textures)."""
+  h = hashlib.sha1()
+  for a in (model.geom_type, model.geom_dataid, model.geom_size, model.geom_group,
+            model.geom_contype, model.geom_conaffinity, model.geom_rgba, model.geom_matid,
+            model.site_type, model.site_size, model.site_group, model.site_rgba,
+            model.mesh_vertnum, model.mesh_facenum, model.mesh_vert, model.mesh_face,
+            model.cam_fovy, model.tex_width, model.tex_height):
+    h.update(np.ascontiguousarray(a).tobytes())
+  h.update(np.asarray([model.stat.extent, model.vis.map.znear, model.vis.map.zfar]).tobytes())
+  return h.hexdigest()
+
+
+@dataclasses.dataclass
+class _RenderEntry:
+  model: mujoco.MjModel        # private copy: light-set groups, tiny shadow/offscreen buffers
+  renderer: mujoco.Renderer
+  option: mujoco.MjvOption
+  camera: mujoco.MjvCamera
+  cam_id: int
+  pose: tuple | None           # static (pos, xmat) of a world camera, else None
+  dirs: np.ndarray             # (H*W, 3) camera-frame directions
+  near: float
+  far: float
+
+
+class RenderSensor:
+  """The CPU sensor: `sensor(env) -> (num_points, 3) float32` world points.
+
+  One `mujoco.Renderer` per distinct model geometry (created on first use; all envs of a
+  task share it), drawing into the sensor's own scene from the env's `MjData`: the env's
+  model and data are never modified.
+  """
+
+  def __init__(self, spec: SensorSpec):
+    self.spec = spec
+    self._by_id: dict[int, tuple[mujoco.MjModel, str]] = {}
+    self._by_sig: dict[str, _RenderEntry] = {}
+    self._mjx: dict[int, tuple] = {}
+
+  def __call__(self, env) -> np.ndarray:
+    env = getattr(env, "unwrapped", env)
+    return self.observe(env.model, env.data)
+
+  def observe(self, model: mujoco.MjModel, data: mujoco.MjData) -> np.ndarray:
+    points, _ = self.cloud(model, data)
+    return points
+
+  def cloud(self, model, data):
+    """((P, 3) float32 points, (P,) bool distinct-valid flags)."""
+    pts, mask = self.candidates(model, data)
+    # FPS over the kept pixels only, padded to a power of two (few compiled shapes). Order
+    # is preserved, so the result equals FPS over all pixels with the mask.
+    keep = pts[mask]
+    size = max(self.spec.num_points, 256)
+    while size < len(keep):
+      size *= 2
+    padded = np.zeros((size, 3), np.float32)
+    padded[:len(keep)] = keep
+    points, valid = _sample_jit(padded, np.arange(size) < len(keep),
+                                num_points=self.spec.num_points)
+    return np.asarray(points, np.float32), np.asarray(valid)
+
+  def candidates(self, model, data):
+    """All back-projected pixels and their keep mask: ((H*W, 3) float32, (H*W,) bool)."""
+    entry = self._entry(model)
+    depth = self.depth(model, data).reshape(-1)
+    pos, xmat = self.camera_pose(model, data)
+    pts = pos + (entry.dirs * depth[:, None]) @ xmat.T
+    mask = (depth > entry.near) & (depth < entry.far * _FAR_FRACTION)
+    mask &= crop_mask(pts, self.spec.crop_low, self.spec.crop_high)
+    return pts.astype(np.float32), mask
+
+  def camera_pose(self, model, data):
+    """World position (3,) and rotation (3, 3) (camera axes as columns) of the sensor camera."""
+    e = self._entry(model)
+    if e.pose is not None:
+      return e.pose
+    return (np.asarray(data.cam_xpos[e.cam_id], np.float64),
+            np.asarray(data.cam_xmat[e.cam_id], np.float64).reshape(3, 3))
+
+  def depth(self, model, data) -> np.ndarray:
+    """(H, W) float32 z-depth image in metres (the far distance where nothing is hit)."""
+    e = self._entry(model)
+    scene = e.renderer.scene
+    mujoco.mjv_updateScene(e.model, data, e.option, None, e.camera,
+                           mujoco.mjtCatBit.mjCAT_ALL, scene)
+    if e.pose is not None:
+      # the sensor's own camera pose (both eyes at the camera: mono rendering averages them)
+      pos, xmat = e.pose
+      for c in scene.camera:
+        c.pos[:] = pos
+        c.forward[:] = -xmat[:, 2]
+        c.up[:] = xmat[:, 1]
+    return e.renderer.render()
+
+  @property
+  def mjx(self):
+    """The MJX form for `jaxpolicy.envs.mjx.evaluator`: `(MJXEnv, State) -> (P, 3)`.
+
+    None for the "visual" geometry set, which MJX cannot afford (see the module docstring).
+    """
+    if self.spec.geoms != "light":
+      return None
+    return self._mjx_observe
+
+  def _mjx_observe(self, env, state):
+    key = id(env.mj_model)
+    hit = self._mjx.get(key)
+    if hit is None or hit[0] is not env.mj_model:
+      hit = (env.mj_model, MjxSensor(self.spec, env.mj_model))
+      self._mjx[key] = hit
+    return hit[1](env.model, state.data)
+
+  def _entry(self, model) -> _RenderEntry:
+    hit = self._by_id.get(id(model))
+    if hit is None or hit[0] is not model:
+      hit = (model, _model_signature(model))
+      self._by_id[id(model)] = hit
+    sig = hit[1]
+    if sig not in self._by_sig:
+      self._by_sig[sig] = self._make_entry(model)
+    return self._by_sig[sig]
+
+  def _make_entry(self, model) -> _RenderEntry:
+    spec = self.spec
+    cid = camera_id(model, spec)
+    h, w = spec.image_size
+    rmodel = copy.copy(model)
+    rmodel.vis.quality.shadowsize = 0
+    rmodel.vis.quality.offsamples = 0
+    rmodel.vis.global_.offwidth = max(w, 1)
+    rmodel.vis.global_.offheight = max(h, 1)
+    option = mujoco.MjvOption()
+    if spec.geoms == "light":
+      rmodel.geom_group[:] = np.where(light_geoms(model), 0, HIDDEN_GROUP)
+      option.geomgroup[:] = 0
+      option.geomgroup[0] = 1
+    option.sitegroup[:] = 0
+    if spec.sites:
+      option.sitegroup[:VISIBLE_GROUPS] = 1
+    try:
+      renderer = mujoco.Renderer(rmodel, h, w)
+    except mujoco.FatalError as e:
+      raise RuntimeError(f"cannot create a MuJoCo renderer for the point-cloud sensor ({e}). "
+                         f"Set MUJOCO_GL=egl (or osmesa) before anything imports mujoco.") from e
+    renderer.enable_depth_rendering()
+    flags = renderer.scene.flags
+    for f in (mujoco.mjtRndFlag.mjRND_SHADOW, mujoco.mjtRndFlag.mjRND_REFLECTION,
+              mujoco.mjtRndFlag.mjRND_SKYBOX, mujoco.mjtRndFlag.mjRND_FOG,
+              mujoco.mjtRndFlag.mjRND_HAZE):
+      flags[f] = 0
+    camera = mujoco.MjvCamera()
+    camera.type = mujoco.mjtCamera.mjCAMERA_FIXED
+    camera.fixedcamid = cid
+    near, far = depth_range(model)
+    return _RenderEntry(rmodel, renderer, option, camera, cid,
+                        static_camera_pose(model, spec, cid),
+                        pixel_directions(h, w, float(model.cam_fovy[cid])), near, far)
+
+  def close(self):
+    for e in self._by_sig.values():
+      e.renderer.close()
+    self._by_sig.clear()
+    self._by_id.clear()
+
+
+def make_sensor(config) -> RenderSensor:
+  """The CPU point-cloud sensor of `config` (collection and CPU evaluation share it)."""
+  return RenderSensor(sensor_spec(config))
+
+
+# ---------------------------------------------------------------------------------------------
+# MJX: mjx.ray under vmap against the light geometry set
+
+
+class MjxSensor:
+  """The MJX sensor: `sensor(mx, dx) -> (num_points, 3)`; pure, jittable, vmap-able.
+
+  Casts one ray per pixel with `mujoco.mjx.ray` (chunks of `ray_chunk` rays vectorised at
+  once, to bound memory on meshes) against the spec's geometry set, plus analytic
+  intersections with the visible sites, then back-projects, crops and samples exactly as
+  the CPU sensor. Built from the `mujoco.MjModel` that `mx` was made from (the geometry
+  set, camera and site list are fixed when the sensor is built).
+  """
+
+  def __init__(self, spec: SensorSpec, model: mujoco.MjModel, ray_chunk: int = 256):
+    self.spec = spec
+    self.cam_id = camera_id(model, spec)
+    self.pose = static_camera_pose(model, spec, self.cam_id)
+    h, w = spec.image_size
+    self.dirs = pixel_directions(h, w, float(model.cam_fovy[self.cam_id])).astype(np.float32)
+    self.near, self.far = depth_range(model)
+    include = light_geoms(model) if spec.geoms == "light" else visual_geoms(model)
+    self.geom_group = np.where(include, 0, HIDDEN_GROUP).astype(model.geom_group.dtype)
+    self.sites = visible_sites(model, spec)
+    bad = [int(model.site_type[s]) for s in self.sites
+           if model.site_type[s] not in (mujoco.mjtGeom.mjGEOM_SPHERE,
+                                         mujoco.mjtGeom.mjGEOM_ELLIPSOID)]
+    if bad:
+      raise NotImplementedError(f"visible sites of geom types {sorted(set(bad))}; the MJX "
+                                f"sensor intersects sphere/ellipsoid sites only (or set "
+                                f"config.pointcloud.sites=False)")
+    size = np.asarray(model.site_size[self.sites], np.float32)
+    sphere = model.site_type[self.sites] == mujoco.mjtGeom.mjGEOM_SPHERE
+    self.site_radii = np.where(sphere[:, None], size[:, :1], size)  # (S, 3) semi-axes
+    self.ray_chunk = int(ray_chunk)
+
+  def __call__(self, mx, dx):
+    return self.cloud(mx, dx)[0]
+
+  def camera_pose(self, dx):
+    """World (pos (3,), xmat (3, 3)); from the model for world cameras, else from dx
+    (then dx needs camera poses, e.g. from mjx.forward)."""
+    if self.pose is not None:
+      return jnp.asarray(self.pose[0], jnp.float32), jnp.asarray(self.pose[1], jnp.float32)
+    return dx.cam_xpos[self.cam_id], dx.cam_xmat[self.cam_id].reshape(3, 3)
+
+  def depth(self, mx, dx):
+    """(H, W) z-depth in metres; +inf where no surface lies between near and far."""
+    from mujoco import mjx  # pylint: disable=g-import-not-at-top
+    pos, xmat = self.camera_pose(dx)
+    vecs = jnp.asarray(self.dirs) @ xmat.T             # world directions, z-depth scaled
+    mray = mx.replace(geom_group=self.geom_group)
+    group = tuple(int(i == 0) for i in range(mujoco.mjNGROUP))
+
+    def cast(vec):
+      dist, _ = mjx.ray(mray, dx, pos, vec, geomgroup=group)
+      return jnp.where(dist < 0, jnp.inf, dist)
+
+    dist = jax.lax.map(cast, vecs, batch_size=self.ray_chunk)
+    if len(self.sites):
+      dist = jnp.minimum(dist, self._site_depth(dx, pos, vecs))
+    dist = jnp.where((dist > self.near) & (dist < self.far * _FAR_FRACTION), dist, jnp.inf)
+    return dist.reshape(self.spec.image_size)
+
+  def _site_depth(self, dx, pos, vecs):
+    """(R,) nearest ray parameter over the visible sites (ellipsoids; +inf if missed)."""
+    centre = dx.site_xpos[self.sites]                  # (S, 3)
+    rot = dx.site_xmat[self.sites].reshape(-1, 3, 3)   # (S, 3, 3)
+    inv = 1.0 / jnp.asarray(self.site_radii)          # (S, 3)
+    p = jnp.einsum("sji,sj->si", rot, pos - centre) * inv             # (S, 3) local, scaled
+    v = jnp.einsum("sji,rj->rsi", rot, vecs) * inv                    # (R, S, 3)
+    a = jnp.sum(v * v, -1)
+    b = jnp.sum(v * p, -1)
+    c = jnp.sum(p * p, -1) - 1.0
+    disc = b * b - a * c
+    sq = jnp.sqrt(jnp.maximum(disc, 0.0))
+    t0, t1 = (-b - sq) / a, (-b + sq) / a
+    t = jnp.where(t0 >= 0, t0, t1)
+    t = jnp.where((disc >= 0) & (t >= 0), t, jnp.inf)
+    return jnp.min(t, axis=-1)
+
+  def candidates(self, mx, dx):
+    """((H*W, 3) points, (H*W,) keep mask), as `RenderSensor.candidates`."""
+    depth = self.depth(mx, dx).reshape(-1)
+    pos, xmat = self.camera_pose(dx)
+    finite = jnp.isfinite(depth)
+    d = jnp.where(finite, depth, 0.0)
+    pts = pos + (jnp.asarray(self.dirs) * d[:, None]) @ xmat.T
+    mask = finite & crop_mask(pts, self.spec.crop_low, self.spec.crop_high)
+    return pts, mask
+
+  def cloud(self, mx, dx):
+    """((P, 3) points, (P,) distinct-valid flags)."""
+    pts, mask = self.candidates(mx, dx)
+    return _sample(pts, mask, self.spec.num_points)
+
+
+def make_mjx_sensor(config, model: mujoco.MjModel, ray_chunk: int = 256) -> MjxSensor:
+  """The MJX point-cloud sensor of `config` for MJX models made from `model`."""
+  return MjxSensor(sensor_spec(config), model, ray_chunk)
