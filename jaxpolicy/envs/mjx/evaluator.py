@@ -1,0 +1,170 @@
+"""Batched MJX evaluation: every episode and the policy in one compiled program.
+
+`jax.vmap` over environments and `lax.scan` over control steps; the policy (`Policy.apply`
+with its carry: teacher DDIM, SDM one-step, STEP, ...) runs inside the scan whenever the
+executed part of the previous action chunk is used up, exactly like the real-MetaWorld
+evaluator's replanning. Success = MetaWorld's success flag at any step. Episode i of seed s
+starts from the same MetaWorld reset as `jaxpolicy.evaluation.evaluate` with that seed
+(see resets.py), and policy call c uses `fold_in(PRNGKey(seed), c)` as there.
+
+The result dict has the format of `jaxpolicy.evaluation.evaluate` plus "backend": "mjx",
+the compile time (measured apart) and env-steps/s.
+"""
+from __future__ import annotations
+
+import logging as _logging
+import math
+import os
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxpolicy.envs.mjx import env as env_lib
+from jaxpolicy.envs.mjx.resets import ResetBank, evaluation_resets
+
+logging = _logging.getLogger("jaxpolicy")
+
+
+def observe(env: env_lib.MJXEnv, state: env_lib.State, keys, sensor=None) -> dict:
+  """The policy's per-frame observation dict from an (unbatched) MJX state."""
+  out = {}
+  for k in keys:
+    if k == "full_state":
+      out[k] = state.obs
+    elif k == "agent_pos":
+      out[k] = env.agent_pos(state.data)
+    elif k == "point_cloud":
+      if sensor is None:
+        raise ValueError(
+            "this policy observes point clouds, but no MJX point-cloud sensor was given; "
+            "evaluate it with --config.eval.backend=metaworld or pass an MJX sensor")
+      out[k] = sensor(env, state)
+    else:
+      raise ValueError(f"the MJX evaluator cannot provide observation {k!r}")
+  return out
+
+
+def _mjx_sensor(sensor):
+  """The JAX form of a sensor: `sensor.mjx(env, state) -> (P, 3)`, or None."""
+  if sensor is None:
+    return None
+  fn = getattr(sensor, "mjx", None)
+  if fn is None:
+    raise ValueError("the point-cloud sensor given has no MJX form (`sensor.mjx(env, state)`); "
+                     "evaluate point-cloud policies with --config.eval.backend=metaworld")
+  return fn
+
+
+def make_rollout(env: env_lib.MJXEnv, policy, episode_length: int, sensor=None,
+                 return_final: bool = False):
+  """A pure `rollout(params, resets, key) -> (success (B,), first_success_step (B,))`.
+
+  `resets` is a ResetBank with B rows (one per environment); jit it, or lower and compile
+  it apart to time compilation. `return_final` adds the final (env states, policy carry).
+  """
+  keys = tuple(policy.obs_shapes)
+  n_obs = policy.nets.n_obs_steps
+  n_act = policy.n_action_steps
+  fn = _mjx_sensor(sensor)
+  obs_of = jax.vmap(lambda s: observe(env, s, keys, fn))
+
+  def rollout(params, resets: ResetBank, key):
+    batch = resets.qpos.shape[0]
+    states = jax.vmap(env.init_state)(resets)
+    o = obs_of(states)
+    hist = {k: jnp.repeat(v[:, None], n_obs, axis=1) for k, v in o.items()}
+    pcarry = policy.init_carry(batch)
+    actions = jnp.zeros((batch, n_act, 4), jnp.float32)
+    success = jnp.zeros((batch,), bool)
+    first = jnp.full((batch,), -1, jnp.int32)
+
+    def plan(args):
+      hist, pcarry, _, t = args
+      chunk, pcarry = policy.apply(params, hist, pcarry, jax.random.fold_in(key, t // n_act))
+      return pcarry, policy.executed(chunk).astype(jnp.float32)
+
+    def keep(args):
+      _, pcarry, actions, _ = args
+      return pcarry, actions
+
+    def body(carry, t):
+      states, hist, pcarry, actions, success, first = carry
+      pcarry, actions = jax.lax.cond(t % n_act == 0, plan, keep, (hist, pcarry, actions, t))
+      a = jax.lax.dynamic_index_in_dim(actions, t % n_act, axis=1, keepdims=False)
+      states = jax.vmap(env.step)(states, a)
+      new = states.success & ~success
+      first = jnp.where(new, t, first)
+      success = success | states.success
+      o = obs_of(states)
+      hist = {k: jnp.concatenate([hist[k][:, 1:], o[k][:, None]], axis=1) for k in hist}
+      return (states, hist, pcarry, actions, success, first), None
+
+    init = (states, hist, pcarry, actions, success, first)
+    (states, _, pcarry, _, success, first), _ = jax.lax.scan(body, init,
+                                                             jnp.arange(episode_length))
+    return (success, first, (states, pcarry)) if return_final else (success, first)
+
+  return rollout
+
+
+def _policy_latency(policy, batch: int, repeats: int = 10) -> np.ndarray:
+  """ms per policy call at this batch size (the same jitted function the host loop uses)."""
+  obs = {k: jnp.zeros((batch, policy.nets.n_obs_steps) + tuple(s), jnp.float32)
+         for k, s in policy.obs_shapes.items()}
+  _, compiled = policy.compiled_cost(batch)
+  carry = policy.init_carry(batch)
+  jax.block_until_ready(compiled(policy.params, obs, carry, jax.random.PRNGKey(0)))
+  out = []
+  for i in range(repeats):
+    t0 = time.perf_counter()
+    jax.block_until_ready(compiled(policy.params, obs, carry, jax.random.PRNGKey(i)))
+    out.append(time.perf_counter() - t0)
+  return np.asarray(out) * 1e3
+
+
+_COMPILED: dict = {}
+
+
+def run(policy, env: env_lib.MJXEnv, resets: ResetBank, seed: int, episode_length: int,
+        sensor=None, return_final: bool = False):
+  """(result dict, final (states, policy carry) or None) of one batched MJX evaluation from
+  the given resets (one environment per row); policy call c uses fold_in(PRNGKey(seed), c)."""
+  if (jax.default_backend() == "cpu"
+      and "xla_cpu_use_fusion_emitters=false" not in os.environ.get("XLA_FLAGS", "")):
+    logging.warning("MJX on CPU without XLA_FLAGS=--xla_cpu_use_fusion_emitters=false runs "
+                    "~35x slower; set it before starting (or evaluate with backend=metaworld)")
+  episodes = len(resets)
+  key = jax.random.PRNGKey(seed)
+  cache_key = (env.task, id(policy), episodes, int(episode_length), id(sensor), return_final)
+  t0 = time.perf_counter()
+  if cache_key not in _COMPILED:
+    rollout = jax.jit(make_rollout(env, policy, episode_length, sensor, return_final))
+    _COMPILED.clear()   # keep one program alive (they hold constants)
+    _COMPILED[cache_key] = rollout.lower(policy.params, resets, key).compile()
+  compiled = _COMPILED[cache_key]
+  compile_s = time.perf_counter() - t0
+  t0 = time.perf_counter()
+  out = jax.block_until_ready(compiled(policy.params, resets, key))
+  run_s = time.perf_counter() - t0
+  lat = _policy_latency(policy, episodes)
+  success, first = np.asarray(out[0]), np.asarray(out[1])
+  result = {"success_rate": float(success.mean()), "episodes": int(episodes), "seed": int(seed),
+            "nfe": int(policy.nfe), "latency_ms": float(lat.mean()),
+            "latency_ms_p90": float(np.percentile(lat, 90)), "batch": int(episodes),
+            "episode_length": int(episode_length), "backend": "mjx",
+            "successes": success.astype(int).tolist(), "first_success_step": first.tolist(),
+            "wall_s": round(run_s, 2), "compile_s": round(compile_s, 2),
+            "env_steps_per_s": float(episodes * episode_length / max(run_s, 1e-9)),
+            "policy_calls": int(math.ceil(episode_length / policy.n_action_steps))}
+  return result, (out[2] if return_final else None)
+
+
+def evaluate(policy, task: str, episodes: int = 20, seed: int = 0, episode_length: int = 200,
+             sensor=None, env: env_lib.MJXEnv | None = None) -> dict:
+  """Runs `episodes` MJX episodes at once with the policy in the loop (one program), from
+  the initial conditions `jaxpolicy.evaluation.evaluate` uses for the same seed."""
+  env = env or env_lib.make_env(task)
+  resets = evaluation_resets(env.task, seed, episodes)
+  return run(policy, env, resets, seed, episode_length, sensor)[0]

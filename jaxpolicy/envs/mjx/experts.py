@@ -1,0 +1,157 @@
+"""MetaWorld's own scripted experts driving MJX environments, a batch at a time.
+
+The experts (`metaworld.policies`) are NumPy functions of the 39-d observation; they run on
+the host for each environment of the batch while the batch steps in MJX with one jitted
+`vmap(env.step)`. Used to measure fidelity against the real MetaWorld (launch/fidelity.py)
+and to collect demonstrations in MJX for runs that evaluate in MJX.
+"""
+from __future__ import annotations
+
+import time
+
+import jax
+import numpy as np
+
+from jaxpolicy.envs import metaworld_cpu as mw
+from jaxpolicy.envs.mjx import env as env_lib
+from jaxpolicy.envs.mjx.resets import (ResetBank, build_resets, evaluation_resets,
+                                       evaluation_seeds, metaworld_env, snapshot, stack)
+
+
+def expert_actions(policy, obs: np.ndarray) -> np.ndarray:
+  """(B, 39) observations -> (B, 4) clipped expert actions."""
+  return np.stack([mw.expert_action(policy, o) for o in np.asarray(obs, np.float64)])
+
+
+def run_expert(task: str, resets: ResetBank, episode_length: int = mw.EPISODE_LENGTH,
+               env: env_lib.MJXEnv | None = None, stop_when_done: bool = True,
+               record: bool = False) -> dict:
+  """Rolls MetaWorld's scripted expert out in MJX from each row of `resets`.
+
+  Returns {"successes" (B,) bool, "first_success_step" (B,) int (-1 = never), "steps",
+  "wall_s", "compile_s", "max_penetrating_contacts" (the most contacts with negative
+  distance seen in one environment: below the env's contact limit means it never bound)}
+  and, with `record`, "obs" (T+1, B, 39), "agent_pos" (T+1, B, 9), "actions" (T, B, 4) and
+  "success" (T, B). `stop_when_done` ends early once every episode has succeeded.
+  """
+  env = env or env_lib.make_env(task)
+  policy = mw.expert_policy(env.task)
+  t0 = time.perf_counter()
+  init = jax.jit(jax.vmap(env.init_state))
+  step = jax.jit(jax.vmap(env.step))
+  states = init(resets)
+  a0 = np.zeros((len(resets), 4), np.float32)
+  step = step.lower(states, a0).compile()
+  compile_s = time.perf_counter() - t0
+  t0 = time.perf_counter()
+  batch = len(resets)
+  success = np.zeros(batch, bool)
+  first = np.full(batch, -1)
+  agent_pos = jax.jit(jax.vmap(env.agent_pos))
+  obs_log, act_log, succ_log = [np.asarray(states.obs)], [], []
+  pos_log = [np.asarray(agent_pos(states.data))] if record else []
+  touching = 0   # most contacts with dist < 0 in one env (vs the env's contact limit)
+  t = 0
+  while t < episode_length:
+    obs = np.asarray(states.obs)
+    actions = expert_actions(policy, obs)
+    states = step(states, actions)
+    s = np.asarray(states.success)
+    touching = max(touching, int((np.asarray(states.data.contact.dist) < 0).sum(-1).max()))
+    first = np.where(s & ~success, t, first)
+    success |= s
+    if record:
+      obs_log.append(np.asarray(states.obs))
+      pos_log.append(np.asarray(agent_pos(states.data)))
+      act_log.append(actions)
+      succ_log.append(s)
+    t += 1
+    if stop_when_done and success.all() and not record:
+      break
+  out = {"successes": success, "first_success_step": first, "steps": t,
+         "wall_s": time.perf_counter() - t0, "compile_s": compile_s,
+         "max_penetrating_contacts": touching}
+  if record:
+    out.update(obs=np.stack(obs_log), agent_pos=np.stack(pos_log), actions=np.stack(act_log),
+               success=np.stack(succ_log))
+  return out
+
+
+def collect_demos_mjx(task: str, num_episodes: int, seed: int = 0,
+                      episode_length: int = mw.EPISODE_LENGTH, batch: int | None = None,
+                      max_attempts: int | None = None) -> list[dict]:
+  """Successful scripted-expert episodes collected in MJX, in `jaxpolicy.data.collect`'s
+  episode format ({"state": agent_pos (T, 9), "full_state": (T, 39), "action": (T, 4)}),
+  for runs that evaluate in MJX (state observations). Resets are MetaWorld's, drawn with
+  seeds `seed * 100_003 + i` (disjoint from evaluation seeds when `seed` differs)."""
+  env = env_lib.make_env(task)
+  batch = batch or num_episodes
+  max_attempts = max_attempts or 5 * num_episodes
+  episodes, attempts = [], 0
+  while len(episodes) < num_episodes:
+    if attempts >= max_attempts:
+      raise RuntimeError(f"the scripted expert for {task} succeeded in only {len(episodes)} "
+                         f"of {attempts} MJX episodes; cannot collect {num_episodes}")
+    seeds = evaluation_seeds(seed, attempts + batch)[attempts:]
+    res = run_expert(task, build_resets(task, seeds), episode_length, env=env, record=True)
+    attempts += batch
+    for i in np.nonzero(res["successes"])[0]:
+      if len(episodes) < num_episodes:
+        episodes.append({"state": res["agent_pos"][:-1, i], "full_state": res["obs"][:-1, i],
+                         "action": res["actions"][:, i]})
+  return episodes
+
+
+def run_expert_metaworld(task: str, seed: int, episodes: int,
+                         episode_length: int = mw.EPISODE_LENGTH,
+                         stop_when_done: bool = True) -> dict:
+  """The same expert on the real MetaWorld, from the same seeded resets."""
+  env = metaworld_env(task)
+  policy = mw.expert_policy(task)
+  success = np.zeros(episodes, bool)
+  first = np.full(episodes, -1)
+  t0 = time.perf_counter()
+  for i, s in enumerate(evaluation_seeds(seed, episodes)):
+    env.seed(s)
+    obs = mw.reset(env)
+    for t in range(episode_length):
+      obs, succ = mw.step(env, mw.expert_action(policy, obs.copy()))
+      if succ:
+        success[i], first[i] = True, t
+        if stop_when_done:
+          break
+  return {"successes": success, "first_success_step": first,
+          "wall_s": time.perf_counter() - t0}
+
+
+def expert_success_mjx(task: str, seed: int, episodes: int,
+                       episode_length: int = mw.EPISODE_LENGTH) -> dict:
+  """Scripted-expert success in MJX from `evaluation_resets(task, seed, episodes)`."""
+  return run_expert(task, evaluation_resets(task, seed, episodes), episode_length)
+
+
+def record_metaworld(task: str, seed: int, steps: int, noise: float = 0.0):
+  """States, observations and success flags of a MetaWorld expert episode.
+
+  Returns (rows, prev_frames, obs, success): `rows` a ResetBank of the state after each
+  step (per-episode model fields included), `prev_frames` (T, 18) the previous frame each
+  step's observation carries, `obs` (T, 39) MetaWorld's observations and `success` (T,) its
+  `evaluate_state` flags; `noise` adds Gaussian action noise (more varied states).
+  """
+  env = metaworld_env(task)
+  policy = mw.expert_policy(task)
+  rng = np.random.default_rng(seed)
+  env.seed(int(seed))
+  obs = mw.reset(env)
+  rows, prev, out_obs, success = [], [], [], []
+  for _ in range(steps):
+    a = mw.expert_action(policy, obs.copy())   # some experts edit their input in place
+    if noise:
+      a = np.clip(a + noise * rng.standard_normal(4), -1.0, 1.0).astype(np.float32)
+    prev.append(obs[:18].copy())
+    obs, succ = mw.step(env, a)
+    rows.append(snapshot(env, obs))
+    out_obs.append(obs)
+    success.append(succ)
+  return (stack(rows), np.asarray(prev, np.float32), np.asarray(out_obs, np.float32),
+          np.asarray(success, bool))
