@@ -4,7 +4,9 @@
         --methods=teacher,sdm,cd,step --preset=quick --workdir=runs/sweep
 
 Cells live in <workdir>/<task>/s<seed>/<method>; the teacher of a task and seed is trained
-once and reused by every distillation method. A finished cell (it has cell.json) is
+once and reused by every distillation method. Cells run seed by seed (all tasks and methods
+of seed 0 first), so a partly finished sweep already gives complete per-seed tables; STEP
+cells skip the pure-noise DDIM-k baselines (its own ablation, see configs/step.py). A finished cell (it has cell.json) is
 skipped; an interrupted one resumes from its checkpoint, so the command can be stopped and
 rerun at any time. Evaluations every --eval_every steps give the learning curves.
 """
@@ -34,6 +36,10 @@ def cell_config(method, task, seed, preset, root, eval_every, episodes):
   config.eval.every, config.eval.episodes = eval_every, episodes
   if method != "teacher":
     config.teacher_workdir = os.path.join(root, task, f"s{seed}", "teacher")
+  if method == "step":
+    # The report compares the main policies (STEP k = 2); the pure-noise DDIM-k baselines
+    # (STEP's own ablation, configs/step.py) would multiply the cell's evaluation time.
+    config.step.eval_baselines = False
   return config
 
 
@@ -69,8 +75,9 @@ def run_sweep(tasks, seeds, methods, preset, root, eval_every, episodes, log=pri
     methods_lib.get(m)  # unknown names stop here, before any training
   order = ["teacher"] + [m for m in methods if m != "teacher"]
   done = skipped = 0
-  for task in tasks:
-    for seed in seeds:
+  # Seed-major: a sweep stopped part-way has every task and method for its first seeds.
+  for seed in seeds:
+    for task in tasks:
       for method in order:
         wd = os.path.join(root, task, f"s{seed}", method)
         marker = os.path.join(wd, "cell.json")
