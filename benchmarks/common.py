@@ -113,10 +113,10 @@ def probe_bandwidth(megabytes: int | None = None, repeats: int = 10) -> float:
   return 2 * 4 * n / best
 
 
-def probe_peak_flops(n: int | None = None, repeats: int = 10) -> float:
-  """Sustained float32 matmul rate in FLOP/s (at the default matmul precision)."""
+def probe_peak_flops(n: int | None = None, repeats: int = 10, dtype=jnp.float32) -> float:
+  """Sustained matmul rate in FLOP/s in `dtype` (at the default matmul precision)."""
   n = n or (1024 if jax.devices()[0].platform == "cpu" else 8192)
-  a = jnp.asarray(np.random.default_rng(0).normal(size=(n, n)), jnp.float32)
+  a = jnp.asarray(np.random.default_rng(0).normal(size=(n, n)), dtype)
   f = jax.jit(lambda a: a @ a)
   jax.block_until_ready(f(a))
   best = min(_once(f, a) for _ in range(repeats))

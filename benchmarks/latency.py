@@ -112,7 +112,8 @@ def load_config(name: str, preset: str):
   return importlib.import_module(f"configs.{name}").get_config(preset)
 
 
-def candidates(preset: str, registry=REGISTRY, seed: int = 0, wanted=None) -> list[Candidate]:
+def candidates(preset: str, registry=REGISTRY, seed: int = 0, wanted=None,
+               dtype: str = "float32") -> list[Candidate]:
   """Every registered method's policy specs, from random states (teacher first, shared)."""
   rng = jax.random.PRNGKey(seed)
   teacher_state = None
@@ -132,6 +133,7 @@ def candidates(preset: str, registry=REGISTRY, seed: int = 0, wanted=None) -> li
     if "step" in config and config.step.eval_baselines:   # measured once, as the teacher's
       with config.unlocked():
         config.step.eval_baselines = False
+    nets = nets.with_compute_dtype(dtype)   # the policies' dtype (params are cast in build)
     specs = dict(method.make_policies(config, nets, state))
     if entry.extra is not None:
       specs.update(entry.extra(config, nets, state))
@@ -159,7 +161,7 @@ def unet_cost(nets, unet_params, batch: int) -> dict:
   """XLA cost of one U-Net evaluation (the params as the policy runs them) at `batch`."""
   shapes = tuple((jax.tree_util.keystr(k), tuple(v.shape))
                  for k, v in jax.tree_util.tree_flatten_with_path(unet_params)[0])
-  key = (repr(nets.unet), nets.horizon, nets.action_dim, batch, shapes)
+  key = (repr(nets.unet), nets.compute_dtype, nets.horizon, nets.action_dim, batch, shapes)
   if key not in _UNET_COSTS:
     _UNET_COSTS[key] = _unet_cost(nets, unet_params, batch)
   return _UNET_COSTS[key]
@@ -170,7 +172,7 @@ def _unet_cost(nets, unet_params, batch: int) -> dict:
   p = unet_params["params"]
   # the global condition: cond_encoder's input minus the step embedding
   cond_dim = p["down0_res0"]["cond_encoder"]["kernel"].shape[0] - p["step_mlp1"]["kernel"].shape[1]
-  compiled = jax.jit(nets.unet.apply).lower(
+  compiled = jax.jit(lambda p, x, t, c: nets.denoiser(p, c)(x, t)).lower(
       unet_params, S((batch, nets.horizon, nets.action_dim), jnp.float32), S((batch,), jnp.int32),
       S((batch, cond_dim), jnp.float32)).compile()
   return common.program_cost(compiled)
@@ -248,7 +250,7 @@ def measure_torch(c: Candidate, batch: int, obs_np, args) -> dict:
 def probe_device(args) -> dict:
   t0 = time.perf_counter()
   bw = common.probe_bandwidth(args.probe_mb)
-  peak = common.probe_peak_flops(args.probe_n)
+  peak = common.probe_peak_flops(args.probe_n, dtype=args.dtype)
   return {"bandwidth_Bps": bw, "peak_flops": peak, "bandwidth_GBps": bw / 1e9,
           "peak_GFLOPs": peak / 1e9, "probe_mb": args.probe_mb or common.default_probe_mb(),
           "seconds": time.perf_counter() - t0}
@@ -273,7 +275,8 @@ COLUMNS = [("policy", "policy"), ("B", "batch"), ("NFE", "nfe"), ("compile s", "
            ("torch min", "torch_min_ms"), ("jax/torch", "jax_over_torch")]
 
 
-FLOOR_NOTE = ("floor = max(bytes / measured bandwidth, FLOPs / measured f32 matmul peak), the "
+FLOOR_NOTE = ("floor = max(bytes / measured bandwidth, FLOPs / measured matmul peak in the "
+              "policy's dtype), the "
               "U-Net's weights (as run, dead taps pruned) read once per network evaluation; "
               "ach/floor below 1 means the weights stayed in cache between evaluations.")
 
@@ -288,10 +291,11 @@ def table(rows) -> str:
 def run(preset: str = "quick", batches=(1, 20), iters: int = 100, warmup: int = 3,
         max_seconds: float = 20.0, torch_on: bool = False, policies=None, probe_mb=None,
         probe_n=None, out: str | None = None, torch_threads: int = 0, registry=REGISTRY,
-        log=print) -> dict:
+        dtype: str = "float32", log=print) -> dict:
   """Measures every registered policy at each batch size; returns (and writes) the JSON."""
   args = argparse.Namespace(iters=iters, warmup=warmup, max_seconds=max_seconds,
-                            probe_mb=probe_mb, probe_n=probe_n, torch_threads=torch_threads)
+                            probe_mb=probe_mb, probe_n=probe_n, torch_threads=torch_threads,
+                            dtype=dtype)
   env = common.environment()
   if torch_on:
     try:
@@ -300,9 +304,10 @@ def run(preset: str = "quick", batches=(1, 20), iters: int = 100, warmup: int = 
       raise SystemExit("--torch needs PyTorch: pip install torch==2.13.0") from None
   log(f"device: {env['device_kind']} ({env['platform']}), jax {env['packages']['jax']}")
   probe = probe_device(args)
-  log(f"probe: {probe['bandwidth_GBps']:.1f} GB/s, {probe['peak_GFLOPs']:.1f} GFLOP/s (f32 matmul)")
+  log(f"probe: {probe['bandwidth_GBps']:.1f} GB/s, {probe['peak_GFLOPs']:.1f} GFLOP/s "
+      f"({dtype} matmul)")
   t0 = time.perf_counter()
-  cands = candidates(preset, registry, wanted=set(policies) if policies else None)
+  cands = candidates(preset, registry, wanted=set(policies) if policies else None, dtype=dtype)
   if policies:
     missing = sorted(set(policies) - {c.name for c in cands})
     if missing:
@@ -320,6 +325,7 @@ def run(preset: str = "quick", batches=(1, 20), iters: int = 100, warmup: int = 
       gc.collect()
   result = {"benchmark": "latency", "preset": preset, "environment": env, "probe": probe,
             "settings": {"batches": list(batches), "iters": iters, "warmup": warmup,
+                         "dtype": dtype,
                          "max_seconds": max_seconds, "torch": torch_on,
                          "torch_threads": torch_threads or None,
                          "action_dim": ACTION_DIM, "obs_shapes": {k: list(v) for k, v in
@@ -354,6 +360,9 @@ def parse_args(argv):
   p.add_argument("--torch_threads", type=int, default=0,
                  help="torch.set_num_threads for the reference (0: PyTorch's default)")
   p.add_argument("--policies", default="", help="comma-separated policy names (default: all)")
+  p.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"),
+                 help="policy params and network compute dtype (bf16 inference); the "
+                      "PyTorch reference stays float32")
   p.add_argument("--probe_mb", type=int, default=None, help="bandwidth probe size in MiB")
   p.add_argument("--probe_n", type=int, default=None, help="matmul probe size n (n x n)")
   a = p.parse_args(argv)
@@ -372,7 +381,7 @@ def main(argv=None):
   a = parse_args(sys.argv[1:] if argv is None else argv)
   return run(a.preset, a.batches, a.iters, a.warmup, a.max_seconds, a.torch,
              [x for x in a.policies.split(",") if x] or None, a.probe_mb, a.probe_n, a.out,
-             a.torch_threads)
+             a.torch_threads, dtype=a.dtype)
 
 
 if __name__ == "__main__":

@@ -124,6 +124,15 @@ def format_table(results: dict) -> str:
   return "\n".join(lines)
 
 
+def read_results(workdir: str) -> dict:
+  """The per-task results in <workdir>/eval.json ({} when there is none)."""
+  path = os.path.join(workdir, "eval.json")
+  if not os.path.exists(path):
+    return {}
+  with open(path) as f:
+    return json.load(f).get("tasks", {})
+
+
 def write_results(workdir: str, results: dict, extra: dict | None = None) -> str:
   path = os.path.join(workdir, "eval.json")
   payload = dict(extra or {}, tasks=results)

@@ -19,7 +19,7 @@ import numpy as np
 
 from jaxpolicy.data.dataset import normalize_obs
 from jaxpolicy.data.normalizer import Normalizer
-from jaxpolicy.nets import Nets, inference_unet_params
+from jaxpolicy.nets import Nets, cast_floating, inference_unet_params
 
 
 @dataclasses.dataclass
@@ -156,21 +156,28 @@ def _sampler_params(config, spec: PolicySpec, prune: bool):
   return inference_unet_params(unet_params, config)
 
 
+def _stored(nets: Nets, params):
+  """Params in the nets' compute dtype, converted once here rather than on every call."""
+  return params if nets.compute_dtype == "float32" else cast_floating(params, nets.compute_dtype)
+
+
 def build_policy(name, config, nets: Nets, normalizer, spec: PolicySpec, obs_shapes,
                  prune: bool = True, reuse: Policy | None = None) -> Policy:
   """A Policy from a method's spec; prunes the U-Net's dead kernel taps once, here.
 
   `reuse`: a policy built earlier from the same method and config; it gets the new
   params and keeps its compiled function (periodic evaluations do not recompile).
+  `nets.compute_dtype` bfloat16 stores the params in bfloat16 (bf16 inference).
   """
-  sampler_params = _sampler_params(config, spec, prune)
+  sampler_params = _stored(nets, _sampler_params(config, spec, prune))
+  encoder_params = _stored(nets, spec.encoder_params)
   if reuse is not None:
-    reuse.encoder_params, reuse.sampler_params = spec.encoder_params, sampler_params
+    reuse.encoder_params, reuse.sampler_params = encoder_params, sampler_params
     reuse.reset(1)
     return reuse
   sample, init_carry = spec.sample, spec.init_carry
   if init_carry is None:
     sample, init_carry = stateless(sample), (lambda batch: ())
-  return Policy(name, spec.nfe, nets, normalizer, sample, spec.encoder_params, sampler_params,
+  return Policy(name, spec.nfe, nets, normalizer, sample, encoder_params, sampler_params,
                 dict(obs_shapes), config.policy.n_action_steps, init_carry,
                 spec.carry_from_batch)

@@ -58,6 +58,31 @@ def test_load_policy_roundtrip(shared):
     policy({"full_state": np.zeros((3, 2, 38), np.float32)}, jax.random.PRNGKey(0))
 
 
+def test_bf16_inference_is_close_to_float32_and_merges_into_eval_json(shared):
+  d, c, _ = shared
+  wd = str(d / "teacher")
+  run = loop.restore_run(wd)
+  f32 = run.policies()["teacher_ddim10"]
+  with run.config.unlocked():
+    run.config.eval.dtype = "bfloat16"
+  bf16 = run.policies()["teacher_ddim10_bf16"]
+  assert {x.dtype for x in jax.tree_util.tree_leaves(bf16.params)} == {np.dtype(jax.numpy.bfloat16)}
+  obs = {"full_state": np.random.default_rng(0).normal(size=(4, 2, 39)).astype(np.float32)}
+  a, b = (np.asarray(p.chunk(obs, jax.random.PRNGKey(1))) for p in (f32, bf16))
+  assert a.dtype == b.dtype == np.float32
+  # bf16 has an 8-bit mantissa: close to float32 over ten DDIM steps, but not equal
+  assert 0 < np.max(np.abs(a - b)) < 0.1, np.max(np.abs(a - b))
+  hlo = bf16._jit.lower(bf16.params, obs, bf16.init_carry(4), jax.random.PRNGKey(1)).as_text()
+  assert "bf16" in hlo and "dot_general" in hlo
+  out = subprocess.run([sys.executable, "-m", "launch.evaluate", f"--workdir={wd}",
+                        "--dtype=bfloat16", "--episodes=1"], cwd=ROOT, capture_output=True,
+                       text=True, timeout=600)
+  assert out.returncode == 0, out.stderr[-3000:]
+  tasks = json.load(open(os.path.join(wd, "eval.json")))["tasks"]["drawer-open"]
+  assert tasks["teacher_ddim10"]["episodes"] == c.eval.episodes     # float32 result kept
+  assert tasks["teacher_ddim10_bf16"]["episodes"] == 1
+
+
 def test_checkpoint_roundtrip_exact(shared, tmp_path):
   d, c, _ = shared
   run = loop.restore_run(str(d / "teacher"))
@@ -75,8 +100,7 @@ def _train_cmd(workdir, data_dir, steps):
   return [sys.executable, "-m", "launch.train", "--config=configs/teacher.py:tiny",
           f"--workdir={workdir}", f"--config.data.dir={data_dir}",
           f"--config.train.steps={steps}", "--config.train.log_every=1",
-          "--config.train.ckpt_every=1000", "--config.eval.episodes=1",
-          "--config.eval.episode_length=3"]
+          "--config.train.ckpt_every=1000", "--config.eval.at_end=false"]
 
 
 def test_sigterm_then_rerun_resumes_to_the_same_params(shared, tmp_path):

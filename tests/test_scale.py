@@ -73,8 +73,7 @@ def _cmd(workdir, data_dir, steps, ckpt_every):
   return [sys.executable, "-m", "launch.train", "--config=configs/teacher.py:tiny",
           f"--workdir={workdir}", f"--config.data.dir={data_dir}",
           f"--config.train.steps={steps}", "--config.train.log_every=1",
-          f"--config.train.ckpt_every={ckpt_every}", "--config.eval.episodes=1",
-          "--config.eval.episode_length=3"]
+          f"--config.train.ckpt_every={ckpt_every}", "--config.eval.at_end=false"]
 
 
 def test_kill9_at_a_random_point_then_rerun_matches_uninterrupted(tmp_path):

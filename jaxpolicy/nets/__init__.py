@@ -36,23 +36,54 @@ def make_unet(config, action_dim: int) -> ConditionalUnet1D:
                            step_embed_dim=config.model.step_embed_dim)
 
 
+COMPUTE_DTYPES = ("float32", "bfloat16")
+
+
+def check_compute_dtype(dtype: str) -> str:
+  if dtype not in COMPUTE_DTYPES:
+    raise ValueError(f"eval.dtype (the policy's compute dtype) must be one of "
+                     f"{COMPUTE_DTYPES}, got {dtype!r}")
+  return dtype
+
+
+def cast_floating(tree, dtype):
+  """The tree with its floating-point leaves cast to `dtype` (others unchanged)."""
+  return jax.tree_util.tree_map(
+      lambda a: a.astype(dtype) if jnp.issubdtype(a.dtype, jnp.floating) else a, tree)
+
+
 @dataclasses.dataclass(frozen=True)
 class Nets:
-  """The encoder and U-Net modules of a policy (stateless; params live in TrainStates)."""
+  """The encoder and U-Net modules of a policy (stateless; params live in TrainStates).
+
+  `compute_dtype` is the dtype the encoder and U-Net compute in: float32 (training and the
+  default), or bfloat16 for bf16 inference (`Nets.with_compute_dtype`; the policy stores its
+  params in that dtype, see `policy.build_policy`). Inputs and outputs stay float32, so the
+  samplers' DDIM arithmetic is float32 either way.
+  """
   encoder: nn.Module
   unet: ConditionalUnet1D
   horizon: int
   n_obs_steps: int
   action_dim: int
-  _init_cache: dict = dataclasses.field(default_factory=dict, init=False, compare=False,
-                                       repr=False)
+  compute_dtype: str = "float32"
+
+  def with_compute_dtype(self, dtype: str) -> Nets:
+    check_compute_dtype(dtype)
+    return self if dtype == self.compute_dtype else dataclasses.replace(self,
+                                                                         compute_dtype=dtype)
+
+  def _cast(self, tree):
+    return tree if self.compute_dtype == "float32" else cast_floating(tree, self.compute_dtype)
 
   def encode(self, enc_params, obs):
-    return encode_history(self.encoder, enc_params, obs)
+    cond = encode_history(self.encoder, self._cast(enc_params), self._cast(obs))
+    return cond.astype(jnp.float32)
 
   def denoiser(self, unet_params, cond):
     """A `denoise(x_t, t)` closure over params and the global condition."""
-    return lambda x, t: self.unet.apply(unet_params, x, t, cond)
+    params, cond = self._cast(unet_params), self._cast(cond)
+    return lambda x, t: self.unet.apply(params, self._cast(x), t, cond).astype(x.dtype)
 
   def init(self, rng, obs_shapes: dict):
     """Fresh {'encoder', 'unet'} params for the given per-frame observation shapes.
@@ -72,10 +103,17 @@ class Nets:
                                  S((1,), jnp.int32), cond)
       return {"encoder": enc, "unet": unet}
 
-    key = tuple(sorted((k, tuple(v)) for k, v in obs_shapes.items()))
-    if key not in self._init_cache:
-      self._init_cache[key] = jax.jit(init_fn)
-    return self._init_cache[key](rng)
+    # one compiled initialiser per architecture and observation shapes in a process: the
+    # program compiles slowly on CPU (seconds; a random draw per parameter) and every run,
+    # teacher, student and restore builds its own Nets
+    key = (repr(self.encoder), repr(self.unet), self.horizon, self.n_obs_steps,
+           self.action_dim, tuple(sorted((k, tuple(v)) for k, v in obs_shapes.items())))
+    if key not in _INIT_FNS:
+      _INIT_FNS[key] = jax.jit(init_fn)
+    return _INIT_FNS[key](rng)
+
+
+_INIT_FNS: dict = {}
 
 
 def build_nets(config, action_dim: int) -> Nets:

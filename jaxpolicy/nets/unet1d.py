@@ -156,7 +156,8 @@ class ConditionalUnet1D(nn.Module):
 
   @nn.compact
   def __call__(self, x, timestep, global_cond):
-    e = sinusoidal_embedding(timestep, self.step_embed_dim)
+    # x's dtype is the compute dtype (float32; bfloat16 for bf16 inference, see Nets)
+    e = sinusoidal_embedding(timestep, self.step_embed_dim).astype(x.dtype)
     e = nn.Dense(self.step_embed_dim * 4, name="step_mlp0")(e)
     e = nn.Dense(self.step_embed_dim, name="step_mlp1")(mish(e))
     cond = jnp.concatenate([e, global_cond.astype(e.dtype)], axis=-1)

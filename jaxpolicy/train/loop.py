@@ -54,9 +54,13 @@ class Run:
   def policies(self, reuse: dict | None = None) -> dict[str, Policy]:
     """The run's policies; `reuse` (an earlier result) keeps their compiled functions."""
     method = methods.get(self.config.method)
+    dtype = self.config.eval.get("dtype", "float32")
+    nets = self.nets.with_compute_dtype(dtype)
+    suffix = "" if dtype == "float32" else "_bf16"
     out = {}
-    for name, spec in method.make_policies(self.config, self.nets, self.state).items():
-      out[name] = build_policy(name, self.config, self.nets, self.normalizer, spec,
+    for name, spec in method.make_policies(self.config, nets, self.state).items():
+      name += suffix
+      out[name] = build_policy(name, self.config, nets, self.normalizer, spec,
                                self.obs_shapes, reuse=(reuse or {}).get(name))
     return out
 
@@ -259,6 +263,10 @@ def train(config, workdir: str | None = None) -> dict:
     ckpt.close()
 
   if not sharding.is_primary():
+    return {}
+  if not config.eval.get("at_end", True):
+    logging.info("eval.at_end is off: no final evaluation (python -m launch.evaluate "
+                 "--workdir=%s evaluates the saved policies)", workdir)
     return {}
   run = Run(config, workdir, nets, state, data.normalizer, data.obs_shapes, data.action_dim, step)
   policies = dict(teacher.policies()) if teacher is not None else {}

@@ -34,6 +34,7 @@ def check_config(config) -> None:
     check_task(config.task)
     nets.obs_keys(config.obs)
     evaluation.resolve_backend(config.eval.backend)
+    nets.check_compute_dtype(config.eval.get("dtype", "float32"))
   except ValueError as e:
     raise ConfigError(str(e)) from None
   for path in ("train.batch_size", "train.steps", "policy.horizon", "policy.n_obs_steps",
