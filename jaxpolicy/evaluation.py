@@ -124,17 +124,18 @@ def format_table(results: dict) -> str:
   return "\n".join(lines)
 
 
-def read_results(workdir: str) -> dict:
-  """The per-task results in <workdir>/eval.json ({} when there is none)."""
-  path = os.path.join(workdir, "eval.json")
+def read_results(workdir: str, name: str = "eval.json") -> dict:
+  """The per-task results in <workdir>/<name> ({} when there is none)."""
+  path = os.path.join(workdir, name)
   if not os.path.exists(path):
     return {}
   with open(path) as f:
     return json.load(f).get("tasks", {})
 
 
-def write_results(workdir: str, results: dict, extra: dict | None = None) -> str:
-  path = os.path.join(workdir, "eval.json")
+def write_results(workdir: str, results: dict, extra: dict | None = None,
+                  name: str = "eval.json") -> str:
+  path = os.path.join(workdir, name)
   payload = dict(extra or {}, tasks=results)
   tmp = path + ".tmp"
   with open(tmp, "w") as f:

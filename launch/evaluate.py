@@ -3,9 +3,14 @@
     python -m launch.evaluate --workdir=runs/sdm_drawer-open_state_quick_s0 [--episodes=20]
 
 --dtype=bfloat16 evaluates the policies with bfloat16 params and network compute (names get
-a "_bf16" suffix). Results are merged into eval.json: entries of other policies and tasks
-already there are kept, those of the policies evaluated now are replaced.
+a "_bf16" suffix). --backend=mjx evaluates in MJX (jaxpolicy.envs.mjx) instead of the real
+MetaWorld; write such results apart, e.g. --results=eval_mjx.json. Results are merged into
+the results file: entries of other policies and tasks already there are kept, those of the
+policies evaluated now are replaced.
 """
+import json
+import os
+
 from absl import app, flags
 
 from launch import common
@@ -16,13 +21,24 @@ flags.DEFINE_integer("seed", 0, "Evaluation seed (same seed = same initial condi
 flags.DEFINE_string("task", "", "Task to evaluate on (default: the run's task).")
 flags.DEFINE_string("dtype", "", "Policy compute dtype, float32 | bfloat16 (default: the run's "
                     "eval.dtype).")
+flags.DEFINE_string("backend", "", "auto | metaworld | mjx (default: the run's eval.backend).")
+flags.DEFINE_string("results", "eval.json", "Results file name inside --workdir.")
 flags.mark_flags_as_required(["workdir"])
 FLAGS = flags.FLAGS
 
 
+def _saved_backend(workdir: str) -> str:
+  """The run's eval.backend, read before JAX starts (MJX on CPU needs an XLA flag first)."""
+  try:
+    with open(os.path.join(workdir, "config.json")) as f:
+      return json.load(f)["config"]["eval"].get("backend", "auto")
+  except (OSError, KeyError, ValueError):
+    return "auto"
+
+
 def main(argv):
   del argv
-  common.setup()
+  common.setup(mjx=(FLAGS.backend or _saved_backend(FLAGS.workdir)) == "mjx")
   from jaxpolicy import evaluation  # pylint: disable=g-import-not-at-top
   from jaxpolicy.train import loop  # pylint: disable=g-import-not-at-top
   from jaxpolicy.train.validate import check_config  # pylint: disable=g-import-not-at-top
@@ -33,15 +49,17 @@ def main(argv):
     with r.config.unlocked():
       r.config.task, r.config.eval.episodes, r.config.eval.seed = task, FLAGS.episodes, FLAGS.seed
       r.config.eval.dtype = FLAGS.dtype or r.config.eval.get("dtype", "float32")
+      r.config.eval.backend = FLAGS.backend or r.config.eval.backend
     check_config(r.config)
     results = {task: loop.evaluate_policies(r.config, r.policies(), r.step)}
     print(evaluation.format_table(results))
     # kept: earlier results of other policies / tasks (e.g. float32 beside bfloat16)
-    merged = evaluation.read_results(FLAGS.workdir)
+    merged = evaluation.read_results(FLAGS.workdir, FLAGS.results)
     for t, res in results.items():
       merged.setdefault(t, {}).update(res)
     evaluation.write_results(FLAGS.workdir, merged, extra={"method": r.config.method,
-                                                           "step": r.step})
+                                                           "step": r.step},
+                             name=FLAGS.results)
 
   common.run_guarded(run)
 
