@@ -116,7 +116,8 @@ def read_cell(workdir: str, method: str) -> dict:
   res = next(iter(final["tasks"].values()))[name]
   out = cell_metrics(curve)
   out.update(curve=curve, policy=name, nfe=res["nfe"], action_mse=res.get("action_mse"),
-             hz_b1=cell.get("hz_b1"), latency_ms_b1=cell.get("latency_ms_b1"))
+             hz_b1=cell.get("hz_b1"), latency_ms_b1=cell.get("latency_ms_b1"),
+             episodes=res["episodes"], backend=res.get("backend", "metaworld"))
   return out
 
 
@@ -135,9 +136,15 @@ def markdown(cells: dict, title: str = "jaxpolicy sweep") -> str:
   nfe = {m: next(v["nfe"] for k, v in cells.items() if k[2] == m) for m in methods}
   pol = {m: next(v["policy"] for k, v in cells.items() if k[2] == m) for m in methods}
   counts = {g: sum(group_of(t) == g for t in tasks) for g in groups}
+  episodes = sorted({v["episodes"] for v in cells.values()})
+  backends = sorted({v["backend"] for v in cells.values()})
+  where = {"metaworld": "the real MetaWorld", "mjx": "MJX"}
   lines = [f"# {title}", "",
            f"{len(tasks)} MetaWorld tasks, seeds {seeds}, success rates in % (mean ± std over "
-           f"seeds). Real MetaWorld evaluation, 20 episodes per evaluation.", ""]
+           f"seeds). Evaluated on {' and '.join(where.get(b, b) for b in backends)}, "
+           f"{'/'.join(map(str, episodes))} episodes per evaluation. "
+           f"{len(cells)} of {len(tasks) * len(seeds) * len(methods)} cells (task x seed x "
+           f"method) finished.", ""]
   for metric, label in (("top5", "mean of the 5 best evaluations (the papers' metric)"),
                         ("final", "final evaluation"), ("mean_all", "mean over all evaluations")):
     agg = aggregate(cells, metric)
@@ -182,23 +189,36 @@ def markdown(cells: dict, title: str = "jaxpolicy sweep") -> str:
   return "\n".join(lines)
 
 
+# per method: colour, marker, line style, marker size. Hollow markers of different shapes
+# and sizes keep curves that coincide (e.g. several methods at 100 %) all visible.
+CURVE_STYLES = {"teacher": ("tab:blue", "o", "-", 9), "cd": ("tab:orange", "s", "--", 7),
+                "sdm": ("tab:green", "^", "-.", 6), "step": ("tab:red", "D", ":", 4)}
+
+
 def plot_curves(cells: dict, path: str) -> str:
+  """Success vs training step per task: mean over seeds, band = +- std over seeds."""
   import matplotlib  # pylint: disable=g-import-not-at-top
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
   tasks = sorted({t for t, _, _ in cells})
-  methods = [m for m in ("teacher", "cd", "sdm", "step") if any(k[2] == m for k in cells)]
+  methods = [m for m in CURVE_STYLES if any(k[2] == m for k in cells)]
+  n_seeds = len({k[1] for k in cells})
   cols = min(3, len(tasks))
   rows = -(-len(tasks) // cols)
-  fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.2 * rows), squeeze=False)
+  fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.2 * rows + 0.6), squeeze=False)
   for ax, t in zip(axes.ravel(), tasks):
     for m in methods:
-      curves = [cells[k]["curve"] for k in cells if k[0] == t and k[2] == m]
+      curves = [dict(cells[k]["curve"]) for k in cells if k[0] == t and k[2] == m]
       if not curves:
         continue
-      steps = sorted({s for c in curves for s, _ in c})
-      mean = [np.mean([dict(c)[s] for c in curves if s in dict(c)]) for s in steps]
-      ax.plot(steps, 100 * np.asarray(mean), marker="o", label=m)
+      steps = sorted({s for c in curves for s in c})
+      vals = [100 * np.asarray([c[s] for c in curves if s in c]) for s in steps]
+      mean, std = np.asarray([v.mean() for v in vals]), np.asarray([v.std() for v in vals])
+      color, marker, style, size = CURVE_STYLES[m]
+      ax.plot(steps, mean, color=color, marker=marker, linestyle=style, markersize=size,
+              markerfacecolor="none", label=m)
+      if len(curves) > 1:
+        ax.fill_between(steps, mean - std, mean + std, color=color, alpha=0.12, linewidth=0)
     ax.set_title(f"{t} ({GROUP_NAMES[group_of(t)]})")
     ax.set_xlabel("training step")
     ax.set_ylabel("success %")
@@ -206,8 +226,11 @@ def plot_curves(cells: dict, path: str) -> str:
     ax.grid(alpha=0.3)
   for ax in axes.ravel()[len(tasks):]:
     ax.axis("off")
-  axes.ravel()[0].legend(loc="lower right")
-  fig.tight_layout()
+  handles = [plt.Line2D([], [], color=CURVE_STYLES[m][0], marker=CURVE_STYLES[m][1],
+                        linestyle=CURVE_STYLES[m][2], markerfacecolor="none") for m in methods]
+  fig.legend(handles, methods, loc="upper center", ncol=len(methods), frameon=False,
+             title=f"mean over {n_seeds} seed{'s' if n_seeds > 1 else ''} (band: +- std)")
+  fig.tight_layout(rect=(0, 0, 1, 1 - 0.75 / fig.get_figheight()))
   fig.savefig(path, dpi=110)
   plt.close(fig)
   return path
