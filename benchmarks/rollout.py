@@ -26,17 +26,8 @@ import jax
 import numpy as np
 
 from benchmarks import common
+from benchmarks.latency import ACTION_DIM, OBS_SHAPES, identity_normalizer
 from launch.common import set_mjx_cpu_flag
-
-OBS_SHAPES = {"full_state": (39,)}
-ACTION_DIM = 4
-
-
-def identity_normalizer():
-  from jaxpolicy.data.normalizer import MinMax, Normalizer  # pylint: disable=g-import-not-at-top
-  ident = lambda n: MinMax(np.ones(n, np.float32), np.zeros(n, np.float32))
-  return Normalizer({"action": ident(ACTION_DIM), "full_state": ident(39)})
-
 
 def build_random_policy(method: str = "sdm", preset: str = "tiny", name: str | None = None,
                         seed: int = 0):

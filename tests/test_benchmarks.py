@@ -5,7 +5,7 @@ import json
 import jax
 import pytest
 
-from benchmarks import common, latency, training
+from benchmarks import common, latency, rollout, training
 from jaxpolicy import nets as nets_lib
 from jaxpolicy.methods import teacher
 
@@ -68,6 +68,20 @@ def test_training_tiny(tmp_path):
     _positive(row, ["compile_s", "median_ms", "p90_ms", "steps_per_s", "samples_per_s",
                     "batch_size", "unet_params", "flops_xla"])
     assert row["steps_timed"] == 3 and row["metrics_finite"]
+
+
+def test_rollout_tiny_metaworld(tmp_path):
+  """The rollout benchmark on the real MetaWorld (its MJX path is the evaluator's own
+  compiled rollout, run in tests/test_mjx.py)."""
+  out = tmp_path / "rollout.json"
+  rollout.main(["--backend=metaworld", "--batch=1,2", "--steps=4", "--repeats=1",
+                f"--out={out}"])
+  r = json.loads(out.read_text())
+  assert [row["batch"] for row in r["rows"]] == [1, 2]
+  for row in r["rows"]:
+    assert row["backend"] == "metaworld" and row["policy"] == "sdm_1step" and row["nfe"] == 1
+    _positive(row, ["compile_s", "median_ms", "env_steps_per_s"])
+    assert row["env_steps_per_s"] == pytest.approx(row["batch"] * 4 / (row["median_ms"] / 1e3))
 
 
 def test_registry_lists_the_ddim_baselines():
