@@ -44,11 +44,6 @@ def resolve_backend(backend: str) -> str:
   return backend
 
 
-def _mjx_ported(task: str) -> bool:
-  from jaxpolicy.envs.mjx import tasks as mjx_tasks  # pylint: disable=g-import-not-at-top
-  return task in mjx_tasks.PORTED
-
-
 def evaluate(policy, task: str, episodes: int = 20, seed: int = 0,
              episode_length: int = mw.EPISODE_LENGTH, sensor=None,
              backend: str = "auto") -> dict:
@@ -57,14 +52,11 @@ def evaluate(policy, task: str, episodes: int = 20, seed: int = 0,
   `sensor(env) -> (P, 3)` provides point clouds for policies that observe them.
   `backend`: "metaworld" (the real MetaWorld, C MuJoCo), "mjx" (every episode and the policy
   in one compiled MJX program, jaxpolicy.envs.mjx.evaluator) or "auto" (MJX when JAX sees
-  an accelerator and the task's success predicate is ported to MJX, else MetaWorld). The
-  same seed gives the same initial conditions on both backends.
+  an accelerator, else MetaWorld). The same seed gives the same initial conditions on both
+  backends.
   """
   task = check_task(task)
   chosen = resolve_backend(backend)
-  if chosen == "mjx" and backend == "auto" and not _mjx_ported(task):
-    logging.info("task %s has no MJX success predicate yet: evaluating on MetaWorld", task)
-    chosen = "metaworld"
   if (chosen == "mjx" and backend == "auto" and "point_cloud" in policy.obs_shapes
       and getattr(sensor, "mjx", None) is None):
     logging.info("no MJX form of the point-cloud sensor: evaluating on MetaWorld")

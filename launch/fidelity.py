@@ -38,9 +38,6 @@ def _row(task, mw_res, mjx_res, episodes):
   row = {"task": task, "episodes": int(episodes), "metaworld_success": mw_rate,
          "metaworld_first_success_median": med(mw_res["first_success_step"]),
          "metaworld_wall_s": round(mw_res["wall_s"], 2)}
-  if mjx_res is None:
-    row.update(mjx_success=None, gap_points=None, note="MJX success predicate not ported")
-    return row
   mjx_rate = float(np.mean(mjx_res["successes"]))
   both = (mw_res["first_success_step"] >= 0) & (mjx_res["first_success_step"] >= 0)
   diff = (mjx_res["first_success_step"] - mw_res["first_success_step"])[both]
@@ -99,15 +96,10 @@ def main(argv):
       log.info("fidelity %s: MetaWorld expert, %d episodes", task, FLAGS.episodes)
       mw_res = experts.run_expert_metaworld(task, FLAGS.seed, FLAGS.episodes,
                                             FLAGS.episode_length)
-      try:
-        env = env_lib.MJXEnv(task, **env_kwargs)
-      except NotImplementedError as e:
-        log.warning("%s", e)
-        mjx_res = None
-      else:
-        log.info("fidelity %s: MJX expert (compiling)", task)
-        mjx_res = experts.run_expert(task, evaluation_resets(task, FLAGS.seed, FLAGS.episodes),
-                                     FLAGS.episode_length, env=env)
+      env = env_lib.MJXEnv(task, **env_kwargs)
+      log.info("fidelity %s: MJX expert (compiling)", task)
+      mjx_res = experts.run_expert(task, evaluation_resets(task, FLAGS.seed, FLAGS.episodes),
+                                   FLAGS.episode_length, env=env)
       row = _row(task, mw_res, mjx_res, FLAGS.episodes)
       payload["tasks"].append(row)
       log.info("fidelity %s: MetaWorld %.2f  MJX %s", task, row["metaworld_success"],

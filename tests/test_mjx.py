@@ -82,7 +82,7 @@ def _concat(a: ResetBank, b: ResetBank) -> ResetBank:
 
 # a fixture moved through body_pos (drawer-open); a free object read through a converted
 # geom whose mesh MuJoCo re-oriented, with scipy-convention quaternions (reach-wall); two
-# objects and a joint-angle predicate (hammer). All 49 ported tasks were checked this way.
+# objects and a joint-angle predicate (hammer). All 50 tasks were checked this way.
 @pytest.mark.parametrize("task", ["drawer-open", "reach-wall", "hammer"])
 def test_obs_and_success_match_metaworld_on_identical_states(task):
   rows1, prev1, obs1, succ1 = record_metaworld(task, seed=3, steps=120)
@@ -115,10 +115,10 @@ def test_resets_are_metaworlds_evaluation_resets():
     np.testing.assert_allclose(bank.body_pos[i], env.model.body_pos, atol=1e-6)
 
 
-def test_unported_task_and_backends_are_named():
-  with pytest.raises(NotImplementedError, match="stick-push"):
-    tasks.spec("stick-push")
-  assert "stick-push" not in tasks.PORTED and len(tasks.PORTED) == 49
+def test_every_task_has_a_success_predicate_and_backends_are_named():
+  from jaxpolicy.envs.registry import TASKS
+  assert all(callable(tasks.spec(t).success) for t in TASKS) and len(TASKS) == 50
+  assert [t for t in TASKS if tasks.spec(t).needs_forward] == ["stick-push"]
   assert evaluation.resolve_backend("mjx") == "mjx"
   assert evaluation.resolve_backend("auto") == ("metaworld" if jax.default_backend() == "cpu"
                                                else "mjx")

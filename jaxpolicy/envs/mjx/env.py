@@ -50,7 +50,6 @@ class MJXEnv:
   max_contact_points: MJX keeps this many closest contact points per condim group (0 = every
   candidate: 2268 constraint rows on drawer-open instead of 464, ~2.3x slower steps; the
   active contacts of these scenes are far fewer, so the limit does not change them).
-  Raises NotImplementedError for tasks whose success predicate is not ported.
   """
 
   def __init__(self, task: str, resets: ResetBank | None = None, num_resets: int = 64,
@@ -106,9 +105,13 @@ class MJXEnv:
                             mocap_pos=jnp.asarray(row.mocap_pos, jnp.float32),
                             mocap_quat=jnp.asarray(row.mocap_quat, jnp.float32),
                             qacc_warmstart=jnp.asarray(row.qacc_warmstart, jnp.float32),
-                            ctrl=jnp.asarray([-1.0, 1.0], jnp.float32))
-    # positions suffice for observing; mjx.step recomputes everything else
-    return mjx.kinematics(self._model(info), d), info
+                            ctrl=jnp.asarray(row.ctrl, jnp.float32))
+    return self._observable(self._model(info), d), info
+
+  def _observable(self, model, d):
+    """`d` ready to observe: positions suffice for most tasks (mjx.step recomputes the
+    rest); a success predicate on contact forces gets MetaWorld's mj_forward in full."""
+    return mjx.forward(model, d) if self.spec.needs_forward else mjx.kinematics(model, d)
 
   def init_state(self, reset: ResetBank) -> State:
     """The State of one recorded MetaWorld reset (one ResetBank row, unbatched).
@@ -145,7 +148,7 @@ class MJXEnv:
                   ctrl=jnp.stack([a[3], -a[3]]))
     model = self._model(state.info)
     d = jax.lax.fori_loop(0, c.frame_skip, lambda _, x: mjx.step(model, x), d)
-    d = mjx.kinematics(model, d)    # MetaWorld calls mj_forward before observing
+    d = self._observable(model, d)    # MetaWorld calls mj_forward before observing
     target = state.info["target_pos"]
     obs = jnp.concatenate([self.frame(d), state.obs[:tasks_lib.FRAME_DIM], target])
     obs = jnp.clip(obs, c.obs_low, c.obs_high)

@@ -4,7 +4,7 @@ A MetaWorld reset holds the mocap at the hand start for 50 env steps with the gr
 then places objects from a random task vector: free objects through qpos, fixtures
 (drawers, doors, boxes, ...) by editing the model's `body_pos`, goals by `site_pos`. Rather
 than re-implementing 50 `reset_model`s, we run MetaWorld's reset itself and record the
-resulting state: (qpos, qvel, mocap pose, solver warm start) and the per-episode model
+resulting state: (qpos, qvel, mocap pose, solver warm start, controls) and the per-episode model
 fields (`body_pos`, `site_pos`), plus the task's target position. In MJX these become the
 initial `mjx.Data` and batched model fields under `jax.vmap`.
 
@@ -46,6 +46,7 @@ class ResetBank:
   mocap_pos: np.ndarray
   mocap_quat: np.ndarray
   qacc_warmstart: np.ndarray
+  ctrl: np.ndarray         # the gripper's actuator controls
   body_pos: np.ndarray
   site_pos: np.ndarray
   target_pos: np.ndarray
@@ -85,6 +86,7 @@ def snapshot(env, obs) -> dict:
   target = env._target_pos  # pylint: disable=protected-access
   return dict(qpos=d.qpos.copy(), qvel=d.qvel.copy(), mocap_pos=d.mocap_pos.copy(),
               mocap_quat=d.mocap_quat.copy(), qacc_warmstart=d.qacc_warmstart.copy(),
+              ctrl=d.ctrl.copy(),
               body_pos=m.body_pos.copy(), site_pos=m.site_pos.copy(),
               target_pos=np.asarray(target, np.float64).copy(),
               obs=np.asarray(obs, np.float64).copy())
