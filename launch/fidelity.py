@@ -6,7 +6,8 @@
 For every task, MetaWorld's own scripted expert runs the same `episodes` episodes (the
 seeded resets of `jaxpolicy.evaluation.evaluate`, identical on both sides) on the real
 MetaWorld and in MJX (a batch at a time, jaxpolicy.envs.mjx.experts). The JSON is rewritten
-after every task, so a long run keeps what it has measured; tasks whose MJX success is
+after every task, so a long run keeps what it has measured, and a rerun with the same --out
+and settings skips the tasks already in it (resumes); tasks whose MJX success is
 more than 10 points off MetaWorld's are listed at the end. MJX numbers are "MJX-MetaWorld":
 the physics differ by millimetres to centimetres (DESIGN.md), compare success statistics,
 not trajectories. Use a GPU for all 50 tasks: on a 2-core CPU each task compiles for
@@ -53,6 +54,11 @@ def _row(task, mw_res, mjx_res, episodes):
   return row
 
 
+def large_gaps(rows) -> list[str]:
+  return [r["task"] for r in rows
+          if r.get("gap_points") is not None and abs(r["gap_points"]) > GAP_POINTS]
+
+
 def format_table(rows) -> str:
   lines = [f"{'task':<26}{'episodes':>9}{'MetaWorld':>11}{'MJX':>7}{'gap pts':>9}"
            f"{'same':>7}{'dt first':>10}{'compile s':>11}{'wall s':>8}"]
@@ -92,6 +98,18 @@ def main(argv):
     payload = {"episodes": FLAGS.episodes, "seed": FLAGS.seed,
                "episode_length": FLAGS.episode_length, "device": str(jax.devices()[0]),
                "backend": jax.default_backend(), "tasks": []}
+    if os.path.exists(FLAGS.out):
+      with open(FLAGS.out) as f:
+        old = json.load(f)
+      settings = ("episodes", "seed", "episode_length")
+      if any(old.get(k) != payload[k] for k in settings):
+        raise ValueError(f"{FLAGS.out} holds results for other settings "
+                         f"({', '.join(f'{k}={old.get(k)}' for k in settings)}); choose "
+                         f"another --out or the same settings to resume it")
+      payload["tasks"] = old["tasks"]
+      done = {r["task"] for r in old["tasks"]}
+      log.info("resuming %s: %d tasks measured, skipping them", FLAGS.out, len(done))
+      tasks = [t for t in tasks if t not in done]
     for task in tasks:
       log.info("fidelity %s: MetaWorld expert, %d episodes", task, FLAGS.episodes)
       mw_res = experts.run_expert_metaworld(task, FLAGS.seed, FLAGS.episodes,
@@ -104,16 +122,14 @@ def main(argv):
       payload["tasks"].append(row)
       log.info("fidelity %s: MetaWorld %.2f  MJX %s", task, row["metaworld_success"],
                row["mjx_success"])
-      payload["large_gaps"] = [r["task"] for r in payload["tasks"]
-                               if r.get("gap_points") is not None
-                               and abs(r["gap_points"]) > GAP_POINTS]
+      payload["large_gaps"] = large_gaps(payload["tasks"])
       d = os.path.dirname(os.path.abspath(FLAGS.out))
       os.makedirs(d, exist_ok=True)
       with open(FLAGS.out + ".tmp", "w") as f:
         json.dump(payload, f, indent=2)
       os.replace(FLAGS.out + ".tmp", FLAGS.out)
     print(format_table(payload["tasks"]))
-    gaps = payload["large_gaps"]
+    gaps = large_gaps(payload["tasks"])
     print(f"tasks with |MJX - MetaWorld| > {GAP_POINTS:.0f} points: "
           f"{', '.join(gaps) if gaps else 'none'}")
     print(f"wrote {FLAGS.out}")

@@ -184,3 +184,26 @@ def test_evaluate_dispatches_to_the_mjx_evaluator(monkeypatch):
   assert evaluation.evaluate(policy, "reach", episodes=3, seed=4, episode_length=7,
                              backend="mjx") == {"ok": 1}
   assert (seen["episodes"], seen["seed"], seen["episode_length"]) == (3, 4, 7)
+
+
+def test_fidelity_resumes_and_refuses_other_settings(tmp_path):
+  """A rerun skips the tasks its --out already holds (nothing is recompiled or rerun) and
+  refuses a file measured with other settings."""
+  import json
+  import os
+  import subprocess
+  import sys
+  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  out = tmp_path / "fid.json"
+  row = {"task": "reach", "episodes": 2, "metaworld_success": 1.0, "mjx_success": 0.5,
+         "gap_points": -50.0}
+  out.write_text(json.dumps({"episodes": 2, "seed": 0, "episode_length": 200, "tasks": [row]}))
+  cmd = [sys.executable, "-m", "launch.fidelity", "--tasks=reach", "--episodes=2", f"--out={out}"]
+  res = subprocess.run(cmd, cwd=root, capture_output=True, text=True, timeout=300)
+  assert res.returncode == 0, res.stderr[-2000:]
+  assert "skipping them" in res.stderr and "MJX expert" not in res.stderr
+  assert "points: reach" in res.stdout            # the kept row's gap is listed
+  res = subprocess.run(cmd[:-2] + ["--episodes=3", f"--out={out}"], cwd=root,
+                       capture_output=True, text=True, timeout=300)
+  assert res.returncode != 0 and "other settings" in res.stderr
+  assert json.loads(out.read_text())["tasks"] == [row]   # nothing overwritten
