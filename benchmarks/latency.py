@@ -2,6 +2,7 @@
 
     python -m benchmarks.latency [--preset=tiny|quick|paper] [--batch=1,20] [--out=FILE.json]
                                  [--iters=N] [--torch] [--policies=teacher_ddim10,sdm_1step]
+                                 [--dtype=float32|bfloat16]
 
 Every policy is built through the real code path from randomly initialised states
 (configs/<method>.py preset -> build_nets -> method.init -> method.make_policies ->

@@ -23,11 +23,11 @@ import sys
 import time
 
 import jax
-import numpy as np
 
 from benchmarks import common
 from benchmarks.latency import ACTION_DIM, OBS_SHAPES, identity_normalizer
 from launch.common import set_mjx_cpu_flag
+
 
 def build_random_policy(method: str = "sdm", preset: str = "tiny", name: str | None = None,
                         seed: int = 0):

@@ -88,7 +88,7 @@ def base_config(preset: str) -> ml_collections.ConfigDict:
   c.eval.seed = 0
   c.eval.episode_length = 200
   c.eval.every = 0             # 0 = evaluate only at the end
-  c.eval.at_end = True         # False: train only (evaluate later with launch.evaluate)
+  c.eval.at_end = True         # False: no final evaluation (launch.evaluate does it later)
   c.eval.backend = "auto"      # auto | metaworld | mjx
   c.eval.use_ema = True
   c.eval.dtype = "float32"     # policy compute dtype: float32 | bfloat16 (bf16 inference)

@@ -117,12 +117,12 @@ def format_table(results: dict) -> str:
 
 
 def read_results(workdir: str, name: str = "eval.json") -> dict:
-  """The per-task results in <workdir>/<name> ({} when there is none)."""
+  """The whole results file <workdir>/<name>: {"tasks": {task: {policy: ...}}, metadata}."""
   path = os.path.join(workdir, name)
   if not os.path.exists(path):
-    return {}
+    return {"tasks": {}}
   with open(path) as f:
-    return json.load(f).get("tasks", {})
+    return json.load(f)
 
 
 def write_results(workdir: str, results: dict, extra: dict | None = None,

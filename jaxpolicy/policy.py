@@ -19,7 +19,7 @@ import numpy as np
 
 from jaxpolicy.data.dataset import normalize_obs
 from jaxpolicy.data.normalizer import Normalizer
-from jaxpolicy.nets import Nets, cast_floating, inference_unet_params
+from jaxpolicy.nets import Nets, inference_unet_params
 
 
 @dataclasses.dataclass
@@ -156,11 +156,6 @@ def _sampler_params(config, spec: PolicySpec, prune: bool):
   return inference_unet_params(unet_params, config)
 
 
-def _stored(nets: Nets, params):
-  """Params in the nets' compute dtype, converted once here rather than on every call."""
-  return params if nets.compute_dtype == "float32" else cast_floating(params, nets.compute_dtype)
-
-
 def build_policy(name, config, nets: Nets, normalizer, spec: PolicySpec, obs_shapes,
                  prune: bool = True, reuse: Policy | None = None) -> Policy:
   """A Policy from a method's spec; prunes the U-Net's dead kernel taps once, here.
@@ -169,8 +164,9 @@ def build_policy(name, config, nets: Nets, normalizer, spec: PolicySpec, obs_sha
   params and keeps its compiled function (periodic evaluations do not recompile).
   `nets.compute_dtype` bfloat16 stores the params in bfloat16 (bf16 inference).
   """
-  sampler_params = _stored(nets, _sampler_params(config, spec, prune))
-  encoder_params = _stored(nets, spec.encoder_params)
+  # stored in the compute dtype once here, not converted on every call
+  sampler_params = nets.cast(_sampler_params(config, spec, prune))
+  encoder_params = nets.cast(spec.encoder_params)
   if reuse is not None:
     reuse.encoder_params, reuse.sampler_params = encoder_params, sampler_params
     reuse.reset(1)

@@ -106,18 +106,21 @@ def read_cell(workdir: str, method: str) -> dict:
   for r in rows:
     names |= set(r["results"])
   name = main_policy(method, names)
-  seen = set()
+  seen, episodes, backends = set(), set(), set()
   for r in rows:
     if name in r["results"] and r["step"] not in seen:
       seen.add(r["step"])
-      curve.append((r["step"], r["results"][name]["success_rate"]))
+      res = r["results"][name]
+      curve.append((r["step"], res["success_rate"]))
+      episodes.add(res["episodes"])
+      backends.add(res.get("backend", "metaworld"))
   with open(os.path.join(workdir, "eval.json")) as f:
     final = json.load(f)
   res = next(iter(final["tasks"].values()))[name]
   out = cell_metrics(curve)
   out.update(curve=curve, policy=name, nfe=res["nfe"], action_mse=res.get("action_mse"),
              hz_b1=cell.get("hz_b1"), latency_ms_b1=cell.get("latency_ms_b1"),
-             episodes=res["episodes"], backend=res.get("backend", "metaworld"))
+             episodes=sorted(episodes), backends=sorted(backends))
   return out
 
 
@@ -128,7 +131,9 @@ def _fmt(ms, pct=True):
   return f"{100 * m:.1f} ± {100 * s:.1f}" if pct else f"{m:.4f} ± {s:.4f}"
 
 
-def markdown(cells: dict, title: str = "jaxpolicy sweep") -> str:
+def markdown(cells: dict, title: str = "jaxpolicy sweep", grid: dict | None = None) -> str:
+  """The report; `grid` ({"tasks", "seeds", "methods"}, the sweep's sweep.json) sizes the
+  finished-cell count."""
   tasks = sorted({t for t, _, _ in cells})
   seeds = sorted({s for _, s, _ in cells})
   methods = [m for m in ("teacher", "cd", "sdm", "step") if any(k[2] == m for k in cells)]
@@ -136,15 +141,17 @@ def markdown(cells: dict, title: str = "jaxpolicy sweep") -> str:
   nfe = {m: next(v["nfe"] for k, v in cells.items() if k[2] == m) for m in methods}
   pol = {m: next(v["policy"] for k, v in cells.items() if k[2] == m) for m in methods}
   counts = {g: sum(group_of(t) == g for t in tasks) for g in groups}
-  episodes = sorted({v["episodes"] for v in cells.values()})
-  backends = sorted({v["backend"] for v in cells.values()})
+  episodes = sorted({e for v in cells.values() for e in v["episodes"]})
+  backends = sorted({b for v in cells.values() for b in v["backends"]})
   where = {"metaworld": "the real MetaWorld", "mjx": "MJX"}
+  grid = grid or {}
+  n_grid = len(set(grid.get("tasks", [])) | set(tasks)) * len(
+      set(grid.get("seeds", [])) | set(seeds)) * len(set(grid.get("methods", [])) | set(methods))
   lines = [f"# {title}", "",
            f"{len(tasks)} MetaWorld tasks, seeds {seeds}, success rates in % (mean ± std over "
            f"seeds). Evaluated on {' and '.join(where.get(b, b) for b in backends)}, "
            f"{'/'.join(map(str, episodes))} episodes per evaluation. "
-           f"{len(cells)} of {len(tasks) * len(seeds) * len(methods)} cells (task x seed x "
-           f"method) finished.", ""]
+           f"{len(cells)} of {n_grid} cells (task x seed x method) finished.", ""]
   for metric, label in (("top5", "mean of the 5 best evaluations (the papers' metric)"),
                         ("final", "final evaluation"), ("mean_all", "mean over all evaluations")):
     agg = aggregate(cells, metric)
@@ -242,6 +249,11 @@ def write_report(root: str, out: str | None = None) -> str:
     raise FileNotFoundError(f"no finished sweep cells under {root}")
   out = out or os.path.join(root, "report.md")
   plot_curves(cells, os.path.join(os.path.dirname(os.path.abspath(out)), "learning_curves.png"))
+  grid_path = os.path.join(root, "sweep.json")
+  grid = None
+  if os.path.exists(grid_path):
+    with open(grid_path) as f:
+      grid = json.load(f)
   with open(out, "w") as f:
-    f.write(markdown(cells))
+    f.write(markdown(cells, grid=grid))
   return out

@@ -1,12 +1,12 @@
-"""Evaluate a saved run's policies on the real MetaWorld and write <workdir>/eval.json.
+"""Evaluate a saved run's policies and merge the results into a file in its workdir.
 
     python -m launch.evaluate --workdir=runs/sdm_drawer-open_state_quick_s0 [--episodes=20]
 
---dtype=bfloat16 evaluates the policies with bfloat16 params and network compute (names get
-a "_bf16" suffix). --backend=mjx evaluates in MJX (jaxpolicy.envs.mjx) instead of the real
-MetaWorld; write such results apart, e.g. --results=eval_mjx.json. Results are merged into
-the results file: entries of other policies and tasks already there are kept, those of the
-policies evaluated now are replaced.
+On the real MetaWorld by default, results in <workdir>/eval.json. --backend=mjx evaluates
+in MJX (jaxpolicy.envs.mjx) and writes <workdir>/eval_mjx.json unless --results names
+another file. --dtype=bfloat16 evaluates with bfloat16 params and network compute (names
+get a "_bf16" suffix). Merging keeps what the file holds (its metadata, other tasks and
+policies) and replaces the entries of the policies evaluated now.
 """
 import json
 import os
@@ -22,7 +22,8 @@ flags.DEFINE_string("task", "", "Task to evaluate on (default: the run's task)."
 flags.DEFINE_string("dtype", "", "Policy compute dtype, float32 | bfloat16 (default: the run's "
                     "eval.dtype).")
 flags.DEFINE_string("backend", "", "auto | metaworld | mjx (default: the run's eval.backend).")
-flags.DEFINE_string("results", "eval.json", "Results file name inside --workdir.")
+flags.DEFINE_string("results", "", "Results file name inside --workdir (default: eval.json "
+                    "on MetaWorld, eval_mjx.json on MJX).")
 flags.mark_flags_as_required(["workdir"])
 FLAGS = flags.FLAGS
 
@@ -51,15 +52,18 @@ def main(argv):
       r.config.eval.dtype = FLAGS.dtype or r.config.eval.get("dtype", "float32")
       r.config.eval.backend = FLAGS.backend or r.config.eval.backend
     check_config(r.config)
+    backend = evaluation.resolve_backend(r.config.eval.backend)
+    name = FLAGS.results or ("eval_mjx.json" if backend == "mjx" else "eval.json")
     results = {task: loop.evaluate_policies(r.config, r.policies(), r.step)}
     print(evaluation.format_table(results))
-    # kept: earlier results of other policies / tasks (e.g. float32 beside bfloat16)
-    merged = evaluation.read_results(FLAGS.workdir, FLAGS.results)
+    # kept: the file's metadata and earlier results of other policies / tasks (e.g. float32
+    # beside bfloat16)
+    payload = evaluation.read_results(FLAGS.workdir, name)
+    merged = payload.pop("tasks")
     for t, res in results.items():
       merged.setdefault(t, {}).update(res)
-    evaluation.write_results(FLAGS.workdir, merged, extra={"method": r.config.method,
-                                                           "step": r.step},
-                             name=FLAGS.results)
+    payload.update(method=r.config.method, step=r.step)
+    evaluation.write_results(FLAGS.workdir, merged, extra=payload, name=name)
 
   common.run_guarded(run)
 

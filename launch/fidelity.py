@@ -95,19 +95,22 @@ def main(argv):
     env_kwargs = {}
     if FLAGS.max_contact_points is not None:
       env_kwargs["max_contact_points"] = FLAGS.max_contact_points
+    device = str(jax.devices()[0])
     payload = {"episodes": FLAGS.episodes, "seed": FLAGS.seed,
-               "episode_length": FLAGS.episode_length, "device": str(jax.devices()[0]),
-               "backend": jax.default_backend(), "tasks": []}
+               "episode_length": FLAGS.episode_length,
+               "max_contact_points": env_kwargs.get("max_contact_points",
+                                                    env_lib.MAX_CONTACT_POINTS), "tasks": []}
     if os.path.exists(FLAGS.out):
       with open(FLAGS.out) as f:
         old = json.load(f)
-      settings = ("episodes", "seed", "episode_length")
+      settings = ("episodes", "seed", "episode_length", "max_contact_points")
       if any(old.get(k) != payload[k] for k in settings):
         raise ValueError(f"{FLAGS.out} holds results for other settings "
                          f"({', '.join(f'{k}={old.get(k)}' for k in settings)}); choose "
                          f"another --out or the same settings to resume it")
-      payload["tasks"] = old["tasks"]
-      done = {r["task"] for r in old["tasks"]}
+      # rows without an MJX result (files from before every task was ported) are redone
+      payload["tasks"] = [r for r in old["tasks"] if r.get("mjx_success") is not None]
+      done = {r["task"] for r in payload["tasks"]}
       log.info("resuming %s: %d tasks measured, skipping them", FLAGS.out, len(done))
       tasks = [t for t in tasks if t not in done]
     for task in tasks:
@@ -119,6 +122,7 @@ def main(argv):
       mjx_res = experts.run_expert(task, evaluation_resets(task, FLAGS.seed, FLAGS.episodes),
                                    FLAGS.episode_length, env=env)
       row = _row(task, mw_res, mjx_res, FLAGS.episodes)
+      row["device"] = device        # rows of a resumed file may come from other machines
       payload["tasks"].append(row)
       log.info("fidelity %s: MetaWorld %.2f  MJX %s", task, row["metaworld_success"],
                row["mjx_success"])

@@ -6,9 +6,10 @@
 Cells live in <workdir>/<task>/s<seed>/<method>; the teacher of a task and seed is trained
 once and reused by every distillation method. Cells run seed by seed (all tasks and methods
 of seed 0 first), so a partly finished sweep already gives complete per-seed tables; STEP
-cells skip the pure-noise DDIM-k baselines (its own ablation, see configs/step.py). A finished cell (it has cell.json) is
-skipped; an interrupted one resumes from its checkpoint, so the command can be stopped and
-rerun at any time. Evaluations every --eval_every steps give the learning curves.
+cells skip the pure-noise DDIM-k baselines (its own ablation, see configs/step.py). A
+finished cell (it has cell.json) is skipped; an interrupted one resumes from its
+checkpoint, so the command can be stopped and rerun at any time. Evaluations every
+--eval_every steps give the learning curves; <workdir>/sweep.json records the grid.
 """
 import json
 import os
@@ -74,6 +75,9 @@ def run_sweep(tasks, seeds, methods, preset, root, eval_every, episodes, log=pri
   for m in methods:
     methods_lib.get(m)  # unknown names stop here, before any training
   order = ["teacher"] + [m for m in methods if m != "teacher"]
+  os.makedirs(root, exist_ok=True)
+  with open(os.path.join(root, "sweep.json"), "w") as f:   # the grid, for the report
+    json.dump({"tasks": tasks, "seeds": list(seeds), "methods": order, "preset": preset}, f)
   done = skipped = 0
   # Seed-major: a sweep stopped part-way has every task and method for its first seeds.
   for seed in seeds:

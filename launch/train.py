@@ -1,4 +1,4 @@
-"""Train any method from a config file; evaluates at the end and writes eval.json.
+"""Train any method from a config file; evaluates at the end (eval.at_end) into eval.json.
 
     python -m launch.train --config=configs/sdm.py [--workdir=runs/...] [--config.task=...]
 

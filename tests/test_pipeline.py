@@ -72,15 +72,48 @@ def test_bf16_inference_is_close_to_float32_and_merges_into_eval_json(shared):
   assert a.dtype == b.dtype == np.float32
   # bf16 has an 8-bit mantissa: close to float32 over ten DDIM steps, but not equal
   assert 0 < np.max(np.abs(a - b)) < 0.1, np.max(np.abs(a - b))
-  hlo = bf16._jit.lower(bf16.params, obs, bf16.init_carry(4), jax.random.PRNGKey(1)).as_text()
-  assert "bf16" in hlo and "dot_general" in hlo
   out = subprocess.run([sys.executable, "-m", "launch.evaluate", f"--workdir={wd}",
                         "--dtype=bfloat16", "--episodes=1"], cwd=ROOT, capture_output=True,
                        text=True, timeout=600)
   assert out.returncode == 0, out.stderr[-3000:]
-  tasks = json.load(open(os.path.join(wd, "eval.json")))["tasks"]["drawer-open"]
+  ev = json.load(open(os.path.join(wd, "eval.json")))
+  tasks = ev["tasks"]["drawer-open"]
   assert tasks["teacher_ddim10"]["episodes"] == c.eval.episodes     # float32 result kept
   assert tasks["teacher_ddim10_bf16"]["episodes"] == 1
+  assert ev["preset"] == "tiny" and ev["obs"] == "state"           # metadata kept
+  assert jaxpolicy.load_policy(wd, "teacher_ddim10", dtype="bfloat16").name.endswith("_bf16")
+
+
+@pytest.mark.parametrize("method", ["teacher", "sdm", "cd", "step"])
+def test_bf16_policies_run_every_matmul_in_bf16(method):
+  """Every dot product of a bf16 policy (encoder, U-Net or generator, STEP's predictor)
+  takes bf16 operands: no float32 upcast of the weights anywhere (lowered, not run)."""
+  import importlib
+  import re
+  from jaxpolicy import methods, nets as nets_lib
+  from jaxpolicy.data.normalizer import MinMax, Normalizer
+  from jaxpolicy.policy import build_policy
+  shapes, key = {"full_state": (39,)}, jax.random.PRNGKey(0)
+  config = importlib.import_module(f"configs.{method}").get_config("tiny")
+  tconfig = teacher_configs.get_config("tiny")
+  nets = nets_lib.build_nets(config, 4)
+  mod, tmod = methods.get(method), methods.get("teacher")
+  zeros = lambda tree: jax.tree_util.tree_map(lambda a: jax.numpy.zeros(a.shape, a.dtype), tree)
+  tstate = zeros(jax.eval_shape(lambda: tmod.init(tconfig, nets, shapes, key)))
+  state = zeros(jax.eval_shape(lambda: mod.init(config, nets, shapes, key, tstate)))
+  bf16 = nets.with_compute_dtype("bfloat16")
+  ident = lambda n: MinMax(np.ones(n, np.float32), np.zeros(n, np.float32))
+  norm = Normalizer({"action": ident(4), "full_state": ident(39)})
+  main = {"teacher": "teacher_ddim10", "sdm": "sdm_1step", "cd": "cd_1step", "step": "step_k2"}
+  spec = mod.make_policies(config, bf16, state)[main[method]]
+  pol = build_policy(main[method], config, bf16, norm, spec, shapes)
+  obs = {"full_state": jax.ShapeDtypeStruct((2, 2, 39), jax.numpy.float32)}
+  hlo = pol._jit.lower(pol.params, obs, pol.init_carry(2), key).as_text()
+  dots = [l for l in hlo.splitlines() if "stablehlo.dot_general" in l]
+  assert dots
+  operands = [re.search(r":\s*\((.*)\)\s*->", l).group(1) for l in dots]
+  assert all("f32" not in o and "bf16" in o for o in operands), [
+      o for o in operands if "f32" in o][:3]
 
 
 def test_checkpoint_roundtrip_exact(shared, tmp_path):

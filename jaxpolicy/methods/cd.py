@@ -71,7 +71,7 @@ def boundary_scalings(config, t):
 def consistency_fn(config, nets, params, x, t, cond):
   schedule = teacher_lib.schedule_of(config)
   t_model = jnp.maximum(t, 0)
-  x0, _ = samplers.split_prediction(schedule, x, nets.unet.apply(params, x, t_model, cond),
+  x0, _ = samplers.split_prediction(schedule, x, nets.denoiser(params, cond)(x, t_model),
                                     t_model)
   c_skip, c_out = boundary_scalings(config, t)
   return c_skip * x + c_out * x0
@@ -80,7 +80,7 @@ def consistency_fn(config, nets, params, x, t, cond):
 def solver_step(config, nets, real_params, x_t, t, prev_t, cond):
   """One DDIM step of the frozen teacher (epsilon derived from its x0 prediction)."""
   schedule = teacher_lib.schedule_of(config)
-  return samplers.ddim_step(schedule, x_t, nets.unet.apply(real_params, x_t, t, cond), t, prev_t)
+  return samplers.ddim_step(schedule, x_t, nets.denoiser(real_params, cond)(x_t, t), t, prev_t)
 
 
 def sample_tn(config, rng, batch):

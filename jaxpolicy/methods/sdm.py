@@ -92,7 +92,7 @@ def sample_t(config, rng, batch: int):
 def generate(config, nets, gen_params, cond, z):
   """G's action chunk (normalised, unclipped) for noise z at the constant timestep T."""
   T = jnp.full((z.shape[0],), config.diffusion.num_train_timesteps, jnp.int32)
-  return nets.unet.apply(gen_params, z, T, cond)
+  return nets.denoiser(gen_params, cond)(z, T)
 
 
 def generator_direction(config, schedule, x, x_t, t, x0_real, x0_fake):
@@ -115,8 +115,8 @@ def generator_loss(config, nets, gen_params, real_params, fake_params, cond, z, 
   x = generate(config, nets, gen_params, cond, z)
   t = sample_t(config, k_t, x.shape[0])
   x_t = samplers.add_noise(schedule, x, jax.random.normal(k_n, x.shape), t)
-  x0_real, _ = samplers.split_prediction(schedule, x_t, nets.unet.apply(real_params, x_t, t, cond), t)
-  x0_fake, _ = samplers.split_prediction(schedule, x_t, nets.unet.apply(fake_params, x_t, t, cond), t)
+  x0_real, _ = samplers.split_prediction(schedule, x_t, nets.denoiser(real_params, cond)(x_t, t), t)
+  x0_fake, _ = samplers.split_prediction(schedule, x_t, nets.denoiser(fake_params, cond)(x_t, t), t)
   g = generator_direction(config, schedule, x, x_t, t, x0_real, x0_fake)
   g = jax.lax.stop_gradient(g)
   loss = config.sdm.lam * 0.5 * jnp.mean((x - jax.lax.stop_gradient(x - g)) ** 2)

@@ -52,6 +52,12 @@ def make_predictor(config, action_dim: int) -> Predictor:
   return Predictor(action_dim, s.dim, s.heads, s.blocks, s.mlp_dim, s.mode == "residual")
 
 
+def predict(nets, pred, params, tokens, prev_action):
+  """The predictor's chunk, computed in the nets' compute dtype (float32 out)."""
+  return pred.apply(nets.cast(params), nets.cast(tokens),
+                    nets.cast(prev_action)).astype(jnp.float32)
+
+
 def obs_tokens(nets, enc_params, obs):
   """One token per observed frame: the teacher encoder's per-frame features."""
   cond = nets.encode(enc_params, obs)
@@ -80,7 +86,7 @@ def train_step(config, nets, state: StepState, batch, rng):
   tokens = jax.lax.stop_gradient(obs_tokens(nets, state.teacher["encoder"], batch["obs"]))
 
   def loss_fn(p):
-    out = pred.apply(p, tokens, batch["prev_action"])
+    out = predict(nets, pred, p, tokens, batch["prev_action"])
     return jnp.mean((out - batch["action"]) ** 2)
 
   loss, grads = jax.value_and_grad(loss_fn)(state.predictor.params)
@@ -132,7 +138,7 @@ def step_sampler(config, nets, k: int, spacing: str | None = None, perturb: bool
     tokens = cond.reshape(cond.shape[0], nets.n_obs_steps, -1)
 
     def warm(_):
-      a_hat = pred.apply(params["predictor"], tokens, carry["prev"])
+      a_hat = predict(nets, pred, params["predictor"], tokens, carry["prev"])
       stall = stalled(config, carry["exec_prev"], carry["exec_prev2"])
       if not perturb:
         stall = jnp.zeros_like(stall)
@@ -194,16 +200,17 @@ def final_metrics(config, nets, state, data, policies):
   """The predictor's MSE against the teacher's full-step output on held-out windows."""
   if data.val is None:
     return {}
+  policy = policies[next(n for n in policies if n.startswith("step_"))]
+  nets = policy.nets   # in the policies' compute dtype: the metric is the policy's own
   teacher_sample, _ = teacher_lib.ddim_sampler(config, nets)
   pred = make_predictor(config, nets.action_dim)
-  pred_params = policies[next(n for n in policies if n.startswith("step_"))].sampler_params[
-      "predictor"]
+  pred_params = policy.sampler_params["predictor"]
 
   @jax.jit
   def errs(batch, rng):
     cond = nets.encode(state.teacher["encoder"], batch["obs"])
     tokens = cond.reshape(cond.shape[0], nets.n_obs_steps, -1)
-    a_hat = pred.apply(pred_params, tokens, batch["prev_action"])
+    a_hat = predict(nets, pred, pred_params, tokens, batch["prev_action"])
     full = teacher_sample(state.teacher["unet"], cond, rng)
     return (jnp.sum(jnp.mean((a_hat - full) ** 2, axis=(1, 2))),
             jnp.sum(jnp.mean((a_hat - batch["action"]) ** 2, axis=(1, 2))))

@@ -73,17 +73,18 @@ class Nets:
     return self if dtype == self.compute_dtype else dataclasses.replace(self,
                                                                          compute_dtype=dtype)
 
-  def _cast(self, tree):
+  def cast(self, tree):
+    """`tree`'s floating leaves in the compute dtype (unchanged in float32)."""
     return tree if self.compute_dtype == "float32" else cast_floating(tree, self.compute_dtype)
 
   def encode(self, enc_params, obs):
-    cond = encode_history(self.encoder, self._cast(enc_params), self._cast(obs))
+    cond = encode_history(self.encoder, self.cast(enc_params), self.cast(obs))
     return cond.astype(jnp.float32)
 
   def denoiser(self, unet_params, cond):
     """A `denoise(x_t, t)` closure over params and the global condition."""
-    params, cond = self._cast(unet_params), self._cast(cond)
-    return lambda x, t: self.unet.apply(params, self._cast(x), t, cond).astype(x.dtype)
+    params, cond = self.cast(unet_params), self.cast(cond)
+    return lambda x, t: self.unet.apply(params, self.cast(x), t, cond).astype(x.dtype)
 
   def init(self, rng, obs_shapes: dict):
     """Fresh {'encoder', 'unet'} params for the given per-frame observation shapes.

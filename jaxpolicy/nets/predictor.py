@@ -45,7 +45,8 @@ class Predictor(nn.Module):
   @nn.compact
   def __call__(self, obs_tokens, prev_chunk):
     b, h, _ = prev_chunk.shape
-    pos = sinusoidal_embedding(jnp.arange(h), self.dim)[None]
+    # the inputs' dtype is the compute dtype (bfloat16 for bf16 inference)
+    pos = sinusoidal_embedding(jnp.arange(h), self.dim)[None].astype(prev_chunk.dtype)
     act = nn.Dense(self.dim, name="embed_action")(prev_chunk) + pos
     n_obs = obs_tokens.shape[1]
     obs = nn.Dense(self.dim, name="embed_obs")(obs_tokens)

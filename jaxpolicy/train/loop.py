@@ -51,10 +51,13 @@ class Run:
   action_dim: int
   step: int
 
-  def policies(self, reuse: dict | None = None) -> dict[str, Policy]:
-    """The run's policies; `reuse` (an earlier result) keeps their compiled functions."""
+  def policies(self, reuse: dict | None = None, dtype: str | None = None) -> dict[str, Policy]:
+    """The run's policies; `reuse` (an earlier result) keeps their compiled functions.
+
+    `dtype`: their compute dtype (default: the run's eval.dtype); bfloat16 names end "_bf16".
+    """
     method = methods.get(self.config.method)
-    dtype = self.config.eval.get("dtype", "float32")
+    dtype = dtype or self.config.eval.get("dtype", "float32")
     nets = self.nets.with_compute_dtype(dtype)
     suffix = "" if dtype == "float32" else "_bf16"
     out = {}
@@ -269,7 +272,9 @@ def train(config, workdir: str | None = None) -> dict:
                  "--workdir=%s evaluates the saved policies)", workdir)
     return {}
   run = Run(config, workdir, nets, state, data.normalizer, data.obs_shapes, data.action_dim, step)
-  policies = dict(teacher.policies()) if teacher is not None else {}
+  # the teacher evaluated beside its student in the student's compute dtype
+  policies = dict(teacher.policies(dtype=config.eval.get("dtype", "float32"))) \
+      if teacher is not None else {}
   policies.update(run.policies(reuse=compiled))
   results = {config.task: evaluate_policies(config, policies, step)}
   if data.val is not None:  # action error on held-out demonstration windows

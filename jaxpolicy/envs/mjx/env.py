@@ -95,7 +95,7 @@ class MJXEnv:
   # -- reset / step -------------------------------------------------------------------------
 
   def _data_of(self, row: ResetBank):
-    """(mjx.Data after kinematics, info) of one recorded MetaWorld state (a ResetBank row)."""
+    """(mjx.Data ready to observe, info) of one recorded MetaWorld state (a ResetBank row)."""
     info = {"target_pos": jnp.asarray(row.target_pos, jnp.float32),
             "body_pos": jnp.asarray(row.body_pos, jnp.float32),
             "site_pos": jnp.asarray(row.site_pos, jnp.float32),

@@ -4,7 +4,8 @@ Each task says which objects fill the 14 object slots of MetaWorld's 18-d frame
 (`_get_pos_objects` / `_get_quat_objects` of the task's env class) and how its success flag
 (`evaluate_state(...)["success"]`) is computed from the observation, the task's target
 position `_target_pos` and simulator quantities. Everything is read from an `mjx.Data`
-after kinematics, exactly where MetaWorld reads it from `mujoco.MjData`.
+after kinematics (after a full forward pass for stick-push, see below), exactly where
+MetaWorld reads it from `mujoco.MjData`.
 
 All 50 tasks were checked against MetaWorld's own `_get_obs` and `evaluate_state` on
 identical states (an expert episode and a noisy one per task: observations to ~1e-6, success
@@ -94,8 +95,8 @@ class Sim:
   def pad_force(self, pad: str, obj: str):
     """MetaWorld's `touching_object` sum for one pad: the constraint force at `efc_address`
     of every contact between geoms `pad` and `obj` (needs `mjx.forward`, not kinematics).
-    MJX keeps every candidate contact; those out of range carry zero force."""
-    g1, g2 = self.d.contact.geom1, self.d.contact.geom2
+    MJX's contact list has a fixed size; its entries out of range carry zero force."""
+    g1, g2 = self.d.contact.geom[:, 0], self.d.contact.geom[:, 1]
     a, b = self._m.geom(pad).id, self._m.geom(obj).id
     pair = ((g1 == a) & (g2 == b)) | ((g1 == b) & (g2 == a))
     addr = self.d.contact.efc_address
