@@ -236,7 +236,7 @@ def plot_curves(cells: dict, path: str) -> str:
   handles = [plt.Line2D([], [], color=CURVE_STYLES[m][0], marker=CURVE_STYLES[m][1],
                         linestyle=CURVE_STYLES[m][2], markerfacecolor="none") for m in methods]
   fig.legend(handles, methods, loc="upper center", ncol=len(methods), frameon=False,
-             title=f"mean over {n_seeds} seed{'s' if n_seeds > 1 else ''} (band: +- std)")
+             title=f"mean over each curve's finished seeds (up to {n_seeds}); band: +- std")
   fig.tight_layout(rect=(0, 0, 1, 1 - 0.75 / fig.get_figheight()))
   fig.savefig(path, dpi=110)
   plt.close(fig)
