@@ -25,8 +25,8 @@ flags.DEFINE_integer("seed", 0, "Evaluation seed (episode i uses MetaWorld seed 
                      "seed * 100003 + i, as jaxpolicy.evaluation).")
 flags.DEFINE_integer("episode_length", 200, "Steps per episode.")
 flags.DEFINE_string("out", "fidelity.json", "Where to write the JSON results.")
-flags.DEFINE_integer("max_contact_points", None, "MJX contact-point limit (default: each "
-                     "task's, see jaxpolicy/envs/mjx/env.py; 0 = keep every candidate contact).")
+flags.DEFINE_integer("max_contact_points", None, "MJX contact-point limit (default: the "
+                     "env's; 0 = keep every candidate contact).")
 FLAGS = flags.FLAGS
 
 GAP_POINTS = 10.0
@@ -96,11 +96,10 @@ def main(argv):
     if FLAGS.max_contact_points is not None:
       env_kwargs["max_contact_points"] = FLAGS.max_contact_points
     device = str(jax.devices()[0])
-    # None: each task's default (jaxpolicy.envs.mjx.env.TASK_CONTACT_POINTS); rows record
-    # the value they ran with
     payload = {"episodes": FLAGS.episodes, "seed": FLAGS.seed,
                "episode_length": FLAGS.episode_length,
-               "max_contact_points": FLAGS.max_contact_points, "tasks": []}
+               "max_contact_points": env_kwargs.get("max_contact_points",
+                                                    env_lib.MAX_CONTACT_POINTS), "tasks": []}
     if os.path.exists(FLAGS.out):
       with open(FLAGS.out) as f:
         old = json.load(f)
@@ -124,7 +123,6 @@ def main(argv):
                                    FLAGS.episode_length, env=env)
       row = _row(task, mw_res, mjx_res, FLAGS.episodes)
       row["device"] = device        # rows of a resumed file may come from other machines
-      row["max_contact_points"] = env.max_contact_points
       payload["tasks"].append(row)
       log.info("fidelity %s: MetaWorld %.2f  MJX %s", task, row["metaworld_success"],
                row["mjx_success"])

@@ -198,7 +198,7 @@ def test_fidelity_resumes_and_refuses_other_settings(tmp_path):
   row = {"task": "reach", "episodes": 2, "metaworld_success": 1.0, "mjx_success": 0.5,
          "gap_points": -50.0}
   out.write_text(json.dumps({"episodes": 2, "seed": 0, "episode_length": 200,
-                             "max_contact_points": None, "tasks": [row]}))
+                             "max_contact_points": 64, "tasks": [row]}))
   cmd = [sys.executable, "-m", "launch.fidelity", "--tasks=reach", "--episodes=2", f"--out={out}"]
   res = subprocess.run(cmd, cwd=root, capture_output=True, text=True, timeout=300)
   assert res.returncode == 0, res.stderr[-2000:]

@@ -31,11 +31,6 @@ from jaxpolicy.envs.mjx.resets import ResetBank, build_resets, evaluation_seeds,
 from jaxpolicy.envs.registry import check_task
 
 MAX_CONTACT_POINTS = 64
-# Tasks whose scenes need more contact points than the default keeps (0 = every candidate).
-# box-close: the lid on its box reaches 60+ penetrating contacts; keeping 64, MetaWorld's
-# expert succeeded on 0.65 of 20 episodes in MJX against 0.90 in MetaWorld; keeping all,
-# 0.90 against 0.90 (python -m launch.fidelity, 2026-11-21).
-TASK_CONTACT_POINTS = {"box-close": 0}
 MOCAP_QUAT = np.array([1.0, 0.0, 1.0, 0.0], np.float32) / np.sqrt(2.0)  # MuJoCo normalises it
 
 
@@ -54,17 +49,13 @@ class MJXEnv:
   with seeds `evaluation_seeds(reset_seed, num_resets)`.
   max_contact_points: MJX keeps this many closest contact points per condim group (0 = every
   candidate: 2268 constraint rows on drawer-open instead of 464, ~2.3x slower steps; the
-  active contacts of most scenes are far fewer, so the limit does not change them). Default:
-  `TASK_CONTACT_POINTS` for the task, else `MAX_CONTACT_POINTS`.
+  active contacts of these scenes are far fewer, so the limit does not change them).
   """
 
   def __init__(self, task: str, resets: ResetBank | None = None, num_resets: int = 64,
-               reset_seed: int = 1, max_contact_points: int | None = None):
+               reset_seed: int = 1, max_contact_points: int = MAX_CONTACT_POINTS):
     self.task = check_task(task)
     self.spec = tasks_lib.spec(self.task)
-    if max_contact_points is None:
-      max_contact_points = TASK_CONTACT_POINTS.get(self.task, MAX_CONTACT_POINTS)
-    self.max_contact_points = int(max_contact_points)
     self.mj_model = convert_model(self.task, max_contact_points=max_contact_points)
     self.model = mjx.put_model(self.mj_model)
     self.consts = task_constants(self.task)
