@@ -91,7 +91,7 @@ def test_bf16_policies_run_every_matmul_in_bf16(method):
   import importlib
   import re
   from jaxpolicy import methods, nets as nets_lib
-  from jaxpolicy.data.normalizer import MinMax, Normalizer
+  from benchmarks.latency import identity_normalizer
   from jaxpolicy.policy import build_policy
   shapes, key = {"full_state": (39,)}, jax.random.PRNGKey(0)
   config = importlib.import_module(f"configs.{method}").get_config("tiny")
@@ -102,11 +102,9 @@ def test_bf16_policies_run_every_matmul_in_bf16(method):
   tstate = zeros(jax.eval_shape(lambda: tmod.init(tconfig, nets, shapes, key)))
   state = zeros(jax.eval_shape(lambda: mod.init(config, nets, shapes, key, tstate)))
   bf16 = nets.with_compute_dtype("bfloat16")
-  ident = lambda n: MinMax(np.ones(n, np.float32), np.zeros(n, np.float32))
-  norm = Normalizer({"action": ident(4), "full_state": ident(39)})
   main = {"teacher": "teacher_ddim10", "sdm": "sdm_1step", "cd": "cd_1step", "step": "step_k2"}
   spec = mod.make_policies(config, bf16, state)[main[method]]
-  pol = build_policy(main[method], config, bf16, norm, spec, shapes)
+  pol = build_policy(main[method], config, bf16, identity_normalizer(), spec, shapes)
   obs = {"full_state": jax.ShapeDtypeStruct((2, 2, 39), jax.numpy.float32)}
   hlo = pol._jit.lower(pol.params, obs, pol.init_carry(2), key).as_text()
   dots = [l for l in hlo.splitlines() if "stablehlo.dot_general" in l]
