@@ -7,6 +7,9 @@ MJX on CPU needs XLA_FLAGS=--xla_cpu_use_fusion_emitters=false before JAX starts
 slower steps without it); tests/conftest.py sets it.
 """
 import dataclasses
+import importlib
+import os
+import sys
 
 import jax
 import jax.numpy as jnp
@@ -52,6 +55,41 @@ def test_all_50_tasks_convert_keep_inertia_and_load_in_mjx():
     welds = m.eq_type == mujoco.mjtEq.mjEQ_WELD
     np.testing.assert_array_equal(m.eq_data[welds, :11], np.tile(convert.WELD_DATA,
                                                                   (welds.sum(), 1)))
+
+
+def test_gap_diagnostics_partial_conversions_model_swap_and_exact_box_depth():
+  task = "disassemble"   # cylinders, finger margins and collidable meshes
+  o = convert.original_model(task)
+  cyl = lambda m: int(np.sum(m.geom_type == mujoco.mjtGeom.mjGEOM_CYLINDER))
+  only_margins = convert.convert_model(task, steps=("margins",))
+  assert cyl(only_margins) == cyl(o) and np.all(only_margins.geom_margin == 0)
+  only_prisms = convert.convert_model(task, steps=("prisms",))
+  assert cyl(only_prisms) < cyl(o)
+  np.testing.assert_array_equal(only_prisms.geom_margin, o.geom_margin)
+  np.testing.assert_array_equal(only_prisms.body_margin, o.body_margin)
+  none = convert.convert_model(task, steps=())
+  for field in ("geom_type", "geom_size", "geom_margin", "body_margin", "mesh_vert"):
+    np.testing.assert_array_equal(getattr(none, field), getattr(o, field), err_msg=field)
+  with pytest.raises(ValueError, match="unknown conversion steps"):
+    convert.convert_model(task, steps=("prism",))
+  # the diagnostic's model swap keeps MetaWorld's behaviour: with the original model the
+  # expert's episodes are MetaWorld's own, step for step
+  sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(__file__)), "scripts"))
+  diag = importlib.import_module("diagnose_mjx_gap")
+  from jaxpolicy.envs.mjx.experts import run_expert_metaworld  # pylint: disable=g-import-not-at-top
+  ok, first = diag.expert_episodes(diag.swapped_env("reach", convert.original_model("reach")),
+                                   "reach", seed=0, episodes=3)
+  ref = run_expert_metaworld("reach", 0, 3)
+  np.testing.assert_array_equal(first, ref["first_success_step"])
+  assert ok.all()
+  # its exact box-box depth (the reference the contact tables are checked against)
+  eye, ones = np.eye(3), np.ones(3)
+  c, s_ = np.cos(np.pi / 4), np.sin(np.pi / 4)
+  rot = np.array([[c, -s_, 0.0], [s_, c, 0.0], [0.0, 0.0, 1.0]])
+  assert diag.box_overlap([0, 0, 0], eye, ones, [1.9, 0, 0], eye, ones) == pytest.approx(0.1)
+  assert diag.box_overlap([0, 0, 0], eye, ones, [2.3, 0, 0], rot, ones) == pytest.approx(
+      1 + np.sqrt(2) - 2.3)
+  assert diag.box_overlap([0, 0, 0], eye, ones, [3.0, 0, 0], rot, ones) < 0
 
 
 def test_prism_preserves_cross_section_area():

@@ -33,6 +33,9 @@ from jaxpolicy.envs.registry import check_task
 
 PRISM_SIDES = 16
 MAX_HULL_VERTICES = 32
+# The conversion's steps; a subset gives a C-MuJoCo-only model that isolates one step's effect
+# on the physics (scripts/diagnose_mjx_gap.py). mjx.put_model needs all of them.
+STEPS = ("prisms", "margins", "hulls")
 # MetaWorld's weld data: anchor 0, relative pose (0, 0, 0, -1, 0, 0, 0), torque scale 5.
 WELD_DATA = np.array([0.0, 0.0, 0.0, 0.0, 0.0, 0.0, -1.0, 0.0, 0.0, 0.0, 5.0])
 
@@ -66,10 +69,21 @@ def prism_vertices(radius: float, half_height: float, sides: int = PRISM_SIDES) 
   return np.concatenate([top, bottom]).astype(np.float64)
 
 
-def convert_spec(spec: mujoco.MjSpec, original: mujoco.MjModel | None = None) -> mujoco.MjSpec:
+def _check_steps(steps) -> tuple:
+  unknown = set(steps) - set(STEPS)
+  if unknown:
+    raise ValueError(f"unknown conversion steps {sorted(unknown)}; known: {STEPS}")
+  return tuple(s for s in STEPS if s in steps)
+
+
+def convert_spec(spec: mujoco.MjSpec, original: mujoco.MjModel | None = None,
+                 steps=STEPS) -> mujoco.MjSpec:
   """Applies the conversion to `spec` in place (see the module docstring); returns it.
 
-  `original`: the spec compiled unchanged (compiled here when not given)."""
+  `original`: the spec compiled unchanged (compiled here when not given). `steps`: which of
+  STEPS to apply ("prisms": cylinders to prisms, "margins": margin and gap to 0, "hulls":
+  collidable mesh hulls capped at MAX_HULL_VERTICES)."""
+  steps = _check_steps(steps)
   original = original if original is not None else spec.compile()
   bodies = _depth_first(spec.worldbody, [])
   if len(bodies) != original.nbody:
@@ -85,11 +99,13 @@ def convert_spec(spec: mujoco.MjSpec, original: mujoco.MjModel | None = None) ->
     for geom in body.geoms:
       if geom.name and geom.name != original.geom(geom_id).name:
         raise RuntimeError(f"geom order mismatch at {geom_id}: {geom.name!r}")
-      geom.margin = 0.0
-      geom.gap = 0.0
+      if "margins" in steps:
+        geom.margin = 0.0
+        geom.gap = 0.0
       if _collidable(geom) and geom.type == mujoco.mjtGeom.mjGEOM_MESH:
         collidable_meshes.add(geom.meshname)
-      if _collidable(geom) and geom.type == mujoco.mjtGeom.mjGEOM_CYLINDER:
+      if ("prisms" in steps and _collidable(geom)
+          and geom.type == mujoco.mjtGeom.mjGEOM_CYLINDER):
         radius, half_height = original.geom_size[geom_id][:2]
         name = f"mjx_prism_{n_prisms}"
         n_prisms += 1
@@ -110,7 +126,7 @@ def convert_spec(spec: mujoco.MjSpec, original: mujoco.MjModel | None = None) ->
   if geom_id != original.ngeom:
     raise RuntimeError(f"visited {geom_id} geoms, the compiled model has {original.ngeom}")
   for mesh in spec.meshes:
-    if mesh.name in collidable_meshes:
+    if "hulls" in steps and mesh.name in collidable_meshes:
       mesh.maxhullvert = MAX_HULL_VERTICES
   return spec
 
@@ -129,8 +145,9 @@ def _original(path: str) -> mujoco.MjModel:
 
 
 @functools.lru_cache(maxsize=None)
-def _compiled(path: str, max_contact_points: int, max_geom_pairs: int) -> mujoco.MjModel:
-  spec = convert_spec(mujoco.MjSpec.from_file(path), _original(path))
+def _compiled(path: str, max_contact_points: int, max_geom_pairs: int,
+              steps: tuple = STEPS) -> mujoco.MjModel:
+  spec = convert_spec(mujoco.MjSpec.from_file(path), _original(path), steps)
   # MJX reads these custom numerics: keep the closest geom pairs / contact points only
   if max_contact_points > 0:
     spec.add_numeric(name="max_contact_points", data=[float(max_contact_points)])
@@ -139,17 +156,19 @@ def _compiled(path: str, max_contact_points: int, max_geom_pairs: int) -> mujoco
   return set_mocap_welds(spec.compile())
 
 
-def convert_model(task: str, max_contact_points: int = 0,
-                  max_geom_pairs: int = 0) -> mujoco.MjModel:
+def convert_model(task: str, max_contact_points: int = 0, max_geom_pairs: int = 0,
+                  steps=STEPS) -> mujoco.MjModel:
   """The MJX-ready `mujoco.MjModel` of a MetaWorld v3 task (e.g. "drawer-open").
 
   Accepted by `mujoco.mjx.put_model`; body masses and inertias equal the original model's.
   `max_contact_points` / `max_geom_pairs` > 0 add MJX's optional limits (the closest contact
   points per condim group / geom pairs per collision function are kept; exact while fewer
   are active, much smaller constraint problems); 0 keeps every candidate (the default).
-  Returns a fresh copy on every call (conversions are cached per model file).
+  `steps`: a subset of STEPS gives a partly converted model for C MuJoCo (diagnostics; MJX
+  refuses most of them). Returns a fresh copy on every call (cached per file and settings).
   """
-  return copy.copy(_compiled(model_path(task), int(max_contact_points), int(max_geom_pairs)))
+  return copy.copy(_compiled(model_path(task), int(max_contact_points), int(max_geom_pairs),
+                             _check_steps(steps)))
 
 
 @functools.lru_cache(maxsize=None)

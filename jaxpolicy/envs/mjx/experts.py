@@ -104,9 +104,10 @@ def collect_demos_mjx(task: str, num_episodes: int, seed: int = 0,
 
 def run_expert_metaworld(task: str, seed: int, episodes: int,
                          episode_length: int = mw.EPISODE_LENGTH,
-                         stop_when_done: bool = True) -> dict:
-  """The same expert on the real MetaWorld, from the same seeded resets."""
-  env = metaworld_env(task)
+                         stop_when_done: bool = True, env=None) -> dict:
+  """The same expert on the real MetaWorld, from the same seeded resets (`env`: a MetaWorld
+  env of `task` to run in instead of the cached one, e.g. with its model swapped)."""
+  env = metaworld_env(task) if env is None else env
   policy = mw.expert_policy(task)
   success = np.zeros(episodes, bool)
   first = np.full(episodes, -1)
