@@ -7,7 +7,9 @@
 `conversion` runs MetaWorld's scripted expert on the real MetaWorld env (C MuJoCo, the same
 seeded episodes as launch.fidelity) with its model swapped for a partly or fully converted
 one (jaxpolicy.envs.mjx.convert.STEPS): "metaworld" (unchanged), "converted" (every step, the
-model MJX runs), and one variant per step ("prisms", "margins", "hulls"). A gap that appears
+model MJX runs), one variant per step ("prisms", "margins", "hulls"), and "finger_meshes": the
+converted model with the four finger boxes as 8-vertex meshes and multi-point convex collision
+(MJCF multiccd), so that C MuJoCo's box-box collider is not used for the grip. A gap that appears
 here is the conversion's; the rest of an MJX gap is MJX's own (collision, solver).
 
 `contacts` records one expert episode in C MuJoCo on the converted model, loads every state
@@ -29,7 +31,9 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 VARIANTS = {"metaworld": (), "converted": ("prisms", "margins", "hulls"),
-            "prisms": ("prisms",), "margins": ("margins",), "hulls": ("hulls",)}
+            "prisms": ("prisms",), "margins": ("margins",), "hulls": ("hulls",),
+            "finger_meshes": ("prisms", "margins", "hulls")}
+FINGER_BOXES = ("leftpad_geom", "rightpad_geom", "leftclaw_it", "rightclaw_it")
 
 
 def swapped_env(task: str, model):
@@ -46,8 +50,37 @@ def variant_model(task: str, variant: str, max_contact_points: int = 0):
   from jaxpolicy.envs.mjx import convert  # pylint: disable=g-import-not-at-top
   if variant == "metaworld":
     return convert.original_model(task)
+  if variant == "finger_meshes":
+    return _finger_meshes_model(task)
   return convert.convert_model(task, max_contact_points=max_contact_points,
                                steps=VARIANTS[variant])
+
+
+def _finger_meshes_model(task: str):
+  """The converted model with the finger boxes as box-shaped meshes (same pose, same body
+  inertia) and MuJoCo's multi-point convex collision on."""
+  import mujoco  # pylint: disable=g-import-not-at-top
+  import numpy as np  # pylint: disable=g-import-not-at-top
+
+  from jaxpolicy.envs.mjx import convert  # pylint: disable=g-import-not-at-top
+  original = convert.original_model(task)
+  spec = convert.convert_spec(mujoco.MjSpec.from_file(convert.model_path(task)), original)
+  corners = np.array([[x, y, z] for x in (-1, 1) for y in (-1, 1) for z in (-1, 1)], float)
+  for name in FINGER_BOXES:
+    g = original.geom(name)
+    geom = spec.geom(name)
+    spec.add_mesh(name=f"{name}_mesh", uservert=(corners * g.size).ravel().tolist())
+    geom.type, geom.meshname = mujoco.mjtGeom.mjGEOM_MESH, f"{name}_mesh"
+    geom.pos, geom.quat = g.pos.copy(), g.quat.copy()
+    body = spec.body(original.body(g.bodyid[0]).name)
+    b = original.body(g.bodyid[0])
+    body.explicitinertial, body.mass = True, float(b.mass[0])
+    body.ipos, body.iquat, body.inertia = b.ipos.copy(), b.iquat.copy(), b.inertia.copy()
+    body.fullinertia = np.full(6, np.nan)
+  m = convert.set_mocap_welds(spec.compile())
+  m.opt.enableflags |= mujoco.mjtEnableBit.mjENBL_MULTICCD
+  np.testing.assert_allclose(m.body_mass, original.body_mass)
+  return m
 
 
 def expert_episodes(env, task: str, seed: int, episodes: int):

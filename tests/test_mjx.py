@@ -82,6 +82,13 @@ def test_gap_diagnostics_partial_conversions_model_swap_and_exact_box_depth():
   ref = run_expert_metaworld("reach", 0, 3)
   np.testing.assert_array_equal(first, ref["first_success_step"])
   assert ok.all()
+  fm = diag.variant_model("disassemble", "finger_meshes")
+  for name in diag.FINGER_BOXES:
+    assert fm.geom(name).type[0] == mujoco.mjtGeom.mjGEOM_MESH
+    np.testing.assert_allclose(np.sort(fm.geom_aabb[fm.geom(name).id, 3:]),   # a box mesh
+                               np.sort(o.geom_size[o.geom(name).id]), rtol=1e-6)
+  assert fm.opt.enableflags & mujoco.mjtEnableBit.mjENBL_MULTICCD
+  np.testing.assert_allclose(fm.body_inertia, o.body_inertia)
   # its exact box-box depth (the reference the contact tables are checked against)
   eye, ones = np.eye(3), np.ones(3)
   c, s_ = np.cos(np.pi / 4), np.sin(np.pi / 4)
