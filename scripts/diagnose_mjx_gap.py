@@ -10,7 +10,9 @@ one (jaxpolicy.envs.mjx.convert.STEPS): "metaworld" (unchanged), "converted" (ev
 model MJX runs), one variant per step ("prisms", "margins", "hulls"), and "finger_meshes": the
 converted model with the four finger boxes as 8-vertex meshes and multi-point convex collision
 (MJCF multiccd), so that C MuJoCo's box-box collider is not used for the grip. A gap that appears
-here is the conversion's; the rest of an MJX gap is MJX's own (collision, solver).
+here points at the conversion, as C MuJoCo's colliders treat it (a hint, not a verdict: on
+handle-pull-side the converted model fails here and succeeds in MJX); what does not points at
+MJX's own collision and solver.
 
 `contacts` records one expert episode in C MuJoCo on the converted model, loads every state
 into MJX (`mjx.forward`, one compile) and compares the accelerations; at the steps where they
