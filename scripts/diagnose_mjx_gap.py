@@ -66,7 +66,8 @@ def _finger_meshes_model(task: str):
 
   from jaxpolicy.envs.mjx import convert  # pylint: disable=g-import-not-at-top
   original = convert.original_model(task)
-  spec = convert.convert_spec(mujoco.MjSpec.from_file(convert.model_path(task)), original)
+  spec = convert.convert_spec(mujoco.MjSpec.from_file(convert.model_path(task)), original,
+                              VARIANTS["finger_meshes"])
   corners = np.array([[x, y, z] for x in (-1, 1) for y in (-1, 1) for z in (-1, 1)], float)
   for name in FINGER_BOXES:
     g = original.geom(name)
@@ -74,11 +75,8 @@ def _finger_meshes_model(task: str):
     spec.add_mesh(name=f"{name}_mesh", uservert=(corners * g.size).ravel().tolist())
     geom.type, geom.meshname = mujoco.mjtGeom.mjGEOM_MESH, f"{name}_mesh"
     geom.pos, geom.quat = g.pos.copy(), g.quat.copy()
-    body = spec.body(original.body(g.bodyid[0]).name)
-    b = original.body(g.bodyid[0])
-    body.explicitinertial, body.mass = True, float(b.mass[0])
-    body.ipos, body.iquat, body.inertia = b.ipos.copy(), b.iquat.copy(), b.inertia.copy()
-    body.fullinertia = np.full(6, np.nan)
+    body_id = int(g.bodyid[0])
+    convert.keep_inertia(spec.body(original.body(body_id).name), original, body_id)
   m = convert.set_mocap_welds(spec.compile())
   m.opt.enableflags |= mujoco.mjtEnableBit.mjENBL_MULTICCD
   np.testing.assert_allclose(m.body_mass, original.body_mass)

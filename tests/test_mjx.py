@@ -25,7 +25,7 @@ from jaxpolicy.data.normalizer import MinMax, Normalizer
 from jaxpolicy.envs import metaworld_cpu as mw
 from jaxpolicy.envs.mjx import convert, evaluator, tasks
 from jaxpolicy.envs.mjx.env import MJXEnv
-from jaxpolicy.envs.mjx.experts import record_metaworld
+from jaxpolicy.envs.mjx.experts import record_metaworld, run_expert_metaworld
 from jaxpolicy.envs.mjx.resets import ResetBank, evaluation_resets
 from jaxpolicy.envs.registry import TASKS
 from jaxpolicy.methods import sdm, teacher
@@ -76,7 +76,6 @@ def test_gap_diagnostics_partial_conversions_model_swap_and_exact_box_depth():
   # expert's episodes are MetaWorld's own, step for step
   sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(__file__)), "scripts"))
   diag = importlib.import_module("diagnose_mjx_gap")
-  from jaxpolicy.envs.mjx.experts import run_expert_metaworld  # pylint: disable=g-import-not-at-top
   ok, first = diag.expert_episodes(diag.swapped_env("reach", convert.original_model("reach")),
                                    "reach", seed=0, episodes=3)
   ref = run_expert_metaworld("reach", 0, 3)

@@ -69,6 +69,17 @@ def prism_vertices(radius: float, half_height: float, sides: int = PRISM_SIDES) 
   return np.concatenate([top, bottom]).astype(np.float64)
 
 
+def keep_inertia(body, original: mujoco.MjModel, body_id: int):
+  """Pins a spec body's inertial to its compiled original (mass, centre of mass, principal
+  inertia), so that replacing its geoms does not change its dynamics."""
+  body.explicitinertial = True
+  body.mass = float(original.body_mass[body_id])
+  body.ipos = original.body_ipos[body_id].copy()
+  body.iquat = original.body_iquat[body_id].copy()
+  body.inertia = original.body_inertia[body_id].copy()
+  body.fullinertia = np.full(6, np.nan)
+
+
 def _check_steps(steps) -> tuple:
   unknown = set(steps) - set(STEPS)
   if unknown:
@@ -117,12 +128,7 @@ def convert_spec(spec: mujoco.MjSpec, original: mujoco.MjModel | None = None,
         converted = True
       geom_id += 1
     if converted and body_id > 0:
-      body.explicitinertial = True
-      body.mass = float(original.body_mass[body_id])
-      body.ipos = original.body_ipos[body_id].copy()
-      body.iquat = original.body_iquat[body_id].copy()
-      body.inertia = original.body_inertia[body_id].copy()
-      body.fullinertia = np.full(6, np.nan)
+      keep_inertia(body, original, body_id)
   if geom_id != original.ngeom:
     raise RuntimeError(f"visited {geom_id} geoms, the compiled model has {original.ngeom}")
   for mesh in spec.meshes:
