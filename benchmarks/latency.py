@@ -135,7 +135,7 @@ def candidates(preset: str, registry=REGISTRY, seed: int = 0, wanted=None,
       with config.unlocked():
         config.step.eval_baselines = False
     nets = nets.with_compute_dtype(dtype)   # the policies' dtype (params are cast in build)
-    specs = dict(method.make_policies(config, nets, state))
+    specs = dict(method.make_policies(config, nets, state, identity_normalizer()))
     if entry.extra is not None:
       specs.update(entry.extra(config, nets, state))
     for name, spec in specs.items():
@@ -186,9 +186,20 @@ def measure_policy(c: Candidate, batch: int, args, probe: dict, torch_on: bool) 
   obs_np = rng.normal(size=(batch, c.nets.n_obs_steps) + OBS_SHAPES["full_state"])
   obs_np = obs_np.astype(np.float32)
   obs = {"full_state": jnp.asarray(obs_np)}
-  call = common.blocking(compiled, policy.params, obs, policy.init_carry(batch),
-                         jax.random.PRNGKey(0))
+  # The steady state: a mid-episode carry (two calls into an episode), as every call after
+  # an episode's first sees it; a carried sampler's first call (STEP: the teacher's sampler
+  # from noise) is timed apart from a fresh carry.
+  fresh = policy.init_carry(batch)
+  carry = fresh
+  for i in range(2):
+    _, carry = compiled(policy.params, obs, carry, jax.random.PRNGKey(i))
+  call = common.blocking(compiled, policy.params, obs, carry, jax.random.PRNGKey(0))
   t = common.time_calls(call, args.iters, args.warmup, args.max_seconds)
+  first_call = None
+  if policy.nfe_first is not None:
+    first_call = common.time_calls(common.blocking(compiled, policy.params, obs, fresh,
+                                                   jax.random.PRNGKey(0)),
+                                   args.iters, args.warmup, args.max_seconds)
 
   cost = common.program_cost(compiled)
   unet_run = _unet_params(policy.sampler_params)
@@ -216,6 +227,8 @@ def measure_policy(c: Candidate, batch: int, args, probe: dict, torch_on: bool) 
       "floor_bytes": floor_bytes, **fl,
       "achieved_over_floor": t["median_ms"] / fl["floor_ms"] if fl["floor_ms"] > 0 else None,
       "torch": None, "jax_over_torch": None,
+      "nfe_first_call": policy.nfe_first,
+      "first_call_median_ms": first_call["median_ms"] if first_call else None,
   }
   del policy, compiled, call
   if torch_on and c.torch_sampler is not None:
@@ -273,7 +286,8 @@ COLUMNS = [("policy", "policy"), ("B", "batch"), ("NFE", "nfe"), ("compile s", "
            ("median ms", "median_ms"), ("p90 ms", "p90_ms"), ("min ms", "min_ms"), ("Hz", "hz"),
            ("GFLOP", "gflop"), ("MB floor", "floor_mb"), ("floor ms", "floor_ms"),
            ("bound", "bound"), ("ach/floor", "achieved_over_floor"), ("torch ms", "torch_ms"),
-           ("torch min", "torch_min_ms"), ("jax/torch", "jax_over_torch")]
+           ("torch min", "torch_min_ms"), ("jax/torch", "jax_over_torch"),
+           ("1st call ms", "first_call_median_ms")]
 
 
 FLOOR_NOTE = ("floor = max(bytes / measured bandwidth, FLOPs / measured matmul peak in the "

@@ -48,7 +48,7 @@ def build_random_policy(method: str = "sdm", preset: str = "tiny", name: str | N
     tstate = teacher.init(tconfig, nets_lib.build_nets(tconfig, ACTION_DIM), OBS_SHAPES,
                           jax.random.fold_in(rng, 1))
   state = mod.init(config, nets, OBS_SHAPES, jax.random.fold_in(rng, 2), tstate)
-  specs = dict(mod.make_policies(config, nets, state))
+  specs = dict(mod.make_policies(config, nets, state, identity_normalizer()))
   if name is None:
     name = min(specs, key=lambda k: specs[k].nfe)   # SDM: the one-step generator
   if name not in specs:

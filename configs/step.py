@@ -10,15 +10,25 @@ full-step output on held-out windows. Presets: quick (default) | paper | tiny.
 
 step.* fields:
   dim, heads, blocks, mlp_dim   predictor size (d 128, 4 heads, 2 blocks, MLP 256)
-  mode            'absolute' chunk, or 'residual' over the previous chunk
-  ks              the k values evaluated (0 = predictor alone)
-  spacing         the k-step grid STEP warm-starts on ('leading': k=2 -> t = 50, 0)
-  t0              >= 0 starts the warm start at this timestep instead of the grid's first
-  s, sigma        warm-start coefficients in normal execution
-  eps_stall       stall threshold on the RMS change of consecutive executed chunks
-                  (normalised action units)
-  s_stall, sigma_stall   coefficients when stalled (paper, simulation: sigma 0.1;
-                  real robots 1.0-1.4)
+  mode            'absolute' chunk, or 'residual' over the previous chunk (shifted by
+                  n_action_steps, so each position adds to the same env step's action)
+  ks              the k values evaluated (0 = predictor alone, clipped to [-1, 1])
+  spacing         'leading' only (k=2 -> t = 50, 0; k=4 -> 75, 50, 25, 0): a trailing grid
+                  starts at t = 99, where the warm start is erased, and is refused
+  t0              -1: the leading grid's first timestep; >= 0: the warm start is at t0
+                  exactly and the k steps are evenly spaced from t0 down to 0 (k NFEs);
+                  needs k - 1 <= t0 < T for every k > 0 in ks
+  s, sigma        warm-start coefficients in normal execution (1, 1):
+                  x_t0 = sqrt(abar) s a_hat + sqrt(1 - abar) sigma eps
+  s_stall, sigma_stall   when stalled: s_stall replaces s and sigma_stall * eps' is added
+                  (excitation; 0 = off; paper: ~0.1 in simulation, 1.0-1.4 real robots)
+  action_kind     'auto' (MetaWorld tasks are 'delta', others 'absolute') | 'absolute' |
+                  'delta': what a stall means, see eps_stall / eps_stall_delta
+  eps_stall       absolute actions: stalled when the RMS change between the last two
+                  executed chunks (normalised units) is below this
+  eps_stall_delta delta actions: stalled when the RMS of the last executed chunk's first
+                  delta_dims dims (xyz deltas, the action's own units) is below this
+  delta_dims      how many leading action dims are position deltas (MetaWorld: 3)
   eval_baselines  also evaluate the teacher's pure-noise DDIM-k baselines
 """
 import ml_collections
@@ -41,7 +51,10 @@ def get_config(arg=None):
   s.t0 = -1
   s.s = 1.0
   s.sigma = 1.0
+  s.action_kind = "auto"
   s.eps_stall = 0.01
+  s.eps_stall_delta = 0.05   # MetaWorld: 0.5 mm per env step (actions move the hand 1 cm/unit)
+  s.delta_dims = 3
   s.s_stall = 1.0
   s.sigma_stall = 0.1
   s.eval_baselines = True

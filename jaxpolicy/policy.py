@@ -35,6 +35,7 @@ class Policy:
   n_action_steps: int
   init_carry: Callable = lambda batch: ()   # batch -> initial carry of an episode
   carry_from_batch: Callable | None = None  # data batch -> carry (for action_mse)
+  nfe_first: int | None = None              # an episode's first call, when it differs
 
   def __post_init__(self):
     self._jit = jax.jit(self.apply)
@@ -68,6 +69,19 @@ class Policy:
       total += float(f(self.params, windows.take(rows), jax.random.fold_in(rng, i)))
     return total / n
 
+  def nfe_report(self, episode_length: int) -> dict:
+    """NFE per call in steady state, on an episode's first call, and amortised per call
+    over an episode of `episode_length` env steps (STEP's first call runs the teacher)."""
+    calls = -(-int(episode_length) // self.n_action_steps)
+    first = self.nfe if self.nfe_first is None else self.nfe_first
+    return {"nfe": int(self.nfe), "nfe_first_call": int(first),
+            "nfe_amortised": (first + (calls - 1) * self.nfe) / calls, "policy_calls": calls}
+
+  @staticmethod
+  def stall_flags(carry):
+    """The per-environment stall flags a carried sampler reports (STEP), else None."""
+    return carry.get("stalled") if isinstance(carry, dict) else None
+
   def executed(self, chunk):
     """The actions an environment executes from a chunk: [n_obs-1, n_obs-1+n_action)."""
     start = self.nets.n_obs_steps - 1
@@ -79,6 +93,11 @@ class Policy:
     # uncommitted arguments compile separately)
     sharding = jax.tree_util.tree_leaves(self.params)[0].sharding
     self._carry = jax.device_put(self.init_carry(batch), sharding)
+
+  @property
+  def carry(self):
+    """The host-side carry `__call__` advances (None before the first `reset`)."""
+    return self._carry
 
   @property
   def params(self):
@@ -134,10 +153,12 @@ class PolicySpec:
   nfe: int
   init_carry: Callable | None = None
   carry_from_batch: Callable | None = None
+  nfe_first: int | None = None   # network evaluations of an episode's first call, if not nfe
 
 
 def _batch_of(carry, default: int) -> int:
-  leaves = jax.tree_util.tree_leaves(carry)
+  """The batch size of a carry: the leading dim of its first non-scalar leaf."""
+  leaves = [x for x in jax.tree_util.tree_leaves(carry) if np.ndim(x) > 0]
   return leaves[0].shape[0] if leaves else default
 
 
@@ -176,4 +197,4 @@ def build_policy(name, config, nets: Nets, normalizer, spec: PolicySpec, obs_sha
     sample, init_carry = stateless(sample), (lambda batch: ())
   return Policy(name, spec.nfe, nets, normalizer, sample, encoder_params, sampler_params,
                 dict(obs_shapes), config.policy.n_action_steps, init_carry,
-                spec.carry_from_batch)
+                spec.carry_from_batch, spec.nfe_first)

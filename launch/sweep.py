@@ -45,7 +45,9 @@ def cell_config(method, task, seed, preset, root, eval_every, episodes):
 
 
 def measure_hz(workdir: str, calls: int = 50) -> dict:
-  """Batch-1 latency of the run's main policy (after warm-up)."""
+  """Batch-1 latency of the run's main policy (after warm-up): the steady state (calls
+  after an episode's first, a mid-episode carry) and an episode's first call apart (STEP's
+  runs the teacher's sampler from noise)."""
   import jax  # pylint: disable=g-import-not-at-top
   import numpy as np  # pylint: disable=g-import-not-at-top
   from jaxpolicy import report  # pylint: disable=g-import-not-at-top
@@ -58,13 +60,21 @@ def measure_hz(workdir: str, calls: int = 50) -> dict:
   pol.reset(1)
   for i in range(3):
     pol(obs, jax.random.PRNGKey(i))
+  firsts = []
+  for i in range(5):
+    pol.reset(1)
+    t0 = time.perf_counter()
+    pol(obs, jax.random.PRNGKey(50 + i))
+    firsts.append(time.perf_counter() - t0)
+  pol(obs, jax.random.PRNGKey(60))    # the carry is now mid-episode
   times = []
   for i in range(calls):
     t0 = time.perf_counter()
     pol(obs, jax.random.PRNGKey(100 + i))
     times.append(time.perf_counter() - t0)
   med = float(np.median(times))
-  return {"latency_ms_b1": 1e3 * med, "hz_b1": 1.0 / med, "policy": pol.name}
+  return {"latency_ms_b1": 1e3 * med, "hz_b1": 1.0 / med, "policy": pol.name,
+          "first_call_ms_b1": 1e3 * float(np.median(firsts))}
 
 
 def run_sweep(tasks, seeds, methods, preset, root, eval_every, episodes, log=print):

@@ -177,15 +177,15 @@ def random_sdm_policy(seed=0):
   nets = nets_lib.build_nets(config, 4)
   shapes, key = {"full_state": (39,)}, jax.random.PRNGKey(0)
   abstract = jax.eval_shape(lambda: sdm.init(config, nets, shapes, key,
-                                             teacher.init(config, nets, shapes, key)))
+                                             teacher.from_params(nets.init(key, shapes))))
   rng = np.random.default_rng(seed)
   fill = lambda x: (jnp.asarray(0.05 * rng.standard_normal(x.shape), x.dtype)
                     if jnp.issubdtype(x.dtype, jnp.floating) else jnp.zeros(x.shape, x.dtype))
   state = jax.tree_util.tree_map(fill, abstract)
-  specs = sdm.make_policies(config, nets, state)
-  name = min(specs, key=lambda k: specs[k].nfe)
   ident = lambda n: MinMax(np.ones(n, np.float32), np.zeros(n, np.float32))
   normalizer = Normalizer({"action": ident(4), "full_state": ident(39)})
+  specs = sdm.make_policies(config, nets, state, normalizer)
+  name = min(specs, key=lambda k: specs[k].nfe)
   return build_policy(name, config, nets, normalizer, specs[name], shapes)
 
 

@@ -103,7 +103,7 @@ def test_bf16_policies_run_every_matmul_in_bf16(method):
   state = zeros(jax.eval_shape(lambda: mod.init(config, nets, shapes, key, tstate)))
   bf16 = nets.with_compute_dtype("bfloat16")
   main = {"teacher": "teacher_ddim10", "sdm": "sdm_1step", "cd": "cd_1step", "step": "step_k2"}
-  spec = mod.make_policies(config, bf16, state)[main[method]]
+  spec = mod.make_policies(config, bf16, state, identity_normalizer())[main[method]]
   pol = build_policy(main[method], config, bf16, identity_normalizer(), spec, shapes)
   obs = {"full_state": jax.ShapeDtypeStruct((2, 2, 39), jax.numpy.float32)}
   hlo = pol._jit.lower(pol.params, obs, pol.init_carry(2), key).as_text()

@@ -1,4 +1,5 @@
-"""STEP: previous-chunk alignment, the warm start at t0, and when the perturbation fires."""
+"""STEP: previous-chunk alignment, the warm start at t0, the stall excitation and its
+detection per action semantics, refused settings, and that the predictor learns."""
 import dataclasses
 
 import jax
@@ -10,9 +11,12 @@ from configs import step as step_configs
 from jaxpolicy import nets as nets_lib
 from jaxpolicy.data import storage
 from jaxpolicy.data.dataset import load_demos
+from jaxpolicy.data.normalizer import MinMax
 from jaxpolicy.diffusion import samplers
 from jaxpolicy.diffusion.schedule import Schedule
 from jaxpolicy.methods import step, teacher
+from jaxpolicy.nets.predictor import Predictor
+from jaxpolicy.train.validate import ConfigError
 
 
 def test_previous_chunk_alignment_matches_the_inference_cache(tmp_path):
@@ -49,9 +53,8 @@ class Spy:
     return self.unet.apply(params, x, t, cond)
 
 
-def _setup(spacing, **step_overrides):
+def _setup(**step_overrides):
   c = step_configs.get_config("tiny")
-  c.step.spacing = spacing
   for k, v in step_overrides.items():
     c.step[k] = v
   nets = nets_lib.build_nets(c, 4)
@@ -61,40 +64,71 @@ def _setup(spacing, **step_overrides):
   return c, dataclasses.replace(nets, unet=spy), state, spy
 
 
-@pytest.mark.parametrize("spacing,expected", [("leading", {1: 0, 2: 50, 4: 75}),
-                                              ("trailing", {1: 99, 2: 99, 4: 99})])
-def test_warm_start_at_t0(spacing, expected):
-  c, nets, state, spy = _setup(spacing)
+def _carry(prev, exec_prev, exec_prev2, calls=5):
+  return {"prev": prev, "exec_prev": exec_prev, "exec_prev2": exec_prev2,
+          "calls": jnp.full((), calls, jnp.int32),
+          "stalled": jnp.zeros((prev.shape[0],), bool)}
+
+
+def _a_hat(c, state, cond, prev):
+  B = prev.shape[0]
+  return np.asarray(step.make_predictor(c, 4).apply(state.predictor.params,
+                                                    cond.reshape(B, 2, -1), prev), np.float64)
+
+
+def _noises(rng, shape):
+  _, k_noise, k_excite = jax.random.split(rng, 3)
+  return (np.asarray(jax.random.normal(k_noise, shape), np.float64),
+          np.asarray(jax.random.normal(k_excite, shape), np.float64))
+
+
+@pytest.mark.parametrize("t0,expected", [(-1, {2: [50, 0], 4: [75, 50, 25, 0]}),
+                                         (70, {1: [70], 4: [70, 47, 23, 0]})])
+def test_warm_start_is_exactly_at_t0_and_runs_k_steps(t0, expected):
+  c, nets, state, spy = _setup(t0=t0, ks=(0, 1, 2, 4), action_kind="absolute")
   schedule = Schedule(100)
   B = 3
   cond = jax.random.normal(jax.random.PRNGKey(2), (B, 2 * c.model.encoder_out))
   prev = jax.random.uniform(jax.random.PRNGKey(3), (B, 4, 4), minval=-1, maxval=1)
-  exec_prev = prev[:, 1:4]
-  carry = {"prev": prev, "exec_prev": exec_prev, "exec_prev2": exec_prev + 0.5,
-           "first": jnp.zeros((), bool), "stalled": jnp.zeros((B,), bool)}
+  carry = _carry(prev, prev[:, 1:4], prev[:, 1:4] + 0.5)       # moving
   params = {"predictor": state.predictor.params, "unet": state.teacher["unet"]}
-  pred = step.make_predictor(c, 4)
-  a_hat = np.asarray(pred.apply(state.predictor.params,
-                                cond.reshape(B, 2, -1), prev), np.float64)
-  for k, t0 in expected.items():
+  a_hat = _a_hat(c, state, cond, prev)
+  for k, ts_want in expected.items():
     spy.calls.clear()
-    sample, nfe = step.step_sampler(c, nets, k)
+    sample, nfe, nfe_first = step.step_sampler(c, nets, k)
     rng = jax.random.PRNGKey(10 + k)
     x, new = jax.jit(sample)(params, cond, carry, rng)
     jax.effects_barrier()
-    assert nfe == k and len(spy.calls) == k
-    ts = [int(call[1][0]) for call in spy.calls]
-    assert ts[0] == t0 and ts == samplers.ddim_grid(schedule, k, spacing)[0].tolist()
-    noise = np.asarray(jax.random.normal(jax.random.split(rng)[1], a_hat.shape), np.float64)
-    abar = schedule.alphas_cumprod[t0]
+    assert nfe == k == len(spy.calls) and nfe_first == c.diffusion.num_inference_steps
+    assert [int(call[1][0]) for call in spy.calls] == ts_want
+    noise, _ = _noises(rng, a_hat.shape)
+    abar = schedule.alphas_cumprod[ts_want[0]]
     want = np.sqrt(abar) * a_hat + np.sqrt(1 - abar) * noise        # s = sigma = 1
     np.testing.assert_allclose(spy.calls[0][0], want, atol=2e-5)
     assert not np.any(np.asarray(new["stalled"]))
     np.testing.assert_array_equal(np.asarray(new["prev"]), np.asarray(x))   # the cache
+    assert int(new["calls"]) == 6
 
 
-def test_perturbation_fires_exactly_when_executed_actions_stall():
-  c, nets, state, spy = _setup("leading", eps_stall=0.01, s_stall=0.5, sigma_stall=0.1)
+@pytest.mark.parametrize("overrides,message", [
+    ({"spacing": "trailing"}, "erases the warm start"),
+    ({"t0": 0, "ks": (0, 2)}, "leaves no 2-step grid"),
+    ({"t0": 100}, "leaves no 2-step grid"),
+    ({"action_kind": "velocity"}, "step.action_kind"),
+    ({"sigma_stall": -0.1}, "step.sigma_stall must be >= 0"),
+])
+def test_impossible_settings_are_refused(overrides, message):
+  c = step_configs.get_config("tiny")
+  for k, v in overrides.items():
+    c.step[k] = v
+  with pytest.raises(ConfigError, match=message):
+    step.check_config(c)
+
+
+def test_a_stall_adds_excitation_and_widens_the_warm_start():
+  """Stalled: the normal warm start plus sigma_stall * eps' (never less noise)."""
+  c, nets, state, spy = _setup(action_kind="absolute", eps_stall=0.01, s_stall=0.5,
+                               sigma_stall=0.3)
   schedule = Schedule(100)
   B = 4
   cond = jax.random.normal(jax.random.PRNGKey(2), (B, 2 * c.model.encoder_out))
@@ -102,35 +136,182 @@ def test_perturbation_fires_exactly_when_executed_actions_stall():
   e1 = prev[:, 1:4]
   # RMS change per env: 0 (stalled), 0.009 (stalled), 0.011 (moving), 0.5 (moving)
   delta = jnp.array([0.0, 0.009, 0.011, 0.5])[:, None, None] * jnp.ones_like(e1)
-  carry = {"prev": prev, "exec_prev": e1, "exec_prev2": e1 - delta,
-           "first": jnp.zeros((), bool), "stalled": jnp.zeros((B,), bool)}
+  carry = _carry(prev, e1, e1 - delta)
   params = {"predictor": state.predictor.params, "unet": state.teacher["unet"]}
-  sample, _ = step.step_sampler(c, nets, 2)
+  sample, _, _ = step.step_sampler(c, nets, 2)
   rng = jax.random.PRNGKey(5)
   x, new = jax.jit(sample)(params, cond, carry, rng)
   jax.effects_barrier()
   assert np.asarray(new["stalled"]).tolist() == [True, True, False, False]
-  a_hat = np.asarray(step.make_predictor(c, 4).apply(state.predictor.params,
-                                                     cond.reshape(B, 2, -1), prev), np.float64)
-  noise = np.asarray(jax.random.normal(jax.random.split(rng)[1], a_hat.shape), np.float64)
+  a_hat = _a_hat(c, state, cond, prev)
+  noise, excite = _noises(rng, a_hat.shape)
   abar = schedule.alphas_cumprod[50]
-  s = np.array([0.5, 0.5, 1.0, 1.0])[:, None, None]
-  sigma = np.array([0.1, 0.1, 1.0, 1.0])[:, None, None]
-  np.testing.assert_allclose(spy.calls[0][0], np.sqrt(abar) * s * a_hat +
-                             np.sqrt(1 - abar) * sigma * noise, atol=2e-5)
+  stalled = np.array([1, 1, 0, 0], bool)[:, None, None]
+  want = (np.sqrt(abar) * np.where(stalled, 0.5, 1.0) * a_hat + np.sqrt(1 - abar) * noise
+          + np.where(stalled, 0.3, 0.0) * excite)
+  np.testing.assert_allclose(spy.calls[0][0], want, atol=2e-5)
   # the new carry compares this call's executed actions with the previous call's
   np.testing.assert_array_equal(np.asarray(new["exec_prev2"]), np.asarray(e1))
   np.testing.assert_array_equal(np.asarray(new["exec_prev"]), np.asarray(x[:, 1:4]))
 
+  # spread over many draws at the same predictor output: stalled wider than moving
+  spy.calls.clear()
+  keys = jax.random.split(jax.random.PRNGKey(7), 64)
+  for k in keys:
+    jax.jit(sample)(params, cond, carry, k)
+  jax.effects_barrier()
+  starts = np.stack([call[0] for call in spy.calls if int(call[1][0]) == 50])  # (64, B, H, A)
+  std = starts.std(axis=0).mean(axis=(1, 2))
+  assert std[:2].min() > 1.05 * std[2:].max(), std
+  np.testing.assert_allclose(std[2:], np.sqrt(1 - abar), rtol=0.15)
+  np.testing.assert_allclose(std[:2], np.sqrt(1 - abar + 0.3 ** 2), rtol=0.15)
+
+
+def test_stall_detection_follows_the_action_semantics():
+  """Delta actions (MetaWorld): constant velocity = constant actions, not a stall; no
+  motion = xyz deltas of 0 in the action's own units, whatever the normaliser's offset.
+  Absolute actions: a stall is an unchanged chunk. The first two calls never stall."""
+  c = step_configs.get_config("tiny")
+  assert step.action_kind(c) == "delta"          # 'auto' knows MetaWorld is delta
+  norm = MinMax(np.full(4, 2.0, np.float32), np.full(4, -0.4, np.float32))  # offset != 0
+  units = lambda x: (x - norm.offset) / norm.scale
+  to_norm = lambda u: u * norm.scale + norm.offset
+  B = 3
+  moving = to_norm(np.full((B, 3, 4), 0.5, np.float32))         # 0.5 units per step
+  still = to_norm(np.zeros((B, 3, 4), np.float32))              # no motion
+  prev = jnp.zeros((B, 4, 4))
+  flags = lambda cfg, e1, e2, calls=5: np.asarray(step.stalled(cfg, _carry(prev, e1, e2, calls),
+                                                               units))
+  assert not flags(c, moving, moving).any()      # constant velocity: moving
+  assert flags(c, still, still).all()            # zero deltas: stalled
+  assert not flags(c, still, still, calls=1).any()
+  c.step.action_kind = "absolute"
+  assert flags(c, moving, moving).all()          # same chunk twice: stalled for absolute
+  assert not flags(c, moving, moving + 0.5).any()
+
+
+def test_first_two_calls_of_an_episode_never_stall():
+  c, nets, state, _ = _setup(eps_stall_delta=1e9)    # every eligible call is a stall
+  sample, _, _ = step.step_sampler(c, nets, 2)
+  carry = step.init_carry_fn(c, nets)(2)
+  cond = jnp.zeros((2, 2 * c.model.encoder_out))
+  params = {"predictor": state.predictor.params, "unet": state.teacher["unet"]}
+  fired = []
+  for i in range(4):
+    _, carry = jax.jit(sample)(params, cond, carry, jax.random.PRNGKey(i))
+    fired.append(bool(np.asarray(carry["stalled"]).all()))
+  assert fired == [False, False, True, True]
+
 
 def test_first_call_is_pure_noise_ddim_of_the_teacher():
-  c, nets, state, spy = _setup("leading")
-  sample, _ = step.step_sampler(c, nets, 2)
+  c, nets, state, spy = _setup()
+  sample, _, _ = step.step_sampler(c, nets, 2)
   init = step.init_carry_fn(c, nets)(2)
   cond = jnp.zeros((2, 2 * c.model.encoder_out))
   params = {"predictor": state.predictor.params, "unet": state.teacher["unet"]}
-  x, new = jax.jit(sample)(params, cond, init, jax.random.PRNGKey(0))
+  _, new = jax.jit(sample)(params, cond, init, jax.random.PRNGKey(0))
   jax.effects_barrier()
   ts = [int(call[1][0]) for call in spy.calls]
   assert ts == list(range(90, -1, -10))      # the teacher's DDIM-10, not the warm start
-  assert not bool(new["first"]) and not np.any(np.asarray(new["stalled"]))
+  assert int(new["calls"]) == 1 and not np.any(np.asarray(new["stalled"]))
+
+
+def test_residual_mode_adds_the_previous_chunk_shifted_by_n_action_steps():
+  B, H, A, n_act = 2, 8, 3, 3
+  tokens = jax.random.normal(jax.random.PRNGKey(0), (B, 2, 5))
+  prev = jnp.arange(H, dtype=jnp.float32)[None, :, None] * jnp.ones((B, H, A))
+  absolute = Predictor(A, 16, 2, 1, 32, residual=False)
+  residual = Predictor(A, 16, 2, 1, 32, residual=True, shift=n_act)
+  params = absolute.init(jax.random.PRNGKey(1), tokens, prev)
+  base = np.asarray(residual.apply(params, tokens, prev) - absolute.apply(params, tokens, prev))
+  # position p adds the previous chunk's p + n_act (its last action past the end)
+  np.testing.assert_allclose(base[0, :, 0], [3, 4, 5, 6, 7, 7, 7, 7], atol=1e-5)
+
+
+def test_predictor_only_output_is_clipped():
+  c, nets, state, _ = _setup()
+  big = jax.tree_util.tree_map(lambda a: a * 1e3, state.predictor.params)
+  sample, nfe, _ = step.step_sampler(c, nets, 0)
+  B = 4
+  cond = jax.random.normal(jax.random.PRNGKey(2), (B, 2 * c.model.encoder_out))
+  prev = jax.random.uniform(jax.random.PRNGKey(3), (B, 4, 4), minval=-1, maxval=1)
+  unclipped = _a_hat(c, state.replace(predictor=state.predictor.replace(params=big)), cond,
+                     prev)
+  assert np.abs(unclipped).max() > 1.5
+  x, _ = jax.jit(sample)({"predictor": big, "unet": state.teacher["unet"]}, cond,
+                         _carry(prev, prev[:, 1:4], prev[:, 1:4] + 1), jax.random.PRNGKey(0))
+  assert nfe == 0
+  np.testing.assert_allclose(np.asarray(x), np.clip(unclipped, -1, 1), atol=1e-5)
+
+
+def test_nfe_report_amortises_the_first_call():
+  from jaxpolicy.policy import Policy
+  pol = Policy.__new__(Policy)
+  pol.nfe, pol.nfe_first, pol.n_action_steps = 2, 10, 3
+  r = pol.nfe_report(200)                   # 67 calls: one DDIM-10, 66 STEP k = 2
+  assert r == {"nfe": 2, "nfe_first_call": 10, "nfe_amortised": (10 + 66 * 2) / 67,
+               "policy_calls": 67}
+
+
+# --- the predictor learns ----------------------------------------------------------------
+
+def _ramp_data(tmp_path, episodes=36, length=40):
+  """Ramps a_t = p0 + v t (per-episode p0, v); the observation carries nothing, so the
+  chunk is only predictable from the previous chunk (temporal consistency)."""
+  rng = np.random.default_rng(0)
+  eps = []
+  for _ in range(episodes):
+    p0 = rng.uniform(-0.4, 0.4, 2)
+    v = rng.choice([-1, 1], 2) * rng.uniform(0.02, 0.05, 2)
+    a = (p0 + v * np.arange(length)[:, None]).astype(np.float32)
+    a = np.concatenate([a, np.zeros((length, 2), np.float32)], 1)   # 4-d actions
+    eps.append({"action": a, "full_state": np.zeros((length, 39), np.float32),
+                "state": np.zeros((length, 9), np.float32)})
+  path = str(tmp_path / "ramps.zarr")
+  storage.write_episodes(path, eps)
+  return load_demos(path, ("full_state",), horizon=4, n_obs_steps=2, n_action_steps=3,
+                    val_episodes=6, seed=0)
+
+
+def _train_predictor(c, nets, state, data, steps, shuffle_prev=False):
+  def one(state, k):
+    k_b, k_p = jax.random.split(k)
+    batch = data.train.sample(k_b, 32)
+    if shuffle_prev:   # broken: the previous chunk of some other window
+      batch = dict(batch, prev_action=jax.random.permutation(k_p, batch["prev_action"]))
+    return step.train_step(c, nets, state, batch, k)
+
+  @jax.jit
+  def run(state):
+    return jax.lax.scan(one, state, jax.random.split(jax.random.PRNGKey(0), steps))
+
+  return run(state)
+
+
+def test_predictor_learns_to_extrapolate_a_ramp_better_than_copying(tmp_path):
+  """Held-out ramps: the trained predictor beats 'repeat the previous chunk'; the same
+  training with the previous chunk taken from another window (broken) does not."""
+  data = _ramp_data(tmp_path)
+  c = step_configs.get_config("tiny")
+  c.step.dim, c.step.heads, c.step.mlp_dim, c.step.blocks = 32, 2, 64, 1
+  c.train.steps, c.train.lr, c.train.warmup_steps = 1000, 3e-3, 20
+  nets = nets_lib.build_nets(c, 4)
+  tstate = teacher.init(c, nets, {"full_state": (39,)}, jax.random.PRNGKey(0))
+  state0 = step.init(c, nets, {"full_state": (39,)}, jax.random.PRNGKey(1), tstate)
+  val = data.val.take(np.arange(data.val.num_windows))
+  pred = step.make_predictor(c, 4)
+
+  @jax.jit
+  def mse(state):
+    tokens = step.obs_tokens(nets, state.teacher["encoder"], val["obs"])
+    out = step.predict(nets, pred, state.predictor.params, tokens, val["prev_action"])
+    return jnp.mean((out - val["action"]) ** 2)
+
+  copy = float(jnp.mean((val["prev_action"] - val["action"]) ** 2))
+  trained, metrics = _train_predictor(c, nets, state0, data, c.train.steps)
+  losses = np.asarray(metrics["loss"])
+  broken, _ = _train_predictor(c, nets, state0, data, c.train.steps, shuffle_prev=True)
+  good, bad = float(mse(trained)), float(mse(broken))
+  assert float(losses[-50:].mean()) < 0.1 * float(losses[:10].mean())
+  assert good < 0.7 * copy, (good, copy)
+  assert bad > copy, (bad, copy)

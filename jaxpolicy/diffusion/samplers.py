@@ -65,15 +65,20 @@ def ddim_grid(schedule: Schedule, num_steps: int, spacing: str = "leading",
               first_timestep: int | None = None):
   """(timesteps, prev_timesteps) int32 arrays of a k-step sampler.
 
-  `first_timestep` drops the grid entries above it (STEP's warm start begins there).
+  `first_timestep` (STEP's t0) starts the grid exactly there: k timesteps evenly spaced
+  from it down to 0 (rounded), each step going to the next and the last to the clean
+  sample (alpha-bar 1). For t0 = the leading grid's first point this is the leading grid.
+  It needs k distinct integer timesteps: k - 1 <= first_timestep < T.
   """
   T = schedule.num_train_timesteps
-  ts = timesteps(T, num_steps, spacing)
-  prev = prev_timesteps(ts, T, num_steps)
-  if first_timestep is not None:
-    keep = ts <= first_timestep
-    ts, prev = ts[keep], prev[keep]
-  return ts, prev
+  if first_timestep is None:
+    ts = timesteps(T, num_steps, spacing)
+    return ts, prev_timesteps(ts, T, num_steps)
+  if not num_steps - 1 <= first_timestep < T:
+    raise ValueError(f"a {num_steps}-step grid starting at t0 = {first_timestep} needs "
+                     f"{num_steps - 1} <= t0 < {T}")
+  ts = np.round(np.linspace(first_timestep, 0, num_steps)).astype(np.int32)
+  return ts, np.append(ts[1:], -1).astype(np.int32)
 
 
 def ddim_sample(schedule: Schedule, denoise: Denoiser, x_init, ts, prev_ts):

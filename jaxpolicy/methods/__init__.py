@@ -3,7 +3,8 @@
   NEEDS_TEACHER: bool
   init(config, nets, obs_shapes, rng, teacher_state) -> state  (a flax.struct dataclass)
   train_step(config, nets, state, batch, rng) -> (state, metrics)
-  make_policies(config, nets, state) -> {name: jaxpolicy.policy.PolicySpec}
+  make_policies(config, nets, state, normalizer) -> {name: jaxpolicy.policy.PolicySpec}
+                                      (normalizer: the run's, for samplers that need units)
   final_metrics(config, nets, state, data, policies) -> {policy name: {metric: value}}
                                                            (optional, after the final eval)
 

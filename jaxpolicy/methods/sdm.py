@@ -164,7 +164,8 @@ def one_step_sampler(config, nets):
   return sample, 1
 
 
-def make_policies(config, nets, state: SDMState):
+def make_policies(config, nets, state: SDMState, normalizer):
+  del normalizer
   gen = state.gen.ema_params if (config.eval.use_ema and state.gen.ema_params is not None) \
       else state.gen.params
   sample, nfe = one_step_sampler(config, nets)

@@ -5,23 +5,36 @@ ground-truth chunk that precedes the window by n_action_steps) to the window's c
 That is exactly the alignment at inference, where the previous input is the chunk the
 policy produced one call (n_action_steps env steps) earlier.
 
-Inference, one jitted function carrying (previous chunk, previous executed actions,
-stall flag, first-call flag) per batch of environments:
-  first call of an episode: pure-noise DDIM with the teacher's configured sampler;
-  then a_hat = predictor(obs, previous chunk);
-       stalled = RMS(executed_{t-1} - executed_{t-2}) < eps_stall (normalised units);
-       (s, sigma) = (s_stall, sigma_stall) if stalled else (s, sigma);
-       x_t0 = sqrt(abar_t0) * s * a_hat + sqrt(1 - abar_t0) * sigma * eps,
-  t0 = the first timestep of the k-step grid, then that grid's k DDIM steps (k NFEs).
-k = 0 is the predictor alone.
+Inference, one jitted function carrying (previous chunk, the executed parts of the last two
+chunks, the call count, the stall flags) per batch of environments:
+  first call of an episode: pure-noise DDIM with the teacher's configured sampler
+      (`nfe_first` = its steps, reported apart from the steady-state k);
+  then a_hat = predictor(obs, previous chunk) and
+       x_t0 = sqrt(abar_t0) * s * a_hat + sqrt(1 - abar_t0) * sigma * eps          (moving)
+       x_t0 = sqrt(abar_t0) * s_stall * a_hat + sqrt(1 - abar_t0) * sigma * eps
+              + sigma_stall * eps'                                                 (stalled)
+       then the k DDIM steps of the grid from t0 (k NFEs, exactly);
+  k = 0 is the predictor alone (clipped to [-1, 1] like every sampler's output).
+Stalls (velocity-aware perturbation, paper Sec. 3.3; DESIGN.md's reading) follow the action
+semantics (`step.action_kind`): for absolute actions the RMS change between the last two
+executed chunks (normalised units) below `eps_stall`; for delta actions (MetaWorld's xyz
+deltas, where constant velocity means constant actions) the RMS of the last executed xyz
+deltas themselves, in the action's own units, below `eps_stall_delta`. The first two calls
+of an episode are never stalled.
+t0: -1 = the leading k-step grid (k = 2 -> t = 50, 0; k = 4 -> 75, 50, 25, 0); t0 >= 0
+starts the grid exactly at t0 (k steps evenly spaced down to 0). Trailing spacing is
+refused: every trailing grid starts at t = 99, where sqrt(abar) ~ 5e-4 erases the warm
+start and STEP would silently be DDIM-k from noise.
 """
 from __future__ import annotations
 
 import flax.struct
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from jaxpolicy.diffusion import samplers
+from jaxpolicy.envs.registry import TASKS
 from jaxpolicy.methods import teacher as teacher_lib
 from jaxpolicy.nets.predictor import Predictor
 from jaxpolicy.policy import PolicySpec
@@ -29,6 +42,7 @@ from jaxpolicy.train import state as state_lib
 from jaxpolicy.train.validate import ConfigError
 
 NEEDS_TEACHER = True
+ACTION_KINDS = ("auto", "absolute", "delta")
 
 
 @flax.struct.dataclass
@@ -39,17 +53,43 @@ class StepState:
 
 def check_config(config):
   s = config.step
+  T = config.diffusion.num_train_timesteps
   if s.mode not in ("absolute", "residual"):
     raise ConfigError(f"step.mode must be 'absolute' or 'residual', got {s.mode!r}")
   if any(k < 0 for k in s.ks):
     raise ConfigError(f"step.ks must be >= 0, got {tuple(s.ks)}")
-  if s.spacing not in ("leading", "trailing"):
-    raise ConfigError(f"step.spacing must be 'leading' or 'trailing', got {s.spacing!r}")
+  if s.spacing == "trailing":
+    raise ConfigError("step.spacing='trailing' starts every k-step grid at t = 99, where "
+                      "sqrt(abar) ~ 5e-4 erases the warm start (STEP would be DDIM-k from "
+                      "noise); use 'leading', or set step.t0 to start the grid elsewhere")
+  if s.spacing != "leading":
+    raise ConfigError(f"step.spacing must be 'leading', got {s.spacing!r}")
+  if s.t0 >= 0:
+    for k in s.ks:
+      if k > 0 and not k - 1 <= s.t0 < T:
+        raise ConfigError(f"step.t0 = {s.t0} leaves no {k}-step grid (k = {k} in step.ks "
+                          f"needs {k - 1} <= t0 < {T}); -1 uses the leading grid")
+  if s.get("action_kind", "auto") not in ACTION_KINDS:
+    raise ConfigError(f"step.action_kind must be one of {ACTION_KINDS}, got {s.action_kind!r}")
+  for name in ("eps_stall", "eps_stall_delta", "sigma_stall", "sigma"):
+    if s.get(name, 0.0) < 0:
+      raise ConfigError(f"step.{name} must be >= 0, got {s[name]}")
+  if s.get("delta_dims", 3) < 1:
+    raise ConfigError(f"step.delta_dims must be >= 1, got {s.delta_dims}")
+
+
+def action_kind(config) -> str:
+  """'absolute' or 'delta': step.action_kind, where 'auto' knows MetaWorld is delta."""
+  kind = config.step.get("action_kind", "auto")
+  if kind == "auto":
+    return "delta" if config.get("task") in TASKS else "absolute"
+  return kind
 
 
 def make_predictor(config, action_dim: int) -> Predictor:
   s = config.step
-  return Predictor(action_dim, s.dim, s.heads, s.blocks, s.mlp_dim, s.mode == "residual")
+  return Predictor(action_dim, s.dim, s.heads, s.blocks, s.mlp_dim, s.mode == "residual",
+                   config.policy.n_action_steps)
 
 
 def predict(nets, pred, params, tokens, prev_action):
@@ -65,11 +105,13 @@ def obs_tokens(nets, enc_params, obs):
 
 
 def init(config, nets, obs_shapes, rng, teacher_state) -> StepState:
-  del obs_shapes
   tparams = teacher_lib.policy_params(config, teacher_state, use_ema=True)
   pred = make_predictor(config, nets.action_dim)
-  feat = config.model.encoder_out
   S = jax.ShapeDtypeStruct
+  # the token width is what the teacher's encoder emits per frame (the DP3 encoder adds
+  # its state features to encoder_out), read from the encoder itself
+  obs = {k: S((1, nets.n_obs_steps) + tuple(v), jnp.float32) for k, v in obs_shapes.items()}
+  feat = jax.eval_shape(lambda p, o: obs_tokens(nets, p, o), tparams["encoder"], obs).shape[-1]
   params = jax.jit(lambda r: pred.lazy_init(
       r, S((1, nets.n_obs_steps, feat), jnp.float32),
       S((1, nets.horizon, nets.action_dim), jnp.float32)))(rng)
@@ -95,25 +137,40 @@ def train_step(config, nets, state: StepState, batch, rng):
   return state.replace(predictor=model), {"loss": loss}
 
 
-def warm_start(schedule, a_hat, noise, t0: int, s, sigma):
-  """x_t0 = sqrt(abar_t0) * s * a_hat + sqrt(1 - abar_t0) * sigma * noise (per-sample s, sigma)."""
+def warm_start(schedule, a_hat, noise, t0: int, s, sigma, excitation=0.0, noise2=None):
+  """x_t0 = sqrt(abar_t0) s a_hat + sqrt(1 - abar_t0) sigma noise + excitation noise2.
+
+  s, sigma, excitation: scalars or per-sample (B,) values; noise2 (eps') only when an
+  excitation is given.
+  """
   abar = float(schedule.alphas_cumprod[t0])
-  s = jnp.reshape(s, (-1, 1, 1))
-  sigma = jnp.reshape(sigma, (-1, 1, 1))
-  return jnp.sqrt(abar) * s * a_hat + jnp.sqrt(1.0 - abar) * sigma * noise
+  per_sample = lambda v: jnp.reshape(jnp.asarray(v, jnp.float32), (-1, 1, 1))
+  x = jnp.sqrt(abar) * per_sample(s) * a_hat + jnp.sqrt(1.0 - abar) * per_sample(sigma) * noise
+  if noise2 is not None:
+    x = x + per_sample(excitation) * noise2
+  return x
 
 
-def stalled(config, exec_prev, exec_prev2):
-  """Per-environment stall flag: RMS change of consecutive executed action chunks."""
-  v = jnp.sqrt(jnp.mean((exec_prev - exec_prev2) ** 2, axis=(1, 2)))
-  return v < config.step.eps_stall
+def stalled(config, carry, unnormalize):
+  """Per-environment stall flags for this call (see the module docstring).
+
+  `unnormalize` maps normalised actions to the action's own units (delta actions only).
+  """
+  s = config.step
+  if action_kind(config) == "delta":
+    moved = unnormalize(carry["exec_prev"])[..., :s.get("delta_dims", 3)]
+    v, threshold = jnp.sqrt(jnp.mean(moved ** 2, axis=(1, 2))), s.get("eps_stall_delta", 0.05)
+  else:
+    v = jnp.sqrt(jnp.mean((carry["exec_prev"] - carry["exec_prev2"]) ** 2, axis=(1, 2)))
+    threshold = s.eps_stall
+  return (v < threshold) & (carry["calls"] >= 2)
 
 
 def init_carry_fn(config, nets):
   def init_carry(batch):
     z = jnp.zeros((batch, nets.horizon, nets.action_dim))
     e = jnp.zeros((batch, config.policy.n_action_steps, nets.action_dim))
-    return {"prev": z, "exec_prev": e, "exec_prev2": e, "first": jnp.ones((), bool),
+    return {"prev": z, "exec_prev": e, "exec_prev2": e, "calls": jnp.zeros((), jnp.int32),
             "stalled": jnp.zeros((batch,), bool)}
   return init_carry
 
@@ -123,43 +180,60 @@ def _executed(config, x):
   return x[:, start:start + config.policy.n_action_steps]
 
 
-def step_sampler(config, nets, k: int, spacing: str | None = None, perturb: bool = True):
-  """The carried STEP sampler with k teacher DDIM steps (k = 0: predictor alone)."""
+def step_grid(config, k: int):
+  """(ts, prev_ts) of STEP's k steps: the leading grid, or k steps from step.t0 exactly."""
+  schedule = teacher_lib.schedule_of(config)
+  t0 = config.step.t0
+  return samplers.ddim_grid(schedule, k, "leading", first_timestep=t0 if t0 >= 0 else None)
+
+
+def step_sampler(config, nets, k: int, action_normalizer=None, perturb: bool = True):
+  """(sample, nfe, nfe_first): the carried STEP sampler with k teacher DDIM steps.
+
+  k = 0 is the predictor alone. `action_normalizer` (a MinMax; None = identity) gives the
+  action's own units for delta-action stall detection. nfe = k network evaluations per
+  call; nfe_first = the teacher sampler's steps run on an episode's first call.
+  """
   schedule = teacher_lib.schedule_of(config)
   s = config.step
   pred = make_predictor(config, nets.action_dim)
-  cold, _ = teacher_lib.ddim_sampler(config, nets)   # first call: the teacher's own sampler
+  cold, nfe_first = teacher_lib.ddim_sampler(config, nets)  # first call: the teacher's own
+  if action_normalizer is None:
+    unnormalize = lambda x: x
+  else:  # constants of the compiled program
+    scale = np.asarray(action_normalizer.scale, np.float32)
+    offset = np.asarray(action_normalizer.offset, np.float32)
+    unnormalize = lambda x: (x - offset) / scale
   if k > 0:
-    ts, prev_ts = samplers.ddim_grid(schedule, k, spacing or s.spacing)
-    if s.t0 >= 0:
-      ts, prev_ts = samplers.ddim_grid(schedule, k, spacing or s.spacing, first_timestep=s.t0)
+    ts, prev_ts = step_grid(config, k)
+
   def sample(params, cond, carry, rng):
-    k_cold, k_noise = jax.random.split(rng)
+    k_cold, k_noise, k_excite = jax.random.split(rng, 3)
     tokens = cond.reshape(cond.shape[0], nets.n_obs_steps, -1)
 
     def warm(_):
       a_hat = predict(nets, pred, params["predictor"], tokens, carry["prev"])
-      stall = stalled(config, carry["exec_prev"], carry["exec_prev2"])
+      stall = stalled(config, carry, unnormalize)
       if not perturb:
         stall = jnp.zeros_like(stall)
       if k == 0:
-        return a_hat, stall
-      coef_s = jnp.where(stall, s.s_stall, s.s)
-      coef_sigma = jnp.where(stall, s.sigma_stall, s.sigma)
+        return jnp.clip(a_hat, -1.0, 1.0), stall
       x = warm_start(schedule, a_hat, jax.random.normal(k_noise, a_hat.shape), int(ts[0]),
-                     coef_s, coef_sigma)
+                     jnp.where(stall, s.s_stall, s.s), s.sigma,
+                     jnp.where(stall, s.sigma_stall, 0.0),
+                     jax.random.normal(k_excite, a_hat.shape))
       return samplers.ddim_sample(schedule, nets.denoiser(params["unet"], cond), x, ts,
                                   prev_ts), stall
 
     def first(_):
       return cold(params["unet"], cond, k_cold), jnp.zeros((cond.shape[0],), bool)
 
-    x, stall = jax.lax.cond(carry["first"], first, warm, None)
+    x, stall = jax.lax.cond(carry["calls"] == 0, first, warm, None)
     new = {"prev": x, "exec_prev": _executed(config, x), "exec_prev2": carry["exec_prev"],
-           "first": jnp.zeros((), bool), "stalled": stall}
+           "calls": carry["calls"] + 1, "stalled": stall}
     return x, new
 
-  return sample, k
+  return sample, k, nfe_first
 
 
 def carry_from_batch_fn(config, nets):
@@ -167,12 +241,12 @@ def carry_from_batch_fn(config, nets):
   def carry_from_batch(batch):
     prev = batch["prev_action"]
     e = _executed(config, prev)
-    return {"prev": prev, "exec_prev": e, "exec_prev2": e + 1.0,  # not stalled
-            "first": jnp.zeros((), bool), "stalled": jnp.zeros((prev.shape[0],), bool)}
+    return {"prev": prev, "exec_prev": e, "exec_prev2": e + 1.0,  # absolute: not stalled
+            "calls": jnp.full((), 2, jnp.int32), "stalled": jnp.zeros((prev.shape[0],), bool)}
   return carry_from_batch
 
 
-def make_policies(config, nets, state: StepState):
+def make_policies(config, nets, state: StepState, normalizer):
   s = config.step
   pred_params = state.predictor.ema_params if (config.eval.use_ema and
                                                state.predictor.ema_params is not None) \
@@ -183,9 +257,9 @@ def make_policies(config, nets, state: StepState):
   from_batch = carry_from_batch_fn(config, nets)
   out = {}
   for k in s.ks:
-    sample, nfe = step_sampler(config, nets, k)
+    sample, nfe, nfe_first = step_sampler(config, nets, k, normalizer["action"])
     name = "step_predictor_only" if k == 0 else f"step_k{k}"
-    out[name] = PolicySpec(sample, enc, params, nfe, init_carry, from_batch)
+    out[name] = PolicySpec(sample, enc, params, nfe, init_carry, from_batch, nfe_first)
   if s.eval_baselines:  # the teacher from pure noise with the same k, both spacings
     for k in s.ks:
       if k == 0:

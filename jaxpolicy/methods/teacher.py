@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import flax.struct
 import jax
+import optax
 
 from jaxpolicy import nets as nets_lib
 from jaxpolicy.diffusion import losses, samplers
@@ -45,6 +46,12 @@ def train_step(config, nets: nets_lib.Nets, state: TeacherState, batch, rng):
   return TeacherState(model), {"loss": loss}
 
 
+def from_params(params) -> TeacherState:
+  """A TeacherState holding trained params and no optimiser: all a student reads of its
+  teacher (e.g. the abstract target a student's checkpoint restores into)."""
+  return TeacherState(state_lib.create(None, params, optax.identity(), ema=False))
+
+
 def policy_params(config, state: TeacherState, use_ema: bool = True):
   m = state.model
   return m.ema_params if (use_ema and m.ema_params is not None) else m.params
@@ -64,8 +71,9 @@ def ddim_sampler(config, nets: nets_lib.Nets, num_steps: int | None = None,
   return sample, len(ts)
 
 
-def make_policies(config, nets: nets_lib.Nets, state: TeacherState):
+def make_policies(config, nets: nets_lib.Nets, state: TeacherState, normalizer):
   """{name: PolicySpec} evaluated for this method: DDIM with the configured k and spacing."""
+  del normalizer
   params = policy_params(config, state, config.eval.use_ema)
   sample, nfe = ddim_sampler(config, nets)
   return {f"teacher_ddim{nfe}": PolicySpec(sample, params["encoder"], params["unet"], nfe)}

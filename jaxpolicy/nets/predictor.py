@@ -4,7 +4,10 @@ The previous chunk's H steps, embedded with sinusoidal positions, are the querie
 block applies self-attention over the queries, cross-attention to the context (the
 observation tokens, one per observed frame, plus the embedded previous chunk), and a GELU
 MLP, all pre-LayerNorm with residuals. A final LayerNorm and projection give the chunk;
-in "residual" mode that output is added to the previous chunk.
+in "residual" mode that output is added to the previous chunk *shifted* by `shift`
+(n_action_steps) positions: the previous chunk was planned `shift` env steps earlier, so
+its position p + shift is the same env step as the new chunk's p (the last action is
+repeated for the positions the previous chunk does not reach).
 """
 from __future__ import annotations
 
@@ -41,6 +44,7 @@ class Predictor(nn.Module):
   blocks: int = 2
   mlp_dim: int = 256
   residual: bool = False
+  shift: int = 0
 
   @nn.compact
   def __call__(self, obs_tokens, prev_chunk):
@@ -56,4 +60,13 @@ class Predictor(nn.Module):
     for i in range(self.blocks):
       q = Block(self.dim, self.heads, self.mlp_dim, name=f"block{i}")(q, ctx)
     out = nn.Dense(self.action_dim, name="out")(nn.LayerNorm(name="ln_out")(q))
-    return prev_chunk + out if self.residual else out
+    return shift_chunk(prev_chunk, self.shift) + out if self.residual else out
+
+
+def shift_chunk(chunk, shift: int):
+  """chunk[:, p + shift] at position p, the last action repeated past the end."""
+  if shift <= 0:
+    return chunk
+  h = chunk.shape[1]
+  idx = jnp.minimum(jnp.arange(h) + shift, h - 1)
+  return chunk[:, idx]

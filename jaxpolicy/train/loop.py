@@ -61,7 +61,7 @@ class Run:
     nets = self.nets.with_compute_dtype(dtype)
     suffix = "" if dtype == "float32" else "_bf16"
     out = {}
-    for name, spec in method.make_policies(self.config, nets, self.state).items():
+    for name, spec in method.make_policies(self.config, nets, self.state, self.normalizer).items():
       name += suffix
       out[name] = build_policy(name, self.config, nets, self.normalizer, spec,
                                self.obs_shapes, reuse=(reuse or {}).get(name))
@@ -131,7 +131,7 @@ def restore_run(workdir: str, step: int | None = None) -> Run:
   if method.NEEDS_TEACHER:
     from jaxpolicy.methods import teacher as teacher_lib  # pylint: disable=g-import-not-at-top
     teacher_state = jax.eval_shape(
-        lambda: teacher_lib.init(config, nets, obs_shapes, jax.random.PRNGKey(0)))
+        lambda: teacher_lib.from_params(nets.init(jax.random.PRNGKey(0), obs_shapes)))
   target = jax.eval_shape(
       lambda ts: method.init(config, nets, obs_shapes, jax.random.PRNGKey(0), ts), teacher_state)
   state, meta = ckpt.restore(target, step)

@@ -13,7 +13,6 @@ the compile time (measured apart) and env-steps/s.
 from __future__ import annotations
 
 import logging as _logging
-import math
 import os
 import time
 
@@ -23,6 +22,7 @@ import numpy as np
 
 from jaxpolicy.envs.mjx import env as env_lib
 from jaxpolicy.envs.mjx.resets import ResetBank, evaluation_resets
+from jaxpolicy.stats import latency_summary, stall_summary
 
 logging = _logging.getLogger("jaxpolicy")
 
@@ -59,7 +59,8 @@ def _mjx_sensor(sensor):
 
 def make_rollout(env: env_lib.MJXEnv, policy, episode_length: int, sensor=None,
                  return_final: bool = False):
-  """A pure `rollout(params, resets, key) -> (success (B,), first_success_step (B,))`.
+  """A pure `rollout(params, resets, key) -> (success, first_success_step, stall calls)`,
+  each (B,) (stall calls: how many policy calls reported a stall; 0 for stateless ones).
 
   `resets` is a ResetBank with B rows (one per environment); jit it, or lower and compile
   it apart to time compilation. `return_final` adds the final (env states, policy carry).
@@ -80,18 +81,24 @@ def make_rollout(env: env_lib.MJXEnv, policy, episode_length: int, sensor=None,
     success = jnp.zeros((batch,), bool)
     first = jnp.full((batch,), -1, jnp.int32)
 
+    stalls = jnp.zeros((batch,), jnp.int32)
+
     def plan(args):
-      hist, pcarry, _, t = args
+      hist, pcarry, _, t, stalls = args
       chunk, pcarry = policy.apply(params, hist, pcarry, jax.random.fold_in(key, t // n_act))
-      return pcarry, policy.executed(chunk).astype(jnp.float32)
+      flags = policy.stall_flags(pcarry)
+      if flags is not None:
+        stalls = stalls + flags.astype(jnp.int32)
+      return pcarry, policy.executed(chunk).astype(jnp.float32), stalls
 
     def keep(args):
-      _, pcarry, actions, _ = args
-      return pcarry, actions
+      _, pcarry, actions, _, stalls = args
+      return pcarry, actions, stalls
 
     def body(carry, t):
-      states, hist, pcarry, actions, success, first = carry
-      pcarry, actions = jax.lax.cond(t % n_act == 0, plan, keep, (hist, pcarry, actions, t))
+      states, hist, pcarry, actions, success, first, stalls = carry
+      pcarry, actions, stalls = jax.lax.cond(t % n_act == 0, plan, keep,
+                                             (hist, pcarry, actions, t, stalls))
       a = jax.lax.dynamic_index_in_dim(actions, t % n_act, axis=1, keepdims=False)
       states = jax.vmap(env.step)(states, a)
       new = states.success & ~success
@@ -99,27 +106,29 @@ def make_rollout(env: env_lib.MJXEnv, policy, episode_length: int, sensor=None,
       success = success | states.success
       o = obs_of(states)
       hist = {k: jnp.concatenate([hist[k][:, 1:], o[k][:, None]], axis=1) for k in hist}
-      return (states, hist, pcarry, actions, success, first), None
+      return (states, hist, pcarry, actions, success, first, stalls), None
 
-    init = (states, hist, pcarry, actions, success, first)
-    (states, _, pcarry, _, success, first), _ = jax.lax.scan(body, init,
-                                                             jnp.arange(episode_length))
-    return (success, first, (states, pcarry)) if return_final else (success, first)
+    init = (states, hist, pcarry, actions, success, first, stalls)
+    (states, _, pcarry, _, success, first, stalls), _ = jax.lax.scan(
+        body, init, jnp.arange(episode_length))
+    out = (success, first, stalls)
+    return out + ((states, pcarry),) if return_final else out
 
   return rollout
 
 
-def _policy_latency(policy, batch: int, repeats: int = 10) -> np.ndarray:
-  """ms per policy call at this batch size (the same jitted function the host loop uses)."""
+def _policy_latency(policy, batch: int, calls: int = 11) -> np.ndarray:
+  """ms per policy call at this batch size (the same jitted function the host loop uses),
+  in episode order: the first call from a fresh carry, then with the carry each returns."""
   obs = {k: jnp.zeros((batch, policy.nets.n_obs_steps) + tuple(s), jnp.float32)
          for k, s in policy.obs_shapes.items()}
   _, compiled = policy.compiled_cost(batch)
-  carry = policy.init_carry(batch)
-  jax.block_until_ready(compiled(policy.params, obs, carry, jax.random.PRNGKey(0)))
-  out = []
-  for i in range(repeats):
+  jax.block_until_ready(compiled(policy.params, obs, policy.init_carry(batch),
+                                 jax.random.PRNGKey(0)))   # warm-up
+  carry, out = policy.init_carry(batch), []
+  for i in range(calls):
     t0 = time.perf_counter()
-    jax.block_until_ready(compiled(policy.params, obs, carry, jax.random.PRNGKey(i)))
+    _, carry = jax.block_until_ready(compiled(policy.params, obs, carry, jax.random.PRNGKey(i)))
     out.append(time.perf_counter() - t0)
   return np.asarray(out) * 1e3
 
@@ -150,15 +159,16 @@ def run(policy, env: env_lib.MJXEnv, resets: ResetBank, seed: int, episode_lengt
   run_s = time.perf_counter() - t0
   lat = _policy_latency(policy, episodes)
   success, first = np.asarray(out[0]), np.asarray(out[1])
+  nfe = policy.nfe_report(episode_length)
   result = {"success_rate": float(success.mean()), "episodes": int(episodes), "seed": int(seed),
-            "nfe": int(policy.nfe), "latency_ms": float(lat.mean()),
-            "latency_ms_p90": float(np.percentile(lat, 90)), "batch": int(episodes),
+            **nfe, **latency_summary(lat), "batch": int(episodes),
             "episode_length": int(episode_length), "backend": "mjx",
             "successes": success.astype(int).tolist(), "first_success_step": first.tolist(),
             "wall_s": round(run_s, 2), "compile_s": round(compile_s, 2),
-            "env_steps_per_s": float(episodes * episode_length / max(run_s, 1e-9)),
-            "policy_calls": int(math.ceil(episode_length / policy.n_action_steps))}
-  return result, (out[2] if return_final else None)
+            "env_steps_per_s": float(episodes * episode_length / max(run_s, 1e-9))}
+  if policy.stall_flags(policy.init_carry(1)) is not None:
+    result.update(stall_summary(np.asarray(out[2]), nfe["policy_calls"]))
+  return result, (out[3] if return_final else None)
 
 
 def evaluate(policy, task: str, episodes: int = 20, seed: int = 0, episode_length: int = 200,
