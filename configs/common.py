@@ -18,6 +18,19 @@ def parse_arg(arg):
   return preset
 
 
+# the teacher's (and STEP's) single optimiser; SDM and CD configure their own networks'
+# optimisers in their sections instead (sdm.gen_lr / sdm.fake_lr, cd.lr, ...)
+TRAIN_OPTIMIZER_FIELDS = ("lr", "weight_decay", "betas", "warmup_steps", "grad_clip")
+
+
+def drop_train_optimizer(c: ml_collections.ConfigDict) -> None:
+  """Removes the train.* optimiser fields from a config whose method does not read them,
+  so `--config.train.lr=...` is refused (naming the method's own fields) instead of being
+  silently ignored."""
+  for name in TRAIN_OPTIMIZER_FIELDS:
+    delattr(c.train, name)
+
+
 def base_config(preset: str) -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
   c.preset = preset

@@ -28,6 +28,7 @@ from configs import common
 def get_config(arg=None):
   c = common.base_config(common.parse_arg(arg))
   c.method = "sdm"
+  common.drop_train_optimizer(c)   # G and D have their own optimisers: sdm.gen_lr, ...
   c.sdm = ml_collections.ConfigDict()
   s = c.sdm
   s.lam = 1.0

@@ -65,10 +65,51 @@ def _check_config_arg(argv):
     spec = importlib.util.spec_from_file_location("_jaxpolicy_config_check", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    module.get_config(preset or None)
+    config = module.get_config(preset or None)
   except (ValueError, KeyError, AttributeError) as e:
     print(f"error: {path}: {e}", file=sys.stderr, flush=True)
     sys.exit(2)
+  for arg in argv:
+    if not arg.startswith(("--config.", "--noconfig.")):
+      continue
+    field = arg.split(".", 1)[1].split("=", 1)[0]
+    problem = unknown_field(config, field)
+    if problem:
+      print(f"error: {path}: {problem}", file=sys.stderr, flush=True)
+      sys.exit(2)
+
+
+def _paths(node, prefix=""):
+  """The dotted paths of a config's leaf fields."""
+  for k in node.keys():
+    if hasattr(node[k], "keys"):
+      yield from _paths(node[k], prefix + k + ".")
+    else:
+      yield prefix + k
+
+
+def unknown_field(config, field: str) -> str | None:
+  """None when `field` (dotted) exists in the config; else a one-line message naming the
+  closest fields (a misspelling, a field under another section, or a method's own version
+  of it, e.g. train.lr -> sdm.gen_lr)."""
+  import difflib  # pylint: disable=g-import-not-at-top
+  node = config
+  for part in field.split("."):
+    if not hasattr(node, "keys") or part not in node:
+      break
+    node = node[part]
+  else:
+    return None
+  paths = list(_paths(config))
+  leaf = field.split(".")[-1]
+  last = lambda p: p.split(".")[-1]
+  close = [p for p in paths if last(p) == leaf]
+  close += difflib.get_close_matches(field, paths, n=2, cutoff=0.75)
+  close += [p for p in paths if last(p).endswith("_" + leaf)]
+  close = list(dict.fromkeys(close))[:3]
+  hint = f" Did you mean {', '.join(close)}?" if close else (
+      f" Top-level fields: {', '.join(config.keys())}.")
+  return f"unknown config field {field!r}.{hint}"
 
 
 def run_app(main):

@@ -1,14 +1,19 @@
-"""Consistency distillation: the teacher's solver step, the boundary scalings, the target EMA."""
+"""Consistency distillation: the teacher's solver step, the boundary scalings, the target
+EMA, and that CD learns the teacher's ODE end point on a toy whose end point is known."""
 import dataclasses
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from configs import cd as cd_configs
+from helpers import toys
 from jaxpolicy import nets as nets_lib
-from jaxpolicy.diffusion.schedule import Schedule
+from jaxpolicy.diffusion.schedule import Schedule, timesteps
 from jaxpolicy.methods import cd, teacher
+from jaxpolicy.train import state as state_lib
+from jaxpolicy.train.validate import ConfigError
 
 
 class OracleUnet:
@@ -53,11 +58,11 @@ def test_boundary_scalings():
   np.testing.assert_allclose(c_out[2:], st / np.sqrt(st ** 2 + 0.25), rtol=1e-5)
 
 
-def test_target_is_the_ema_of_online_and_loss_learns():
+def test_target_is_the_ema_of_online_and_the_teacher_stays_frozen():
   c = cd_configs.get_config("tiny")
   nets = nets_lib.build_nets(c, 4)
   obs_shapes = {"full_state": (39,)}
-  tstate = teacher.init(c, nets, obs_shapes, jax.random.PRNGKey(0))
+  tstate = teacher.from_params(nets.init(jax.random.PRNGKey(0), obs_shapes))
   state = cd.init(c, nets, obs_shapes, jax.random.PRNGKey(1), tstate)
   batch = {"obs": {"full_state": jax.random.normal(jax.random.PRNGKey(2), (8, 2, 39))},
            "action": jax.random.uniform(jax.random.PRNGKey(3), (8, 4, 4), minval=-1, maxval=1)}
@@ -77,3 +82,68 @@ def test_target_is_the_ema_of_online_and_loss_learns():
   sample, nfe = cd.one_step_sampler(c, nets)
   x = sample(state.target, jnp.zeros((2, 2 * c.model.encoder_out)), jax.random.PRNGKey(0))
   assert nfe == 1 and x.shape == (2, 4, 4) and float(jnp.abs(x).max()) <= 1.0
+
+
+def test_epsilon_prediction_is_refused():
+  c = cd_configs.get_config("tiny")
+  c.diffusion.prediction_type = "epsilon"
+  with pytest.raises(ConfigError, match="sqrt\\(abar_99\\) ~ 5e-4"):
+    cd.check_config(c)
+
+
+def _manicm_solver_step(config, nets, real_params, x_t, t, prev_t, cond):
+  """The released ManiCM solver: the teacher's x0 fed in where epsilon belongs."""
+  abar = jnp.asarray(Schedule(100).abar_with_one(), jnp.float32)
+  ab = abar[jnp.where(prev_t < 0, -1, prev_t)][:, None, None]
+  x0 = nets.denoiser(real_params, cond)(x_t, t)
+  return jnp.sqrt(ab) * jnp.clip(x0, -1, 1) + jnp.sqrt(1 - ab) * x0
+
+
+MU, S = np.array([0.3, -0.2]), np.array([0.2, 0.3])
+
+
+def _train_cd_toy(steps=3000, lr=1e-2):
+  """CD's own train_step on Gaussian data with the exact teacher; online/target start from
+  the teacher (per-timestep affine x0 models). Returns (initial state, trained, losses)."""
+  c = cd_configs.get_config("tiny")
+  c.train.steps = steps
+  nets, enc, batch_of = toys.toy_nets(2)
+  init = toys.posterior_affine(MU, S)
+  tx = state_lib.make_optimizer(lr, steps, 20, 0.0, *c.cd.betas)
+  state = cd.CDState(state_lib.create(None, init, tx, ema=False), init, toys.gaussian(MU, S),
+                     enc)
+  data = jnp.asarray(MU + S * np.random.default_rng(0).standard_normal((4096, 1, 2)),
+                     jnp.float32)
+
+  def one(s, k):
+    k_rows, k_step = jax.random.split(k)
+    batch = dict(batch_of(256), action=data[jax.random.randint(k_rows, (256,), 0, 4096)])
+    return cd.train_step(c, nets, s, batch, k_step)
+
+  trained, metrics = jax.jit(lambda s: jax.lax.scan(
+      one, s, jax.random.split(jax.random.PRNGKey(0), steps)))(state)
+  return c, nets, state, trained, np.asarray(metrics["loss"])
+
+
+@pytest.mark.parametrize("broken", [False, True])
+def test_cd_learns_the_teachers_ode_end_point(broken, monkeypatch):
+  """On Gaussian data the teacher's deterministic skip-10 DDIM chain from x_99 has a known
+  end point (float64 numpy). CD starts from the teacher, whose one step from noise gives
+  about the data mean; trained, its one-step output lands on the chain's end point. With
+  the released ManiCM solver bug (x0 as epsilon) it does not."""
+  if broken:
+    monkeypatch.setattr(cd, "solver_step", _manicm_solver_step)
+  c, nets, state, trained, losses = _train_cd_toy()
+  z = np.random.default_rng(1).standard_normal((512, 1, 2))
+  ts = timesteps(100, 10, "trailing")
+  end = toys.ddim_chain_f64(MU, S, z, ts, ts - 10)
+  t99 = jnp.full((512,), 99, jnp.int32)
+  err = lambda p: float(np.abs(np.asarray(cd.consistency_fn(
+      c, nets, p, jnp.asarray(z, jnp.float32), t99, None)) - end).mean())
+  before, after = err(state.target), err(trained.target)
+  assert before > 0.1                    # the teacher's one step collapses to the mean
+  if broken:
+    assert after > 0.5 * before, (before, after)
+  else:
+    assert after < 0.02 * before, (before, after)
+    assert losses[-100:].mean() < 0.01 * losses[:20].mean()

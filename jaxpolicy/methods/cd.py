@@ -44,6 +44,11 @@ def check_config(config):
   T = config.diffusion.num_train_timesteps
   if not 1 <= c.skip < T or T % c.skip:
     raise ConfigError(f"cd.skip must divide T = {T} and lie in [1, {T}), got {c.skip}")
+  if config.diffusion.prediction_type != "sample":
+    raise ConfigError("CD's one-step evaluation at t = 99 needs diffusion.prediction_type="
+                      "'sample': from an epsilon prediction, x0 = (x - sqrt(1 - abar) eps) / "
+                      "sqrt(abar_99) divides by sqrt(abar_99) ~ 5e-4 and pins the actions at "
+                      "+-1")
   if not 0.0 <= c.target_decay < 1.0:
     raise ConfigError(f"cd.target_decay must be in [0, 1), got {c.target_decay}")
 
@@ -123,7 +128,8 @@ def one_step_sampler(config, nets):
   return sample, 1
 
 
-def make_policies(config, nets, state: CDState):
+def make_policies(config, nets, state: CDState, normalizer):
+  del normalizer
   sample, nfe = one_step_sampler(config, nets)
   params = state.target if config.cd.eval_target else state.online.params
   return {"cd_1step": PolicySpec(sample, state.encoder, params, nfe)}

@@ -28,6 +28,20 @@ def _positive(config, path):
     raise ConfigError(f"config.{path} must be a positive integer, got {node!r}")
 
 
+def _check_optimizers(config) -> None:
+  """Every optimiser field of any section: learning rates > 0; decay, warm-up, clip >= 0."""
+  for section, fields in config.items():
+    if not hasattr(fields, "items"):
+      continue
+    for name, value in fields.items():
+      if name == "lr" or name.endswith("_lr"):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+          raise ConfigError(f"config.{section}.{name} (a learning rate) must be > 0, got "
+                            f"{value!r}")
+      elif name in ("weight_decay", "warmup_steps", "grad_clip") and value < 0:
+        raise ConfigError(f"config.{section}.{name} must be >= 0, got {value!r}")
+
+
 def check_config(config) -> None:
   try:
     methods.get(config.method)
@@ -60,6 +74,7 @@ def check_config(config) -> None:
   if any(c % config.model.n_groups for c in config.model.down_dims):
     raise ConfigError(f"every model.down_dims entry must be divisible by model.n_groups "
                       f"({config.model.n_groups})")
+  _check_optimizers(config)
   check = getattr(methods.get(config.method), "check_config", None)
   if check is not None:
     check(config)
