@@ -67,6 +67,23 @@ CLI_CASES = [
     ("unknown observation type", TINY + ["--config.obs=rgb"], "obs must be one of"),
     ("unknown SDM normaliser", ["--config=configs/sdm.py:tiny", "--config.sdm.normalizer=l2"],
      "sdm.normalizer must be 'dmd' or 'anchor'"),
+    ("unknown top-level field", TINY + ["--config.no_such_key=1"],
+     "unknown config field 'no_such_key'"),
+    ("field under the wrong section", TINY + ["--config.batch_size=0"],
+     "Did you mean train.batch_size?"),
+    ("optimiser field a method does not read", ["--config=configs/sdm.py:tiny",
+                                                "--config.train.lr=1e-3"],
+     "unknown config field 'train.lr'. Did you mean sdm.gen_lr"),
+    ("negative learning rate", TINY + ["--config.train.lr=-1e-4"],
+     "config.train.lr (a learning rate) must be > 0"),
+    ("CD with epsilon prediction", ["--config=configs/cd.py:tiny",
+                                    "--config.diffusion.prediction_type=epsilon"],
+     "CD's one-step evaluation at t = 99 needs diffusion.prediction_type='sample'"),
+    ("STEP with trailing spacing", ["--config=configs/step.py:tiny",
+                                    "--config.step.spacing=trailing"],
+     "erases the warm start"),
+    ("STEP t0 below its grid", ["--config=configs/step.py:tiny", "--config.step.t0=0"],
+     "step.t0 = 0 leaves no 2-step grid"),
 ]
 
 

@@ -165,7 +165,7 @@ def test_sigterm_then_rerun_resumes_to_the_same_params(shared, tmp_path):
     np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
 
 
-def test_sdm_distils_from_the_teacher(shared, tmp_path):
+def test_sdm_run_evaluates_beside_its_teacher_and_loads(shared, tmp_path):
   d, _, _ = shared
   c = sdm_configs.get_config("tiny")
   c.data.dir = str(d / "data")

@@ -380,3 +380,18 @@ def test_tiny_pointcloud_teacher_end_to_end(tmp_path):
   run = loop.restore_run(str(tmp_path / "teacher"))
   assert run.obs_shapes == {"point_cloud": (config.pointcloud.num_points, 3), "agent_pos": (9,)}
   assert os.path.isdir(path)
+
+  # STEP on the point-cloud teacher: its predictor reads the DP3 encoder's tokens (point
+  # feature + state feature per frame), trains and evaluates with the sensor
+  from configs import step as step_configs  # pylint: disable=g-import-not-at-top
+  sc = step_configs.get_config("tiny")
+  sc.obs, sc.data.dir = "pointcloud", config.data.dir
+  sc.teacher_workdir = str(tmp_path / "teacher")
+  sc.step.eval_baselines = False
+  res = loop.train(sc, str(tmp_path / "step"))["drawer-open"]
+  r = res["step_k2"]
+  assert r["nfe"] == 2 and r["nfe_first_call"] == 10 and 0.0 <= r["stall_fraction"] <= 1.0
+  assert 2 < r["nfe_amortised"] < 10 and np.isfinite(r["action_mse"])
+  srun = loop.restore_run(str(tmp_path / "step"))
+  tokens = srun.state.predictor.params["params"]["embed_obs"]["kernel"].shape[0]
+  assert tokens == sc.model.encoder_out + 64     # point feature + the state MLP's 64
