@@ -18,3 +18,28 @@ def stall_summary(stall_calls, calls: int) -> dict:
   """How often a carried sampler's stall branch fired: per episode, the fraction of calls."""
   frac = np.asarray(stall_calls, np.float64) / max(int(calls), 1)
   return {"stall_fraction": float(frac.mean()), "stall_fraction_per_episode": frac.tolist()}
+
+
+def wilson_interval(successes: int, n: int, z: float = 1.959964) -> tuple[float, float]:
+  """The Wilson score interval of a success rate (95 % by default); (nan, nan) for n = 0."""
+  if n <= 0:
+    return float("nan"), float("nan")
+  p = successes / n
+  denom = 1.0 + z * z / n
+  centre = (p + z * z / (2 * n)) / denom
+  half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+  return float(max(0.0, centre - half)), float(min(1.0, centre + half))
+
+
+def bootstrap_mean_interval(values, n_boot: int = 10_000, level: float = 0.95,
+                            seed: int = 0) -> tuple[float, float, float]:
+  """(mean, low, high): the mean of `values` with a percentile bootstrap interval
+  (resampling the values, e.g. one per task and seed, with replacement)."""
+  v = np.asarray(values, np.float64)
+  v = v[np.isfinite(v)]
+  if len(v) == 0:
+    return float("nan"), float("nan"), float("nan")
+  idx = np.random.default_rng(seed).integers(0, len(v), size=(n_boot, len(v)))
+  means = v[idx].mean(axis=1)
+  a = (1.0 - level) / 2
+  return float(v.mean()), float(np.quantile(means, a)), float(np.quantile(means, 1 - a))

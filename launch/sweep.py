@@ -9,10 +9,19 @@ of seed 0 first), so a partly finished sweep already gives complete per-seed tab
 cells skip the pure-noise DDIM-k baselines (its own ablation, see configs/step.py). A
 finished cell (it has cell.json) is skipped; an interrupted one resumes from its
 checkpoint, so the command can be stopped and rerun at any time. Evaluations every
---eval_every steps give the learning curves; <workdir>/sweep.json records the grid.
+--eval_every steps give the learning curves (the papers' protocol); <workdir>/sweep.json
+records the grid. --tasks takes task names or difficulty groups (easy, medium, hard,
+very_hard, all).
+
+The honest protocol (--honest_episodes, 0 = off): each cell's final main policy is also
+evaluated on that many episodes whose initial states come from --honest_seed, the same for
+every method of a task and seed (paired); the teacher's cell adds the teacher's own DDIM-1
+and DDIM-2 (trailing spacing) from noise -- the "is distillation worth it?" baseline. Each
+cell.json records its wall and CPU time (training, evaluations and latency).
 """
 import json
 import os
+import resource
 import time
 
 from absl import app, flags
@@ -26,7 +35,59 @@ flags.DEFINE_string("preset", "quick", "tiny | quick | paper")
 flags.DEFINE_string("workdir", "runs/sweep", "Sweep directory.")
 flags.DEFINE_integer("eval_every", 500, "Training steps between evaluations.")
 flags.DEFINE_integer("episodes", 20, "Episodes per evaluation.")
+flags.DEFINE_integer("honest_episodes", 100, "Final-checkpoint episodes (paired over methods); "
+                     "0 = off.")
+flags.DEFINE_integer("honest_seed", 1000, "Evaluation seed of the honest protocol.")
 FLAGS = flags.FLAGS
+
+TEACHER_BASELINES = ((1, "trailing"), (2, "trailing"))   # the teacher's few-step DDIM
+
+
+def expand_tasks(names) -> list[str]:
+  """Task names, with difficulty groups (easy, medium, hard, very_hard, all) expanded."""
+  from jaxpolicy.envs import registry  # pylint: disable=g-import-not-at-top
+  out = []
+  for n in names:
+    if n == "all":
+      out += [t for g in registry.GROUPS.values() for t in g]
+    elif n in registry.GROUPS:
+      out += list(registry.GROUPS[n])
+    else:
+      out.append(registry.check_task(n))
+  return list(dict.fromkeys(out))
+
+
+def honest_eval(workdir: str, episodes: int, seed: int) -> dict:
+  """The final main policy (plus the teacher's DDIM-1/2 trailing for a teacher cell) on
+  `episodes` episodes from `seed`: {policy: success, successes, episodes, seed, nfe}."""
+  from jaxpolicy import evaluation, report  # pylint: disable=g-import-not-at-top
+  from jaxpolicy.methods import teacher as teacher_lib  # pylint: disable=g-import-not-at-top
+  from jaxpolicy.policy import PolicySpec, build_policy  # pylint: disable=g-import-not-at-top
+  from jaxpolicy.train import loop  # pylint: disable=g-import-not-at-top
+  run = loop.restore_run(workdir)
+  policies = run.policies()
+  chosen = {report.main_policy(run.config.method, policies):
+            policies[report.main_policy(run.config.method, policies)]}
+  if run.config.method == "teacher":
+    params = teacher_lib.policy_params(run.config, run.state, run.config.eval.use_ema)
+    for k, spacing in TEACHER_BASELINES:
+      sample, nfe = teacher_lib.ddim_sampler(run.config, run.nets, k, spacing)
+      name = f"teacher_ddim{k}_{spacing}"
+      chosen[name] = build_policy(name, run.config, run.nets, run.normalizer,
+                                  PolicySpec(sample, params["encoder"], params["unet"], nfe),
+                                  run.obs_shapes)
+  out = {}
+  for name, pol in chosen.items():
+    r = evaluation.evaluate(pol, run.config.task, episodes=episodes, seed=seed,
+                            episode_length=run.config.eval.episode_length, backend="metaworld")
+    out[name] = {k: r[k] for k in ("success_rate", "successes", "episodes", "seed", "nfe",
+                                   "nfe_amortised", "backend")}
+  return out
+
+
+def _cpu_seconds() -> float:
+  ru = resource.getrusage(resource.RUSAGE_SELF)
+  return ru.ru_utime + ru.ru_stime
 
 
 def cell_config(method, task, seed, preset, root, eval_every, episodes):
@@ -77,11 +138,11 @@ def measure_hz(workdir: str, calls: int = 50) -> dict:
           "first_call_ms_b1": 1e3 * float(np.median(firsts))}
 
 
-def run_sweep(tasks, seeds, methods, preset, root, eval_every, episodes, log=print):
+def run_sweep(tasks, seeds, methods, preset, root, eval_every, episodes, log=print,
+              honest_episodes: int = 0, honest_seed: int = 1000):
   from jaxpolicy.train import loop  # pylint: disable=g-import-not-at-top
-  from jaxpolicy.envs.registry import check_task  # pylint: disable=g-import-not-at-top
   from jaxpolicy import methods as methods_lib  # pylint: disable=g-import-not-at-top
-  tasks = [check_task(t) for t in tasks]
+  tasks = expand_tasks(tasks)
   for m in methods:
     methods_lib.get(m)  # unknown names stop here, before any training
   order = ["teacher"] + [m for m in methods if m != "teacher"]
@@ -100,8 +161,14 @@ def run_sweep(tasks, seeds, methods, preset, root, eval_every, episodes, log=pri
           continue
         log(f"sweep: {task} seed {seed} {method} -> {wd}")
         config = cell_config(method, task, seed, preset, root, eval_every, episodes)
+        wall0, cpu0 = time.time(), _cpu_seconds()
         loop.train(config, wd)
         cell = dict(task=task, seed=seed, method=method, preset=preset, **measure_hz(wd))
+        if honest_episodes:
+          cell["honest"] = honest_eval(wd, honest_episodes, honest_seed)
+        # this process's time (a resumed cell counts from its resumption)
+        cell.update(wall_s=round(time.time() - wall0, 1),
+                    cpu_s=round(_cpu_seconds() - cpu0, 1))
         with open(marker + ".tmp", "w") as f:
           json.dump(cell, f, indent=2)
         os.replace(marker + ".tmp", marker)
@@ -117,7 +184,9 @@ def main(argv):
   def go():
     seeds = [int(s) for s in FLAGS.seeds]
     done, skipped = run_sweep(FLAGS.tasks, seeds, FLAGS.methods, FLAGS.preset, FLAGS.workdir,
-                              FLAGS.eval_every, FLAGS.episodes)
+                              FLAGS.eval_every, FLAGS.episodes,
+                              honest_episodes=FLAGS.honest_episodes,
+                              honest_seed=FLAGS.honest_seed)
     print(f"sweep: {done} cells trained, {skipped} already finished")
     print("report:", report.write_report(FLAGS.workdir))
 

@@ -73,7 +73,7 @@ CLI_CASES = [
      "Did you mean train.batch_size?"),
     ("optimiser field a method does not read", ["--config=configs/sdm.py:tiny",
                                                 "--config.train.lr=1e-3"],
-     "unknown config field 'train.lr'. Did you mean sdm.gen_lr"),
+     "unknown config field 'train.lr'. Did you mean sdm.fake_lr, sdm.gen_lr"),
     ("negative learning rate", TINY + ["--config.train.lr=-1e-4"],
      "config.train.lr (a learning rate) must be > 0"),
     ("CD with epsilon prediction", ["--config=configs/cd.py:tiny",

@@ -36,6 +36,15 @@ def test_group_averages_and_std_over_seeds():
   assert ("medium", "sdm") not in agg["group"]
 
 
+def test_sweep_task_groups_expand():
+  assert sweep.expand_tasks(["very_hard"]) == ["shelf-place", "disassemble", "stick-pull",
+                                               "stick-push", "pick-place-wall"]
+  assert len(sweep.expand_tasks(["all"])) == 50
+  assert sweep.expand_tasks(["push", "hard"])[:2] == ["push", "assembly"]
+  with pytest.raises(ValueError, match="Did you mean"):
+    sweep.expand_tasks(["pushh"])
+
+
 def test_difficulty_groups_match_the_papers():
   from jaxpolicy.envs import registry
   assert {g: len(v) for g, v in registry.GROUPS.items()} == {
@@ -48,14 +57,23 @@ def test_difficulty_groups_match_the_papers():
 def test_sweep_skips_finished_cells_and_resumes(tmp_path, monkeypatch):
   root = str(tmp_path / "sweep")
   args = (["drawer-open"], [0], ["teacher", "sdm"], "tiny", root, 10, 2)
-  done, skipped = sweep.run_sweep(*args, log=lambda *_: None)
+  done, skipped = sweep.run_sweep(*args, log=lambda *_: None, honest_episodes=2,
+                                  honest_seed=7)
   assert (done, skipped) == (2, 0)
+  # the honest protocol: the final main policy on paired episodes, the teacher's few-step
+  # DDIM beside it; wall and CPU time per cell
+  tcell = json.load(open(os.path.join(root, "drawer-open", "s0", "teacher", "cell.json")))
+  assert set(tcell["honest"]) == {"teacher_ddim10", "teacher_ddim1_trailing",
+                                  "teacher_ddim2_trailing"}
+  h = tcell["honest"]["teacher_ddim2_trailing"]
+  assert h["episodes"] == 2 and h["seed"] == 7 and h["nfe"] == 2 and len(h["successes"]) == 2
+  assert tcell["cpu_s"] > 0 and tcell["wall_s"] > 0
   md = report.write_report(root)
   text = open(md).read()
   assert "| sdm (`sdm_1step`) | 1 |" in text and "MetaWorld Easy (1)" in text
   assert os.path.getsize(os.path.join(root, "learning_curves.png")) > 1000
   cell = json.load(open(os.path.join(root, "drawer-open", "s0", "sdm", "cell.json")))
-  assert cell["hz_b1"] > 0
+  assert cell["hz_b1"] > 0 and set(cell["honest"]) == {"sdm_1step"}
   # a rerun trains nothing
   from jaxpolicy.train import loop
   calls = []
@@ -69,3 +87,27 @@ def test_sweep_skips_finished_cells_and_resumes(tmp_path, monkeypatch):
   n_lines = len(open(metrics).readlines())
   assert sweep.run_sweep(*args, log=lambda *_: None) == (1, 1)
   assert len(open(metrics).readlines()) == n_lines     # no training step was redone
+
+
+def test_wilson_interval_against_the_closed_form():
+  from jaxpolicy import stats
+  # 8 of 10: the textbook Wilson 95 % interval is (0.490, 0.943)
+  lo, hi = stats.wilson_interval(8, 10)
+  assert lo == pytest.approx(0.4902, abs=1e-3) and hi == pytest.approx(0.9433, abs=1e-3)
+  lo, hi = stats.wilson_interval(0, 20)           # never below 0; upper bound 0.161
+  assert lo == 0.0 and hi == pytest.approx(0.1611, abs=1e-3)
+  lo, hi = stats.wilson_interval(100, 100)
+  assert hi == 1.0 and lo == pytest.approx(0.9630, abs=1e-3)
+
+
+def test_bootstrap_interval_covers_the_mean_and_shrinks_with_more_values():
+  from jaxpolicy import stats
+  rng = np.random.default_rng(0)
+  few = rng.uniform(0, 1, 10)
+  many = rng.uniform(0, 1, 1000)
+  m, lo, hi = stats.bootstrap_mean_interval(few)
+  assert lo < m < hi and m == pytest.approx(few.mean())
+  m2, lo2, hi2 = stats.bootstrap_mean_interval(many)
+  assert hi2 - lo2 < 0.3 * (hi - lo)
+  # the standard error of a uniform mean: 1 / sqrt(12 n); 95 % half-width ~ 1.96 of it
+  assert (hi2 - lo2) / 2 == pytest.approx(1.96 / np.sqrt(12 * 1000), rel=0.15)
