@@ -147,8 +147,12 @@ def markdown(cells: dict, title: str = "jaxpolicy sweep", grid: dict | None = No
   backends = sorted({b for v in cells.values() for b in v["backends"]})
   where = {"metaworld": "the real MetaWorld", "mjx": "MJX"}
   grid = grid or {}
-  n_grid = len(set(grid.get("tasks", [])) | set(tasks)) * len(
-      set(grid.get("seeds", [])) | set(seeds)) * len(set(grid.get("methods", [])) | set(methods))
+  if "cells" in grid:   # the planned (task, seed, method) cells
+    n_grid = len({tuple(c) for c in grid["cells"]} | set(cells))
+  else:
+    n_grid = len(set(grid.get("tasks", [])) | set(tasks)) * len(
+        set(grid.get("seeds", [])) | set(seeds)) * len(
+            set(grid.get("methods", [])) | set(methods))
   lines = [f"# {title}", "",
            f"{len(tasks)} MetaWorld tasks, seeds {seeds}, success rates in % (mean ± std over "
            f"seeds). Evaluated on {' and '.join(where.get(b, b) for b in backends)}, "

@@ -147,8 +147,24 @@ def run_sweep(tasks, seeds, methods, preset, root, eval_every, episodes, log=pri
     methods_lib.get(m)  # unknown names stop here, before any training
   order = ["teacher"] + [m for m in methods if m != "teacher"]
   os.makedirs(root, exist_ok=True)
-  with open(os.path.join(root, "sweep.json"), "w") as f:   # the grid, for the report
-    json.dump({"tasks": tasks, "seeds": list(seeds), "methods": order, "preset": preset}, f)
+  # the grid, for the report: the union of every invocation's cells in this directory (e.g.
+  # seeds 0-2 of some tasks and seed 0 of others)
+  grid_path = os.path.join(root, "sweep.json")
+  cells = []
+  if os.path.exists(grid_path):
+    with open(grid_path) as f:
+      old = json.load(f)
+    if old.get("preset", preset) != preset:
+      raise ValueError(f"{root} holds a {old['preset']} sweep; use another --workdir for "
+                       f"--preset={preset}")
+    cells = [tuple(c) for c in old.get("cells", [])]
+  cells += [(t, int(s), m) for s in seeds for t in tasks for m in order]
+  cells = list(dict.fromkeys(cells))
+  with open(grid_path + ".tmp", "w") as f:
+    json.dump({"tasks": sorted({c[0] for c in cells}), "seeds": sorted({c[1] for c in cells}),
+               "methods": list(dict.fromkeys(c[2] for c in cells)), "preset": preset,
+               "cells": cells}, f)
+  os.replace(grid_path + ".tmp", grid_path)
   done = skipped = 0
   # Seed-major: a sweep stopped part-way has every task and method for its first seeds.
   for seed in seeds:
