@@ -122,7 +122,8 @@ def read_cell(workdir: str, method: str) -> dict:
              hz_b1=cell.get("hz_b1"), latency_ms_b1=cell.get("latency_ms_b1"),
              first_call_ms_b1=cell.get("first_call_ms_b1"),
              nfe_amortised=res.get("nfe_amortised", res["nfe"]),
-             episodes=sorted(episodes), backends=sorted(backends))
+             episodes=sorted(episodes), backends=sorted(backends),
+             honest=cell.get("honest"), cpu_s=cell.get("cpu_s"), wall_s=cell.get("wall_s"))
   return out
 
 
@@ -262,13 +263,23 @@ def write_report(root: str, out: str | None = None) -> str:
   cells = load_sweep(root)
   if not cells:
     raise FileNotFoundError(f"no finished sweep cells under {root}")
+  from jaxpolicy import leaderboard  # pylint: disable=g-import-not-at-top
   out = out or os.path.join(root, "report.md")
-  plot_curves(cells, os.path.join(os.path.dirname(os.path.abspath(out)), "learning_curves.png"))
+  folder = os.path.dirname(os.path.abspath(out))
+  plot_curves(cells, os.path.join(folder, "learning_curves.png"))
   grid_path = os.path.join(root, "sweep.json")
   grid = None
   if os.path.exists(grid_path):
     with open(grid_path) as f:
       grid = json.load(f)
+  text = markdown(cells, grid=grid)
+  honest = leaderboard.markdown(cells, grid)
+  if honest:   # the honest protocol, its pictures and summary.json
+    leaderboard.plot_success_vs_hz(cells, os.path.join(folder, "success_vs_hz.png"))
+    leaderboard.plot_task_bars(cells, os.path.join(folder, "per_task_success.png"))
+    text += "\n" + honest + ("\n![success vs Hz](success_vs_hz.png)\n\n"
+                             "![per-task success](per_task_success.png)\n")
+  leaderboard.write_summary(folder, cells, grid, aggregate(cells, "top5"))
   with open(out, "w") as f:
-    f.write(markdown(cells, grid=grid))
+    f.write(text)
   return out

@@ -72,6 +72,11 @@ def test_sweep_skips_finished_cells_and_resumes(tmp_path, monkeypatch):
   text = open(md).read()
   assert "| sdm (`sdm_1step`) | 1 |" in text and "MetaWorld Easy (1)" in text
   assert os.path.getsize(os.path.join(root, "learning_curves.png")) > 1000
+  for png in ("success_vs_hz.png", "per_task_success.png"):
+    assert os.path.getsize(os.path.join(root, png)) > 1000
+  assert "## Honest protocol" in text and "## Paired differences" in text
+  summary = json.load(open(os.path.join(root, "summary.json")))
+  assert summary["finished_cells"] == 2 and summary["cpu_hours"] > 0
   cell = json.load(open(os.path.join(root, "drawer-open", "s0", "sdm", "cell.json")))
   assert cell["hz_b1"] > 0 and set(cell["honest"]) == {"sdm_1step"}
   # a rerun trains nothing
@@ -111,3 +116,45 @@ def test_bootstrap_interval_covers_the_mean_and_shrinks_with_more_values():
   assert hi2 - lo2 < 0.3 * (hi - lo)
   # the standard error of a uniform mean: 1 / sqrt(12 n); 95 % half-width ~ 1.96 of it
   assert (hi2 - lo2) / 2 == pytest.approx(1.96 / np.sqrt(12 * 1000), rel=0.15)
+
+
+def _honest(policy, k, n=100):
+  return {policy: {"success_rate": k / n, "successes": [1] * k + [0] * (n - k), "episodes": n}}
+
+
+def test_honest_protocol_groups_pairs_and_failures_on_hand_made_cells():
+  from jaxpolicy import leaderboard
+  # drawer-open: Easy; push: Hard. Teacher, SDM per (task, seed); CD only on drawer-open.
+  cells = {}
+  succ = {("drawer-open", 0): (90, 85, 70), ("drawer-open", 1): (80, 80, 60),
+          ("push", 0): (40, 30, None), ("push", 1): (5, 15, None)}
+  for (t, s), (kt, ks, kc) in succ.items():
+    teacher = _honest("teacher_ddim10", kt)
+    teacher.update(_honest("teacher_ddim1_trailing", kt // 2))
+    cells[(t, s, "teacher")] = {"honest": teacher, "cpu_s": 3600.0, "wall_s": 1800.0}
+    cells[(t, s, "sdm")] = {"honest": _honest("sdm_1step", ks), "cpu_s": 1800.0}
+    if kc is not None:
+      cells[(t, s, "cd")] = {"honest": _honest("cd_1step", kc)}
+  values = leaderboard.honest_values(cells)
+  gm = leaderboard.group_means(values["SDM (1 step)"])
+  assert gm["easy"][0] == pytest.approx(0.825) and gm["hard"][0] == pytest.approx(0.225)
+  assert gm["all"][0] == pytest.approx((0.85 + 0.8 + 0.3 + 0.15) / 4)
+  assert gm["all"][3:] == (2, 4)                       # 2 tasks, 4 cells
+  assert gm["easy"][1] <= gm["easy"][0] <= gm["easy"][2]
+  diffs = leaderboard.paired_differences(values)
+  # SDM - teacher per cell: -5, 0, -10, +10 points
+  assert diffs["SDM - teacher"]["all"][0] == pytest.approx(-0.0125)
+  assert diffs["SDM - teacher"]["hard"][0] == pytest.approx(0.0)
+  assert diffs["SDM - CD"]["all"][3:] == (1, 2)         # only where both exist
+  grid = {"cells": [list(k) for k in cells] + [["push", 0, "cd"]]}
+  fails = leaderboard.failures(cells, grid)
+  assert "push seed 0 cd: not finished" in fails
+  assert any(f.startswith("push seed 1: teacher 5 %") for f in fails)
+  md = leaderboard.markdown(cells, grid)
+  assert "| SDM (1 step) | 82.5 [" in md and "SDM (paper)" in md and "| push | Hard |" in md
+  s = leaderboard.summary(cells, grid, report.aggregate(
+      {k: {"top5": 0.5} for k in cells}, "top5"))
+  assert s["finished_cells"] == len(cells) and s["planned_cells"] == len(cells) + 1
+  assert s["cpu_hours"] == pytest.approx(4 * 1.0 + 4 * 0.5)
+  assert s["protocols"]["honest"]["SDM (1 step)"]["easy"]["n_cells"] == 2
+  assert s["protocols"]["papers_top5"]["sdm"]["all"]["mean"] == 0.5
