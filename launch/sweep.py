@@ -6,7 +6,8 @@
 Cells live in <workdir>/<task>/s<seed>/<method>; the teacher of a task and seed is trained
 once and reused by every distillation method. Cells run seed by seed (all tasks and methods
 of seed 0 first), so a partly finished sweep already gives complete per-seed tables; STEP
-cells skip the pure-noise DDIM-k baselines (its own ablation, see configs/step.py). A
+cells evaluate k = 2 only, without the pure-noise DDIM-k baselines (its own ablation, see
+configs/step.py). A
 finished cell (it has cell.json) is skipped; an interrupted one resumes from its
 checkpoint, so the command can be stopped and rerun at any time. Evaluations every
 --eval_every steps give the learning curves (the papers' protocol); <workdir>/sweep.json
@@ -99,9 +100,11 @@ def cell_config(method, task, seed, preset, root, eval_every, episodes):
   if method != "teacher":
     config.teacher_workdir = os.path.join(root, task, f"s{seed}", "teacher")
   if method == "step":
-    # The report compares the main policies (STEP k = 2); the pure-noise DDIM-k baselines
-    # (STEP's own ablation, configs/step.py) would multiply the cell's evaluation time.
+    # The report compares the main policies (STEP k = 2); the other k and the pure-noise
+    # DDIM-k baselines (STEP's own ablation, configs/step.py) would multiply the cell's
+    # evaluation time.
     config.step.eval_baselines = False
+    config.step.ks = (2,)
   return config
 
 

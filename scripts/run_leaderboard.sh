@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# The 50-task MetaWorld leaderboard (quick preset, state observations, real MetaWorld):
+# seed 0 of every task (Medium, Hard, Very hard first, then Easy), then seeds 1 and 2 of the
+# 22 Medium / Hard / Very hard tasks. Resumable: rerun the same command after a stop; finished
+# cells are skipped and an interrupted one resumes from its checkpoint. Writes
+# runs/leaderboard/report.md (and its pictures, summary.json) after each invocation;
+# `python -m launch.report --workdir=runs/leaderboard` regenerates them from the cells.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=${1:-runs/leaderboard}
+common=(--methods=teacher,sdm,cd,step --preset=quick --workdir="$root" --eval_every=500
+        --episodes=20 --honest_episodes=100 --honest_seed=1000)
+python -m launch.sweep --tasks=medium,hard,very_hard,easy --seeds=0 "${common[@]}"
+python -m launch.sweep --tasks=medium,hard,very_hard --seeds=1,2 "${common[@]}"
