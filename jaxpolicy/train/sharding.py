@@ -19,6 +19,9 @@ from jax.sharding import NamedSharding, PartitionSpec as P
 logging = _logging.getLogger("jaxpolicy")
 
 
+DISTRIBUTED_TIMEOUT_S = 3600
+
+
 def initialize_distributed(multihost: bool, coordinator_address: str = "",
                            num_processes: int = 0, process_id: int = -1) -> None:
   """`jax.distributed.initialize()` when asked, or automatically on a multi-host TPU pod."""
@@ -32,7 +35,11 @@ def initialize_distributed(multihost: bool, coordinator_address: str = "",
     kwargs["num_processes"] = num_processes
   if process_id >= 0:
     kwargs["process_id"] = process_id
-  jax.distributed.initialize(**kwargs)
+  # Peers may start, compile or (process 0 alone) evaluate for many minutes: the other
+  # processes wait at start-up and at the shutdown barrier for up to an hour instead of
+  # JAX's 5 minutes (a loaded 2-core machine ran past 300 s at shutdown and aborted).
+  jax.distributed.initialize(**kwargs, initialization_timeout=DISTRIBUTED_TIMEOUT_S,
+                             shutdown_timeout_seconds=DISTRIBUTED_TIMEOUT_S)
   logging.info("jax.distributed: process %d of %d, %d local / %d global devices",
                jax.process_index(), jax.process_count(), jax.local_device_count(),
                jax.device_count())
