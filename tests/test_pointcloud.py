@@ -359,12 +359,29 @@ def test_dp3_encoder_shapes_and_invariances():
 # end to end: collect point-cloud demos, train the tiny teacher, evaluate with the sensor
 
 
-def test_tiny_pointcloud_teacher_end_to_end(tmp_path):
+def test_tiny_pointcloud_teacher_end_to_end(tmp_path, monkeypatch):
   from jaxpolicy.train import loop  # pylint: disable=g-import-not-at-top
   config = teacher_configs.get_config("tiny")
   config.obs = "pointcloud"
   config.data.dir = str(tmp_path / "data")
+  config.eval.every = 10                  # a periodic evaluation and the final one
+  made, closed = [], []
+  real_make = loop.make_sensor
+
+  def counting_make(cfg):
+    sensor = real_make(cfg)
+    made.append(sensor)
+    real_close = sensor.close
+    sensor.close = lambda: closed.append(sensor) or real_close()
+    return sensor
+
+  monkeypatch.setattr(loop, "make_sensor", counting_make)
   results = loop.train(config, str(tmp_path / "teacher"))
+  # one sensor for collecting the demonstrations, one for every evaluation of the run;
+  # both closed (their renderers released)
+  assert len(made) == 2 and closed == made
+  evals = [json.loads(l) for l in open(tmp_path / "teacher" / "evals.jsonl")]
+  assert [e["step"] for e in evals] == [10, config.train.steps]
   r = results["drawer-open"]["teacher_ddim10"]
   assert r["episodes"] == config.eval.episodes and 0.0 <= r["success_rate"] <= 1.0
   ev = json.load(open(tmp_path / "teacher" / "eval.json"))

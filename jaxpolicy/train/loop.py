@@ -6,6 +6,7 @@ checkpoint and exit; a non-finite loss stops the run before anything bad is save
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -105,9 +106,16 @@ def ensure_demo_data(config) -> str:
       if time.time() > deadline:
         raise TimeoutError(f"process {jax.process_index()}: {path} did not appear in an hour")
       time.sleep(1.0)
-  return collect.ensure_demos(config.data.dir, config.task, config.data.num_episodes,
-                              seed=config.data.seed, obs_type=config.obs,
-                              sensor=make_sensor(config), tag=tag, attrs=attrs)
+  path = collect.demo_path(config.data.dir, config.task, config.data.num_episodes, config.obs,
+                           tag)
+  if os.path.isdir(path):   # no sensor (and no renderer) needed
+    return collect.ensure_demos(config.data.dir, config.task, config.data.num_episodes,
+                                seed=config.data.seed, obs_type=config.obs, tag=tag,
+                                attrs=attrs)
+  with _open_sensor(config) as sensor:
+    return collect.ensure_demos(config.data.dir, config.task, config.data.num_episodes,
+                                seed=config.data.seed, obs_type=config.obs, sensor=sensor,
+                                tag=tag, attrs=attrs)
 
 
 def load_demo_data(config, normalizer=None) -> DemoData:
@@ -190,12 +198,33 @@ class _SignalGuard:
       signal.signal(s, h)
 
 
-def evaluate_policies(config, policies: dict, step: int) -> dict:
+@contextlib.contextmanager
+def _open_sensor(config, sensor=None):
+  """The given sensor, or a new one for `config` closed on exit (None for state obs)."""
+  if sensor is not None or config.obs != "pointcloud":
+    yield sensor
+    return
+  sensor = make_sensor(config)
+  try:
+    yield sensor
+  finally:
+    sensor.close()
+
+
+def evaluate_policies(config, policies: dict, step: int, sensor=None) -> dict:
+  """Evaluates each policy; `sensor`: the run's point-cloud sensor (built once per run, so
+  its renderers and the MJX programs compiled around it are reused); None makes one for
+  this call and closes it."""
+  with _open_sensor(config, sensor) as sensor:
+    return _evaluate_policies(config, policies, step, sensor)
+
+
+def _evaluate_policies(config, policies: dict, step: int, sensor) -> dict:
   results = {}
   for name, pol in policies.items():
     r = evaluation.evaluate(pol, config.task, episodes=config.eval.episodes,
                             seed=config.eval.seed, episode_length=config.eval.episode_length,
-                            sensor=make_sensor(config), backend=config.eval.get("backend", "auto"))
+                            sensor=sensor, backend=config.eval.get("backend", "auto"))
     r["step"] = int(step)
     results[name] = r
     logging.info("eval step %d %s: success %.2f over %d episodes (NFE %d, %.2f ms/call)", step,
@@ -258,10 +287,17 @@ def train(config, workdir: str | None = None) -> dict:
   rng = jax.random.PRNGKey(config.seed)
   state = method.init(config, nets, data.obs_shapes, jax.random.fold_in(rng, 1),
                       teacher.state if teacher else None)
+  # one point-cloud sensor for every evaluation of the run (renderers made on first use)
+  with _open_sensor(config) as sensor:
+    return _train_and_evaluate(config, workdir, method, teacher, data, nets, state, rng,
+                               sensor)
+
+
+def _train_and_evaluate(config, workdir, method, teacher, data, nets, state, rng, sensor):
   ckpt = Checkpointer(workdir)
   compiled = {}  # the run's policies, reused by every evaluation
   try:
-    state, step = _fit(config, workdir, method, nets, data, state, ckpt, rng, compiled)
+    state, step = _fit(config, workdir, method, nets, data, state, ckpt, rng, compiled, sensor)
   finally:
     ckpt.close()
 
@@ -276,7 +312,7 @@ def train(config, workdir: str | None = None) -> dict:
   policies = dict(teacher.policies(dtype=config.eval.get("dtype", "float32"))) \
       if teacher is not None else {}
   policies.update(run.policies(reuse=compiled))
-  results = {config.task: evaluate_policies(config, policies, step)}
+  results = {config.task: evaluate_policies(config, policies, step, sensor)}
   if data.val is not None:  # action error on held-out demonstration windows
     for name, pol in policies.items():
       results[config.task][name]["action_mse"] = pol.action_mse(data.val, jax.random.PRNGKey(0))
@@ -312,7 +348,7 @@ def make_train_step(config, method, nets, mesh):
                  donate_argnums=(0,))
 
 
-def _fit(config, workdir, method, nets, data, state, ckpt, rng, compiled: dict):
+def _fit(config, workdir, method, nets, data, state, ckpt, rng, compiled: dict, sensor=None):
   """The step loop: resume, jitted steps, logging, periodic checkpoints and evaluations.
 
   Data parallel over a ("data",) mesh of `train.num_devices` devices (0 = all): state and
@@ -374,7 +410,7 @@ def _fit(config, workdir, method, nets, data, state, ckpt, rng, compiled: dict):
         run = Run(config, workdir, nets, sharding.local_copy(state), data.normalizer,
                   data.obs_shapes, data.action_dim, step)
         compiled.update(run.policies(reuse=compiled))
-        res = evaluate_policies(config, compiled, step)
+        res = evaluate_policies(config, compiled, step, sensor)
         with open(evals_path, "a") as f:
           f.write(json.dumps({"step": step, "results": res}) + "\n")
   if ckpt.latest_step() != step:

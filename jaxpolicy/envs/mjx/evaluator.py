@@ -133,7 +133,11 @@ def _policy_latency(policy, batch: int, calls: int = 11) -> np.ndarray:
   return np.asarray(out) * 1e3
 
 
+# Compiled rollouts by (task, policy, episodes, length, sensor, ...): a run's periodic
+# evaluations of its several policies (teacher and student, same policy objects and sensor
+# every time) compile each once.
 _COMPILED: dict = {}
+_MAX_PROGRAMS = 8
 
 
 def run(policy, env: env_lib.MJXEnv, resets: ResetBank, seed: int, episode_length: int,
@@ -150,9 +154,11 @@ def run(policy, env: env_lib.MJXEnv, resets: ResetBank, seed: int, episode_lengt
   t0 = time.perf_counter()
   if cache_key not in _COMPILED:
     rollout = jax.jit(make_rollout(env, policy, episode_length, sensor, return_final))
-    _COMPILED.clear()   # keep one program alive (they hold constants)
+    while len(_COMPILED) >= _MAX_PROGRAMS:   # they hold the model as constants: keep a few
+      _COMPILED.pop(next(iter(_COMPILED)))
     _COMPILED[cache_key] = rollout.lower(policy.params, resets, key).compile()
-  compiled = _COMPILED[cache_key]
+  compiled = _COMPILED.pop(cache_key)
+  _COMPILED[cache_key] = compiled            # most recently used last
   compile_s = time.perf_counter() - t0
   t0 = time.perf_counter()
   out = jax.block_until_ready(compiled(policy.params, resets, key))
