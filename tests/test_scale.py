@@ -48,16 +48,22 @@ def _free_port():
 
 
 def test_two_process_distributed_run_saves_a_checkpoint(tmp_path):
+  """Two processes train one run; process 1 reaches its first train step 45 s after
+  process 0 (a slow host), longer than a collective's 30 s Gloo rendezvous: the peers meet
+  at a coordination-service barrier after compiling instead."""
   wd, data = tmp_path / "run", tmp_path / "data"
   port = _free_port()
   procs = []
   for pid in range(2):
-    cmd = [sys.executable, "-m", "launch.train", "--config=configs/teacher.py:tiny",
+    entry = ([os.path.join(ROOT, "tests", "helpers", "slow_peer.py")] if pid == 1 else
+             ["-m", "launch.train"])
+    cmd = [sys.executable] + entry + ["--config=configs/teacher.py:tiny",
            f"--workdir={wd}", f"--config.data.dir={data}", "--config.train.steps=4",
            "--config.train.ckpt_every=1000", "--config.eval.episodes=1",
            "--config.eval.episode_length=3", "--multihost",
            f"--coordinator_address=localhost:{port}", "--num_processes=2", f"--process_id={pid}"]
-    procs.append(subprocess.Popen(cmd, cwd=ROOT, env=_env(), stdout=subprocess.PIPE,
+    procs.append(subprocess.Popen(cmd, cwd=ROOT, env=_env(JAXPOLICY_TEST_PEER_DELAY_S="45"),
+                                  stdout=subprocess.PIPE,
                                   stderr=subprocess.STDOUT, text=True))
   outs = [p.communicate(timeout=900)[0] for p in procs]
   for p, o in zip(procs, outs):

@@ -370,6 +370,11 @@ def _fit(config, workdir, method, nets, data, state, ckpt, rng, compiled: dict, 
     logging.info("resuming %s from step %d", workdir, start)
   meta = lambda s: _meta(config, data.normalizer, data.obs_shapes, data.action_dim, s)
   jit_step = make_train_step(config, method, nets, mesh)
+  if jax.process_count() > 1:
+    # Compile first, then meet: the first step's collective would otherwise wait for a
+    # peer that is still compiling (slower host), and Gloo's rendezvous gives up after 30 s.
+    jit_step = jit_step.lower(state, windows, np.int32(start)).compile()
+    sharding.barrier(f"jaxpolicy_train_step_compiled_from_{start}")
   total = config.train.steps
   log_every = max(1, config.train.log_every)
   metrics_path = os.path.join(workdir, "metrics.jsonl")

@@ -45,6 +45,16 @@ def initialize_distributed(multihost: bool, coordinator_address: str = "",
                jax.device_count())
 
 
+def barrier(name: str, timeout_s: int = DISTRIBUTED_TIMEOUT_S) -> None:
+  """Every process waits here for the others at a coordination-service barrier (not a
+  device collective, whose Gloo rendezvous gives up after 30 s); no-op in one process.
+  `name` must be unique per barrier."""
+  if jax.process_count() == 1:
+    return
+  from orbax.checkpoint import multihost  # pylint: disable=g-import-not-at-top
+  multihost.get_barrier_sync_fn()(key=name, timeout_ms=timeout_s * 1000)
+
+
 def make_mesh(num_devices: int = 0) -> jax.sharding.Mesh:
   """A 1-D ("data",) mesh over the first `num_devices` devices (0 = all)."""
   devices = jax.devices()
