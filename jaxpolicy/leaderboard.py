@@ -96,8 +96,11 @@ def failures(cells: dict, grid: dict | None) -> list[str]:
   """Planned cells that did not finish, and teachers below 10 % (kept, with the reason)."""
   out = []
   planned = {tuple(c) for c in (grid or {}).get("cells", [])}
+  missing: dict = {}
   for task, seed, method in sorted(planned - set(cells)):
-    out.append(f"{task} seed {seed} {method}: not finished")
+    missing.setdefault((task, seed), []).append(method)
+  for (task, seed), methods in sorted(missing.items()):
+    out.append(f"{task} seed {seed} {', '.join(methods)}: not finished")
   for (task, seed, method), cell in sorted(cells.items()):
     if method != "teacher":
       continue
@@ -110,7 +113,10 @@ def failures(cells: dict, grid: dict | None) -> list[str]:
 
 
 def _ci(v):
+  """mean [interval]; a single cell has no interval over cells."""
   m, lo, hi = v[:3]
+  if len(v) > 4 and v[4] < 2:
+    return f"{100 * m:.1f} [one cell]"
   return f"{100 * m:.1f} [{100 * lo:.1f}, {100 * hi:.1f}]"
 
 
