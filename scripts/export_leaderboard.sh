@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Regenerates the leaderboard report from the finished cells and copies what a reader needs
+# into the repository: report.md, its pictures, summary.json, sweep.json and every finished
+# cell's cell.json / eval.json / evals.jsonl (no checkpoints).
+#   bash scripts/export_leaderboard.sh [runs/leaderboard] [benchmarks/results/leaderboard_quick_cpu]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=${1:-runs/leaderboard}
+out=${2:-benchmarks/results/leaderboard_quick_cpu}
+python -m launch.report --workdir="$root" > /dev/null
+mkdir -p "$out/cells"
+cp "$root"/report.md "$root"/*.png "$root"/summary.json "$root"/sweep.json "$out"/
+for cell in "$root"/*/s*/*/cell.json; do
+  wd=$(dirname "$cell")
+  rel=${wd#"$root"/}
+  mkdir -p "$out/cells/$rel"
+  cp "$wd"/cell.json "$wd"/eval.json "$wd"/evals.jsonl "$out/cells/$rel"/
+done
+echo "exported $(ls "$root"/*/s*/*/cell.json | wc -l) cells to $out"
