@@ -67,8 +67,8 @@ def honest_eval(workdir: str, episodes: int, seed: int) -> dict:
   from jaxpolicy.train import loop  # pylint: disable=g-import-not-at-top
   run = loop.restore_run(workdir)
   policies = run.policies()
-  chosen = {report.main_policy(run.config.method, policies):
-            policies[report.main_policy(run.config.method, policies)]}
+  main = report.main_policy(run.config.method, policies)
+  chosen = {main: policies[main]}
   if run.config.method == "teacher":
     params = teacher_lib.policy_params(run.config, run.state, run.config.eval.use_ema)
     for k, spacing in TEACHER_BASELINES:
