@@ -19,22 +19,22 @@ achieved/floor is median over floor. With --torch, the PyTorch reference
 timed in the same process for the policies that have one, and the JAX/PyTorch latency
 ratio reported. The same command runs on CPU and GPU.
 
-Methods are data: add a method's policies with one `MethodEntry` line in `REGISTRY`.
+Methods are data: every method in `jaxpolicy.methods` is measured, its policies and its
+INFO.baselines, with INFO.torch_reference naming the PyTorch anchor of a policy.
 """
 from __future__ import annotations
 
 import argparse
 import dataclasses
 import gc
-import importlib
 import sys
 import time
-from typing import Callable
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+import configs
 from benchmarks import common
 from jaxpolicy import methods
 from jaxpolicy import nets as nets_lib
@@ -47,48 +47,11 @@ OBS_SHAPES = {"full_state": (39,)}
 
 # --- what is measured --------------------------------------------------------------------
 
-def ddim_baselines(config, nets, state, ks=(1, 2, 4), spacings=("leading", "trailing")):
-  """The teacher's k-step DDIM samplers, leading and trailing spacing (few-step baselines)."""
-  from jaxpolicy.methods import teacher  # pylint: disable=g-import-not-at-top
-  params = teacher.policy_params(config, state, config.eval.use_ema)
-  out = {}
-  for k in ks:
-    for spacing in spacings:
-      sample, nfe = teacher.ddim_sampler(config, nets, k, spacing)
-      out[f"ddim{k}_{spacing}"] = PolicySpec(sample, params["encoder"], params["unet"], nfe)
-  return out
-
-
-def torch_teacher(config, name):
-  if name.startswith("teacher_ddim"):
-    return ("ddim", config.diffusion.num_inference_steps, config.diffusion.spacing)
-  return None
-
-
-def torch_sdm(config, name):
-  if name == "sdm_1step":
-    return ("one_step", config.diffusion.num_train_timesteps)
-  return None
-
-
-@dataclasses.dataclass(frozen=True)
-class MethodEntry:
-  """One method's policies. method: a `jaxpolicy.methods` name; config: configs/<config>.py
-  (default: the method's name). extra(config, nets, state) -> {name: PolicySpec} adds
-  policies beyond `make_policies`; torch(config, name) -> a `TorchPolicy` sampler tuple
-  (or None) names the policies that have a PyTorch reference."""
-  method: str
-  config: str | None = None
-  extra: Callable | None = None
-  torch: Callable | None = None
-
-
-REGISTRY = (
-    MethodEntry("teacher", extra=ddim_baselines, torch=torch_teacher),
-    MethodEntry("sdm", torch=torch_sdm),
-    MethodEntry("cd"),
-    MethodEntry("step"),   # its DDIM-k baselines are the teacher's rows (step.eval_baselines)
-)
+def random_teacher_state(preset: str, rng):
+  """A random teacher state (distillation methods copy its params at init)."""
+  tconfig = configs.load("teacher", preset)
+  return methods.get("teacher").init(tconfig, nets_lib.build_nets(tconfig, ACTION_DIM),
+                                     OBS_SHAPES, rng)
 
 
 @dataclasses.dataclass
@@ -109,40 +72,35 @@ def identity_normalizer(obs_shapes=OBS_SHAPES, action_dim=ACTION_DIM) -> Normali
   return Normalizer(fields)
 
 
-def load_config(name: str, preset: str):
-  return importlib.import_module(f"configs.{name}").get_config(preset)
-
-
-def candidates(preset: str, registry=REGISTRY, seed: int = 0, wanted=None,
+def candidates(preset: str, method_names=None, seed: int = 0, wanted=None,
                dtype: str = "float32") -> list[Candidate]:
-  """Every registered method's policy specs, from random states (teacher first, shared)."""
+  """Every registered method's policies (`make_policies` plus its INFO.baselines, e.g. the
+  teacher's DDIM-1/2 from noise), from random states; one random teacher is shared."""
   rng = jax.random.PRNGKey(seed)
   teacher_state = None
   out = []
-  for i, entry in enumerate(registry):
-    method = methods.get(entry.method)
-    config = load_config(entry.config or entry.method, preset)
+  for i, name in enumerate(method_names or methods.names()):
+    method = methods.get(name)
+    info = method.INFO
+    config = configs.load(name, preset)
     nets = nets_lib.build_nets(config, ACTION_DIM)
-    if method.NEEDS_TEACHER and teacher_state is None:
-      from jaxpolicy.methods import teacher  # pylint: disable=g-import-not-at-top
-      tconfig = load_config("teacher", preset)
-      teacher_state = teacher.init(tconfig, nets_lib.build_nets(tconfig, ACTION_DIM), OBS_SHAPES,
-                                   jax.random.fold_in(rng, 1000))
+    if info.needs_teacher and teacher_state is None:
+      teacher_state = random_teacher_state(preset, jax.random.fold_in(rng, 1000))
     state = method.init(config, nets, OBS_SHAPES, jax.random.fold_in(rng, i), teacher_state)
-    if entry.method == "teacher" and teacher_state is None:
+    if name == "teacher" and teacher_state is None:
       teacher_state = state
     if "step" in config and config.step.eval_baselines:   # measured once, as the teacher's
       with config.unlocked():
         config.step.eval_baselines = False
     nets = nets.with_compute_dtype(dtype)   # the policies' dtype (params are cast in build)
     specs = dict(method.make_policies(config, nets, state, identity_normalizer()))
-    if entry.extra is not None:
-      specs.update(entry.extra(config, nets, state))
-    for name, spec in specs.items():
-      if wanted and name not in wanted:
+    if info.baselines is not None:
+      specs.update(info.baselines(config, nets, state))
+    for pname, spec in specs.items():
+      if wanted and pname not in wanted:
         continue
-      ts = entry.torch(config, name) if entry.torch else None
-      out.append(Candidate(name, entry.method, config, nets, spec, ts))
+      ts = info.torch_reference(config, pname) if info.torch_reference else None
+      out.append(Candidate(pname, name, config, nets, spec, ts))
     del state
   return out
 
@@ -305,9 +263,10 @@ def table(rows) -> str:
 
 def run(preset: str = "quick", batches=(1, 20), iters: int = 100, warmup: int = 3,
         max_seconds: float = 20.0, torch_on: bool = False, policies=None, probe_mb=None,
-        probe_n=None, out: str | None = None, torch_threads: int = 0, registry=REGISTRY,
+        probe_n=None, out: str | None = None, torch_threads: int = 0, method_names=None,
         dtype: str = "float32", log=print) -> dict:
-  """Measures every registered policy at each batch size; returns (and writes) the JSON."""
+  """Measures every registered policy (of `method_names`, default all) at each batch size;
+  returns (and writes) the JSON."""
   args = argparse.Namespace(iters=iters, warmup=warmup, max_seconds=max_seconds,
                             probe_mb=probe_mb, probe_n=probe_n, torch_threads=torch_threads,
                             dtype=dtype)
@@ -322,12 +281,12 @@ def run(preset: str = "quick", batches=(1, 20), iters: int = 100, warmup: int = 
   log(f"probe: {probe['bandwidth_GBps']:.1f} GB/s, {probe['peak_GFLOPs']:.1f} GFLOP/s "
       f"({dtype} matmul)")
   t0 = time.perf_counter()
-  cands = candidates(preset, registry, wanted=set(policies) if policies else None, dtype=dtype)
+  cands = candidates(preset, method_names, wanted=set(policies) if policies else None, dtype=dtype)
   if policies:
     missing = sorted(set(policies) - {c.name for c in cands})
     if missing:
       raise SystemExit(f"unknown policies {missing}; available: "
-                       f"{sorted(c.name for c in candidates(preset, registry))}")
+                       f"{sorted(c.name for c in candidates(preset, method_names))}")
   log(f"built {len(cands)} policies from random states in {time.perf_counter() - t0:.1f} s")
   rows = []
   for c in cands:
@@ -374,6 +333,8 @@ def parse_args(argv):
   p.add_argument("--torch", action="store_true", help="also time the PyTorch reference")
   p.add_argument("--torch_threads", type=int, default=0,
                  help="torch.set_num_threads for the reference (0: PyTorch's default)")
+  p.add_argument("--methods", default="",
+                 help="comma-separated jaxpolicy.methods names (default: every method)")
   p.add_argument("--policies", default="", help="comma-separated policy names (default: all)")
   p.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"),
                  help="policy params and network compute dtype (bf16 inference); the "
@@ -396,7 +357,8 @@ def main(argv=None):
   a = parse_args(sys.argv[1:] if argv is None else argv)
   return run(a.preset, a.batches, a.iters, a.warmup, a.max_seconds, a.torch,
              [x for x in a.policies.split(",") if x] or None, a.probe_mb, a.probe_n, a.out,
-             a.torch_threads, dtype=a.dtype)
+             a.torch_threads, method_names=[x for x in a.methods.split(",") if x] or None,
+             dtype=a.dtype)
 
 
 if __name__ == "__main__":

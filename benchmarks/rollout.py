@@ -9,7 +9,7 @@ real code path from randomly initialised states (configs/<method>.py preset -> b
 it produces do not matter for speed. mjx: one compiled program per batch size (vmap over
 environments, lax.scan over `steps` control steps, policy inside, the evaluator's own
 `make_rollout`); its compile time is measured apart (lower + compile), then `--repeats`
-full rollouts are timed. metaworld: `jaxpolicy.evaluation.evaluate` on the real MetaWorld
+full rollouts are timed. metaworld: `jaxpolicy.envs.metaworld_evaluator` on the real MetaWorld
 (batched policy call, a host loop over C MuJoCo envs); the policy's compile time is
 measured apart. env-steps/s = batch * steps / median rollout seconds. On CPU, MJX needs
 XLA_FLAGS=--xla_cpu_use_fusion_emitters=false: set here for --backend=mjx before JAX starts
@@ -25,28 +25,24 @@ import time
 import jax
 
 from benchmarks import common
-from benchmarks.latency import ACTION_DIM, OBS_SHAPES, identity_normalizer
+from benchmarks.latency import ACTION_DIM, OBS_SHAPES, identity_normalizer, random_teacher_state
 from launch.common import set_mjx_cpu_flag
 
 
 def build_random_policy(method: str = "sdm", preset: str = "tiny", name: str | None = None,
                         seed: int = 0):
   """A randomly initialised policy of `method` (state observations, 4-d actions)."""
-  import importlib  # pylint: disable=g-import-not-at-top
-
+  import configs  # pylint: disable=g-import-not-at-top
   from jaxpolicy import methods  # pylint: disable=g-import-not-at-top
   from jaxpolicy import nets as nets_lib  # pylint: disable=g-import-not-at-top
-  from jaxpolicy.methods import teacher  # pylint: disable=g-import-not-at-top
   from jaxpolicy.policy import build_policy  # pylint: disable=g-import-not-at-top
   rng = jax.random.PRNGKey(seed)
-  config = importlib.import_module(f"configs.{method}").get_config(preset)
+  config = configs.load(method, preset)
   nets = nets_lib.build_nets(config, ACTION_DIM)
   mod = methods.get(method)
   tstate = None
-  if mod.NEEDS_TEACHER:
-    tconfig = importlib.import_module("configs.teacher").get_config(preset)
-    tstate = teacher.init(tconfig, nets_lib.build_nets(tconfig, ACTION_DIM), OBS_SHAPES,
-                          jax.random.fold_in(rng, 1))
+  if mod.INFO.needs_teacher:
+    tstate = random_teacher_state(preset, jax.random.fold_in(rng, 1))
   state = mod.init(config, nets, OBS_SHAPES, jax.random.fold_in(rng, 2), tstate)
   specs = dict(mod.make_policies(config, nets, state, identity_normalizer()))
   if name is None:
@@ -73,14 +69,13 @@ def bench_mjx(policy, task: str, batch: int, steps: int, repeats: int, seed: int
 
 
 def bench_metaworld(policy, task: str, batch: int, steps: int, repeats: int, seed: int) -> dict:
-  from jaxpolicy import evaluation  # pylint: disable=g-import-not-at-top
+  from jaxpolicy.envs import metaworld_evaluator  # pylint: disable=g-import-not-at-top
   compile_s, _ = policy.compiled_cost(batch)
-  evaluation.evaluate(policy, task, episodes=batch, seed=seed, episode_length=min(steps, 3),
-                      backend="metaworld")   # warm-up: envs made, policy compiled
+  metaworld_evaluator.evaluate(policy, task, episodes=batch, seed=seed,
+                               episode_length=min(steps, 3))   # warm-up: envs, compile
 
   def run():
-    evaluation.evaluate(policy, task, episodes=batch, seed=seed, episode_length=steps,
-                        backend="metaworld")
+    metaworld_evaluator.evaluate(policy, task, episodes=batch, seed=seed, episode_length=steps)
 
   t = common.time_calls(run, iters=repeats, warmup=0, max_seconds=120.0)
   return {"compile_s": compile_s, **t}

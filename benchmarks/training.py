@@ -3,7 +3,7 @@
     python -m benchmarks.training [--preset=tiny|quick|paper] [--out=FILE.json] [--iters=N]
                                   [--methods=teacher,sdm]
 
-The step is the one `jaxpolicy/train/loop.py` runs: sample a batch of windows on device,
+The step is the one `jaxpolicy/training.py` runs: sample a batch of windows on device,
 `method.train_step`, `jax.jit` with the state donated, the step key
 `fold_in(rng, step)`. The data are synthetic windows of the right shapes (state
 observations 39-d, 4-d actions, the preset's horizon / n_obs_steps / batch size), the
@@ -12,7 +12,7 @@ measured apart (lower + compile); then, after warm-up steps, each timed step is 
 (median / p90 ms per step), and a run of steps dispatched back to back gives steps/s and
 samples/s (SDM's generator update every c-th step is part of that average).
 
-Methods are data: add one with one line in `REGISTRY`.
+Methods are data: every method in `jaxpolicy.methods` is measured.
 """
 from __future__ import annotations
 
@@ -24,20 +24,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+import configs
 from benchmarks import common
-from benchmarks.latency import ACTION_DIM, OBS_SHAPES, load_config
-from jaxpolicy import methods
+from benchmarks.latency import ACTION_DIM, OBS_SHAPES
+from jaxpolicy import methods, training
 from jaxpolicy import nets as nets_lib
 from jaxpolicy.data.dataset import Windows, window_indices
-from jaxpolicy.train import loop, sharding
-
-# (method, config module under configs/); add STEP / CD with one line each
-REGISTRY = (
-    ("teacher", "teacher"),
-    ("sdm", "sdm"),
-    ("cd", "cd"),
-    ("step", "step"),
-)
+from jaxpolicy.runtime import sharding
 
 
 def synthetic_windows(config, episodes: int = 10, length: int = 100, seed: int = 0) -> Windows:
@@ -54,23 +47,23 @@ def synthetic_windows(config, episodes: int = 10, length: int = 100, seed: int =
   return Windows(obs, action, win(0), win(-p.n_action_steps), p.n_obs_steps)
 
 
-def init_states(entries, preset: str, seed: int = 0) -> dict:
+def init_states(method_names, preset: str, seed: int = 0) -> dict:
   """{method: (config, nets, state)} from random states; one random teacher is shared.
 
   Built before any step runs: a distillation method copies the teacher's params at init,
   and the teacher's own state is donated once its steps are timed.
   """
-  from jaxpolicy.methods import teacher  # pylint: disable=g-import-not-at-top
   teacher_state = None
   out = {}
-  for name, config_name in entries:
+  for name in method_names:
     method = methods.get(name)
-    config = load_config(config_name, preset)
+    config = configs.load(name, preset)
     nets = nets_lib.build_nets(config, ACTION_DIM)
-    if method.NEEDS_TEACHER and teacher_state is None:
-      tconfig = load_config("teacher", preset)
-      teacher_state = teacher.init(tconfig, nets_lib.build_nets(tconfig, ACTION_DIM),
-                                   OBS_SHAPES, jax.random.PRNGKey(seed + 1000))
+    if method.INFO.needs_teacher and teacher_state is None:
+      tconfig = configs.load("teacher", preset)
+      teacher_state = methods.get("teacher").init(
+          tconfig, nets_lib.build_nets(tconfig, ACTION_DIM), OBS_SHAPES,
+          jax.random.PRNGKey(seed + 1000))
     if name == "teacher" and teacher_state is not None:
       state = teacher_state   # distillation states hold copies (their init copies the params)
     else:
@@ -87,7 +80,7 @@ def measure(name: str, config, nets, state, iters: int, warmup: int,
   method = methods.get(name)
   windows = synthetic_windows(config)
   mesh = sharding.make_mesh(config.train.get("num_devices", 0))
-  step = loop.make_train_step(config, method, nets, mesh)   # exactly the training loop's
+  step = training.make_train_step(config, method, nets, mesh)   # exactly the training loop's
   state = sharding.put_replicated(state, mesh)
   windows = sharding.put_replicated(windows, mesh)
   key = np.int32   # the step index; the step folds it into the run's rng
@@ -146,19 +139,19 @@ COLUMNS = [("method", "method"), ("batch", "batch_size"), ("U-Net params", "unet
 
 
 def run(preset: str = "quick", iters: int = 50, warmup: int = 3, max_seconds: float = 30.0,
-        method_names=None, out: str | None = None, registry=REGISTRY, log=print) -> dict:
+        method_names=None, out: str | None = None, log=print) -> dict:
+  """Times the train step of every registered method (or of `method_names`)."""
   env = common.environment()
   log(f"device: {env['device_kind']} ({env['platform']}), jax {env['packages']['jax']}")
-  entries = [e for e in registry if not method_names or e[0] in method_names]
-  if method_names:
-    unknown = sorted(set(method_names) - {e[0] for e in registry})
-    if unknown:
-      raise SystemExit(f"unknown methods {unknown}; available: {[e[0] for e in registry]}")
+  names = list(method_names or methods.names())
+  unknown = sorted(set(names) - set(methods.names()))
+  if unknown:
+    raise SystemExit(f"unknown methods {unknown}; available: {list(methods.names())}")
   t0 = time.perf_counter()
-  states = init_states(entries, preset)
+  states = init_states(names, preset)
   log(f"initialised {len(states)} random states in {time.perf_counter() - t0:.1f} s")
   rows = []
-  for name, _ in entries:
+  for name in names:
     config, nets, state = states.pop(name)
     r = measure(name, config, nets, state, iters, warmup, max_seconds)
     del state

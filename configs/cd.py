@@ -19,8 +19,7 @@ from configs import common
 
 
 def get_config(arg=None):
-  c = common.base_config(common.parse_arg(arg))
-  c.method = "cd"
+  c = common.student_config(common.parse_arg(arg), "cd")
   common.drop_train_optimizer(c)   # the online network's optimiser: cd.lr, ...
   c.cd = ml_collections.ConfigDict()
   d = c.cd

@@ -31,6 +31,16 @@ def drop_train_optimizer(c: ml_collections.ConfigDict) -> None:
     delattr(c.train, name)
 
 
+def student_config(preset: str, method: str) -> ml_collections.ConfigDict:
+  """The base of a distillation method's config: the shared fields, plus `teacher_train`,
+  the training settings of the teacher it trains first when none exists (the library
+  builds that teacher from the student config alone, jaxpolicy.runs.teacher_config)."""
+  c = base_config(preset)
+  c.method = method
+  c.teacher_train = ml_collections.ConfigDict(c.train.to_dict())
+  return c
+
+
 def base_config(preset: str) -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
   c.preset = preset

@@ -26,8 +26,7 @@ from configs import common
 
 
 def get_config(arg=None):
-  c = common.base_config(common.parse_arg(arg))
-  c.method = "sdm"
+  c = common.student_config(common.parse_arg(arg), "sdm")
   common.drop_train_optimizer(c)   # G and D have their own optimisers: sdm.gen_lr, ...
   c.sdm = ml_collections.ConfigDict()
   s = c.sdm

@@ -37,8 +37,7 @@ from configs import common
 
 
 def get_config(arg=None):
-  c = common.base_config(common.parse_arg(arg))
-  c.method = "step"
+  c = common.student_config(common.parse_arg(arg), "step")
   c.step = ml_collections.ConfigDict()
   s = c.step
   s.dim = 128

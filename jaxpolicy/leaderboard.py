@@ -21,16 +21,13 @@ import os
 
 import numpy as np
 
+from jaxpolicy import methods as methods_lib
 from jaxpolicy.envs.registry import group_of
+from jaxpolicy.methods.common import baseline_label
 from jaxpolicy.stats import bootstrap_mean_interval, wilson_interval
 
-# rows of the honest table: (label, method cell, policy name in that cell's `honest`)
-HONEST_ROWS = (("teacher (DDIM-10)", "teacher", "teacher_ddim10"),
-               ("teacher DDIM-1 from noise (trailing)", "teacher", "teacher_ddim1_trailing"),
-               ("teacher DDIM-2 from noise (trailing)", "teacher", "teacher_ddim2_trailing"),
-               ("CD (1 step)", "cd", "cd_1step"),
-               ("SDM (1 step)", "sdm", "sdm_1step"),
-               ("STEP (k = 2)", "step", "step_k2"))
+# the paired differences the grid is for: (label, row key a, row key b); a row key is a
+# method (its main policy) or a baseline policy's name
 PAIRS = (("SDM - teacher", "sdm", "teacher"), ("SDM - CD", "sdm", "cd"),
          ("STEP - teacher", "step", "teacher"),
          ("SDM - teacher DDIM-1", "sdm", "teacher_ddim1_trailing"))
@@ -40,25 +37,46 @@ PAPER_ROWS = {"DP3* (paper)": (89.0, 72.7, 38.0, 75.8), "ManiCM* (paper)": (83.6
 GROUP_ORDER = ("easy", "medium", "hard", "very_hard")
 
 
+def _main(method: str, names) -> str | None:
+  try:
+    return methods_lib.info(method).main_policy_of(names)
+  except (KeyError, ValueError):   # no such policy, or a method no longer registered
+    return None
+
+
+def honest_rows(cells: dict) -> list[tuple[str, str, str, str | None]]:
+  """Rows of the honest table, (key, label, method, policy): each method's main policy
+  (policy None; key = the method; label = its INFO.label), then the untrained baselines
+  its cells evaluated (key = the policy's name), methods in registry order."""
+  present = {m for (_, _, m) in cells}
+  order = [m for m in methods_lib.names() if m in present] + sorted(
+      present - set(methods_lib.names()))
+  rows = []
+  for m in order:
+    known = m in methods_lib.names()
+    rows.append((m, methods_lib.info(m).label if known else m, m, None))
+    extra = set()
+    for (_, _, mm), cell in cells.items():
+      names = list(cell.get("honest") or {})
+      if mm == m and names:
+        extra |= set(names) - {_main(m, names)}
+    rows += [(p, baseline_label(p), m, p) for p in sorted(extra)]
+  return rows
+
+
 def honest_values(cells: dict) -> dict:
-  """{(row label): {(task, seed): (successes, episodes)}} from the cells' honest results."""
+  """{row label: {(task, seed): (successes, episodes)}} from the cells' honest results."""
   out = {}
-  for label, method, policy in HONEST_ROWS:
+  for _, label, method, policy in honest_rows(cells):
     vals = {}
     for (task, seed, m), cell in cells.items():
-      h = (cell.get("honest") or {}).get(policy)
+      honest = cell.get("honest") or {}
+      h = honest.get(policy or _main(method, list(honest)))
       if m == method and h is not None:
         vals[(task, seed)] = (int(sum(h["successes"])), int(h["episodes"]))
     if vals:
       out[label] = vals
   return out
-
-
-def _key_of(name: str) -> str:
-  """A PAIRS side -> the honest row label it names."""
-  return {"teacher": "teacher (DDIM-10)", "sdm": "SDM (1 step)", "cd": "CD (1 step)",
-          "step": "STEP (k = 2)",
-          "teacher_ddim1_trailing": "teacher DDIM-1 from noise (trailing)"}[name]
 
 
 def group_means(values: dict, seed: int = 0) -> dict:
@@ -73,11 +91,13 @@ def group_means(values: dict, seed: int = 0) -> dict:
   return out
 
 
-def paired_differences(values: dict) -> dict:
+def paired_differences(cells: dict) -> dict:
   """{pair label: {group: (mean, low, high, n_tasks, n_cells)}} over cells with both sides."""
+  values = honest_values(cells)
   out = {}
+  label_of = {key: label for key, label, _, _ in honest_rows(cells)}
   for label, a, b in PAIRS:
-    va, vb = values.get(_key_of(a), {}), values.get(_key_of(b), {})
+    va, vb = values.get(label_of.get(a), {}), values.get(label_of.get(b), {})
     both = sorted(set(va) & set(vb))
     if not both:
       continue
@@ -104,7 +124,8 @@ def failures(cells: dict, grid: dict | None) -> list[str]:
   for (task, seed, method), cell in sorted(cells.items()):
     if method != "teacher":
       continue
-    h = (cell.get("honest") or {}).get("teacher_ddim10")
+    honest = cell.get("honest") or {}
+    h = honest.get(_main(method, list(honest)))
     rate = h["success_rate"] if h else cell.get("final")
     if rate is not None and rate < 0.1:
       out.append(f"{task} seed {seed}: teacher {100 * rate:.0f} % (< 10 %): its students "
@@ -147,7 +168,7 @@ def markdown(cells: dict, grid: dict | None = None) -> str:
   for label, nums in PAPER_ROWS.items():
     by_group = dict(zip(GROUP_ORDER, nums))
     lines.append(f"| {label} | " + " | ".join(f"{by_group[g]:.1f}" for g in present) + " | - |")
-  diffs = paired_differences(values)
+  diffs = paired_differences(cells)
   if diffs:
     lines += ["", "## Paired differences (honest protocol)", "",
               "Per (task, seed) cell the difference of success rates on the same initial "
@@ -195,7 +216,7 @@ def summary(cells: dict, grid: dict | None, papers_agg: dict) -> dict:
   return {"protocols": {"papers_top5": papers, "honest": honest},
           "paired_differences": {k: {g: dict(zip(("mean", "low", "high", "n_tasks", "n_cells"),
                                                  v)) for g, v in res.items()}
-                                 for k, res in paired_differences(values).items()},
+                                 for k, res in paired_differences(cells).items()},
           "finished_cells": len(cells), "planned_cells": planned,
           "cpu_hours": cpu / 3600, "wall_hours": wall / 3600,
           "failures": failures(cells, grid)}
@@ -215,9 +236,9 @@ def plot_success_vs_hz(cells: dict, path: str) -> str:
   import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
   import matplotlib.ticker  # pylint: disable=g-import-not-at-top,unused-import
   values = honest_values(cells)
-  main = {"teacher (DDIM-10)": "teacher", "CD (1 step)": "cd", "SDM (1 step)": "sdm",
-          "STEP (k = 2)": "step"}
-  markers = {"teacher": "o", "cd": "s", "sdm": "^", "step": "D"}
+  main = {label: method for _, label, method, policy in honest_rows(cells) if policy is None}
+  markers = {m: (methods_lib.info(m).style[1] if m in methods_lib.names() else "x")
+             for m in main.values()}
   groups = [g for g in GROUP_ORDER if any(group_of(t) == g for (t, _, _) in cells)] + ["all"]
   fig, axes = plt.subplots(1, len(groups), figsize=(3.6 * len(groups), 3.4), squeeze=False)
   for ax, g in zip(axes[0], groups):

@@ -13,6 +13,8 @@ import os
 
 import numpy as np
 
+from jaxpolicy import leaderboard
+from jaxpolicy import methods as methods_lib
 from jaxpolicy.envs.registry import GROUPS, group_of
 
 GROUP_NAMES = {"easy": "Easy", "medium": "Medium", "hard": "Hard", "very_hard": "Very hard"}
@@ -20,13 +22,22 @@ METRICS = ("top5", "final", "mean_all")
 
 
 def main_policy(method: str, names) -> str:
-  """The policy a method is reported by: teacher DDIM, SDM/CD one-step, STEP k = 2."""
-  prefix = {"teacher": "teacher_ddim", "sdm": "sdm_1step", "cd": "cd_1step",
-            "step": "step_k2"}[method]
-  matches = sorted(n for n in names if n.startswith(prefix))
-  if not matches:
-    raise KeyError(f"no {method} policy among {sorted(names)}")
-  return matches[0]
+  """The policy a method is reported by (its INFO.main_policy): teacher DDIM, SDM/CD
+  one-step, STEP k = 2."""
+  return methods_lib.info(method).main_policy_of(names)
+
+
+def _ordered(methods) -> list[str]:
+  """Methods in registry order (the teacher first); unknown ones after, by name."""
+  known = [m for m in methods_lib.names() if m in methods]
+  return known + sorted(set(methods) - set(known))
+
+
+def _style(method: str) -> tuple:
+  try:
+    return methods_lib.info(method).style
+  except ValueError:   # a method no longer registered: a neutral style
+    return ("tab:gray", "x", "-", 5)
 
 
 def top_k_mean(values, k: int = 5) -> float:
@@ -139,7 +150,7 @@ def markdown(cells: dict, title: str = "jaxpolicy sweep", grid: dict | None = No
   finished-cell count."""
   tasks = sorted({t for t, _, _ in cells})
   seeds = sorted({s for _, s, _ in cells})
-  methods = [m for m in ("teacher", "cd", "sdm", "step") if any(k[2] == m for k in cells)]
+  methods = _ordered({k[2] for k in cells})
   groups = [g for g in GROUPS if any(group_of(t) == g for t in tasks)]
   nfe = {m: next(v["nfe"] for k, v in cells.items() if k[2] == m) for m in methods}
   pol = {m: next(v["policy"] for k, v in cells.items() if k[2] == m) for m in methods}
@@ -212,19 +223,15 @@ def markdown(cells: dict, title: str = "jaxpolicy sweep", grid: dict | None = No
   return "\n".join(lines)
 
 
-# per method: colour, marker, line style, marker size. Hollow markers of different shapes
-# and sizes keep curves that coincide (e.g. several methods at 100 %) all visible.
-CURVE_STYLES = {"teacher": ("tab:blue", "o", "-", 9), "cd": ("tab:orange", "s", "--", 7),
-                "sdm": ("tab:green", "^", "-.", 6), "step": ("tab:red", "D", ":", 4)}
-
-
 def plot_curves(cells: dict, path: str) -> str:
   """Success vs training step per task: mean over seeds, band = +- std over seeds."""
   import matplotlib  # pylint: disable=g-import-not-at-top
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
   tasks = sorted({t for t, _, _ in cells})
-  methods = [m for m in CURVE_STYLES if any(k[2] == m for k in cells)]
+  # per method (its INFO.style): colour, marker, line style, marker size. Hollow markers of
+  # different shapes and sizes keep curves that coincide (e.g. at 100 %) all visible.
+  methods = _ordered({k[2] for k in cells})
   n_seeds = len({k[1] for k in cells})
   cols = min(3, len(tasks))
   rows = -(-len(tasks) // cols)
@@ -237,7 +244,7 @@ def plot_curves(cells: dict, path: str) -> str:
       steps = sorted({s for c in curves for s in c})
       vals = [100 * np.asarray([c[s] for c in curves if s in c]) for s in steps]
       mean, std = np.asarray([v.mean() for v in vals]), np.asarray([v.std() for v in vals])
-      color, marker, style, size = CURVE_STYLES[m]
+      color, marker, style, size = _style(m)
       ax.plot(steps, mean, color=color, marker=marker, linestyle=style, markersize=size,
               markerfacecolor="none", label=m)
       if len(curves) > 1:
@@ -249,8 +256,8 @@ def plot_curves(cells: dict, path: str) -> str:
     ax.grid(alpha=0.3)
   for ax in axes.ravel()[len(tasks):]:
     ax.axis("off")
-  handles = [plt.Line2D([], [], color=CURVE_STYLES[m][0], marker=CURVE_STYLES[m][1],
-                        linestyle=CURVE_STYLES[m][2], markerfacecolor="none") for m in methods]
+  handles = [plt.Line2D([], [], color=_style(m)[0], marker=_style(m)[1],
+                        linestyle=_style(m)[2], markerfacecolor="none") for m in methods]
   fig.legend(handles, methods, loc="upper center", ncol=len(methods), frameon=False,
              title=f"mean over each curve's finished seeds (up to {n_seeds}); band: +- std")
   fig.tight_layout(rect=(0, 0, 1, 1 - 0.75 / fig.get_figheight()))
@@ -263,7 +270,6 @@ def write_report(root: str, out: str | None = None) -> str:
   cells = load_sweep(root)
   if not cells:
     raise FileNotFoundError(f"no finished sweep cells under {root}")
-  from jaxpolicy import leaderboard  # pylint: disable=g-import-not-at-top
   out = out or os.path.join(root, "report.md")
   folder = os.path.dirname(os.path.abspath(out))
   plot_curves(cells, os.path.join(folder, "learning_curves.png"))

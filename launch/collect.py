@@ -25,17 +25,16 @@ def main(argv):
   del argv
   common.setup()
   from configs import common as configs_common  # pylint: disable=g-import-not-at-top
-  from jaxpolicy import nets  # pylint: disable=g-import-not-at-top
+  from jaxpolicy import obs, runs  # pylint: disable=g-import-not-at-top
   from jaxpolicy.envs.registry import check_task  # pylint: disable=g-import-not-at-top
-  from jaxpolicy.train import loop  # pylint: disable=g-import-not-at-top
 
   def run():
-    nets.obs_keys(FLAGS.obs)  # validates --obs
+    obs.kind(FLAGS.obs)  # validates --obs
     config = configs_common.base_config(configs_common.parse_arg(FLAGS.preset))
     config.task, config.obs, config.seed = check_task(FLAGS.task), FLAGS.obs, FLAGS.seed
     config.data.dir, config.data.num_episodes, config.data.seed = (
         FLAGS.data_dir, FLAGS.episodes, FLAGS.seed)
-    return loop.ensure_demo_data(config)   # the same dataset training would use
+    return runs.ensure_demo_data(config)   # the same dataset training would use
 
   path = common.run_guarded(run)
   print(path)

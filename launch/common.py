@@ -129,8 +129,8 @@ def run_app(main):
 def run_guarded(fn):
   """Runs fn; known bad-input errors exit non-zero with one line, not a traceback."""
   from jaxpolicy.data.storage import DatasetError  # pylint: disable=g-import-not-at-top
-  from jaxpolicy.train.checkpoint import CheckpointError  # pylint: disable=g-import-not-at-top
-  from jaxpolicy.train.loop import NonFiniteLoss  # pylint: disable=g-import-not-at-top
+  from jaxpolicy.runtime.checkpoint import CheckpointError  # pylint: disable=g-import-not-at-top
+  from jaxpolicy.training import NonFiniteLoss  # pylint: disable=g-import-not-at-top
   try:
     return fn()
   except (ValueError, FileNotFoundError, DatasetError, CheckpointError, NonFiniteLoss) as e:

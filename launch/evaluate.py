@@ -40,30 +40,29 @@ def _saved_backend(workdir: str) -> str:
 def main(argv):
   del argv
   common.setup(mjx=(FLAGS.backend or _saved_backend(FLAGS.workdir)) == "mjx")
-  from jaxpolicy import evaluation  # pylint: disable=g-import-not-at-top
-  from jaxpolicy.train import loop  # pylint: disable=g-import-not-at-top
-  from jaxpolicy.train.validate import check_config  # pylint: disable=g-import-not-at-top
+  from jaxpolicy import runs  # pylint: disable=g-import-not-at-top
+  from jaxpolicy.validate import check_config  # pylint: disable=g-import-not-at-top
 
   def run():
-    r = loop.restore_run(FLAGS.workdir)
+    r = runs.restore_run(FLAGS.workdir)
     task = FLAGS.task or r.config.task
     with r.config.unlocked():
       r.config.task, r.config.eval.episodes, r.config.eval.seed = task, FLAGS.episodes, FLAGS.seed
       r.config.eval.dtype = FLAGS.dtype or r.config.eval.get("dtype", "float32")
       r.config.eval.backend = FLAGS.backend or r.config.eval.backend
     check_config(r.config)
-    backend = evaluation.resolve_backend(r.config.eval.backend)
+    backend = runs.resolve_backend(r.config.eval.backend)
     name = FLAGS.results or ("eval_mjx.json" if backend == "mjx" else "eval.json")
-    results = {task: loop.evaluate_policies(r.config, r.policies(), r.step)}
-    print(evaluation.format_table(results))
+    results = {task: runs.evaluate_policies(r.config, r.policies(), r.step)}
+    print(runs.format_table(results))
     # kept: the file's metadata and earlier results of other policies / tasks (e.g. float32
     # beside bfloat16)
-    payload = evaluation.read_results(FLAGS.workdir, name)
+    payload = runs.read_results(FLAGS.workdir, name)
     merged = payload.pop("tasks")
     for t, res in results.items():
       merged.setdefault(t, {}).update(res)
     payload.update(method=r.config.method, step=r.step)
-    evaluation.write_results(FLAGS.workdir, merged, extra=payload, name=name)
+    runs.write_results(FLAGS.workdir, merged, extra=payload, name=name)
 
   common.run_guarded(run)
 

@@ -31,7 +31,8 @@ from launch import common
 
 flags.DEFINE_list("tasks", ["drawer-open"], "MetaWorld tasks.")
 flags.DEFINE_list("seeds", ["0", "1", "2"], "Seeds.")
-flags.DEFINE_list("methods", ["teacher", "sdm", "cd", "step"], "Methods (teacher is implied).")
+flags.DEFINE_list("methods", ["all"], "Methods (jaxpolicy.methods names, or all; the teacher "
+                  "is implied).")
 flags.DEFINE_string("preset", "quick", "tiny | quick | paper")
 flags.DEFINE_string("workdir", "runs/sweep", "Sweep directory.")
 flags.DEFINE_integer("eval_every", 500, "Training steps between evaluations.")
@@ -40,9 +41,6 @@ flags.DEFINE_integer("honest_episodes", 100, "Final-checkpoint episodes (paired 
                      "0 = off.")
 flags.DEFINE_integer("honest_seed", 1000, "Evaluation seed of the honest protocol.")
 FLAGS = flags.FLAGS
-
-TEACHER_BASELINES = ((1, "trailing"), (2, "trailing"))   # the teacher's few-step DDIM
-
 
 def expand_tasks(names) -> list[str]:
   """Task names, with difficulty groups (easy, medium, hard, very_hard, all) expanded."""
@@ -59,28 +57,24 @@ def expand_tasks(names) -> list[str]:
 
 
 def honest_eval(workdir: str, episodes: int, seed: int) -> dict:
-  """The final main policy (plus the teacher's DDIM-1/2 trailing for a teacher cell) on
-  `episodes` episodes from `seed`: {policy: success, successes, episodes, seed, nfe}."""
-  from jaxpolicy import evaluation, report  # pylint: disable=g-import-not-at-top
-  from jaxpolicy.methods import teacher as teacher_lib  # pylint: disable=g-import-not-at-top
-  from jaxpolicy.policy import PolicySpec, build_policy  # pylint: disable=g-import-not-at-top
-  from jaxpolicy.train import loop  # pylint: disable=g-import-not-at-top
-  run = loop.restore_run(workdir)
+  """The final main policy, plus the untrained baselines its method declares
+  (INFO.baselines: the teacher's DDIM-1/2 trailing from noise), on `episodes` episodes from
+  `seed`: {policy: success, successes, episodes, seed, nfe}."""
+  from jaxpolicy import methods, runs  # pylint: disable=g-import-not-at-top
+  from jaxpolicy.policy import build_policy  # pylint: disable=g-import-not-at-top
+  run = runs.restore_run(workdir)
+  info = methods.info(run.config.method)
   policies = run.policies()
-  main = report.main_policy(run.config.method, policies)
+  main = info.main_policy_of(policies)
   chosen = {main: policies[main]}
-  if run.config.method == "teacher":
-    params = teacher_lib.policy_params(run.config, run.state, run.config.eval.use_ema)
-    for k, spacing in TEACHER_BASELINES:
-      sample, nfe = teacher_lib.ddim_sampler(run.config, run.nets, k, spacing)
-      name = f"teacher_ddim{k}_{spacing}"
-      chosen[name] = build_policy(name, run.config, run.nets, run.normalizer,
-                                  PolicySpec(sample, params["encoder"], params["unet"], nfe),
+  if info.baselines is not None:
+    for name, spec in info.baselines(run.config, run.nets, run.state).items():
+      chosen[name] = build_policy(name, run.config, run.nets, run.normalizer, spec,
                                   run.obs_shapes)
   out = {}
   for name, pol in chosen.items():
-    r = evaluation.evaluate(pol, run.config.task, episodes=episodes, seed=seed,
-                            episode_length=run.config.eval.episode_length, backend="metaworld")
+    r = runs.evaluate(pol, run.config.task, episodes=episodes, seed=seed,
+                      episode_length=run.config.eval.episode_length, backend="metaworld")
     out[name] = {k: r[k] for k in ("success_rate", "successes", "episodes", "seed", "nfe",
                                    "nfe_amortised", "backend")}
   return out
@@ -92,19 +86,17 @@ def _cpu_seconds() -> float:
 
 
 def cell_config(method, task, seed, preset, root, eval_every, episodes):
-  import importlib  # pylint: disable=g-import-not-at-top
-  config = importlib.import_module(f"configs.{method}").get_config(preset)
+  import configs  # pylint: disable=g-import-not-at-top
+  from jaxpolicy import methods  # pylint: disable=g-import-not-at-top
+  info = methods.info(method)
+  config = configs.load(method, preset)
   config.task, config.seed = task, seed
   config.data.dir = os.path.join(root, "data")
   config.eval.every, config.eval.episodes = eval_every, episodes
-  if method != "teacher":
+  if info.needs_teacher:
     config.teacher_workdir = os.path.join(root, task, f"s{seed}", "teacher")
-  if method == "step":
-    # The report compares the main policies (STEP k = 2); the other k and the pure-noise
-    # DDIM-k baselines (STEP's own ablation, configs/step.py) would multiply the cell's
-    # evaluation time.
-    config.step.eval_baselines = False
-    config.step.ks = (2,)
+  if info.sweep_settings is not None:   # e.g. STEP: k = 2 only
+    info.sweep_settings(config)
   return config
 
 
@@ -114,11 +106,10 @@ def measure_hz(workdir: str, calls: int = 50) -> dict:
   runs the teacher's sampler from noise)."""
   import jax  # pylint: disable=g-import-not-at-top
   import numpy as np  # pylint: disable=g-import-not-at-top
-  from jaxpolicy import report  # pylint: disable=g-import-not-at-top
-  from jaxpolicy.train import loop  # pylint: disable=g-import-not-at-top
-  run = loop.restore_run(workdir)
+  from jaxpolicy import methods, runs  # pylint: disable=g-import-not-at-top
+  run = runs.restore_run(workdir)
   policies = run.policies()
-  pol = policies[report.main_policy(run.config.method, policies)]
+  pol = policies[methods.info(run.config.method).main_policy_of(policies)]
   obs = {k: np.zeros((1, run.nets.n_obs_steps) + tuple(s), np.float32)
          for k, s in run.obs_shapes.items()}
   pol.reset(1)
@@ -143,9 +134,10 @@ def measure_hz(workdir: str, calls: int = 50) -> dict:
 
 def run_sweep(tasks, seeds, methods, preset, root, eval_every, episodes, log=print,
               honest_episodes: int = 0, honest_seed: int = 1000):
-  from jaxpolicy.train import loop  # pylint: disable=g-import-not-at-top
+  from jaxpolicy import training  # pylint: disable=g-import-not-at-top
   from jaxpolicy import methods as methods_lib  # pylint: disable=g-import-not-at-top
   tasks = expand_tasks(tasks)
+  methods = list(methods_lib.names()) if list(methods) == ["all"] else list(methods)
   for m in methods:
     methods_lib.get(m)  # unknown names stop here, before any training
   order = ["teacher"] + [m for m in methods if m != "teacher"]
@@ -181,7 +173,7 @@ def run_sweep(tasks, seeds, methods, preset, root, eval_every, episodes, log=pri
         log(f"sweep: {task} seed {seed} {method} -> {wd}")
         config = cell_config(method, task, seed, preset, root, eval_every, episodes)
         wall0, cpu0 = time.time(), _cpu_seconds()
-        loop.train(config, wd)
+        training.train(config, wd)
         cell = dict(task=task, seed=seed, method=method, preset=preset, **measure_hz(wd))
         if honest_episodes:
           cell["honest"] = honest_eval(wd, honest_episodes, honest_seed)

@@ -24,10 +24,11 @@ flags.mark_flags_as_required(["config"])
 def main(argv):
   del argv
   common.setup()
-  from jaxpolicy.train import loop, sharding  # pylint: disable=g-import-not-at-top
+  from jaxpolicy import training  # pylint: disable=g-import-not-at-top
+  from jaxpolicy.runtime import sharding  # pylint: disable=g-import-not-at-top
   sharding.initialize_distributed(FLAGS.multihost, FLAGS.coordinator_address,
                                   FLAGS.num_processes, FLAGS.process_id)
-  common.run_guarded(lambda: loop.train(FLAGS.config, FLAGS.workdir or None))
+  common.run_guarded(lambda: training.train(FLAGS.config, FLAGS.workdir or None))
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@
     python scripts/diagnose_mjx_gap.py contacts --task=disassemble --episode=0 [--x64]
 
 `conversion` runs MetaWorld's scripted expert on the real MetaWorld env (C MuJoCo, the same
-seeded episodes as launch.fidelity) with its model swapped for a partly or fully converted
+seeded episodes as benchmarks.fidelity) with its model swapped for a partly or fully converted
 one (jaxpolicy.envs.mjx.convert.STEPS): "metaworld" (unchanged), "converted" (every step, the
 model MJX runs), one variant per step ("prisms", "margins", "hulls"), and "finger_meshes": the
 converted model with the four finger boxes as 8-vertex meshes and multi-point convex collision
@@ -273,7 +273,7 @@ def main():
   c.add_argument("--out", default=None)
   k = sub.add_parser("contacts", help="C MuJoCo vs MJX contacts on identical states")
   k.add_argument("--task", default="disassemble")
-  k.add_argument("--episode", type=int, default=0, help="index into launch.fidelity's episodes")
+  k.add_argument("--episode", type=int, default=0, help="index into benchmarks.fidelity's episodes")
   k.add_argument("--seed", type=int, default=0)
   k.add_argument("--top", type=int, default=3, help="how many of the worst states to print")
   k.add_argument("--max_contact_points", type=int, default=None, help="default: the env's")

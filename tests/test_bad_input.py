@@ -14,7 +14,7 @@ import pytest
 
 from configs import teacher as teacher_configs
 from jaxpolicy.data import storage
-from jaxpolicy.train import loop
+from jaxpolicy import training
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -26,7 +26,7 @@ def trained(tmp_path_factory):
   c.data.dir = str(d / "data")
   c.train.steps = 2
   c.eval.episodes, c.eval.episode_length = 1, 3
-  loop.train(c, str(d / "teacher"))
+  training.train(c, str(d / "teacher"))
   return d
 
 

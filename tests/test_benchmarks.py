@@ -5,6 +5,7 @@ import json
 import jax
 import pytest
 
+import configs
 from benchmarks import common, latency, rollout, training
 from jaxpolicy import nets as nets_lib
 from jaxpolicy.methods import teacher
@@ -63,7 +64,6 @@ def test_training_tiny(tmp_path):
   assert r["benchmark"] == "training" and r["environment"]["platform"]
   rows = {x["method"]: x for x in r["results"]}
   assert set(rows) == {"teacher", "step"}
-  assert [e[0] for e in training.REGISTRY] == ["teacher", "sdm", "cd", "step"]
   for row in rows.values():
     _positive(row, ["compile_s", "median_ms", "p90_ms", "steps_per_s", "samples_per_s",
                     "batch_size", "unet_params", "flops_xla"])
@@ -84,16 +84,15 @@ def test_rollout_tiny_metaworld(tmp_path):
     assert row["env_steps_per_s"] == pytest.approx(row["batch"] * 4 / (row["median_ms"] / 1e3))
 
 
-def test_registry_lists_the_ddim_baselines():
-  """Shapes only (jax.eval_shape): which baselines exist, and their NFE."""
-  config = latency.load_config("teacher", "tiny")
+def test_the_teacher_declares_its_ddim_baselines():
+  """Shapes only (jax.eval_shape): which baselines the teacher declares, and their NFE."""
+  config = configs.load("teacher", "tiny")
   nets = nets_lib.build_nets(config, latency.ACTION_DIM)
   state = jax.eval_shape(lambda: teacher.init(config, nets, latency.OBS_SHAPES,
                                               jax.random.PRNGKey(0)))
-  specs = latency.ddim_baselines(config, nets, state)
+  specs = teacher.INFO.baselines(config, nets, state)
   assert {n: s.nfe for n, s in specs.items()} == {
-      f"ddim{k}_{sp}": k for k in (1, 2, 4) for sp in ("leading", "trailing")}
-  assert [e.method for e in latency.REGISTRY][:2] == ["teacher", "sdm"]
+      "teacher_ddim1_trailing": 1, "teacher_ddim2_trailing": 2}
 
 
 def test_helpers():

@@ -12,8 +12,8 @@ from helpers import toys
 from jaxpolicy import nets as nets_lib
 from jaxpolicy.diffusion.schedule import Schedule, timesteps
 from jaxpolicy.methods import cd, teacher
-from jaxpolicy.train import state as state_lib
-from jaxpolicy.train.validate import ConfigError
+from jaxpolicy.methods import state as state_lib
+from jaxpolicy.errors import ConfigError
 
 
 class OracleUnet:

@@ -19,7 +19,7 @@ import pytest
 from mujoco import mjx
 
 from configs import sdm as sdm_configs
-from jaxpolicy import evaluation
+from jaxpolicy import runs
 from jaxpolicy import nets as nets_lib
 from jaxpolicy.data.normalizer import MinMax, Normalizer
 from jaxpolicy.envs import metaworld_cpu as mw
@@ -154,7 +154,7 @@ def test_resets_are_metaworlds_evaluation_resets():
   bank = evaluation_resets("drawer-open", seed=2, episodes=3)
   for i in range(3):
     env = mw.make_env("drawer-open", seed=i)
-    env.seed(2 * 100_003 + i)   # what jaxpolicy.evaluation.evaluate does for episode i
+    env.seed(2 * 100_003 + i)   # what the real-MetaWorld evaluator does for episode i
     np.testing.assert_allclose(bank.obs[i], mw.reset(env), atol=1e-6)
     np.testing.assert_allclose(bank.body_pos[i], env.model.body_pos, atol=1e-6)
 
@@ -163,11 +163,11 @@ def test_every_task_has_a_success_predicate_and_backends_are_named():
   from jaxpolicy.envs.registry import TASKS
   assert all(callable(tasks.spec(t).success) for t in TASKS) and len(TASKS) == 50
   assert [t for t in TASKS if tasks.spec(t).needs_forward] == ["stick-push"]
-  assert evaluation.resolve_backend("mjx") == "mjx"
-  assert evaluation.resolve_backend("auto") == ("metaworld" if jax.default_backend() == "cpu"
+  assert runs.resolve_backend("mjx") == "mjx"
+  assert runs.resolve_backend("auto") == ("metaworld" if jax.default_backend() == "cpu"
                                                else "mjx")
   with pytest.raises(ValueError, match="backend"):
-    evaluation.resolve_backend("gpu")
+    runs.resolve_backend("gpu")
 
 
 def random_sdm_policy(seed=0):
@@ -225,8 +225,8 @@ def test_evaluate_dispatches_to_the_mjx_evaluator(monkeypatch):
   seen = {}
   monkeypatch.setattr(evaluator, "evaluate", lambda *a, **k: seen.update(k) or {"ok": 1})
   policy = random_sdm_policy()
-  assert evaluation.evaluate(policy, "reach", episodes=3, seed=4, episode_length=7,
-                             backend="mjx") == {"ok": 1}
+  assert runs.evaluate(policy, "reach", episodes=3, seed=4, episode_length=7,
+                       backend="mjx") == {"ok": 1}
   assert (seen["episodes"], seen["seed"], seen["episode_length"]) == (3, 4, 7)
 
 
@@ -243,7 +243,7 @@ def test_fidelity_resumes_and_refuses_other_settings(tmp_path):
          "gap_points": -50.0}
   out.write_text(json.dumps({"episodes": 2, "seed": 0, "episode_length": 200,
                              "max_contact_points": 64, "tasks": [row]}))
-  cmd = [sys.executable, "-m", "launch.fidelity", "--tasks=reach", "--episodes=2", f"--out={out}"]
+  cmd = [sys.executable, "-m", "benchmarks.fidelity", "--tasks=reach", "--episodes=2", f"--out={out}"]
   res = subprocess.run(cmd, cwd=root, capture_output=True, text=True, timeout=300)
   assert res.returncode == 0, res.stderr[-2000:]
   assert "skipping them" in res.stderr and "MJX expert" not in res.stderr

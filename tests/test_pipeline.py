@@ -14,8 +14,8 @@ import pytest
 import jaxpolicy
 from configs import sdm as sdm_configs
 from configs import teacher as teacher_configs
-from jaxpolicy.train import loop
-from jaxpolicy.train.checkpoint import Checkpointer
+from jaxpolicy import runs, training
+from jaxpolicy.runtime.checkpoint import Checkpointer
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -25,7 +25,7 @@ def shared(tmp_path_factory):
   d = tmp_path_factory.mktemp("pipeline")
   c = teacher_configs.get_config("tiny")
   c.data.dir = str(d / "data")
-  results = loop.train(c, str(d / "teacher"))
+  results = training.train(c, str(d / "teacher"))
   return d, c, results
 
 
@@ -45,7 +45,7 @@ def test_teacher_train_writes_results_and_checkpoints(shared):
 
 def test_load_policy_roundtrip(shared):
   d, c, _ = shared
-  run = loop.restore_run(str(d / "teacher"))
+  run = runs.restore_run(str(d / "teacher"))
   assert run.step == c.train.steps
   policy = jaxpolicy.load_policy(str(d / "teacher"))
   obs = {"full_state": np.zeros((3, 2, 39), np.float32)}
@@ -61,7 +61,7 @@ def test_load_policy_roundtrip(shared):
 def test_bf16_inference_is_close_to_float32_and_merges_into_eval_json(shared):
   d, c, _ = shared
   wd = str(d / "teacher")
-  run = loop.restore_run(wd)
+  run = runs.restore_run(wd)
   f32 = run.policies()["teacher_ddim10"]
   with run.config.unlocked():
     run.config.eval.dtype = "bfloat16"
@@ -116,10 +116,10 @@ def test_bf16_policies_run_every_matmul_in_bf16(method):
 
 def test_checkpoint_roundtrip_exact(shared, tmp_path):
   d, c, _ = shared
-  run = loop.restore_run(str(d / "teacher"))
+  run = runs.restore_run(str(d / "teacher"))
   ck = Checkpointer(str(tmp_path))
   ck.save(7, run.state, {"note": "x"})
-  fresh = loop.restore_run(str(d / "teacher"))   # same structure, to restore into
+  fresh = runs.restore_run(str(d / "teacher"))   # same structure, to restore into
   restored, meta = ck.restore(fresh.state)
   ck.close()
   assert meta == {"note": "x"}
@@ -159,8 +159,8 @@ def test_sigterm_then_rerun_resumes_to_the_same_params(shared, tmp_path):
   ref = subprocess.run(_train_cmd(tmp_path / "straight", d / "data", steps), cwd=ROOT, env=env,
                        capture_output=True, text=True, timeout=600)
   assert ref.returncode == 0, ref.stderr
-  a = loop.restore_run(str(wd)).state
-  b = loop.restore_run(str(tmp_path / "straight")).state
+  a = runs.restore_run(str(wd)).state
+  b = runs.restore_run(str(tmp_path / "straight")).state
   for x, y in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)):
     np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
 
@@ -171,7 +171,7 @@ def test_sdm_run_evaluates_beside_its_teacher_and_loads(shared, tmp_path):
   c.data.dir = str(d / "data")
   c.teacher_workdir = str(d / "teacher")
   c.sdm.eval_anchor_steps = 2
-  results = loop.train(c, str(tmp_path / "sdm"))["drawer-open"]
+  results = training.train(c, str(tmp_path / "sdm"))["drawer-open"]
   assert set(results) == {"teacher_ddim10", "sdm_1step", "sdm_anchor_ddim2"}
   assert results["sdm_1step"]["nfe"] == 1 and results["sdm_anchor_ddim2"]["nfe"] == 2
   ev = json.load(open(tmp_path / "sdm" / "eval.json"))

@@ -15,10 +15,12 @@ import zarr
 from configs import common
 from configs import teacher as teacher_configs
 from jaxpolicy import nets as nets_lib
-from jaxpolicy.data import fps, storage
+from jaxpolicy.data import storage
 from jaxpolicy.data.dataset import load_demos
+from jaxpolicy.envs import fps
 from jaxpolicy.envs import metaworld_cpu as mw
 from jaxpolicy.envs import pointcloud
+from jaxpolicy.envs.mjx import pointcloud as mjx_pointcloud
 from jaxpolicy.nets.encoders import DP3Encoder, encode_history
 
 
@@ -182,7 +184,7 @@ def test_sensor_config_errors():
                               ("image_size", -4, "image_size")]:
     with pytest.raises(pointcloud.SensorConfigError, match=match):
       pointcloud.make_sensor(_config(**{field: value}))
-  assert pointcloud.make_sensor(_config(geoms="visual")).mjx is None   # no MJX form
+  assert mjx_pointcloud.mjx_form(pointcloud.make_sensor(_config(geoms="visual"))) is None
   env = mw.make_env("reach", seed=0)
   mw.reset(env)
   with pytest.raises(pointcloud.SensorConfigError, match="no camera 'nope'"):
@@ -211,15 +213,15 @@ def test_mjx_sensor_matches_cpu_sensor():
   mujoco.mj_forward(cm, cd)
 
   cpu = pointcloud.make_sensor(config)
-  sensor = pointcloud.make_mjx_sensor(config, cm)
+  sensor = mjx_pointcloud.make_mjx_sensor(config, cm)
   mx, dx = mjx.put_model(cm), mjx.put_data(cm, cd)
 
-  # the CPU sensor's MJX form, as jaxpolicy.envs.mjx.evaluator calls it: sensor.mjx(env, state)
+  # the CPU sensor's MJX form, as jaxpolicy.envs.mjx.evaluator calls it: form(env, state)
   env_like = types.SimpleNamespace(mj_model=cm, model=mx)
 
   @jax.jit
   def observe(mx, dx):
-    hook = cpu.mjx(env_like, types.SimpleNamespace(data=dx))
+    hook = mjx_pointcloud.mjx_form(cpu)(env_like, types.SimpleNamespace(data=dx))
     return sensor.depth(mx, dx), sensor.cloud(mx, dx), hook
 
   depth_mjx, (cloud_mjx, valid_mjx), hook = jax.device_get(observe(mx, dx))
@@ -360,13 +362,13 @@ def test_dp3_encoder_shapes_and_invariances():
 
 
 def test_tiny_pointcloud_teacher_end_to_end(tmp_path, monkeypatch):
-  from jaxpolicy.train import loop  # pylint: disable=g-import-not-at-top
+  from jaxpolicy import runs, training  # pylint: disable=g-import-not-at-top
   config = teacher_configs.get_config("tiny")
   config.obs = "pointcloud"
   config.data.dir = str(tmp_path / "data")
   config.eval.every = 10                  # a periodic evaluation and the final one
   made, closed = [], []
-  real_make = loop.make_sensor
+  real_make = pointcloud.make_sensor
 
   def counting_make(cfg):
     sensor = real_make(cfg)
@@ -375,8 +377,8 @@ def test_tiny_pointcloud_teacher_end_to_end(tmp_path, monkeypatch):
     sensor.close = lambda: closed.append(sensor) or real_close()
     return sensor
 
-  monkeypatch.setattr(loop, "make_sensor", counting_make)
-  results = loop.train(config, str(tmp_path / "teacher"))
+  monkeypatch.setattr(pointcloud, "make_sensor", counting_make)
+  results = training.train(config, str(tmp_path / "teacher"))
   # one sensor for collecting the demonstrations, one for every evaluation of the run;
   # both closed (their renderers released)
   assert len(made) == 2 and closed == made
@@ -386,7 +388,7 @@ def test_tiny_pointcloud_teacher_end_to_end(tmp_path, monkeypatch):
   assert r["episodes"] == config.eval.episodes and 0.0 <= r["success_rate"] <= 1.0
   ev = json.load(open(tmp_path / "teacher" / "eval.json"))
   assert ev["obs"] == "pointcloud"
-  path = loop.ensure_demo_data(config)   # named after the sensor settings; already there
+  path = runs.ensure_demo_data(config)   # named after the sensor settings; already there
   assert os.path.basename(path).startswith("metaworld_drawer-open_pointcloud_2ep_")
   assert storage.read_attrs(path)["sensor"]["num_points"] == config.pointcloud.num_points
   raw, ends = storage.read_episodes(str(path), ("point_cloud", "state", "action"))
@@ -394,7 +396,7 @@ def test_tiny_pointcloud_teacher_end_to_end(tmp_path, monkeypatch):
   lines = [json.loads(l) for l in open(tmp_path / "teacher" / "metrics.jsonl")]
   assert lines[-1]["step"] == config.train.steps and np.isfinite(lines[-1]["loss"])
   assert lines[-1]["loss"] < lines[0]["loss"]
-  run = loop.restore_run(str(tmp_path / "teacher"))
+  run = runs.restore_run(str(tmp_path / "teacher"))
   assert run.obs_shapes == {"point_cloud": (config.pointcloud.num_points, 3), "agent_pos": (9,)}
   assert os.path.isdir(path)
 
@@ -405,10 +407,10 @@ def test_tiny_pointcloud_teacher_end_to_end(tmp_path, monkeypatch):
   sc.obs, sc.data.dir = "pointcloud", config.data.dir
   sc.teacher_workdir = str(tmp_path / "teacher")
   sc.step.eval_baselines = False
-  res = loop.train(sc, str(tmp_path / "step"))["drawer-open"]
+  res = training.train(sc, str(tmp_path / "step"))["drawer-open"]
   r = res["step_k2"]
   assert r["nfe"] == 2 and r["nfe_first_call"] == 10 and 0.0 <= r["stall_fraction"] <= 1.0
   assert 2 < r["nfe_amortised"] < 10 and np.isfinite(r["action_mse"])
-  srun = loop.restore_run(str(tmp_path / "step"))
+  srun = runs.restore_run(str(tmp_path / "step"))
   tokens = srun.state.predictor.params["params"]["embed_obs"]["kernel"].shape[0]
   assert tokens == sc.model.encoder_out + 64     # point feature + the state MLP's 64

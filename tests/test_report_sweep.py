@@ -80,10 +80,10 @@ def test_sweep_skips_finished_cells_and_resumes(tmp_path, monkeypatch):
   cell = json.load(open(os.path.join(root, "drawer-open", "s0", "sdm", "cell.json")))
   assert cell["hz_b1"] > 0 and set(cell["honest"]) == {"sdm_1step"}
   # a rerun trains nothing
-  from jaxpolicy.train import loop
+  from jaxpolicy import training
   calls = []
-  real_train = loop.train
-  monkeypatch.setattr(loop, "train", lambda c, w: calls.append(w) or real_train(c, w))
+  real_train = training.train
+  monkeypatch.setattr(training, "train", lambda c, w: calls.append(w) or real_train(c, w))
   assert sweep.run_sweep(*args, log=lambda *_: None) == (0, 2)
   assert calls == []
   # a cell stopped after its checkpoint (no cell.json yet) resumes and is not retrained
@@ -141,7 +141,7 @@ def test_honest_protocol_groups_pairs_and_failures_on_hand_made_cells():
   assert gm["all"][0] == pytest.approx((0.85 + 0.8 + 0.3 + 0.15) / 4)
   assert gm["all"][3:] == (2, 4)                       # 2 tasks, 4 cells
   assert gm["easy"][1] <= gm["easy"][0] <= gm["easy"][2]
-  diffs = leaderboard.paired_differences(values)
+  diffs = leaderboard.paired_differences(cells)
   # SDM - teacher per cell: -5, 0, -10, +10 points
   assert diffs["SDM - teacher"]["all"][0] == pytest.approx(-0.0125)
   assert diffs["SDM - teacher"]["hard"][0] == pytest.approx(0.0)

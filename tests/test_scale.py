@@ -15,8 +15,8 @@ import pytest
 
 from configs import teacher as teacher_configs
 from jaxpolicy.methods import teacher
-from jaxpolicy.train import loop
-from jaxpolicy.train.checkpoint import Checkpointer
+from jaxpolicy import runs, training
+from jaxpolicy.runtime.checkpoint import Checkpointer
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -71,7 +71,7 @@ def test_two_process_distributed_run_saves_a_checkpoint(tmp_path):
   assert "process 0 of 2" in outs[0] and "process 1 of 2" in outs[1]
   assert Checkpointer(str(wd)).latest_step() == 4
   assert os.path.exists(wd / "eval.json")            # written by process 0 only
-  run = loop.restore_run(str(wd))
+  run = runs.restore_run(str(wd))
   assert int(run.state.model.step) == 4
 
 
@@ -106,7 +106,7 @@ def test_kill9_at_a_random_point_then_rerun_matches_uninterrupted(tmp_path):
   rerun = subprocess.run(_cmd(wd, data, steps, every), cwd=ROOT, env=env, capture_output=True,
                          text=True, timeout=900)
   assert rerun.returncode == 0, rerun.stderr[-3000:]
-  a, b = loop.restore_run(str(wd)).state, loop.restore_run(str(tmp_path / "straight")).state
+  a, b = runs.restore_run(str(wd)).state, runs.restore_run(str(tmp_path / "straight")).state
   for x, y in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)):
     np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
 
@@ -122,7 +122,7 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, monk
   c = teacher_configs.get_config("tiny")
   c.data.dir = str(tmp_path / "data")
   c.train.log_every, c.train.ckpt_every = 5, 10
-  with pytest.raises(loop.NonFiniteLoss, match="non-finite loss = nan at step 13"):
-    loop.train(c, str(tmp_path / "run"))
+  with pytest.raises(training.NonFiniteLoss, match="non-finite loss = nan at step 13"):
+    training.train(c, str(tmp_path / "run"))
   assert Checkpointer(str(tmp_path / "run")).latest_step() == 10
-  assert loop.restore_run(str(tmp_path / "run")).step == 10
+  assert runs.restore_run(str(tmp_path / "run")).step == 10

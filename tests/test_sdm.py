@@ -10,8 +10,8 @@ from configs import sdm as sdm_configs
 from helpers import toys
 from jaxpolicy import nets as nets_lib
 from jaxpolicy.diffusion.schedule import Schedule
-from jaxpolicy.methods import sdm, teacher
-from jaxpolicy.train import state as state_lib
+from jaxpolicy.methods import common, sdm, teacher
+from jaxpolicy.methods import state as state_lib
 
 
 def tiny_config(**sdm_overrides):
@@ -156,7 +156,7 @@ def test_one_step_policy_evaluates_the_network_once():
   assert nfe == 1 and counter["n"] == 1 and not loops
   # the teacher's DDIM-10: one traced call inside one scan of length 10
   counter["n"] = 0
-  sample, nfe = teacher.ddim_sampler(config, counted)
+  sample, nfe = common.ddim_sampler(config, counted)
   scans, _ = _count_unet_calls(sample, state.real, cond)
   assert nfe == 10 and counter["n"] == 1 and scans == [10]
 

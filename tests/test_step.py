@@ -12,11 +12,10 @@ from jaxpolicy import nets as nets_lib
 from jaxpolicy.data import storage
 from jaxpolicy.data.dataset import load_demos
 from jaxpolicy.data.normalizer import MinMax
-from jaxpolicy.diffusion import samplers
 from jaxpolicy.diffusion.schedule import Schedule
 from jaxpolicy.methods import step, teacher
 from jaxpolicy.nets.predictor import Predictor
-from jaxpolicy.train.validate import ConfigError
+from jaxpolicy.errors import ConfigError
 
 
 def test_previous_chunk_alignment_matches_the_inference_cache(tmp_path):

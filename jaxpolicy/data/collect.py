@@ -27,10 +27,11 @@ def demo_path(data_dir: str, task: str, num_episodes: int, obs_type: str, tag: s
                       f"{suffix}.zarr")
 
 
-def collect_episodes(task: str, num_episodes: int, seed: int = 0, obs_type: str = "state",
+def collect_episodes(task: str, num_episodes: int, seed: int = 0,
                      episode_length: int = mw.EPISODE_LENGTH, max_attempts: int | None = None,
                      sensor=None, log_every: int = 1) -> list[dict]:
-  """Runs the scripted expert until `num_episodes` successful episodes are recorded."""
+  """Runs the scripted expert until `num_episodes` successful episodes are recorded;
+  with a point-cloud `sensor` each frame's cloud is recorded too."""
   task = check_task(task)
   env = mw.make_env(task, seed=DEMO_SEED_OFFSET + seed)
   expert = mw.expert_policy(task)
@@ -43,7 +44,7 @@ def collect_episodes(task: str, num_episodes: int, seed: int = 0, obs_type: str 
     attempts += 1
     state = mw.reset(env)
     rec = {"state": [], "full_state": [], "action": []}
-    if obs_type == "pointcloud":
+    if sensor is not None:
       rec["point_cloud"] = []
     success = False
     for _ in range(episode_length):
@@ -74,7 +75,7 @@ def ensure_demos(data_dir: str, task: str, num_episodes: int, seed: int = 0,
     return path
   logging.info("collecting %d %s demonstrations for %s -> %s", num_episodes, obs_type, task, path)
   os.makedirs(data_dir, exist_ok=True)
-  eps = collect_episodes(task, num_episodes, seed=seed, obs_type=obs_type, sensor=sensor)
+  eps = collect_episodes(task, num_episodes, seed=seed, sensor=sensor)
   storage.write_episodes(path, eps, attrs=dict(attrs or {}, task=task, obs_type=obs_type,
                                                source="metaworld scripted expert", seed=seed))
   return path

@@ -17,6 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxpolicy import obs as obs_lib
 from jaxpolicy.data import storage
 from jaxpolicy.data.normalizer import MinMax, Normalizer
 
@@ -102,7 +103,7 @@ def load_demos(path: str, obs_keys: tuple[str, ...], horizon: int, n_obs_steps: 
   normaliser is fitted on the training episodes unless one is given (a student reuses its
   teacher's).
   """
-  inv = {v: k for k, v in storage.OBS_KEYS.items()}
+  inv = obs_lib.DATASET_KEYS
   ds_keys = tuple(inv[k] for k in obs_keys) + ("action",)
   raw, ends = storage.read_episodes(path, ds_keys)
   train_eps, val_eps = split_episodes(len(ends), val_episodes, seed)

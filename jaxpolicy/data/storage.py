@@ -18,10 +18,6 @@ import shutil
 import numpy as np
 import zarr
 
-# dataset key under data/ -> observation key seen by policies (DP3's naming)
-OBS_KEYS = {"state": "agent_pos", "full_state": "full_state", "point_cloud": "point_cloud"}
-
-
 class DatasetError(ValueError):
   pass
 

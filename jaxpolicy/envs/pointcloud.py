@@ -19,7 +19,7 @@ evaluation, on the CPU (MuJoCo's renderer) and in MJX (`mjx.ray`):
 4. **Crop** to the axis-aligned box [crop_low, crop_high]: the table top, the objects on it
    and the space the gripper reaches; the floor, the robot's pedestal, most walls and the
    background are cut away.
-5. **Farthest-point sampling** (`jaxpolicy.data.fps`, deterministic start at the first
+5. **Farthest-point sampling** (`jaxpolicy.envs.fps`, deterministic start at the first
    kept pixel, as pytorch3d's default) to `num_points` (quick 128, paper 512 as DP3). If
    fewer pixels are kept, the cloud repeats real points instead of padding with zeros.
 
@@ -50,10 +50,10 @@ finger-tip and arm marker spheres. The MJX sensor intersects these spheres analy
 (metres); the gripper opening is their distance.
 
 Usage (CPU): `sensor = make_sensor(config)`, then `sensor(env) -> (P, 3) float32` with a
-MetaWorld env (anything with `.model` and `.data`). MJX: `sensor = make_mjx_sensor(config,
-mj_model)`, then `sensor(mjx_model, mjx_data) -> (P, 3)`; pure, jittable and vmap-able. The
-CPU sensor also carries its MJX form for the MJX evaluator, `sensor.mjx(mjx_env, state)`
-(None when `geoms="visual"`), so one config gives one sensor on both backends.
+MetaWorld env (anything with `.model` and `.data`). MJX: `jaxpolicy.envs.mjx.pointcloud`
+builds the same sensor from `sensor.spec` for an MJX model, pure, jittable and vmap-able
+(the MJX evaluator does so from the CPU sensor it is given), so one config gives one sensor
+on both backends.
 
 Costs (2-core CPU): ~9 ms per 64x64 frame with 128 points (render ~4 ms, FPS the rest);
 10 drawer-open demonstrations with point clouds collect in ~20 s. One `mujoco.Renderer`
@@ -74,7 +74,7 @@ import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
 import mujoco  # pylint: disable=g-import-not-at-top
 import numpy as np  # pylint: disable=g-import-not-at-top
 
-from jaxpolicy.data.fps import farthest_point_sampling
+from jaxpolicy.envs.fps import farthest_point_sampling
 
 GEOM_SETS = ("light", "visual")
 # primitives mjx.ray can intersect (it has no cylinder test: visual-only cylinders are left
@@ -84,7 +84,7 @@ PRIMITIVES = (mujoco.mjtGeom.mjGEOM_PLANE, mujoco.mjtGeom.mjGEOM_SPHERE,
               mujoco.mjtGeom.mjGEOM_BOX)
 VISIBLE_GROUPS = 3            # MuJoCo's default mjvOption shows geom/site groups 0, 1, 2
 HIDDEN_GROUP = 5              # where the light set's complement is moved for rendering
-_FAR_FRACTION = 0.999         # depth at the far plane = background
+FAR_FRACTION = 0.999         # depth at the far plane = background
 
 
 class SensorConfigError(ValueError):
@@ -232,12 +232,13 @@ def crop_mask(points, low, high):
   return xp.all((points >= xp.asarray(low)) & (points <= xp.asarray(high)), axis=-1)
 
 
-def _sample(points, mask, num_points: int):
+def sample_cloud(points, mask, num_points: int):
+  """((P, 3) farthest-point samples of the kept points, (P,) distinct-valid flags)."""
   idx, valid = farthest_point_sampling(points, num_points, mask)
   return points[idx], valid
 
 
-_sample_jit = jax.jit(_sample, static_argnames=("num_points",))
+_sample_jit = jax.jit(sample_cloud, static_argnames=("num_points",))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -282,7 +283,6 @@ class RenderSensor:
     self.spec = spec
     self._by_id: dict[int, tuple[mujoco.MjModel, str]] = {}
     self._by_sig: dict[str, _RenderEntry] = {}
-    self._mjx: dict[int, tuple] = {}
 
   def __call__(self, env) -> np.ndarray:
     env = getattr(env, "unwrapped", env)
@@ -313,7 +313,7 @@ class RenderSensor:
     depth = self.depth(model, data).reshape(-1)
     pos, xmat = self.camera_pose(model, data)
     pts = pos + (entry.dirs * depth[:, None]) @ xmat.T
-    mask = (depth > entry.near) & (depth < entry.far * _FAR_FRACTION)
+    mask = (depth > entry.near) & (depth < entry.far * FAR_FRACTION)
     mask &= crop_mask(pts, self.spec.crop_low, self.spec.crop_high)
     return pts.astype(np.float32), mask
 
@@ -339,24 +339,6 @@ class RenderSensor:
         c.forward[:] = -xmat[:, 2]
         c.up[:] = xmat[:, 1]
     return e.renderer.render()
-
-  @property
-  def mjx(self):
-    """The MJX form for `jaxpolicy.envs.mjx.evaluator`: `(MJXEnv, State) -> (P, 3)`.
-
-    None for the "visual" geometry set, which MJX cannot afford (see the module docstring).
-    """
-    if self.spec.geoms != "light":
-      return None
-    return self._mjx_observe
-
-  def _mjx_observe(self, env, state):
-    key = id(env.mj_model)
-    hit = self._mjx.get(key)
-    if hit is None or hit[0] is not env.mj_model:
-      hit = (env.mj_model, MjxSensor(self.spec, env.mj_model))
-      self._mjx[key] = hit
-    return hit[1](env.model, state.data)
 
   def _entry(self, model) -> _RenderEntry:
     hit = self._by_id.get(id(model))
@@ -414,105 +396,3 @@ class RenderSensor:
 def make_sensor(config) -> RenderSensor:
   """The CPU point-cloud sensor of `config` (collection and CPU evaluation share it)."""
   return RenderSensor(sensor_spec(config))
-
-
-# ---------------------------------------------------------------------------------------------
-# MJX: mjx.ray under vmap against the light geometry set
-
-
-class MjxSensor:
-  """The MJX sensor: `sensor(mx, dx) -> (num_points, 3)`; pure, jittable, vmap-able.
-
-  Casts one ray per pixel with `mujoco.mjx.ray` (chunks of `ray_chunk` rays vectorised at
-  once, to bound memory on meshes) against the spec's geometry set, plus analytic
-  intersections with the visible sites, then back-projects, crops and samples exactly as
-  the CPU sensor. Built from the `mujoco.MjModel` that `mx` was made from (the geometry
-  set, camera and site list are fixed when the sensor is built).
-  """
-
-  def __init__(self, spec: SensorSpec, model: mujoco.MjModel, ray_chunk: int = 256):
-    self.spec = spec
-    self.cam_id = camera_id(model, spec)
-    self.pose = static_camera_pose(model, spec, self.cam_id)
-    h, w = spec.image_size
-    self.dirs = pixel_directions(h, w, float(model.cam_fovy[self.cam_id])).astype(np.float32)
-    self.near, self.far = depth_range(model)
-    include = light_geoms(model) if spec.geoms == "light" else visual_geoms(model)
-    self.geom_group = np.where(include, 0, HIDDEN_GROUP).astype(model.geom_group.dtype)
-    self.sites = visible_sites(model, spec)
-    bad = [int(model.site_type[s]) for s in self.sites
-           if model.site_type[s] not in (mujoco.mjtGeom.mjGEOM_SPHERE,
-                                         mujoco.mjtGeom.mjGEOM_ELLIPSOID)]
-    if bad:
-      raise NotImplementedError(f"visible sites of geom types {sorted(set(bad))}; the MJX "
-                                f"sensor intersects sphere/ellipsoid sites only (or set "
-                                f"config.pointcloud.sites=False)")
-    size = np.asarray(model.site_size[self.sites], np.float32)
-    sphere = model.site_type[self.sites] == mujoco.mjtGeom.mjGEOM_SPHERE
-    self.site_radii = np.where(sphere[:, None], size[:, :1], size)  # (S, 3) semi-axes
-    self.ray_chunk = int(ray_chunk)
-
-  def __call__(self, mx, dx):
-    return self.cloud(mx, dx)[0]
-
-  def camera_pose(self, dx):
-    """World (pos (3,), xmat (3, 3)); from the model for world cameras, else from dx
-    (then dx needs camera poses, e.g. from mjx.forward)."""
-    if self.pose is not None:
-      return jnp.asarray(self.pose[0], jnp.float32), jnp.asarray(self.pose[1], jnp.float32)
-    return dx.cam_xpos[self.cam_id], dx.cam_xmat[self.cam_id].reshape(3, 3)
-
-  def depth(self, mx, dx):
-    """(H, W) z-depth in metres; +inf where no surface lies between near and far."""
-    from mujoco import mjx  # pylint: disable=g-import-not-at-top
-    pos, xmat = self.camera_pose(dx)
-    vecs = jnp.asarray(self.dirs) @ xmat.T             # world directions, z-depth scaled
-    mray = mx.replace(geom_group=self.geom_group)
-    group = tuple(int(i == 0) for i in range(mujoco.mjNGROUP))
-
-    def cast(vec):
-      dist, _ = mjx.ray(mray, dx, pos, vec, geomgroup=group)
-      return jnp.where(dist < 0, jnp.inf, dist)
-
-    dist = jax.lax.map(cast, vecs, batch_size=self.ray_chunk)
-    if len(self.sites):
-      dist = jnp.minimum(dist, self._site_depth(dx, pos, vecs))
-    dist = jnp.where((dist > self.near) & (dist < self.far * _FAR_FRACTION), dist, jnp.inf)
-    return dist.reshape(self.spec.image_size)
-
-  def _site_depth(self, dx, pos, vecs):
-    """(R,) nearest ray parameter over the visible sites (ellipsoids; +inf if missed)."""
-    centre = dx.site_xpos[self.sites]                  # (S, 3)
-    rot = dx.site_xmat[self.sites].reshape(-1, 3, 3)   # (S, 3, 3)
-    inv = 1.0 / jnp.asarray(self.site_radii)          # (S, 3)
-    p = jnp.einsum("sji,sj->si", rot, pos - centre) * inv             # (S, 3) local, scaled
-    v = jnp.einsum("sji,rj->rsi", rot, vecs) * inv                    # (R, S, 3)
-    a = jnp.sum(v * v, -1)
-    b = jnp.sum(v * p, -1)
-    c = jnp.sum(p * p, -1) - 1.0
-    disc = b * b - a * c
-    sq = jnp.sqrt(jnp.maximum(disc, 0.0))
-    t0, t1 = (-b - sq) / a, (-b + sq) / a
-    t = jnp.where(t0 >= 0, t0, t1)
-    t = jnp.where((disc >= 0) & (t >= 0), t, jnp.inf)
-    return jnp.min(t, axis=-1)
-
-  def candidates(self, mx, dx):
-    """((H*W, 3) points, (H*W,) keep mask), as `RenderSensor.candidates`."""
-    depth = self.depth(mx, dx).reshape(-1)
-    pos, xmat = self.camera_pose(dx)
-    finite = jnp.isfinite(depth)
-    d = jnp.where(finite, depth, 0.0)
-    pts = pos + (jnp.asarray(self.dirs) * d[:, None]) @ xmat.T
-    mask = finite & crop_mask(pts, self.spec.crop_low, self.spec.crop_high)
-    return pts, mask
-
-  def cloud(self, mx, dx):
-    """((P, 3) points, (P,) distinct-valid flags)."""
-    pts, mask = self.candidates(mx, dx)
-    return _sample(pts, mask, self.spec.num_points)
-
-
-def make_mjx_sensor(config, model: mujoco.MjModel, ray_chunk: int = 256) -> MjxSensor:
-  """The MJX point-cloud sensor of `config` for MJX models made from `model`."""
-  return MjxSensor(sensor_spec(config), model, ray_chunk)

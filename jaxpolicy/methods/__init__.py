@@ -1,23 +1,56 @@
-"""Training methods. Each module provides:
+"""Training methods, and the one list of them.
 
-  NEEDS_TEACHER: bool
+Each method module provides:
+
+  INFO: MethodInfo           what the loop, restore, report, sweep and benchmarks need to know
+                             (methods/common.py)
   init(config, nets, obs_shapes, rng, teacher_state) -> state  (a flax.struct dataclass)
   train_step(config, nets, state, batch, rng) -> (state, metrics)
   make_policies(config, nets, state, normalizer) -> {name: jaxpolicy.policy.PolicySpec}
                                       (normalizer: the run's, for samplers that need units)
+  check_config(config)                (optional) raises errors.ConfigError for bad fields
   final_metrics(config, nets, state, data, policies) -> {policy name: {metric: value}}
-                                                           (optional, after the final eval)
+                                      (optional, after the final eval)
 
-`teacher_state` is the trained teacher's state (a TeacherState) for distillation methods.
+`teacher_state` is the trained teacher's state (a common.TeacherState) for methods whose
+INFO.needs_teacher. A method defined elsewhere joins with `register(module)`.
 """
 from __future__ import annotations
 
-import importlib
+from jaxpolicy.methods import cd, sdm, step, teacher
+from jaxpolicy.methods.common import MethodInfo
 
-METHODS = ("teacher", "sdm", "cd", "step")
+_REGISTRY = {m.INFO.name: m for m in (teacher, cd, sdm, step)}
+_BUILT_IN = tuple(_REGISTRY)
+
+
+def names() -> tuple[str, ...]:
+  """Every registered method, in report order (the teacher first)."""
+  return tuple(_REGISTRY)
 
 
 def get(name: str):
-  if name not in METHODS:
-    raise ValueError(f"unknown method {name!r}; choose one of {METHODS}")
-  return importlib.import_module(f"jaxpolicy.methods.{name}")
+  """The method module called `name`; a ValueError lists the choices."""
+  if name not in _REGISTRY:
+    raise ValueError(f"unknown method {name!r}; choose one of {names()}")
+  return _REGISTRY[name]
+
+
+def info(name: str) -> MethodInfo:
+  return get(name).INFO
+
+
+def register(module) -> None:
+  """Adds a method module (with INFO, init, train_step, make_policies) to every list: the
+  training loop, restore, sweep, report and benchmarks then know it."""
+  for attr in ("INFO", "init", "train_step", "make_policies"):
+    if not hasattr(module, attr):
+      raise TypeError(f"method module {module.__name__} has no {attr}")
+  _REGISTRY[module.INFO.name] = module
+
+
+def unregister(name: str) -> None:
+  """Removes a method added with `register` (the built-in ones stay)."""
+  if name in _BUILT_IN:
+    raise ValueError(f"{name} is built in")
+  _REGISTRY.pop(name, None)

@@ -23,12 +23,13 @@ import jax.numpy as jnp
 
 from jaxpolicy.diffusion import samplers
 from jaxpolicy.diffusion.schedule import timesteps
-from jaxpolicy.methods import teacher as teacher_lib
+from jaxpolicy.errors import ConfigError
+from jaxpolicy.methods import state as state_lib
+from jaxpolicy.methods.common import MethodInfo, schedule_of, teacher_params
 from jaxpolicy.policy import PolicySpec
-from jaxpolicy.train import state as state_lib
-from jaxpolicy.train.validate import ConfigError
 
-NEEDS_TEACHER = True
+INFO = MethodInfo(name="cd", label="CD (1 step)", main_policy="cd_1step", needs_teacher=True,
+                  style=("tab:orange", "s", "--", 7))
 
 
 @flax.struct.dataclass
@@ -56,7 +57,7 @@ def check_config(config):
 def init(config, nets, obs_shapes, rng, teacher_state) -> CDState:
   del nets, obs_shapes, rng
   c = config.cd
-  tparams = teacher_lib.policy_params(config, teacher_state, use_ema=True)
+  tparams = teacher_params(teacher_state, use_ema=True)
   copy = lambda tree: jax.tree_util.tree_map(jnp.array, tree)
   tx = state_lib.make_optimizer(c.lr, config.train.steps, c.warmup_steps, c.weight_decay,
                                 *c.betas, grad_clip=c.grad_clip)
@@ -74,7 +75,7 @@ def boundary_scalings(config, t):
 
 
 def consistency_fn(config, nets, params, x, t, cond):
-  schedule = teacher_lib.schedule_of(config)
+  schedule = schedule_of(config)
   t_model = jnp.maximum(t, 0)
   x0, _ = samplers.split_prediction(schedule, x, nets.denoiser(params, cond)(x, t_model),
                                     t_model)
@@ -84,7 +85,7 @@ def consistency_fn(config, nets, params, x, t, cond):
 
 def solver_step(config, nets, real_params, x_t, t, prev_t, cond):
   """One DDIM step of the frozen teacher (epsilon derived from its x0 prediction)."""
-  schedule = teacher_lib.schedule_of(config)
+  schedule = schedule_of(config)
   return samplers.ddim_step(schedule, x_t, nets.denoiser(real_params, cond)(x_t, t), t, prev_t)
 
 
@@ -95,7 +96,7 @@ def sample_tn(config, rng, batch):
 
 
 def cd_loss(config, nets, online_params, state: CDState, x0, cond, rng):
-  schedule = teacher_lib.schedule_of(config)
+  schedule = schedule_of(config)
   k_t, k_n = jax.random.split(rng)
   t = sample_tn(config, k_t, x0.shape[0])
   prev_t = t - config.cd.skip

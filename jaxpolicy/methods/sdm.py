@@ -24,12 +24,17 @@ import jax.numpy as jnp
 
 from jaxpolicy.diffusion import losses, samplers
 from jaxpolicy.diffusion.schedule import timesteps
-from jaxpolicy.methods import teacher as teacher_lib
+from jaxpolicy.errors import ConfigError
+from jaxpolicy.methods import state as state_lib
+from jaxpolicy.methods.common import MethodInfo, ddim_sampler, schedule_of, teacher_params
 from jaxpolicy.policy import PolicySpec
-from jaxpolicy.train import state as state_lib
-from jaxpolicy.train.validate import ConfigError
 
-NEEDS_TEACHER = True
+def _torch_reference(config, name):
+  return ("one_step", config.diffusion.num_train_timesteps) if name == "sdm_1step" else None
+
+
+INFO = MethodInfo(name="sdm", label="SDM (1 step)", main_policy="sdm_1step", needs_teacher=True,
+                  style=("tab:green", "^", "-.", 6), torch_reference=_torch_reference)
 
 
 @flax.struct.dataclass
@@ -68,7 +73,7 @@ def _optimizer(config, lr, updates):
 def init(config, nets, obs_shapes, rng, teacher_state) -> SDMState:
   del nets, obs_shapes, rng
   s = config.sdm
-  tparams = teacher_lib.policy_params(config, teacher_state, use_ema=s.init == "ema")
+  tparams = teacher_params(teacher_state, use_ema=s.init == "ema")
   copy = lambda tree: jax.tree_util.tree_map(jnp.array, tree)
   steps = config.train.steps
   gen = state_lib.create(None, copy(tparams["unet"]),
@@ -110,7 +115,7 @@ def generator_direction(config, schedule, x, x_t, t, x0_real, x0_fake):
 
 
 def generator_loss(config, nets, gen_params, real_params, fake_params, cond, z, rng):
-  schedule = teacher_lib.schedule_of(config)
+  schedule = schedule_of(config)
   k_t, k_n = jax.random.split(rng)
   x = generate(config, nets, gen_params, cond, z)
   t = sample_t(config, k_t, x.shape[0])
@@ -125,7 +130,7 @@ def generator_loss(config, nets, gen_params, real_params, fake_params, cond, z, 
 
 def fake_loss(config, nets, fake_params, cond, x, rng):
   """D's denoising loss on stop-gradient generator samples."""
-  schedule = teacher_lib.schedule_of(config)
+  schedule = schedule_of(config)
   k_t, k_l = jax.random.split(rng)
   t = sample_t(config, k_t, x.shape[0])
   return config.sdm.gamma * losses.denoising_loss(
@@ -173,6 +178,6 @@ def make_policies(config, nets, state: SDMState, normalizer):
   if config.sdm.eval_anchor_steps:
     # The released code's evaluation: k DDIM steps of the teacher's sampler through G.
     k = config.sdm.eval_anchor_steps
-    anchor, nfe_a = teacher_lib.ddim_sampler(config, nets, k, config.diffusion.spacing)
+    anchor, nfe_a = ddim_sampler(config, nets, k, config.diffusion.spacing)
     out[f"sdm_anchor_ddim{nfe_a}"] = PolicySpec(anchor, state.encoder, gen, nfe_a)
   return out

@@ -35,13 +35,22 @@ import numpy as np
 
 from jaxpolicy.diffusion import samplers
 from jaxpolicy.envs.registry import TASKS
-from jaxpolicy.methods import teacher as teacher_lib
+from jaxpolicy.errors import ConfigError
+from jaxpolicy.methods import state as state_lib
+from jaxpolicy.methods.common import (MethodInfo, ddim_baselines, ddim_sampler, schedule_of,
+                                     teacher_params)
 from jaxpolicy.nets.predictor import Predictor
 from jaxpolicy.policy import PolicySpec
-from jaxpolicy.train import state as state_lib
-from jaxpolicy.train.validate import ConfigError
 
-NEEDS_TEACHER = True
+def _sweep_settings(config):
+  # The grid compares main policies (k = 2); the other k and the pure-noise DDIM-k baselines
+  # (STEP's own ablation, configs/step.py) would multiply each cell's evaluation time.
+  config.step.eval_baselines = False
+  config.step.ks = (2,)
+
+
+INFO = MethodInfo(name="step", label="STEP (k = 2)", main_policy="step_k2", needs_teacher=True,
+                  style=("tab:red", "D", ":", 4), sweep_settings=_sweep_settings)
 ACTION_KINDS = ("auto", "absolute", "delta")
 
 
@@ -105,7 +114,7 @@ def obs_tokens(nets, enc_params, obs):
 
 
 def init(config, nets, obs_shapes, rng, teacher_state) -> StepState:
-  tparams = teacher_lib.policy_params(config, teacher_state, use_ema=True)
+  tparams = teacher_params(teacher_state, use_ema=True)
   pred = make_predictor(config, nets.action_dim)
   S = jax.ShapeDtypeStruct
   # the token width is what the teacher's encoder emits per frame (the DP3 encoder adds
@@ -182,7 +191,7 @@ def _executed(config, x):
 
 def step_grid(config, k: int):
   """(ts, prev_ts) of STEP's k steps: the leading grid, or k steps from step.t0 exactly."""
-  schedule = teacher_lib.schedule_of(config)
+  schedule = schedule_of(config)
   t0 = config.step.t0
   return samplers.ddim_grid(schedule, k, "leading", first_timestep=t0 if t0 >= 0 else None)
 
@@ -194,10 +203,10 @@ def step_sampler(config, nets, k: int, action_normalizer=None, perturb: bool = T
   action's own units for delta-action stall detection. nfe = k network evaluations per
   call; nfe_first = the teacher sampler's steps run on an episode's first call.
   """
-  schedule = teacher_lib.schedule_of(config)
+  schedule = schedule_of(config)
   s = config.step
   pred = make_predictor(config, nets.action_dim)
-  cold, nfe_first = teacher_lib.ddim_sampler(config, nets)  # first call: the teacher's own
+  cold, nfe_first = ddim_sampler(config, nets)  # first call: the teacher's own
   if action_normalizer is None:
     unnormalize = lambda x: x
   else:  # constants of the compiled program
@@ -261,12 +270,8 @@ def make_policies(config, nets, state: StepState, normalizer):
     name = "step_predictor_only" if k == 0 else f"step_k{k}"
     out[name] = PolicySpec(sample, enc, params, nfe, init_carry, from_batch, nfe_first)
   if s.eval_baselines:  # the teacher from pure noise with the same k, both spacings
-    for k in s.ks:
-      if k == 0:
-        continue
-      for spacing in ("leading", "trailing"):
-        sample, nfe = teacher_lib.ddim_sampler(config, nets, k, spacing)
-        out[f"ddim_k{k}_{spacing}"] = PolicySpec(sample, enc, state.teacher["unet"], nfe)
+    out.update(ddim_baselines(config, nets, state.teacher, [k for k in s.ks if k > 0],
+                              ("leading", "trailing")))
   return out
 
 
@@ -276,7 +281,7 @@ def final_metrics(config, nets, state, data, policies):
     return {}
   policy = policies[next(n for n in policies if n.startswith("step_"))]
   nets = policy.nets   # in the policies' compute dtype: the metric is the policy's own
-  teacher_sample, _ = teacher_lib.ddim_sampler(config, nets)
+  teacher_sample, _ = ddim_sampler(config, nets)
   pred = make_predictor(config, nets.action_dim)
   pred_params = policy.sampler_params["predictor"]
 

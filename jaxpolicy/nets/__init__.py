@@ -7,26 +7,17 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from jaxpolicy.nets.encoders import StateEncoder, encode_history
+from jaxpolicy import obs as obs_lib
+from jaxpolicy.nets.encoders import DP3Encoder, StateEncoder, encode_history
 from jaxpolicy.nets.unet1d import ConditionalUnet1D, check_horizon, prune_params
-
-OBS_KEYS = {"state": ("full_state",), "pointcloud": ("point_cloud", "agent_pos")}
-
-
-def obs_keys(obs_type: str) -> tuple[str, ...]:
-  if obs_type not in OBS_KEYS:
-    raise ValueError(f"obs must be one of {sorted(OBS_KEYS)}, got {obs_type!r}")
-  return OBS_KEYS[obs_type]
 
 
 def make_encoder(config) -> nn.Module:
-  if config.obs == "state":
-    return StateEncoder(hidden_dims=tuple(config.model.encoder_hidden),
-                        out_dim=config.model.encoder_out)
-  if config.obs == "pointcloud":
-    from jaxpolicy.nets.encoders import DP3Encoder  # pylint: disable=g-import-not-at-top
+  """DP3's point-cloud encoder for point-cloud observations, else the state MLP."""
+  if obs_lib.kind(config.obs).point_cloud:
     return DP3Encoder(out_dim=config.model.encoder_out)
-  raise ValueError(f"obs must be one of {sorted(OBS_KEYS)}, got {config.obs!r}")
+  return StateEncoder(hidden_dims=tuple(config.model.encoder_hidden),
+                      out_dim=config.model.encoder_out)
 
 
 def make_unet(config, action_dim: int) -> ConditionalUnet1D:

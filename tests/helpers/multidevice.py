@@ -12,7 +12,7 @@ import numpy as np
 
 from configs import sdm as sdm_configs
 from configs import teacher as teacher_configs
-from jaxpolicy.train import loop
+from jaxpolicy import runs, training
 
 
 def max_diff(a, b):
@@ -26,7 +26,7 @@ def main(tmp):
     jax.config.update("jax_compilation_cache_dir", os.environ["JAXPOLICY_CACHE_DIR"])
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
   out = {}
-  runs = {}
+  states = {}
   for n in (8, 1):
     c = teacher_configs.get_config("tiny")
     c.data.dir = os.path.join(tmp, "data")
@@ -34,18 +34,18 @@ def main(tmp):
     c.train.steps = 8
     c.eval.at_end = False   # parameters are compared, not success
     wd = os.path.join(tmp, f"teacher_{n}")
-    loop.train(c, wd)
+    training.train(c, wd)
     s = sdm_configs.get_config("tiny")
     s.data.dir = c.data.dir
     s.train.num_devices = n
     s.train.steps = 6
     s.teacher_workdir = os.path.join(tmp, "teacher_1") if n == 1 else wd
     s.eval.at_end = False
-    loop.train(s, os.path.join(tmp, f"sdm_{n}"))
-    runs[n] = (loop.restore_run(wd).state, loop.restore_run(os.path.join(tmp, f"sdm_{n}")).state)
-  out["teacher"] = max_diff(runs[8][0], runs[1][0])
-  out["sdm"] = max_diff(runs[8][1], runs[1][1])
-  out["teacher_moved"] = max_diff(runs[1][0].model.params, runs[1][0].model.ema_params)
+    training.train(s, os.path.join(tmp, f"sdm_{n}"))
+    states[n] = (runs.restore_run(wd).state, runs.restore_run(os.path.join(tmp, f"sdm_{n}")).state)
+  out["teacher"] = max_diff(states[8][0], states[1][0])
+  out["sdm"] = max_diff(states[8][1], states[1][1])
+  out["teacher_moved"] = max_diff(states[1][0].model.params, states[1][0].model.ema_params)
   print("RESULT " + json.dumps(out))
 
 

@@ -11,10 +11,10 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
-from jaxpolicy.train import loop  # noqa: E402  pylint: disable=wrong-import-position
+from jaxpolicy import training  # noqa: E402  pylint: disable=wrong-import-position
 from launch import common, train  # noqa: E402  pylint: disable=wrong-import-position
 
-_real = loop.make_train_step
+_real = training.make_train_step
 
 
 def _slow_make_train_step(*args, **kwargs):
@@ -22,7 +22,7 @@ def _slow_make_train_step(*args, **kwargs):
   return _real(*args, **kwargs)
 
 
-loop.make_train_step = _slow_make_train_step
+training.make_train_step = _slow_make_train_step
 
 if __name__ == "__main__":
   sys.argv[0] = "launch.train"

@@ -4,10 +4,11 @@
 with its carry: teacher DDIM, SDM one-step, STEP, ...) runs inside the scan whenever the
 executed part of the previous action chunk is used up, exactly like the real-MetaWorld
 evaluator's replanning. Success = MetaWorld's success flag at any step. Episode i of seed s
-starts from the same MetaWorld reset as `jaxpolicy.evaluation.evaluate` with that seed
+starts from the same MetaWorld reset as the real-MetaWorld evaluator
+(`jaxpolicy.envs.metaworld_evaluator`) with that seed
 (see resets.py), and policy call c uses `fold_in(PRNGKey(seed), c)` as there.
 
-The result dict has the format of `jaxpolicy.evaluation.evaluate` plus "backend": "mjx",
+The result dict has the real-MetaWorld evaluator's format plus "backend": "mjx",
 the compile time (measured apart) and env-steps/s.
 """
 from __future__ import annotations
@@ -21,6 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxpolicy.envs.mjx import env as env_lib
+from jaxpolicy.envs.mjx.pointcloud import mjx_form
 from jaxpolicy.envs.mjx.resets import ResetBank, evaluation_resets
 from jaxpolicy.stats import latency_summary, stall_summary
 
@@ -47,13 +49,14 @@ def observe(env: env_lib.MJXEnv, state: env_lib.State, keys, sensor=None) -> dic
 
 
 def _mjx_sensor(sensor):
-  """The JAX form of a sensor: `sensor.mjx(env, state) -> (P, 3)`, or None."""
+  """The JAX form of a point-cloud sensor: `form(env, state) -> (P, 3)`, or None."""
   if sensor is None:
     return None
-  fn = getattr(sensor, "mjx", None)
+  fn = mjx_form(sensor)
   if fn is None:
-    raise ValueError("the point-cloud sensor given has no MJX form (`sensor.mjx(env, state)`); "
-                     "evaluate point-cloud policies with --config.eval.backend=metaworld")
+    raise ValueError(f"the point-cloud sensor's geometry set {sensor.spec.geoms!r} has no MJX "
+                     f"form (only 'light' does); evaluate point-cloud policies with "
+                     f"--config.eval.backend=metaworld")
   return fn
 
 
@@ -135,9 +138,11 @@ def _policy_latency(policy, batch: int, calls: int = 11) -> np.ndarray:
 
 # Compiled rollouts by (task, policy, episodes, length, sensor, ...): a run's periodic
 # evaluations of its several policies (teacher and student, same policy objects and sensor
-# every time) compile each once.
+# every time) compile each once. Entries hold the policy and sensor themselves, so an id
+# reused by a later object never finds another's program.
 _COMPILED: dict = {}
 _MAX_PROGRAMS = 8
+COMPILATIONS = [0]   # rollout programs compiled in this process (tests count them)
 
 
 def run(policy, env: env_lib.MJXEnv, resets: ResetBank, seed: int, episode_length: int,
@@ -152,13 +157,16 @@ def run(policy, env: env_lib.MJXEnv, resets: ResetBank, seed: int, episode_lengt
   key = jax.random.PRNGKey(seed)
   cache_key = (env.task, id(policy), episodes, int(episode_length), id(sensor), return_final)
   t0 = time.perf_counter()
-  if cache_key not in _COMPILED:
+  hit = _COMPILED.get(cache_key)
+  if hit is None or hit[0] is not policy or hit[1] is not sensor:
     rollout = jax.jit(make_rollout(env, policy, episode_length, sensor, return_final))
     while len(_COMPILED) >= _MAX_PROGRAMS:   # they hold the model as constants: keep a few
       _COMPILED.pop(next(iter(_COMPILED)))
-    _COMPILED[cache_key] = rollout.lower(policy.params, resets, key).compile()
-  compiled = _COMPILED.pop(cache_key)
-  _COMPILED[cache_key] = compiled            # most recently used last
+    hit = (policy, sensor, rollout.lower(policy.params, resets, key).compile())
+    COMPILATIONS[0] += 1
+  _COMPILED.pop(cache_key, None)
+  _COMPILED[cache_key] = hit                 # most recently used last
+  compiled = hit[2]
   compile_s = time.perf_counter() - t0
   t0 = time.perf_counter()
   out = jax.block_until_ready(compiled(policy.params, resets, key))
@@ -180,7 +188,7 @@ def run(policy, env: env_lib.MJXEnv, resets: ResetBank, seed: int, episode_lengt
 def evaluate(policy, task: str, episodes: int = 20, seed: int = 0, episode_length: int = 200,
              sensor=None, env: env_lib.MJXEnv | None = None) -> dict:
   """Runs `episodes` MJX episodes at once with the policy in the loop (one program), from
-  the initial conditions `jaxpolicy.evaluation.evaluate` uses for the same seed."""
+  the initial conditions the real-MetaWorld evaluator uses for the same seed."""
   env = env or env_lib.make_env(task)
   resets = evaluation_resets(env.task, seed, episodes)
   return run(policy, env, resets, seed, episode_length, sensor)[0]

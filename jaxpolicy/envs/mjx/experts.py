@@ -2,8 +2,7 @@
 
 The experts (`metaworld.policies`) are NumPy functions of the 39-d observation; they run on
 the host for each environment of the batch while the batch steps in MJX with one jitted
-`vmap(env.step)`. Used to measure fidelity against the real MetaWorld (launch/fidelity.py)
-and to collect demonstrations in MJX for runs that evaluate in MJX.
+`vmap(env.step)`. Used to measure fidelity against the real MetaWorld (benchmarks/fidelity.py).
 """
 from __future__ import annotations
 
@@ -14,8 +13,8 @@ import numpy as np
 
 from jaxpolicy.envs import metaworld_cpu as mw
 from jaxpolicy.envs.mjx import env as env_lib
-from jaxpolicy.envs.mjx.resets import (ResetBank, build_resets, evaluation_resets,
-                                       evaluation_seeds, metaworld_env, snapshot, stack)
+from jaxpolicy.envs.mjx.resets import (ResetBank, evaluation_seeds, metaworld_env, snapshot,
+                                       stack)
 
 
 def expert_actions(policy, obs: np.ndarray) -> np.ndarray:
@@ -24,15 +23,13 @@ def expert_actions(policy, obs: np.ndarray) -> np.ndarray:
 
 
 def run_expert(task: str, resets: ResetBank, episode_length: int = mw.EPISODE_LENGTH,
-               env: env_lib.MJXEnv | None = None, stop_when_done: bool = True,
-               record: bool = False) -> dict:
+               env: env_lib.MJXEnv | None = None, stop_when_done: bool = True) -> dict:
   """Rolls MetaWorld's scripted expert out in MJX from each row of `resets`.
 
   Returns {"successes" (B,) bool, "first_success_step" (B,) int (-1 = never), "steps",
   "wall_s", "compile_s", "max_penetrating_contacts" (the most contacts with negative
-  distance seen in one environment: below the env's contact limit means it never bound)}
-  and, with `record`, "obs" (T+1, B, 39), "agent_pos" (T+1, B, 9), "actions" (T, B, 4) and
-  "success" (T, B). `stop_when_done` ends early once every episode has succeeded.
+  distance seen in one environment: below the env's contact limit means it never bound)}.
+  `stop_when_done` ends early once every episode has succeeded.
   """
   env = env or env_lib.make_env(task)
   policy = mw.expert_policy(env.task)
@@ -47,9 +44,6 @@ def run_expert(task: str, resets: ResetBank, episode_length: int = mw.EPISODE_LE
   batch = len(resets)
   success = np.zeros(batch, bool)
   first = np.full(batch, -1)
-  agent_pos = jax.jit(jax.vmap(env.agent_pos))
-  obs_log, act_log, succ_log = [np.asarray(states.obs)], [], []
-  pos_log = [np.asarray(agent_pos(states.data))] if record else []
   touching = 0   # most contacts with dist < 0 in one env (vs the env's contact limit)
   t = 0
   while t < episode_length:
@@ -60,46 +54,13 @@ def run_expert(task: str, resets: ResetBank, episode_length: int = mw.EPISODE_LE
     touching = max(touching, int((np.asarray(states.data.contact.dist) < 0).sum(-1).max()))
     first = np.where(s & ~success, t, first)
     success |= s
-    if record:
-      obs_log.append(np.asarray(states.obs))
-      pos_log.append(np.asarray(agent_pos(states.data)))
-      act_log.append(actions)
-      succ_log.append(s)
     t += 1
-    if stop_when_done and success.all() and not record:
+    if stop_when_done and success.all():
       break
   out = {"successes": success, "first_success_step": first, "steps": t,
          "wall_s": time.perf_counter() - t0, "compile_s": compile_s,
          "max_penetrating_contacts": touching}
-  if record:
-    out.update(obs=np.stack(obs_log), agent_pos=np.stack(pos_log), actions=np.stack(act_log),
-               success=np.stack(succ_log))
   return out
-
-
-def collect_demos_mjx(task: str, num_episodes: int, seed: int = 0,
-                      episode_length: int = mw.EPISODE_LENGTH, batch: int | None = None,
-                      max_attempts: int | None = None) -> list[dict]:
-  """Successful scripted-expert episodes collected in MJX, in `jaxpolicy.data.collect`'s
-  episode format ({"state": agent_pos (T, 9), "full_state": (T, 39), "action": (T, 4)}),
-  for runs that evaluate in MJX (state observations). Resets are MetaWorld's, drawn with
-  seeds `seed * 100_003 + i` (disjoint from evaluation seeds when `seed` differs)."""
-  env = env_lib.make_env(task)
-  batch = batch or num_episodes
-  max_attempts = max_attempts or 5 * num_episodes
-  episodes, attempts = [], 0
-  while len(episodes) < num_episodes:
-    if attempts >= max_attempts:
-      raise RuntimeError(f"the scripted expert for {task} succeeded in only {len(episodes)} "
-                         f"of {attempts} MJX episodes; cannot collect {num_episodes}")
-    seeds = evaluation_seeds(seed, attempts + batch)[attempts:]
-    res = run_expert(task, build_resets(task, seeds), episode_length, env=env, record=True)
-    attempts += batch
-    for i in np.nonzero(res["successes"])[0]:
-      if len(episodes) < num_episodes:
-        episodes.append({"state": res["agent_pos"][:-1, i], "full_state": res["obs"][:-1, i],
-                         "action": res["actions"][:, i]})
-  return episodes
 
 
 def run_expert_metaworld(task: str, seed: int, episodes: int,
@@ -123,12 +84,6 @@ def run_expert_metaworld(task: str, seed: int, episodes: int,
           break
   return {"successes": success, "first_success_step": first,
           "wall_s": time.perf_counter() - t0}
-
-
-def expert_success_mjx(task: str, seed: int, episodes: int,
-                       episode_length: int = mw.EPISODE_LENGTH) -> dict:
-  """Scripted-expert success in MJX from `evaluation_resets(task, seed, episodes)`."""
-  return run_expert(task, evaluation_resets(task, seed, episodes), episode_length)
 
 
 def record_metaworld(task: str, seed: int, steps: int, noise: float = 0.0):

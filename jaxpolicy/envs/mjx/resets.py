@@ -8,7 +8,7 @@ resulting state: (qpos, qvel, mocap pose, solver warm start, controls) and the p
 fields (`body_pos`, `site_pos`), plus the task's target position. In MJX these become the
 initial `mjx.Data` and batched model fields under `jax.vmap`.
 
-Seeds follow `jaxpolicy.evaluation.evaluate`: episode i of an evaluation with seed s uses
+Seeds follow `jaxpolicy.envs.metaworld_evaluator.evaluate`: episode i of an evaluation with seed s uses
 MetaWorld seed `s * 100_003 + i`, so the MJX evaluator starts from exactly the initial
 conditions the real-MetaWorld evaluator uses for the same seed.
 """
@@ -34,7 +34,7 @@ def metaworld_env(task: str):
 
 
 def evaluation_seeds(seed: int, episodes: int) -> list[int]:
-  """The per-episode MetaWorld seeds of `jaxpolicy.evaluation.evaluate`."""
+  """The per-episode MetaWorld seeds of `jaxpolicy.envs.metaworld_evaluator.evaluate`."""
   return [int(seed) * 100_003 + i for i in range(int(episodes))]
 
 
@@ -108,5 +108,5 @@ def build_resets(task: str, seeds) -> ResetBank:
 
 
 def evaluation_resets(task: str, seed: int, episodes: int) -> ResetBank:
-  """The initial states of `evaluation.evaluate(..., episodes, seed)` for `task`."""
+  """The initial states of `metaworld_evaluator.evaluate(..., episodes, seed)` for `task`."""
   return build_resets(task, evaluation_seeds(seed, episodes))

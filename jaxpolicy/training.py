@@ -6,9 +6,6 @@ checkpoint and exit; a non-finite loss stops the run before anything bad is save
 """
 from __future__ import annotations
 
-import contextlib
-import dataclasses
-import hashlib
 import json
 import logging as _logging
 import os
@@ -19,15 +16,13 @@ import jax
 import ml_collections
 import numpy as np
 
-from jaxpolicy import evaluation, methods
+from jaxpolicy import methods
 from jaxpolicy import nets as nets_lib
-from jaxpolicy.data import collect
-from jaxpolicy.data.dataset import DemoData, load_demos
-from jaxpolicy.data.normalizer import Normalizer
-from jaxpolicy.policy import Policy, build_policy
-from jaxpolicy.train import sharding
-from jaxpolicy.train.checkpoint import Checkpointer
-from jaxpolicy.train.validate import check_config, check_workdir, identity
+from jaxpolicy import runs
+from jaxpolicy.runs import Run, default_workdir, restore_run
+from jaxpolicy.runtime import sharding
+from jaxpolicy.runtime.checkpoint import Checkpointer
+from jaxpolicy.validate import check_config, check_teacher, check_workdir, identity
 
 logging = _logging.getLogger("jaxpolicy")
 
@@ -40,112 +35,10 @@ class Interrupted(SystemExit):
   pass
 
 
-@dataclasses.dataclass
-class Run:
-  """A trained (or restored) run: enough to build its policies or distil from it."""
-  config: ml_collections.ConfigDict
-  workdir: str
-  nets: nets_lib.Nets
-  state: object
-  normalizer: Normalizer
-  obs_shapes: dict
-  action_dim: int
-  step: int
-
-  def policies(self, reuse: dict | None = None, dtype: str | None = None) -> dict[str, Policy]:
-    """The run's policies; `reuse` (an earlier result) keeps their compiled functions.
-
-    `dtype`: their compute dtype (default: the run's eval.dtype); bfloat16 names end "_bf16".
-    """
-    method = methods.get(self.config.method)
-    dtype = dtype or self.config.eval.get("dtype", "float32")
-    nets = self.nets.with_compute_dtype(dtype)
-    suffix = "" if dtype == "float32" else "_bf16"
-    out = {}
-    for name, spec in method.make_policies(self.config, nets, self.state, self.normalizer).items():
-      name += suffix
-      out[name] = build_policy(name, self.config, nets, self.normalizer, spec,
-                               self.obs_shapes, reuse=(reuse or {}).get(name))
-    return out
-
-
-def default_workdir(config) -> str:
-  return os.path.join("runs", f"{config.method}_{config.task}_{config.obs}_{config.preset}"
-                      f"_s{config.seed}")
-
-
 def _meta(config, data_normalizer, obs_shapes, action_dim, step, extra=None):
   return dict(config=config.to_dict(), normalizer=data_normalizer.to_json(),
               obs_shapes={k: list(v) for k, v in obs_shapes.items()}, action_dim=int(action_dim),
               method=config.method, step=int(step), **(extra or {}))
-
-
-def make_sensor(config):
-  """The point-cloud sensor shared by collection and evaluation (None for state obs)."""
-  if config.obs != "pointcloud":
-    return None
-  from jaxpolicy.envs.pointcloud import make_sensor as make  # pylint: disable=g-import-not-at-top
-  return make(config)
-
-
-def ensure_demo_data(config) -> str:
-  """The demonstrations a config trains on: collected on demand by process 0; other
-  processes wait for the file (datasets appear atomically) instead of a collective barrier,
-  whose 30 s rendezvous limit a long collection would exceed. Point-cloud datasets are
-  named by a hash of the sensor settings, which are also stored in their attributes."""
-  tag, attrs = "", {}
-  if config.obs == "pointcloud":
-    from jaxpolicy.envs.pointcloud import sensor_spec  # pylint: disable=g-import-not-at-top
-    attrs = {"sensor": sensor_spec(config).to_dict()}
-    tag = hashlib.sha1(json.dumps(attrs, sort_keys=True).encode()).hexdigest()[:8]
-  if not sharding.is_primary():
-    path = collect.demo_path(config.data.dir, config.task, config.data.num_episodes, config.obs,
-                             tag)
-    deadline = time.time() + 3600
-    while not os.path.isdir(path):
-      if time.time() > deadline:
-        raise TimeoutError(f"process {jax.process_index()}: {path} did not appear in an hour")
-      time.sleep(1.0)
-  path = collect.demo_path(config.data.dir, config.task, config.data.num_episodes, config.obs,
-                           tag)
-  if os.path.isdir(path):   # no sensor (and no renderer) needed
-    return collect.ensure_demos(config.data.dir, config.task, config.data.num_episodes,
-                                seed=config.data.seed, obs_type=config.obs, tag=tag,
-                                attrs=attrs)
-  with _open_sensor(config) as sensor:
-    return collect.ensure_demos(config.data.dir, config.task, config.data.num_episodes,
-                                seed=config.data.seed, obs_type=config.obs, sensor=sensor,
-                                tag=tag, attrs=attrs)
-
-
-def load_demo_data(config, normalizer=None) -> DemoData:
-  """Demonstration windows for a config (see `ensure_demo_data`)."""
-  path = ensure_demo_data(config)
-  p = config.policy
-  return load_demos(path, nets_lib.obs_keys(config.obs), p.horizon, p.n_obs_steps,
-                    p.n_action_steps, val_episodes=config.data.val_episodes,
-                    seed=config.data.seed, normalizer=normalizer)
-
-
-def restore_run(workdir: str, step: int | None = None) -> Run:
-  """Loads a saved run of any method from its workdir (the latest step by default)."""
-  ckpt = Checkpointer(workdir)
-  meta = ckpt.restore_meta(step)
-  config = ml_collections.ConfigDict(meta["config"])
-  method = methods.get(config.method)
-  obs_shapes = {k: tuple(v) for k, v in meta["obs_shapes"].items()}
-  nets = nets_lib.build_nets(config, meta["action_dim"])
-  teacher_state = None
-  if method.NEEDS_TEACHER:
-    from jaxpolicy.methods import teacher as teacher_lib  # pylint: disable=g-import-not-at-top
-    teacher_state = jax.eval_shape(
-        lambda: teacher_lib.from_params(nets.init(jax.random.PRNGKey(0), obs_shapes)))
-  target = jax.eval_shape(
-      lambda ts: method.init(config, nets, obs_shapes, jax.random.PRNGKey(0), ts), teacher_state)
-  state, meta = ckpt.restore(target, step)
-  ckpt.close()
-  return Run(config, workdir, nets, state, Normalizer.from_json(meta["normalizer"]), obs_shapes,
-             meta["action_dim"], meta["step"])
 
 
 def _check_finite(history, first_step):
@@ -198,51 +91,9 @@ class _SignalGuard:
       signal.signal(s, h)
 
 
-@contextlib.contextmanager
-def _open_sensor(config, sensor=None):
-  """The given sensor, or a new one for `config` closed on exit (None for state obs)."""
-  if sensor is not None or config.obs != "pointcloud":
-    yield sensor
-    return
-  sensor = make_sensor(config)
-  try:
-    yield sensor
-  finally:
-    sensor.close()
-
-
-def evaluate_policies(config, policies: dict, step: int, sensor=None) -> dict:
-  """Evaluates each policy; `sensor`: the run's point-cloud sensor (built once per run, so
-  its renderers and the MJX programs compiled around it are reused); None makes one for
-  this call and closes it."""
-  with _open_sensor(config, sensor) as sensor:
-    return _evaluate_policies(config, policies, step, sensor)
-
-
-def _evaluate_policies(config, policies: dict, step: int, sensor) -> dict:
-  results = {}
-  for name, pol in policies.items():
-    r = evaluation.evaluate(pol, config.task, episodes=config.eval.episodes,
-                            seed=config.eval.seed, episode_length=config.eval.episode_length,
-                            sensor=sensor, backend=config.eval.get("backend", "auto"))
-    r["step"] = int(step)
-    results[name] = r
-    logging.info("eval step %d %s: success %.2f over %d episodes (NFE %d, %.2f ms/call)", step,
-                 name, r["success_rate"], r["episodes"], r["nfe"], r["latency_ms"])
-  return results
-
-
 def load_or_train_teacher(config) -> Run:
   """The teacher run for a distillation config: restored, resumed or trained first."""
-  from configs import teacher as teacher_configs  # pylint: disable=g-import-not-at-top
-  from jaxpolicy.train.validate import check_teacher  # pylint: disable=g-import-not-at-top
-  tconfig = teacher_configs.get_config(config.preset)
-  with tconfig.unlocked():
-    for key in ("task", "obs", "seed", "data", "policy", "model", "diffusion", "eval",
-                "pointcloud"):
-      setattr(tconfig, key, ml_collections.ConfigDict(config[key].to_dict())
-              if isinstance(config[key], ml_collections.ConfigDict) else config[key])
-  workdir = config.teacher_workdir or default_workdir(tconfig)
+  workdir = config.teacher_workdir or default_workdir(config, method="teacher")
   ckpt = Checkpointer(workdir)
   latest = ckpt.latest_step()
   if latest is not None:
@@ -263,6 +114,7 @@ def load_or_train_teacher(config) -> Run:
   else:
     logging.info("no trained teacher found at %s: training the teacher first (%s preset)",
                  workdir, config.preset)
+    tconfig = runs.teacher_config(config)
   train(tconfig, workdir)
   return restore_run(workdir)
 
@@ -272,14 +124,14 @@ def train(config, workdir: str | None = None) -> dict:
   check_config(config)
   workdir = workdir or default_workdir(config)
   method = methods.get(config.method)
-  teacher = load_or_train_teacher(config) if method.NEEDS_TEACHER else None
+  teacher = load_or_train_teacher(config) if method.INFO.needs_teacher else None
   check_workdir(workdir, config)
   os.makedirs(workdir, exist_ok=True)
   if sharding.is_primary():
     with open(os.path.join(workdir, "config.json"), "w") as f:
       json.dump({"identity": identity(config), "config": config.to_dict()}, f, indent=2)
 
-  data = load_demo_data(config, normalizer=teacher.normalizer if teacher else None)
+  data = runs.load_demo_data(config, normalizer=teacher.normalizer if teacher else None)
   if teacher is not None and data.obs_shapes != teacher.obs_shapes:
     raise ValueError(f"teacher observation shapes {teacher.obs_shapes} differ from the data's "
                      f"{data.obs_shapes}")
@@ -288,7 +140,7 @@ def train(config, workdir: str | None = None) -> dict:
   state = method.init(config, nets, data.obs_shapes, jax.random.fold_in(rng, 1),
                       teacher.state if teacher else None)
   # one point-cloud sensor for every evaluation of the run (renderers made on first use)
-  with _open_sensor(config) as sensor:
+  with runs.open_sensor(config) as sensor:
     return _train_and_evaluate(config, workdir, method, teacher, data, nets, state, rng,
                                sensor)
 
@@ -312,7 +164,7 @@ def _train_and_evaluate(config, workdir, method, teacher, data, nets, state, rng
   policies = dict(teacher.policies(dtype=config.eval.get("dtype", "float32"))) \
       if teacher is not None else {}
   policies.update(run.policies(reuse=compiled))
-  results = {config.task: evaluate_policies(config, policies, step, sensor)}
+  results = {config.task: runs.evaluate_policies(config, policies, step, sensor)}
   if data.val is not None:  # action error on held-out demonstration windows
     for name, pol in policies.items():
       results[config.task][name]["action_mse"] = pol.action_mse(data.val, jax.random.PRNGKey(0))
@@ -322,10 +174,10 @@ def _train_and_evaluate(config, workdir, method, teacher, data, nets, state, rng
       results[config.task][name].update(extra)
   with open(os.path.join(workdir, "evals.jsonl"), "a") as f:
     f.write(json.dumps({"step": step, "results": results[config.task], "final": True}) + "\n")
-  evaluation.write_results(workdir, results, extra={
+  runs.write_results(workdir, results, extra={
       "method": config.method, "step": step, "preset": config.preset, "obs": config.obs,
       "teacher_workdir": teacher.workdir if teacher else None})
-  print(evaluation.format_table(results), flush=True)
+  print(runs.format_table(results), flush=True)
   return results
 
 
@@ -415,7 +267,7 @@ def _fit(config, workdir, method, nets, data, state, ckpt, rng, compiled: dict, 
         run = Run(config, workdir, nets, sharding.local_copy(state), data.normalizer,
                   data.obs_shapes, data.action_dim, step)
         compiled.update(run.policies(reuse=compiled))
-        res = evaluate_policies(config, compiled, step, sensor)
+        res = runs.evaluate_policies(config, compiled, step, sensor)
         with open(evals_path, "a") as f:
           f.write(json.dumps({"step": step, "results": res}) + "\n")
   if ckpt.latest_step() != step:

@@ -4,9 +4,11 @@ from __future__ import annotations
 import json
 import os
 
-from jaxpolicy import evaluation, methods, nets
+from jaxpolicy import methods, nets, runs
+from jaxpolicy import obs as obs_lib
 from jaxpolicy.diffusion.schedule import PREDICTION_TYPES, SPACINGS
 from jaxpolicy.envs.registry import check_task
+from jaxpolicy.errors import ConfigError
 
 # config sections that define what a run *is*; a workdir holding a run that differs in
 # any of them belongs to another experiment.
@@ -14,10 +16,6 @@ IDENTITY_KEYS = ("method", "task", "obs", "seed", "policy", "model", "diffusion"
                  "pointcloud")
 # sections a teacher and its students must share
 TEACHER_KEYS = ("task", "obs", "policy", "model", "diffusion", "pointcloud")
-
-
-class ConfigError(ValueError):
-  pass
 
 
 def _positive(config, path):
@@ -46,8 +44,8 @@ def check_config(config) -> None:
   try:
     methods.get(config.method)
     check_task(config.task)
-    nets.obs_keys(config.obs)
-    evaluation.resolve_backend(config.eval.backend)
+    obs_lib.kind(config.obs)
+    runs.resolve_backend(config.eval.backend)
     nets.check_compute_dtype(config.eval.get("dtype", "float32"))
   except ValueError as e:
     raise ConfigError(str(e)) from None
@@ -83,7 +81,7 @@ def check_config(config) -> None:
 def _relevant(config, keys) -> dict:
   """The config sections among `keys`; the point-cloud sensor only matters for its obs."""
   d = config.to_dict()
-  keep = [k for k in keys if k in d and (k != "pointcloud" or d.get("obs") == "pointcloud")]
+  keep = [k for k in keys if k in d and (k != "pointcloud" or obs_lib.uses_sensor(config))]
   return json.loads(json.dumps({k: d[k] for k in keep}))
 
 

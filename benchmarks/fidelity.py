@@ -1,10 +1,10 @@
 """Scripted-expert success in MJX vs the real MetaWorld, per task (MJX fidelity).
 
-    python -m launch.fidelity --tasks=reach,push,drawer-open --episodes=20 --out=fidelity.json
-    python -m launch.fidelity --tasks=all --episodes=20 --out=fidelity_all.json
+    python -m benchmarks.fidelity --tasks=reach,push,drawer-open --episodes=20 --out=fidelity.json
+    python -m benchmarks.fidelity --tasks=all --episodes=20 --out=fidelity_all.json
 
 For every task, MetaWorld's own scripted expert runs the same `episodes` episodes (the
-seeded resets of `jaxpolicy.evaluation.evaluate`, identical on both sides) on the real
+seeded resets of `jaxpolicy.envs.metaworld_evaluator`, identical on both sides) on the real
 MetaWorld and in MJX (a batch at a time, jaxpolicy.envs.mjx.experts). The JSON is rewritten
 after every task, so a long run keeps what it has measured, and a rerun with the same --out
 and settings skips the tasks already in it (resumes); tasks whose MJX success is

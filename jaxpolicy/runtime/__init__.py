@@ -1,0 +1,1 @@
+"""Process-level machinery every run needs: checkpoints (orbax) and device meshes / hosts."""
