@@ -19,6 +19,7 @@ setup(
         "absl-py",
         "zarr>=3",           # DP3-layout datasets (written as zarr format 2)
         "matplotlib",        # report learning curves, point-cloud pictures
+        "flatbuffers",       # jax.export serialisation (launch.export, jaxpolicy.exported)
         "metaworld==3.1.1",
         "mujoco==3.3.0",     # metaworld 3.1.1 needs this exact version
         "mujoco-mjx==3.3.0",

@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import gc
+import os
 import sys
 import time
 
@@ -320,6 +321,72 @@ def run(preset: str = "quick", batches=(1, 20), iters: int = 100, warmup: int = 
   return result
 
 
+def _percentiles(seconds) -> dict:
+  ms = np.asarray(seconds) * 1e3
+  return {"median_ms": float(np.median(ms)), "p90_ms": float(np.percentile(ms, 90)),
+          "p99_ms": float(np.percentile(ms, 99)), "calls": int(ms.size)}
+
+
+def _time_end_to_end(call, iters: int, warmup: int) -> dict:
+  """Batch-1 calls as a control loop makes them: NumPy in, NumPy actions out."""
+  for _ in range(warmup):
+    call()
+  times = []
+  for _ in range(iters):
+    t0 = time.perf_counter()
+    call()
+    times.append(time.perf_counter() - t0)
+  return _percentiles(times)
+
+
+def measure_exported(directory: str, iters: int = 200, warmup: int = 5,
+                     in_process: bool = True, log=print) -> dict:
+  """An exported policy's batch-1 latency through `jaxpolicy.exported` (loading and the
+  first call, which compiles, apart), and the in-process policy of the run it came from."""
+  from jaxpolicy.exported import load_exported  # pylint: disable=g-import-not-at-top
+  t0 = time.perf_counter()
+  policy = load_exported(directory)
+  load_s = time.perf_counter() - t0
+  m = policy.manifest
+  obs = {k: np.zeros((1, policy.n_obs_steps) + s, np.float32)
+         for k, s in policy.obs_shapes.items()}
+  if "point_cloud" in obs:   # a spread-out cloud, so cropping and sampling do real work
+    obs["point_cloud"] = np.random.default_rng(0).uniform(
+        -0.5, 0.5, obs["point_cloud"].shape).astype(np.float32)
+  state = [policy.initial_state(1)]
+  t0 = time.perf_counter()
+  policy.act(obs, state[0], 0)
+  first_s = time.perf_counter() - t0
+
+  def act():
+    _, state[0] = policy.act(obs, state[0], 0)
+
+  row = {"policy": m["policy"], "method": m["method"], "nfe": m["nfe"], "mode": "exported",
+         "load_s": load_s, "first_call_s": first_s, **_time_end_to_end(act, iters, warmup)}
+  rows = [row]
+  workdir = m.get("workdir")
+  if in_process and workdir and os.path.isdir(workdir):
+    from jaxpolicy import load_policy  # pylint: disable=g-import-not-at-top
+    pol = load_policy(workdir, m["policy"])
+    raw = m.get("point_cloud")
+    obs_in = {k: np.zeros((1, pol.nets.n_obs_steps) + tuple(s), np.float32)
+              for k, s in pol.obs_shapes.items()}
+    pol.reset(1)
+    t0 = time.perf_counter()
+    pol(obs_in, jax.random.PRNGKey(0))
+    first_in = time.perf_counter() - t0
+    rows.append({"policy": m["policy"], "method": m["method"], "nfe": m["nfe"],
+                 "mode": "in-process" + (" (sampled cloud given)" if raw else ""),
+                 "load_s": None, "first_call_s": first_in,
+                 **_time_end_to_end(lambda: pol(obs_in, jax.random.PRNGKey(0)), iters,
+                                    warmup)})
+  for r in rows:
+    log(f"  {r['policy']} {r['mode']}: median {r['median_ms']:.3f} ms, p90 {r['p90_ms']:.3f}, "
+        f"p99 {r['p99_ms']:.3f} (first call {r['first_call_s']:.2f} s)")
+  return {"benchmark": "latency_exported", "artifact": os.path.abspath(directory),
+          "environment": common.environment(), "results": rows}
+
+
 def parse_args(argv):
   p = argparse.ArgumentParser(prog="python -m benchmarks.latency", description=__doc__,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -341,6 +408,9 @@ def parse_args(argv):
                       "PyTorch reference stays float32")
   p.add_argument("--probe_mb", type=int, default=None, help="bandwidth probe size in MiB")
   p.add_argument("--probe_n", type=int, default=None, help="matmul probe size n (n x n)")
+  p.add_argument("--exported", default="",
+                 help="time an artifact of launch.export instead (batch 1, end to end, "
+                      "beside the in-process policy of its run when that is here)")
   a = p.parse_args(argv)
   try:
     a.batches = tuple(int(x) for x in a.batch.split(",") if x.strip())
@@ -355,6 +425,10 @@ def parse_args(argv):
 
 def main(argv=None):
   a = parse_args(sys.argv[1:] if argv is None else argv)
+  if a.exported:
+    result = measure_exported(a.exported, iters=max(a.iters, 100), warmup=a.warmup)
+    common.write_json(a.out, result)
+    return result
   return run(a.preset, a.batches, a.iters, a.warmup, a.max_seconds, a.torch,
              [x for x in a.policies.split(",") if x] or None, a.probe_mb, a.probe_n, a.out,
              a.torch_threads, method_names=[x for x in a.methods.split(",") if x] or None,

@@ -46,11 +46,15 @@ def base_config(preset: str) -> ml_collections.ConfigDict:
   c.preset = preset
   c.method = "teacher"
   c.task = "drawer-open"
-  c.obs = "state"              # "state" (MetaWorld's 39-d) or "pointcloud" (DP3)
+  c.obs = "state"              # "state" (MetaWorld's 39-d), "lowdim" (data/state alone) or
+                               # "pointcloud" (DP3: data/point_cloud + data/state)
   c.seed = 0
   c.teacher_workdir = ""       # distillation methods: trained teacher ('' = default/train)
 
   c.data = ml_collections.ConfigDict()
+  c.data.path = ""             # a DP3-layout zarr of your own: train on it, no simulator
+                               # (evaluation = held-out action error); '' = MetaWorld
+                               # demonstrations of `task`, collected on demand into data.dir
   c.data.dir = "data"          # demonstrations are collected here on demand
   c.data.num_episodes = 10     # successful scripted-expert episodes (DP3: 10)
   c.data.val_episodes = 1      # held out for action-error metrics (DP3's val split)

@@ -17,7 +17,11 @@ class ObsKind:
 
 
 KINDS = {
+    # MetaWorld's 39-d observation (data/full_state)
     "state": ObsKind("state", ("full_state",), point_cloud=False),
+    # the robot's low-dimensional state alone (DP3's data/state: agent_pos), any size
+    "lowdim": ObsKind("lowdim", ("agent_pos",), point_cloud=False),
+    # DP3: a point cloud per frame (data/point_cloud, any size, xyz or xyzrgb) + agent_pos
     "pointcloud": ObsKind("pointcloud", ("point_cloud", "agent_pos"), point_cloud=True),
 }
 

@@ -25,12 +25,13 @@ import time
 
 import jax
 import ml_collections
+import numpy as np
 
 from jaxpolicy import methods
 from jaxpolicy import nets as nets_lib
 from jaxpolicy import obs as obs_lib
 from jaxpolicy.data import collect
-from jaxpolicy.data.dataset import DemoData, load_demos
+from jaxpolicy.data.dataset import DemoData, load_demos, unnormalize_obs
 from jaxpolicy.data.normalizer import Normalizer
 from jaxpolicy.errors import ConfigError
 from jaxpolicy.envs import metaworld_evaluator, pointcloud
@@ -38,6 +39,7 @@ from jaxpolicy.envs.registry import check_task
 from jaxpolicy.policy import Policy, build_policy
 from jaxpolicy.runtime import sharding
 from jaxpolicy.runtime.checkpoint import Checkpointer
+from jaxpolicy.stats import latency_summary
 
 logging = _logging.getLogger("jaxpolicy")
 
@@ -71,10 +73,23 @@ class Run:
     return out
 
 
+def offline(config) -> bool:
+  """A run on a dataset of your own (data.path): no simulator; evaluation is the held-out
+  action error and each policy's latency."""
+  return bool(config.data.get("path", ""))
+
+
+def run_name(config) -> str:
+  """What a run is about: its MetaWorld task, or its own dataset's file name."""
+  if offline(config):
+    return os.path.splitext(os.path.basename(os.path.normpath(config.data.path)))[0]
+  return config.task
+
+
 def default_workdir(config, method: str | None = None) -> str:
-  """runs/<method>_<task>_<obs>_<preset>_s<seed> (`method`: another method's run of the
-  same task, e.g. a student's teacher)."""
-  return os.path.join("runs", f"{method or config.method}_{config.task}_{config.obs}_"
+  """runs/<method>_<task or dataset>_<obs>_<preset>_s<seed> (`method`: another method's run
+  of the same data, e.g. a student's teacher)."""
+  return os.path.join("runs", f"{method or config.method}_{run_name(config)}_{config.obs}_"
                       f"{config.preset}_s{config.seed}")
 
 
@@ -102,7 +117,7 @@ def teacher_config(config) -> ml_collections.ConfigDict:
 def open_sensor(config, sensor=None):
   """The run's point-cloud sensor: `sensor` when given, else a new one for `config`
   (collection and evaluation share it), closed on exit; None for state observations."""
-  if sensor is not None or not obs_lib.uses_sensor(config):
+  if sensor is not None or not obs_lib.uses_sensor(config) or offline(config):
     yield sensor
     return
   sensor = pointcloud.make_sensor(config)
@@ -116,7 +131,14 @@ def ensure_demo_data(config) -> str:
   """The demonstrations a config trains on: collected on demand by process 0; other
   processes wait for the file (datasets appear atomically) instead of a collective barrier,
   whose 30 s rendezvous limit a long collection would exceed. Point-cloud datasets are
-  named by a hash of the sensor settings, which are also stored in their attributes."""
+  named by a hash of the sensor settings, which are also stored in their attributes. A
+  dataset of your own (data.path) is used as it is."""
+  if offline(config):
+    if not os.path.isdir(config.data.path):
+      raise FileNotFoundError(f"data.path {config.data.path} is not a dataset directory (a "
+                              f"DP3-layout zarr: data/action, data/state, ..., "
+                              f"meta/episode_ends; see the README, 'Your own robot')")
+    return config.data.path
   tag, attrs = "", {}
   if obs_lib.uses_sensor(config):
     attrs = {"sensor": pointcloud.sensor_spec(config).to_dict()}
@@ -208,10 +230,45 @@ def evaluate(policy, task: str, episodes: int = 20, seed: int = 0, episode_lengt
                                       episode_length=episode_length, sensor=sensor)
 
 
-def evaluate_policies(config, policies: dict, step: int, sensor=None) -> dict:
+def evaluate_offline(policy, windows, calls: int = 30, rng=None) -> dict:
+  """A policy without a simulator: its action error on held-out demonstration windows
+  (normalised units, whole chunk; `windows` None when nothing is held out) and its batch-1
+  latency on those windows' observations (the first call of an episode apart)."""
+  rng = jax.random.PRNGKey(0) if rng is None else rng
+  out = {"nfe": int(policy.nfe), "nfe_first_call": int(policy.nfe_first or policy.nfe),
+         "backend": "offline", "episodes": 0}
+  if windows is None or windows.num_windows == 0:
+    return out
+  out["action_mse"] = policy.action_mse(windows, rng)
+  obs = unnormalize_obs(policy.normalizer, windows.take(np.arange(1))["obs"])
+  obs = {k: np.asarray(v, np.float32) for k, v in obs.items()}
+  policy.reset(1)
+  for _ in range(2):                    # compile; a carried sampler's two branches
+    policy(obs, rng)
+  policy.reset(1)
+  times = []
+  for i in range(calls):                # an episode's first call, then the steady state
+    t0 = time.perf_counter()
+    policy(obs, jax.random.fold_in(rng, i))
+    times.append(time.perf_counter() - t0)
+  out.update(latency_summary(np.asarray(times) * 1e3))
+  return out
+
+
+def evaluate_policies(config, policies: dict, step: int, sensor=None, data=None) -> dict:
   """Evaluates each policy as `config.eval` says; `sensor`: the run's point-cloud sensor
   (built once per run, so its renderers and the MJX programs compiled around it are
-  reused); None makes one for this call and closes it."""
+  reused); None makes one for this call and closes it. A run on a dataset of its own
+  (data.path) is evaluated offline on `data.val` (`evaluate_offline`)."""
+  if offline(config):
+    results = {}
+    for name, pol in policies.items():
+      results[name] = dict(evaluate_offline(pol, data.val if data is not None else None),
+                           step=int(step))
+      logging.info("eval step %d %s: held-out action MSE %s (NFE %d, %.2f ms/call)", step,
+                   name, f"{results[name].get('action_mse', float('nan')):.4g}",
+                   results[name]["nfe"], results[name].get("latency_ms", float("nan")))
+    return results
   results = {}
   with open_sensor(config, sensor) as sensor:
     for name, pol in policies.items():
@@ -227,13 +284,15 @@ def evaluate_policies(config, policies: dict, step: int, sensor=None) -> dict:
 
 def format_table(results: dict) -> str:
   """results: {task: {policy: metrics}} -> a fixed-width text table."""
+  num = lambda r, k, f: format(r[k], f) if r.get(k) is not None else "-"
   lines = [f"{'task':<24}{'policy':<22}{'success':>9}{'episodes':>10}{'NFE':>5}"
-           f"{'NFE/call':>9}{'latency ms':>12}"]
+           f"{'NFE/call':>9}{'latency ms':>12}{'action MSE':>12}"]
   for task, pols in results.items():
     for name, r in pols.items():   # NFE/call: amortised over an episode (first call included)
-      lines.append(f"{task:<24}{name:<22}{r['success_rate']:>9.2f}{r['episodes']:>10d}"
-                   f"{r['nfe']:>5d}{r.get('nfe_amortised', r['nfe']):>9.2f}"
-                   f"{r['latency_ms']:>12.2f}")
+      lines.append(f"{task:<24}{name:<22}{num(r, 'success_rate', '.2f'):>9}"
+                   f"{r.get('episodes', 0):>10d}{r['nfe']:>5d}"
+                   f"{r.get('nfe_amortised', r['nfe']):>9.2f}{num(r, 'latency_ms', '.2f'):>12}"
+                   f"{num(r, 'action_mse', '.4g'):>12}")
   return "\n".join(lines)
 
 

@@ -164,18 +164,20 @@ def _train_and_evaluate(config, workdir, method, teacher, data, nets, state, rng
   policies = dict(teacher.policies(dtype=config.eval.get("dtype", "float32"))) \
       if teacher is not None else {}
   policies.update(run.policies(reuse=compiled))
-  results = {config.task: runs.evaluate_policies(config, policies, step, sensor)}
-  if data.val is not None:  # action error on held-out demonstration windows
-    for name, pol in policies.items():
-      results[config.task][name]["action_mse"] = pol.action_mse(data.val, jax.random.PRNGKey(0))
+  name = runs.run_name(config)
+  results = {name: runs.evaluate_policies(config, policies, step, sensor, data)}
+  if data.val is not None and not runs.offline(config):  # held-out action error (offline
+    for pname, pol in policies.items():                    # evaluation has it already)
+      results[name][pname]["action_mse"] = pol.action_mse(data.val, jax.random.PRNGKey(0))
   final = getattr(method, "final_metrics", None)  # {policy name: {extra metric: value}}
   if final is not None:
-    for name, extra in final(config, nets, state, data, policies).items():
-      results[config.task][name].update(extra)
+    for pname, extra in final(config, nets, state, data, policies).items():
+      results[name][pname].update(extra)
   with open(os.path.join(workdir, "evals.jsonl"), "a") as f:
-    f.write(json.dumps({"step": step, "results": results[config.task], "final": True}) + "\n")
+    f.write(json.dumps({"step": step, "results": results[name], "final": True}) + "\n")
   runs.write_results(workdir, results, extra={
       "method": config.method, "step": step, "preset": config.preset, "obs": config.obs,
+      "data_path": config.data.get("path", ""),
       "teacher_workdir": teacher.workdir if teacher else None})
   print(runs.format_table(results), flush=True)
   return results
@@ -233,7 +235,7 @@ def _fit(config, workdir, method, nets, data, state, ckpt, rng, compiled: dict, 
   evals_path = os.path.join(workdir, "evals.jsonl")
   history, t_last, s_last, t0 = [], time.time(), start, time.time()
   logging.info("training %s on %s (%s obs, %d train windows) for %d steps -> %s", config.method,
-               config.task, config.obs, data.train.num_windows, total, workdir)
+               runs.run_name(config), config.obs, data.train.num_windows, total, workdir)
   step = start
   with _SignalGuard() as guard:
     while step < total:
@@ -267,7 +269,7 @@ def _fit(config, workdir, method, nets, data, state, ckpt, rng, compiled: dict, 
         run = Run(config, workdir, nets, sharding.local_copy(state), data.normalizer,
                   data.obs_shapes, data.action_dim, step)
         compiled.update(run.policies(reuse=compiled))
-        res = runs.evaluate_policies(config, compiled, step, sensor)
+        res = runs.evaluate_policies(config, compiled, step, sensor, data)
         with open(evals_path, "a") as f:
           f.write(json.dumps({"step": step, "results": res}) + "\n")
   if ckpt.latest_step() != step:

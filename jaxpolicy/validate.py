@@ -43,7 +43,8 @@ def _check_optimizers(config) -> None:
 def check_config(config) -> None:
   try:
     methods.get(config.method)
-    check_task(config.task)
+    if not runs.offline(config):   # a dataset of your own needs no MetaWorld task
+      check_task(config.task)
     obs_lib.kind(config.obs)
     runs.resolve_backend(config.eval.backend)
     nets.check_compute_dtype(config.eval.get("dtype", "float32"))
@@ -122,6 +123,9 @@ def check_workdir(workdir: str, config) -> None:
 def check_teacher(teacher_config, student_config, workdir: str) -> None:
   """A student must match its teacher's task, observations, architecture and schedule."""
   diff = _diff(_relevant(teacher_config, TEACHER_KEYS), _relevant(student_config, TEACHER_KEYS))
+  paths = [c.data.get("path", "") for c in (teacher_config, student_config)]
+  if paths[0] != paths[1]:
+    diff.append(f"data.path: {paths[0]!r} vs {paths[1]!r}")
   if teacher_config.method != "teacher":
     raise ConfigError(f"teacher_workdir {workdir} holds a {teacher_config.method!r} run, not a "
                       f"teacher")

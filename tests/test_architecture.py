@@ -13,13 +13,13 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # own layer or of layers below; within a layer the imports must not form a cycle.
 LAYERS = (
     ("jaxpolicy.errors", "jaxpolicy.obs", "jaxpolicy.stats", "jaxpolicy.runtime",
-     "jaxpolicy.diffusion"),
+     "jaxpolicy.diffusion", "jaxpolicy.exported"),
     ("jaxpolicy.nets", "jaxpolicy.envs"),
     ("jaxpolicy.data",),
     ("jaxpolicy.policy",),
     ("jaxpolicy.methods",),
     ("jaxpolicy.runs", "jaxpolicy.leaderboard"),
-    ("jaxpolicy.validate", "jaxpolicy.report"),
+    ("jaxpolicy.validate", "jaxpolicy.report", "jaxpolicy.export"),
     ("jaxpolicy.training",),
     ("jaxpolicy",),          # the package's face (its __init__ only): load_policy
 )

@@ -94,6 +94,34 @@ class DemoData:
   val_episodes: np.ndarray
 
 
+def check_episodes(path: str, raw: dict, ends: np.ndarray, horizon: int,
+                   val_episodes: int) -> None:
+  """Refuses data a policy cannot learn from, naming the fault: non-finite values, fewer
+  episodes than training plus held-out ones need, episodes shorter than the horizon."""
+  for k, v in raw.items():
+    if not np.issubdtype(v.dtype, np.number):
+      raise storage.DatasetError(f"dataset {path}: data/{k} has dtype {v.dtype}, not numbers")
+    bad = ~np.isfinite(v.reshape(len(v), -1)).all(axis=1)
+    if bad.any():
+      step = int(np.argmax(bad))
+      episode = int(np.searchsorted(ends, step, side="right"))
+      raise storage.DatasetError(f"dataset {path}: data/{k} has NaN or inf at step {step} "
+                                 f"(episode {episode}, {int(bad.sum())} steps in all); clean "
+                                 f"or drop those episodes")
+  need = val_episodes + 1
+  if len(ends) < need:
+    raise storage.DatasetError(f"dataset {path} has {len(ends)} episode(s); training with "
+                               f"data.val_episodes={val_episodes} held out needs at least "
+                               f"{need} (or set --config.data.val_episodes=0)")
+  lengths = np.diff(np.concatenate([[0], ends]))
+  short = np.nonzero(lengths < horizon)[0]
+  if len(short):
+    raise storage.DatasetError(f"dataset {path}: episode {int(short[0])} has "
+                               f"{int(lengths[short[0]])} steps, fewer than policy.horizon = "
+                               f"{horizon} ({len(short)} such episodes); drop them or use a "
+                               f"shorter horizon")
+
+
 def load_demos(path: str, obs_keys: tuple[str, ...], horizon: int, n_obs_steps: int,
                n_action_steps: int, val_episodes: int = 1, seed: int = 0,
                normalizer: Normalizer | None = None) -> DemoData:
@@ -106,6 +134,7 @@ def load_demos(path: str, obs_keys: tuple[str, ...], horizon: int, n_obs_steps: 
   inv = obs_lib.DATASET_KEYS
   ds_keys = tuple(inv[k] for k in obs_keys) + ("action",)
   raw, ends = storage.read_episodes(path, ds_keys)
+  check_episodes(path, raw, ends, horizon, val_episodes)
   train_eps, val_eps = split_episodes(len(ends), val_episodes, seed)
   starts = np.concatenate([[0], ends[:-1]])
   train_mask = np.zeros(ends[-1], bool)
@@ -141,4 +170,16 @@ def normalize_obs(normalizer: Normalizer, obs: dict):
       out[k] = jnp.concatenate([xyz, x[..., 3:]], -1) if x.shape[-1] > 3 else xyz
     else:
       out[k] = normalizer[k].normalize(x)
+  return out
+
+
+def unnormalize_obs(normalizer: Normalizer, obs: dict):
+  """The inverse of `normalize_obs`: raw observations back from normalised ones."""
+  out = {}
+  for k, x in obs.items():
+    if k == "point_cloud":
+      xyz = normalizer[k].unnormalize(x[..., :3])
+      out[k] = jnp.concatenate([xyz, x[..., 3:]], -1) if x.shape[-1] > 3 else xyz
+    else:
+      out[k] = normalizer[k].unnormalize(x)
   return out

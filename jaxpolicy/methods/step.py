@@ -88,10 +88,12 @@ def check_config(config):
 
 
 def action_kind(config) -> str:
-  """'absolute' or 'delta': step.action_kind, where 'auto' knows MetaWorld is delta."""
+  """'absolute' or 'delta': step.action_kind, where 'auto' knows MetaWorld is delta (a
+  dataset of your own, data.path, is taken as absolute)."""
   kind = config.step.get("action_kind", "auto")
   if kind == "auto":
-    return "delta" if config.get("task") in TASKS else "absolute"
+    own = bool(config.get("data", {}).get("path", ""))
+    return "delta" if config.get("task") in TASKS and not own else "absolute"
   return kind
 
 

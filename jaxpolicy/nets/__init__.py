@@ -13,11 +13,13 @@ from jaxpolicy.nets.unet1d import ConditionalUnet1D, check_horizon, prune_params
 
 
 def make_encoder(config) -> nn.Module:
-  """DP3's point-cloud encoder for point-cloud observations, else the state MLP."""
-  if obs_lib.kind(config.obs).point_cloud:
+  """DP3's point-cloud encoder for point-cloud observations, else the state MLP on the
+  kind's one key."""
+  kind = obs_lib.kind(config.obs)
+  if kind.point_cloud:
     return DP3Encoder(out_dim=config.model.encoder_out)
   return StateEncoder(hidden_dims=tuple(config.model.encoder_hidden),
-                      out_dim=config.model.encoder_out)
+                      out_dim=config.model.encoder_out, key=kind.keys[0])
 
 
 def make_unet(config, action_dim: int) -> ConditionalUnet1D:

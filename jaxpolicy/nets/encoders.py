@@ -10,13 +10,14 @@ from jaxpolicy.nets.unet1d import mish
 
 
 class StateEncoder(nn.Module):
-  """MLP for low-dimensional observations (MetaWorld's 39-d state)."""
+  """MLP for one low-dimensional observation (MetaWorld's 39-d state, or a robot's own)."""
   hidden_dims: Sequence[int] = (256,)
   out_dim: int = 64
+  key: str = "full_state"
 
   @nn.compact
   def __call__(self, obs):
-    x = obs["full_state"]
+    x = obs[self.key]
     for i, h in enumerate(self.hidden_dims):
       x = mish(nn.Dense(h, name=f"dense{i}")(x))
     x = nn.Dense(self.out_dim, name="out")(x)

@@ -1,0 +1,129 @@
+"""Run an exported jaxpolicy policy with nothing but `jax` and `numpy`.
+
+    from jaxpolicy.exported import load_exported     # or, with only the artifact folder:
+    # sys.path.insert(0, DIR); from jaxpolicy_loader import load_exported
+    policy = load_exported(DIR)
+    state = policy.initial_state(batch=1)
+    actions, state = policy.act(obs_history, state, rng=0)   # (B, n_action_steps, A)
+
+`python -m launch.export` writes DIR: `act.jaxexport` and `initial_state.jaxexport` (serialised
+`jax.export` programs, StableHLO with a symbolic batch dimension, lowered for CPU and CUDA),
+`params.npz` (the weights as plain arrays, read without pickle), `manifest.json` (what the
+program takes and returns, NFE, dtype, the config and versions that made it, checksums) and
+a copy of this file as `jaxpolicy_loader.py`. Normalisation, the sampler (STEP's carried
+state included) and, for point-cloud policies exported with `raw_points`, the crop and
+farthest-point sampling of a raw camera cloud all run inside `act`; actions come out in the
+robot's own units. This module imports no other part of jaxpolicy, so it runs on a robot
+computer with only jax and numpy installed.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import export as jax_export
+
+FORMAT_VERSION = 1
+FILES = ("act.jaxexport", "initial_state.jaxexport", "params.npz")
+
+
+class ExportError(ValueError):
+  """A missing, corrupt or incompatible artifact, or input it cannot take."""
+
+
+def _sha256(path: str) -> str:
+  h = hashlib.sha256()
+  with open(path, "rb") as f:
+    for block in iter(lambda: f.read(1 << 20), b""):
+      h.update(block)
+  return h.hexdigest()
+
+
+def read_manifest(directory: str) -> dict:
+  path = os.path.join(directory, "manifest.json")
+  if not os.path.exists(path):
+    raise ExportError(f"{directory} holds no exported policy (no manifest.json); write one "
+                      f"with python -m launch.export")
+  try:
+    with open(path) as f:
+      manifest = json.load(f)
+  except ValueError as e:
+    raise ExportError(f"{path} is not valid JSON ({e}): the artifact is corrupt") from None
+  version = manifest.get("format_version")
+  if version != FORMAT_VERSION:
+    raise ExportError(f"{path} has format_version {version!r}; this loader reads version "
+                      f"{FORMAT_VERSION}. Export the policy again with this jaxpolicy, or "
+                      f"load it with the jaxpolicy_loader.py written beside it")
+  return manifest
+
+
+class ExportedPolicy:
+  """An exported policy: `act(obs_history, state, rng) -> (actions, state)`."""
+
+  def __init__(self, directory: str):
+    self.directory = directory
+    self.manifest = m = read_manifest(directory)
+    for name in FILES:
+      path = os.path.join(directory, name)
+      if not os.path.exists(path):
+        raise ExportError(f"artifact {directory} lacks {name}; export it again")
+      want = m["sha256"].get(name)
+      if want != _sha256(path):
+        raise ExportError(f"artifact {directory}: {name} does not match its checksum in "
+                          f"manifest.json (corrupt or edited); export it again")
+    try:
+      self._act = jax_export.deserialize(_read(os.path.join(directory, "act.jaxexport")))
+      self._init = jax_export.deserialize(
+          _read(os.path.join(directory, "initial_state.jaxexport")))
+    except Exception as e:  # flatbuffers / MLIR raise several types on bad bytes
+      raise ExportError(f"artifact {directory}: cannot read its programs ({e})") from None
+    with np.load(os.path.join(directory, "params.npz"), allow_pickle=False) as z:
+      self._params = [jnp.asarray(z[f"p{i:05d}"]) for i in range(len(z.files))]
+    self.obs_shapes = {k: tuple(v) for k, v in m["obs_shapes"].items()}
+    self.n_obs_steps = int(m["n_obs_steps"])
+    self.n_action_steps = int(m["n_action_steps"])
+    self.action_dim = int(m["action_dim"])
+    self.nfe = int(m["nfe"])
+    self._act_jit = jax.jit(self._act.call)
+    self._init_jit = jax.jit(self._init.call)
+
+  def initial_state(self, batch: int = 1):
+    """The sampler state of `batch` new episodes (an empty tuple for stateless policies)."""
+    return self._init_jit(jnp.zeros((int(batch),), jnp.int32))
+
+  def check_obs(self, obs: dict) -> None:
+    if set(obs) != set(self.obs_shapes):
+      raise ExportError(f"the exported policy takes observation keys {sorted(self.obs_shapes)}, "
+                        f"got {sorted(obs)}")
+    for k, shape in self.obs_shapes.items():
+      got = tuple(np.shape(obs[k]))
+      want = (self.n_obs_steps,) + shape
+      if got[1:] != want or len(got) != len(want) + 1:
+        raise ExportError(f"observation {k!r} must have shape (batch, "
+                          f"{', '.join(map(str, want))}) (n_obs_steps={self.n_obs_steps}), "
+                          f"got {got}")
+
+  def act(self, obs_history: dict, state, rng=0):
+    """obs_history: {key: (B, n_obs_steps, ...)} raw observations, oldest first; state: from
+    `initial_state` or the previous call; rng: an int seed or a jax PRNG key. Returns the
+    (B, n_action_steps, action_dim) actions to execute, in the robot's units, and the state
+    for the next call."""
+    self.check_obs(obs_history)
+    key = jax.random.PRNGKey(rng) if isinstance(rng, (int, np.integer)) else rng
+    obs = {k: jnp.asarray(v, jnp.float32) for k, v in obs_history.items()}
+    actions, state = self._act_jit(self._params, obs, state, key)
+    return np.asarray(actions), state
+
+
+def _read(path: str) -> bytearray:
+  with open(path, "rb") as f:
+    return bytearray(f.read())
+
+
+def load_exported(directory: str) -> ExportedPolicy:
+  """The policy exported to `directory` (see the module docstring)."""
+  return ExportedPolicy(directory)
