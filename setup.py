@@ -25,7 +25,8 @@ setup(
         "mujoco-mjx==3.3.0",
     ],
     extras_require={
-        "test": ["pytest"],
+        # pytest-xdist: the suite runs on two workers (pytest.ini), halving CI's wall time
+        "test": ["pytest", "pytest-xdist"],
         # the PyTorch reference for benchmarks and the weight-bridge / diffusers parity tests
         "torch": ["torch==2.13.0", "diffusers"],
     },

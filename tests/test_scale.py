@@ -35,10 +35,9 @@ def test_eight_devices_match_one(tmp_path):
                        timeout=1500)
   assert out.returncode == 0, out.stderr[-3000:]
   res = json.loads(out.stdout.split("RESULT ")[1])
-  # reductions are ordered differently across 8 shards; measured 6e-8 (teacher) and 5e-6
-  # (SDM, whose Adam steps on near-zero directions amplify them) on 2026-11-21.
+  # reductions are ordered differently across 8 shards; measured 6e-8 on 2026-11-21
   assert res["teacher"] < 1e-5, res
-  assert res["sdm"] < 5e-5, res
+  assert res["teacher_moved"] > 0, res   # it trained: the params moved away from their EMA
 
 
 def _free_port():
@@ -48,7 +47,7 @@ def _free_port():
 
 
 def test_two_process_distributed_run_saves_a_checkpoint(tmp_path):
-  """Two processes train one run; process 1 reaches its first train step 45 s after
+  """Two processes train one run; process 1 reaches its first train step 35 s after
   process 0 (a slow host), longer than a collective's 30 s Gloo rendezvous: the peers meet
   at a coordination-service barrier after compiling instead."""
   wd, data = tmp_path / "run", tmp_path / "data"
@@ -62,7 +61,7 @@ def test_two_process_distributed_run_saves_a_checkpoint(tmp_path):
            "--config.train.ckpt_every=1000", "--config.eval.episodes=1",
            "--config.eval.episode_length=3", "--multihost",
            f"--coordinator_address=localhost:{port}", "--num_processes=2", f"--process_id={pid}"]
-    procs.append(subprocess.Popen(cmd, cwd=ROOT, env=_env(JAXPOLICY_TEST_PEER_DELAY_S="45"),
+    procs.append(subprocess.Popen(cmd, cwd=ROOT, env=_env(JAXPOLICY_TEST_PEER_DELAY_S="35"),
                                   stdout=subprocess.PIPE,
                                   stderr=subprocess.STDOUT, text=True))
   outs = [p.communicate(timeout=900)[0] for p in procs]

@@ -1,7 +1,10 @@
-"""Trains tiny teacher and SDM runs on 8 fake CPU devices and on 1; prints param diffs.
+"""Trains a tiny teacher run on 8 fake CPU devices and on 1; prints the parameter diffs.
 
 Run as a subprocess with XLA_FLAGS=--xla_force_host_platform_device_count=8 (the device
 count is fixed when JAX starts). Usage: python tests/helpers/multidevice.py TMPDIR
+
+Only the teacher: data parallelism lives in `training.make_train_step` (the global batch
+sharded over the mesh, state replicated) and is the same for every method's train_step.
 """
 import json
 import os
@@ -10,7 +13,6 @@ import sys
 import jax
 import numpy as np
 
-from configs import sdm as sdm_configs
 from configs import teacher as teacher_configs
 from jaxpolicy import runs, training
 
@@ -25,7 +27,6 @@ def main(tmp):
   if os.environ.get("JAXPOLICY_CACHE_DIR"):   # the test session's cache (tests/conftest.py)
     jax.config.update("jax_compilation_cache_dir", os.environ["JAXPOLICY_CACHE_DIR"])
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
-  out = {}
   states = {}
   for n in (8, 1):
     c = teacher_configs.get_config("tiny")
@@ -35,17 +36,9 @@ def main(tmp):
     c.eval.at_end = False   # parameters are compared, not success
     wd = os.path.join(tmp, f"teacher_{n}")
     training.train(c, wd)
-    s = sdm_configs.get_config("tiny")
-    s.data.dir = c.data.dir
-    s.train.num_devices = n
-    s.train.steps = 6
-    s.teacher_workdir = os.path.join(tmp, "teacher_1") if n == 1 else wd
-    s.eval.at_end = False
-    training.train(s, os.path.join(tmp, f"sdm_{n}"))
-    states[n] = (runs.restore_run(wd).state, runs.restore_run(os.path.join(tmp, f"sdm_{n}")).state)
-  out["teacher"] = max_diff(states[8][0], states[1][0])
-  out["sdm"] = max_diff(states[8][1], states[1][1])
-  out["teacher_moved"] = max_diff(states[1][0].model.params, states[1][0].model.ema_params)
+    states[n] = runs.restore_run(wd).state
+  out = {"teacher": max_diff(states[8], states[1]),
+         "teacher_moved": max_diff(states[1].model.params, states[1].model.ema_params)}
   print("RESULT " + json.dumps(out))
 
 
