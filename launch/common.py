@@ -106,7 +106,8 @@ def unknown_field(config, field: str) -> str | None:
   close = [p for p in paths if last(p) == leaf]
   close += difflib.get_close_matches(field, paths, n=2, cutoff=0.75)
   close += [p for p in paths if last(p).endswith("_" + leaf)]
-  close = list(dict.fromkeys(close))[:3]
+  # the run's own fields first; a student's teacher_train.* (the teacher it may train) last
+  close = sorted(dict.fromkeys(close), key=lambda p: p.startswith("teacher_train."))[:3]
   hint = f" Did you mean {', '.join(close)}?" if close else (
       f" Top-level fields: {', '.join(config.keys())}.")
   return f"unknown config field {field!r}.{hint}"

@@ -16,6 +16,8 @@ from configs import teacher as teacher_configs
 from jaxpolicy.data import storage
 from jaxpolicy import training
 
+pytestmark = pytest.mark.xdist_group("test_bad_input")   # its module fixture: one worker
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 

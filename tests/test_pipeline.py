@@ -17,6 +17,8 @@ from configs import teacher as teacher_configs
 from jaxpolicy import runs, training
 from jaxpolicy.runtime.checkpoint import Checkpointer
 
+pytestmark = pytest.mark.xdist_group("test_pipeline")   # its module fixture: one worker
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 

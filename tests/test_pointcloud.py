@@ -23,6 +23,8 @@ from jaxpolicy.envs import pointcloud
 from jaxpolicy.envs.mjx import pointcloud as mjx_pointcloud
 from jaxpolicy.nets.encoders import DP3Encoder, encode_history
 
+pytestmark = pytest.mark.xdist_group("test_pointcloud")   # its module fixture: one worker
+
 
 # ------------------------------------------------------------------------------------------
 # farthest-point sampling

@@ -29,7 +29,7 @@ def _env(**extra):
 def test_eight_devices_match_one(tmp_path):
   """Same global batch on 8 fake CPU devices and on 1: same parameters (float tolerance)."""
   env = _env(XLA_FLAGS="--xla_force_host_platform_device_count=8 "
-             "--xla_cpu_use_fusion_emitters=false")
+             "--xla_cpu_use_fusion_emitters=false --xla_backend_optimization_level=0")
   out = subprocess.run([sys.executable, os.path.join(ROOT, "tests", "helpers", "multidevice.py"),
                         str(tmp_path)], cwd=ROOT, env=env, capture_output=True, text=True,
                        timeout=1500)

@@ -161,25 +161,24 @@ def load_demos(path: str, obs_keys: tuple[str, ...], horizon: int, n_obs_steps: 
                   episode_ends=ends, train_episodes=train_eps, val_episodes=val_eps)
 
 
-def normalize_obs(normalizer: Normalizer, obs: dict):
-  """Normalises a dict of observation arrays (numpy or jax) with the same rules."""
+def _map_obs(obs: dict, fn_of):
+  """Applies each key's min/max map (`fn_of(key)`); a point cloud's xyz only (colour kept)."""
   out = {}
   for k, x in obs.items():
+    fn = fn_of(k)
     if k == "point_cloud":
-      xyz = normalizer[k].normalize(x[..., :3])
+      xyz = fn(x[..., :3])
       out[k] = jnp.concatenate([xyz, x[..., 3:]], -1) if x.shape[-1] > 3 else xyz
     else:
-      out[k] = normalizer[k].normalize(x)
+      out[k] = fn(x)
   return out
+
+
+def normalize_obs(normalizer: Normalizer, obs: dict):
+  """Normalises a dict of observation arrays (numpy or jax) with the same rules."""
+  return _map_obs(obs, lambda k: normalizer[k].normalize)
 
 
 def unnormalize_obs(normalizer: Normalizer, obs: dict):
   """The inverse of `normalize_obs`: raw observations back from normalised ones."""
-  out = {}
-  for k, x in obs.items():
-    if k == "point_cloud":
-      xyz = normalizer[k].unnormalize(x[..., :3])
-      out[k] = jnp.concatenate([xyz, x[..., 3:]], -1) if x.shape[-1] > 3 else xyz
-    else:
-      out[k] = normalizer[k].unnormalize(x)
-  return out
+  return _map_obs(obs, lambda k: normalizer[k].unnormalize)
