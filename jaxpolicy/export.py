@@ -15,7 +15,6 @@ did for its training data.
 """
 from __future__ import annotations
 
-import hashlib
 import importlib.metadata
 import json
 import os
@@ -45,7 +44,8 @@ def _versions() -> dict:
 def _preprocess_fn(config, raw_points: int, num_points: int):
   """(B, T, raw_points, C) raw clouds -> (B, T, num_points, C): crop to the config's box,
   then farthest-point sampling on xyz (the sensor's own steps)."""
-  low, high = pointcloud.sensor_spec(config).crop_low, pointcloud.sensor_spec(config).crop_high
+  spec = pointcloud.sensor_spec(config)
+  low, high = spec.crop_low, spec.crop_high
 
   def one(points):
     mask = pointcloud.crop_mask(points[:, :3], low, high)
@@ -122,21 +122,18 @@ def export_policy(policy, config, out_dir: str, raw_points: int = 0,
       "point_cloud": None if preprocess is None else {
           "raw_points": raw_points, "num_points": policy.obs_shapes["point_cloud"][0],
           "crop_low": list(pointcloud.sensor_spec(config).crop_low),
-          "crop_high": list(pointcloud.sensor_spec(config).crop_high)},
+          "crop_high": list(pointcloud.sensor_spec(config).crop_high),
+          "sampling": "farthest-point sampling on xyz inside the crop box (world frame)"},
       "params": {"count": len(leaves), "bytes": int(sum(x.nbytes for x in leaves))},
       "config": config.to_dict(),
       "versions": _versions(),
       **(extra or {}),
   }
-  manifest["sha256"] = {name: _sha256(os.path.join(out_dir, name)) for name in exported.FILES}
+  manifest["sha256"] = {name: exported.sha256_of(os.path.join(out_dir, name))
+                        for name in exported.FILES}
   with open(os.path.join(out_dir, "manifest.json"), "w") as f:
     json.dump(manifest, f, indent=2, default=str)
   return manifest
-
-
-def _sha256(path: str) -> str:
-  with open(path, "rb") as f:
-    return hashlib.sha256(f.read()).hexdigest()
 
 
 def export_run(workdir: str, name: str, out_dir: str, raw_points: int = 0, step=None,

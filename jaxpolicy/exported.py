@@ -35,7 +35,7 @@ class ExportError(ValueError):
   """A missing, corrupt or incompatible artifact, or input it cannot take."""
 
 
-def _sha256(path: str) -> str:
+def sha256_of(path: str) -> str:
   h = hashlib.sha256()
   with open(path, "rb") as f:
     for block in iter(lambda: f.read(1 << 20), b""):
@@ -72,7 +72,7 @@ class ExportedPolicy:
       if not os.path.exists(path):
         raise ExportError(f"artifact {directory} lacks {name}; export it again")
       want = m["sha256"].get(name)
-      if want != _sha256(path):
+      if want != sha256_of(path):
         raise ExportError(f"artifact {directory}: {name} does not match its checksum in "
                           f"manifest.json (corrupt or edited); export it again")
     try:
