@@ -5,8 +5,9 @@ setup(
     version="0.1.0",
     description="Fast diffusion policies for robot manipulation in JAX/Flax: teacher, SDM "
                 "one-step distillation, STEP, consistency distillation; MetaWorld evaluation.",
-    packages=find_packages(include=["jaxpolicy", "jaxpolicy.*", "configs", "launch",
-                                    "benchmarks"]),
+    # the library only: configs/, launch/ and benchmarks/ run from a checkout
+    # (python -m launch.train ...), and the library never imports them
+    packages=find_packages(include=["jaxpolicy", "jaxpolicy.*"]),
     python_requires=">=3.10",
     install_requires=[
         "jax",
