@@ -11,7 +11,9 @@ anything; the training loop (`jaxpolicy.training`) builds on it.
 * `ensure_demo_data` / `load_demo_data`: the demonstrations a config trains on.
 * `open_sensor(config)`: the run's point-cloud sensor (None for state observations).
 * `evaluate(policy, task, ..., backend)`: one evaluation on the real MetaWorld or in MJX;
-  `evaluate_policies` evaluates a run's policies; results are read and written as JSON.
+  `evaluate_offline`: a run on a dataset of its own (data.path, no simulator), held-out
+  action error and latency; `evaluate_policies` evaluates a run's policies either way;
+  results are read and written as JSON.
 """
 from __future__ import annotations
 
