@@ -90,15 +90,27 @@ def identity(config) -> dict:
   return _relevant(config, IDENTITY_KEYS)
 
 
+# Config fields added after runs were already written, with the value that reproduces what
+# those runs did: a saved run without the field matches a config holding this value.
+ADDED_FIELDS = {"data.path": ""}
+
+
 def _diff(a: dict, b: dict, prefix="") -> list[str]:
   out = []
   for k in sorted(set(a) | set(b)):
     va, vb = a.get(k), b.get(k)
     if isinstance(va, dict) and isinstance(vb, dict):
       out += _diff(va, vb, f"{prefix}{k}.")
-    elif va != vb:
+    elif va != vb and not _added_later(f"{prefix}{k}", k in a, k in b, va, vb):
       out.append(f"{prefix}{k}: {va!r} vs {vb!r}")
   return out
+
+
+def _added_later(name: str, in_a: bool, in_b: bool, va, vb) -> bool:
+  """True when only one side has `name`, a field added later, at its old behaviour."""
+  if name not in ADDED_FIELDS or in_a == in_b:
+    return False
+  return (vb if in_b else va) == ADDED_FIELDS[name]
 
 
 def check_workdir(workdir: str, config) -> None:

@@ -203,3 +203,19 @@ def test_no_pickle_in_the_package():
             if needle in text:
               bad.append(f"{f}: {needle}")
   assert not bad, bad
+
+
+def test_run_written_before_a_field_existed(tmp_path):
+  """A run saved before `data.path` existed resumes under a config holding its old value
+  (''), and is refused under any other value."""
+  import json
+  from jaxpolicy import validate
+  from jaxpolicy.errors import ConfigError
+  c = teacher_configs.get_config("tiny")
+  ident = validate.identity(c)
+  del ident["data"]["path"]
+  (tmp_path / "config.json").write_text(json.dumps({"identity": ident}))
+  validate.check_workdir(str(tmp_path), c)          # accepted: the field's old behaviour
+  c.data.path = "mine.zarr"
+  with pytest.raises(ConfigError, match="data.path"):
+    validate.check_workdir(str(tmp_path), c)
