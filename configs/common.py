@@ -91,6 +91,10 @@ def base_config(preset: str) -> ml_collections.ConfigDict:
   c.train.ema = True
   c.train.ema_power = 0.75
   c.train.ema_max = 0.9999
+  c.train.live_taps = True      # U-Net steps update only the kernel taps that can see data at
+                                # this horizon (same function and gradients; checkpoints keep
+                                # full kernels); False: full kernels (the dead taps' gradients
+                                # are 0, AdamW only decays them)
   c.train.log_every = 100
   c.train.ckpt_every = 1000
   c.train.num_devices = 0       # data-parallel devices (0 = all JAX sees); batch is global

@@ -202,6 +202,23 @@ def make_train_step(config, method, nets, mesh):
                  donate_argnums=(0,))
 
 
+def live_state(config, nets, state, mesh):
+  """(the state split to the U-Net's live kernel taps, `join` back to full kernels).
+
+  With `train.live_taps` (default) the step loop runs on the live taps of every U-Net in
+  the state -- params, optimiser moments, EMA -- and never touches the dead ones (taps that
+  only ever see zero padding at this horizon: same function, same gradients on the live
+  taps); checkpoints, evaluations and the returned state get `join(state)`, full shapes.
+  """
+  if not config.train.get("live_taps", True):
+    return state, lambda s: s
+  live = nets.live_taps()
+  repl = sharding.replicated(mesh)
+  state, dead = jax.jit(live.split, out_shardings=repl)(state)
+  join = jax.jit(live.join, out_shardings=repl)
+  return state, lambda s: join(s, dead)
+
+
 def _fit(config, workdir, method, nets, data, state, ckpt, rng, compiled: dict, sensor=None):
   """The step loop: resume, jitted steps, logging, periodic checkpoints and evaluations.
 
@@ -223,6 +240,7 @@ def _fit(config, workdir, method, nets, data, state, ckpt, rng, compiled: dict, 
     state, _ = ckpt.restore(state, start)
     logging.info("resuming %s from step %d", workdir, start)
   meta = lambda s: _meta(config, data.normalizer, data.obs_shapes, data.action_dim, s)
+  state, full = live_state(config, nets, state, mesh)
   jit_step = make_train_step(config, method, nets, mesh)
   if jax.process_count() > 1:
     # Compile first, then meet: the first step's collective would otherwise wait for a
@@ -259,19 +277,20 @@ def _fit(config, workdir, method, nets, data, state, ckpt, rng, compiled: dict, 
         with open(metrics_path, "a") as f:
           f.write(json.dumps(dict(step=step, steps_per_s=rate, wall_s=now - t0, **avg)) + "\n")
       if guard.signum is not None:
-        ckpt.save(step, state, meta(step))
+        ckpt.save(step, full(state), meta(step))
         logging.warning("interrupted at step %d: checkpoint saved in %s; rerun the same "
                         "command to resume", step, workdir)
         raise Interrupted(128 + guard.signum)
       if config.train.ckpt_every and step % config.train.ckpt_every == 0 and step < total:
-        ckpt.save(step, state, meta(step))
+        ckpt.save(step, full(state), meta(step))
       if config.eval.every and step % config.eval.every == 0 and step < total and primary:
-        run = Run(config, workdir, nets, sharding.local_copy(state), data.normalizer,
+        run = Run(config, workdir, nets, sharding.local_copy(full(state)), data.normalizer,
                   data.obs_shapes, data.action_dim, step)
         compiled.update(run.policies(reuse=compiled))
         res = runs.evaluate_policies(config, compiled, step, sensor, data)
         with open(evals_path, "a") as f:
           f.write(json.dumps({"step": step, "results": res}) + "\n")
+  state = full(state)
   if ckpt.latest_step() != step:
     ckpt.save(step, state, meta(step))
   return sharding.local_copy(state), step

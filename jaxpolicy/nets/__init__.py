@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
+import logging as _logging
 
 import flax.linen as nn
 import jax
@@ -9,7 +11,8 @@ import jax.numpy as jnp
 
 from jaxpolicy import obs as obs_lib
 from jaxpolicy.nets.encoders import DP3Encoder, StateEncoder, encode_history
-from jaxpolicy.nets.unet1d import ConditionalUnet1D, check_horizon, prune_params
+from jaxpolicy.nets.unet1d import (ConditionalUnet1D, LiveTaps, check_horizon, live_tap_ranges,
+                                   prune_params)
 
 
 def make_encoder(config) -> nn.Module:
@@ -39,6 +42,21 @@ def check_compute_dtype(dtype: str) -> str:
   return dtype
 
 
+@functools.lru_cache(maxsize=None)
+def native_bf16() -> bool:
+  """Whether this device computes bfloat16 matmuls natively: GPUs and TPUs do; a CPU only
+  with AVX512-BF16 or AMX (Intel Sapphire Rapids and later, AMD Zen 4 and later). Elsewhere
+  XLA emulates bf16 with conversions around float32 kernels, slower than float32."""
+  if jax.default_backend() != "cpu":
+    return True
+  try:
+    with open("/proc/cpuinfo") as f:
+      flags = next((line for line in f if line.startswith("flags")), "").split()
+  except OSError:
+    return False
+  return bool({"avx512_bf16", "amx_bf16"} & set(flags))
+
+
 def cast_floating(tree, dtype):
   """The tree with its floating-point leaves cast to `dtype` (others unchanged)."""
   return jax.tree_util.tree_map(
@@ -63,6 +81,10 @@ class Nets:
 
   def with_compute_dtype(self, dtype: str) -> Nets:
     check_compute_dtype(dtype)
+    if dtype == "bfloat16" and not native_bf16():
+      _logging.getLogger("jaxpolicy").warning(
+          "bfloat16 inference on a CPU without AVX512-BF16/AMX is emulated and slower than "
+          "float32 here; keep eval.dtype=float32 on this machine")
     return self if dtype == self.compute_dtype else dataclasses.replace(self,
                                                                          compute_dtype=dtype)
 
@@ -78,6 +100,12 @@ class Nets:
     """A `denoise(x_t, t)` closure over params and the global condition."""
     params, cond = self.cast(unet_params), self.cast(cond)
     return lambda x, t: self.unet.apply(params, self.cast(x), t, cond).astype(x.dtype)
+
+  def live_taps(self) -> LiveTaps:
+    """Splits training states into the U-Net's live kernel taps at this horizon and the
+    dead ones (`unet1d.LiveTaps`)."""
+    u = self.unet
+    return LiveTaps(live_tap_ranges(self.horizon, tuple(u.down_dims), u.kernel_size))
 
   def init(self, rng, obs_shapes: dict):
     """Fresh {'encoder', 'unet'} params for the given per-frame observation shapes.
