@@ -282,3 +282,185 @@ class TorchPolicy:
       noise = torch.randn(b, self.horizon, self.action_dim, device=self.device)
     x = self.sample(cond, noise)
     return (x - self.act_offset) / self.act_scale
+
+
+# --- training: the same steps in eager PyTorch ---------------------------------------------
+
+class DP3Encoder(nn.Module):
+  """DP3's encoder: PointNet (Linear 3->64->128->256, each LayerNorm + ReLU, max over the
+  points, Linear 256->out + LayerNorm) beside the state MLP (Linear 9->64, ReLU, 64->64)."""
+
+  def __init__(self, out_dim: int = 64, point_dims=(64, 128, 256), state_dim: int = 9,
+               state_dims=(64, 64)):
+    super().__init__()
+    layers, cin = [], 3
+    for h in point_dims:
+      layers += [nn.Linear(cin, h), nn.LayerNorm(h), nn.ReLU()]
+      cin = h
+    self.point_mlp = nn.Sequential(*layers)
+    self.point_out = nn.Sequential(nn.Linear(cin, out_dim), nn.LayerNorm(out_dim))
+    s, cin = [], state_dim
+    for i, h in enumerate(state_dims):
+      s.append(nn.Linear(cin, h))
+      if i < len(state_dims) - 1:
+        s.append(nn.ReLU())
+      cin = h
+    self.state_mlp = nn.Sequential(*s)
+
+  def forward(self, obs):
+    x = self.point_mlp(obs["point_cloud"][..., :3]).max(dim=-2).values
+    return torch.cat([self.point_out(x), self.state_mlp(obs["agent_pos"])], dim=-1)
+
+
+def make_encoder(obs_shapes: dict, hidden_dims, out_dim: int) -> nn.Module:
+  """DP3's encoder for point clouds, else jaxpolicy's state MLP on the one key."""
+  if "point_cloud" in obs_shapes:
+    return DP3Encoder(out_dim, state_dim=int(obs_shapes["agent_pos"][0]))
+  (key, shape), = obs_shapes.items()
+  enc = StateEncoder(int(shape[0]), hidden_dims, out_dim)
+  return _KeyedEncoder(enc, key)
+
+
+class _KeyedEncoder(nn.Module):
+  def __init__(self, encoder, key):
+    super().__init__()
+    self.encoder, self.key = encoder, key
+
+  def forward(self, obs):
+    return self.encoder(obs[self.key])
+
+
+def encode_history(encoder, obs):
+  """obs: dict of (B, n_obs_steps, ...) tensors -> (B, n_obs_steps * feat)."""
+  b, n = next(iter(obs.values())).shape[:2]
+  flat = {k: v.reshape((b * n,) + tuple(v.shape[2:])) for k, v in obs.items()}
+  return encoder(flat).reshape(b, -1)
+
+
+def adamw(params, lr: float, betas, weight_decay: float):
+  """torch's fastest CPU/GPU AdamW: the fused kernel where this torch has one."""
+  try:
+    return torch.optim.AdamW(params, lr, betas=tuple(betas), eps=1e-8,
+                             weight_decay=weight_decay, fused=True)
+  except (RuntimeError, TypeError):
+    return torch.optim.AdamW(params, lr, betas=tuple(betas), eps=1e-8,
+                             weight_decay=weight_decay, foreach=True)
+
+
+class EMA:
+  """diffusers / DP `EMAModel` decay, applied with foreach ops (faster than DP's loop)."""
+
+  def __init__(self, params, power: float = 0.75, max_value: float = 0.9999):
+    self.params = list(params)
+    self.shadow = [p.detach().clone() for p in self.params]
+    self.power, self.max_value, self.step = power, max_value, 0
+
+  @torch.no_grad()
+  def update(self):
+    self.step += 1
+    s = max(self.step - 1, 0)
+    d = 0.0 if s <= 0 else min(max(1.0 - (1.0 + s) ** (-self.power), 0.0), self.max_value)
+    torch._foreach_mul_(self.shadow, d)
+    torch._foreach_add_(self.shadow, [p.detach() for p in self.params], alpha=1.0 - d)
+
+
+def _clip(params, max_norm):
+  if max_norm:
+    nn.utils.clip_grad_norm_(list(params), max_norm, foreach=True)
+
+
+def _add_noise(alphas_cumprod, x0, noise, t):
+  abar = alphas_cumprod[t].view(-1, 1, 1)
+  return abar.sqrt() * x0 + (1.0 - abar).sqrt() * noise
+
+
+class TeacherTrainStep:
+  """DP3's training step: encoder + U-Net, DDPM loss on x0 ("sample"), AdamW, EMA."""
+
+  def __init__(self, encoder, unet, num_train_timesteps: int = 100, lr: float = 1e-4,
+               betas=(0.95, 0.999), weight_decay: float = 1e-6, ema: bool = True,
+               grad_clip: float | None = None):
+    self.encoder, self.unet = encoder.train(), unet.train()
+    params = list(encoder.parameters()) + list(unet.parameters())
+    self.params, self.grad_clip = params, grad_clip
+    self.opt = adamw(params, lr, betas, weight_decay)
+    self.ema = EMA(params) if ema else None
+    device = next(unet.parameters()).device
+    self.abar = torch.cumprod(1.0 - cosine_betas(num_train_timesteps), dim=0).to(device)
+    self.T = num_train_timesteps
+
+  def __call__(self, obs, action):
+    cond = encode_history(self.encoder, obs)
+    t = torch.randint(0, self.T, (action.shape[0],), device=action.device)
+    x_t = _add_noise(self.abar, action, torch.randn_like(action), t)
+    loss = nn.functional.mse_loss(self.unet(x_t, t, cond), action)
+    self.opt.zero_grad(set_to_none=True)
+    loss.backward()
+    _clip(self.params, self.grad_clip)
+    self.opt.step()
+    if self.ema is not None:
+      self.ema.update()
+    return loss.detach()
+
+
+class SDMTrainStep:
+  """SDM's step as jaxpolicy runs it: G's distribution-matching update every `gen_every`
+  steps (P frozen, D read without gradients, DMD's per-sample normaliser), then D's
+  denoising loss on the new G's samples; the teacher's encoder frozen."""
+
+  def __init__(self, encoder, teacher_unet, num_train_timesteps: int = 100,
+               gen_lr: float = 1e-5, fake_lr: float = 1e-5, betas=(0.95, 0.999),
+               weight_decay: float = 1e-6, lam: float = 1.0, gamma: float = 1.0,
+               gen_every: int = 1, t_grid=None, ema: bool = True,
+               grad_clip: float | None = None):
+    import copy
+    self.encoder = encoder.eval().requires_grad_(False)
+    self.real = teacher_unet.eval().requires_grad_(False)
+    self.gen, self.fake = copy.deepcopy(teacher_unet).train(), copy.deepcopy(teacher_unet).train()
+    self.gen.requires_grad_(True)
+    self.fake.requires_grad_(True)
+    self.opt_g = adamw(self.gen.parameters(), gen_lr, betas, weight_decay)
+    self.opt_d = adamw(self.fake.parameters(), fake_lr, betas, weight_decay)
+    self.ema = EMA(self.gen.parameters()) if ema else None
+    device = next(teacher_unet.parameters()).device
+    self.abar = torch.cumprod(1.0 - cosine_betas(num_train_timesteps), dim=0).to(device)
+    self.T, self.lam, self.gamma, self.gen_every = num_train_timesteps, lam, gamma, gen_every
+    self.grid = torch.as_tensor(t_grid if t_grid is not None
+                                else np.arange(9, num_train_timesteps, 10), device=device)
+    self.step, self.grad_clip = 0, grad_clip
+
+  def _t(self, b):
+    return self.grid[torch.randint(0, len(self.grid), (b,), device=self.grid.device)]
+
+  def __call__(self, obs, action):
+    with torch.no_grad():
+      cond = encode_history(self.encoder, obs)
+    z = torch.randn_like(action)
+    T = torch.full((action.shape[0],), self.T, device=action.device)
+    loss_g = torch.zeros((), device=action.device)
+    if self.step % self.gen_every == 0:
+      x = self.gen(z, T, cond)
+      t = self._t(x.shape[0])
+      x_t = _add_noise(self.abar, x.detach(), torch.randn_like(x), t)
+      with torch.no_grad():
+        x0_real, x0_fake = self.real(x_t, t, cond), self.fake(x_t, t, cond)
+        w = 1.0 / (x - x0_real).abs().mean(dim=(1, 2), keepdim=True).clamp_min(1e-8)
+        target = x - (x0_fake - x0_real) * w
+      loss_g = self.lam * 0.5 * nn.functional.mse_loss(x, target)
+      self.opt_g.zero_grad(set_to_none=True)
+      loss_g.backward()
+      _clip(self.gen.parameters(), self.grad_clip)
+      self.opt_g.step()
+      if self.ema is not None:
+        self.ema.update()
+    with torch.no_grad():
+      x = self.gen(z, T, cond)
+    t = self._t(x.shape[0])
+    x_t = _add_noise(self.abar, x, torch.randn_like(x), t)
+    loss_d = self.gamma * nn.functional.mse_loss(self.fake(x_t, t, cond), x)
+    self.opt_d.zero_grad(set_to_none=True)
+    loss_d.backward()
+    _clip(self.fake.parameters(), self.grad_clip)
+    self.opt_d.step()
+    self.step += 1
+    return loss_d.detach(), loss_g.detach()

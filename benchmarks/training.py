@@ -1,16 +1,28 @@
-"""Training throughput per method: compile time, step time, steps/s and samples/s.
+"""Training throughput per method: compile time, step time, steps/s, and how far from the floor.
 
     python -m benchmarks.training [--preset=tiny|quick|paper] [--out=FILE.json] [--iters=N]
-                                  [--methods=teacher,sdm]
+                                  [--methods=teacher,sdm] [--obs=state,pointcloud]
+                                  [--num_points=N] [--live_taps=on|off|both] [--torch]
 
 The step is the one `jaxpolicy/training.py` runs: sample a batch of windows on device,
 `method.train_step`, `jax.jit` with the state donated, the step key
-`fold_in(rng, step)`. The data are synthetic windows of the right shapes (state
-observations 39-d, 4-d actions, the preset's horizon / n_obs_steps / batch size), the
-states randomly initialised (distillation methods from a random teacher). Compile time is
-measured apart (lower + compile); then, after warm-up steps, each timed step is waited on
-(median / p90 ms per step), and a run of steps dispatched back to back gives steps/s and
-samples/s (SDM's generator update every c-th step is part of that average).
+`fold_in(rng, step)`. The data are synthetic windows of the right shapes (MetaWorld's 39-d
+state, or point clouds of `--num_points` xyz points + the 9-d robot state; 4-d actions;
+the preset's horizon / n_obs_steps / batch size), the states randomly initialised
+(distillation methods from a random teacher). Compile time is measured apart (lower +
+compile); then, after warm-up steps, each timed step is waited on (median / p90 ms per
+step), and a run of steps dispatched back to back gives steps/s and samples/s (SDM's
+generator update every c-th step is part of that average).
+
+The floor: XLA's FLOP count of the compiled step (live taps only when `train.live_taps`
+is on) over this device's sustained matmul rate (`common.probe_peak_flops`); `floor_ratio`
+is the measured step time over that floor.
+
+`--torch` times the same step in eager PyTorch in this process (teacher and SDM,
+`benchmarks/torch_reference.py`: DP3's ConditionalUnet1D with full kernels, the state MLP
+or DP3's PointNet, fused AdamW, the EMA with foreach ops, the same loss and batch; a fixed
+batch, so PyTorch pays no data sampling) and reports `torch_steps_per_s` and `ratio`
+(JAX / PyTorch steps/s).
 
 Methods are data: every method in `jaxpolicy.methods` is measured.
 """
@@ -26,11 +38,34 @@ import numpy as np
 
 import configs
 from benchmarks import common
-from benchmarks.latency import ACTION_DIM, OBS_SHAPES
+from benchmarks.latency import ACTION_DIM
 from jaxpolicy import methods, training
 from jaxpolicy import nets as nets_lib
+from jaxpolicy import obs as obs_lib
 from jaxpolicy.data.dataset import Windows, window_indices
 from jaxpolicy.runtime import sharding
+
+OBS_KINDS = ("state", "pointcloud")
+TORCH_METHODS = ("teacher", "sdm")   # the steps benchmarks/torch_reference.py implements
+
+
+def bench_config(name: str, preset: str, obs: str, num_points: int | None, live_taps: bool):
+  c = configs.load(name, preset)
+  c.obs = obs
+  if num_points:
+    c.pointcloud.num_points = num_points
+  for section in ("train", "teacher_train"):
+    if section in c:
+      c[section].live_taps = live_taps
+  return c
+
+
+def obs_shapes(config) -> dict:
+  """Per-frame observation shapes of `config.obs`: MetaWorld's state, or a DP3 cloud."""
+  kind = obs_lib.kind(config.obs)
+  if kind.point_cloud:
+    return {"point_cloud": (config.pointcloud.num_points, 3), "agent_pos": (9,)}
+  return {k: (39,) for k in kind.keys}
 
 
 def synthetic_windows(config, episodes: int = 10, length: int = 100, seed: int = 0) -> Windows:
@@ -40,14 +75,15 @@ def synthetic_windows(config, episodes: int = 10, length: int = 100, seed: int =
   n = episodes * length
   ends = np.arange(1, episodes + 1) * length
   obs = {k: jnp.asarray(rng.uniform(-1, 1, size=(n,) + tuple(s)), jnp.float32)
-         for k, s in OBS_SHAPES.items()}
+         for k, s in obs_shapes(config).items()}
   action = jnp.asarray(rng.uniform(-1, 1, size=(n, ACTION_DIM)), jnp.float32)
   win = lambda shift: jnp.asarray(window_indices(ends, p.horizon, p.n_obs_steps - 1,
                                                  p.n_action_steps - 1, shift=shift))
   return Windows(obs, action, win(0), win(-p.n_action_steps), p.n_obs_steps)
 
 
-def init_states(method_names, preset: str, seed: int = 0) -> dict:
+def init_states(method_names, preset: str, obs: str = "state", num_points=None,
+                live_taps: bool = True, seed: int = 0) -> dict:
   """{method: (config, nets, state)} from random states; one random teacher is shared.
 
   Built before any step runs: a distillation method copies the teacher's params at init,
@@ -57,17 +93,18 @@ def init_states(method_names, preset: str, seed: int = 0) -> dict:
   out = {}
   for name in method_names:
     method = methods.get(name)
-    config = configs.load(name, preset)
+    config = bench_config(name, preset, obs, num_points, live_taps)
     nets = nets_lib.build_nets(config, ACTION_DIM)
+    shapes = obs_shapes(config)
     if method.INFO.needs_teacher and teacher_state is None:
-      tconfig = configs.load("teacher", preset)
+      tconfig = bench_config("teacher", preset, obs, num_points, live_taps)
       teacher_state = methods.get("teacher").init(
-          tconfig, nets_lib.build_nets(tconfig, ACTION_DIM), OBS_SHAPES,
+          tconfig, nets_lib.build_nets(tconfig, ACTION_DIM), shapes,
           jax.random.PRNGKey(seed + 1000))
     if name == "teacher" and teacher_state is not None:
       state = teacher_state   # distillation states hold copies (their init copies the params)
     else:
-      state = method.init(config, nets, OBS_SHAPES, jax.random.PRNGKey(seed), teacher_state)
+      state = method.init(config, nets, shapes, jax.random.PRNGKey(seed), teacher_state)
     if name == "teacher":
       teacher_state = state
     out[name] = (config, nets, state)
@@ -82,6 +119,7 @@ def measure(name: str, config, nets, state, iters: int, warmup: int,
   mesh = sharding.make_mesh(config.train.get("num_devices", 0))
   step = training.make_train_step(config, method, nets, mesh)   # exactly the training loop's
   state = sharding.put_replicated(state, mesh)
+  state, _ = training.live_state(config, nets, state, mesh)   # as the loop steps it
   windows = sharding.put_replicated(windows, mesh)
   key = np.int32   # the step index; the step folds it into the run's rng
 
@@ -116,7 +154,10 @@ def measure(name: str, config, nets, state, iters: int, warmup: int,
   steps_per_s = n / run_s
   bs = config.train.batch_size
   return {
-      "method": name, "batch_size": bs, "horizon": config.policy.horizon,
+      "method": name, "obs": config.obs,
+      "num_points": config.pointcloud.num_points if obs_lib.uses_sensor(config) else None,
+      "live_taps": bool(config.train.get("live_taps", True)),
+      "batch_size": bs, "horizon": config.policy.horizon,
       "down_dims": list(config.model.down_dims),
       "unet_params": _unet_count(nets, config),
       "compile_s": compile_s, "median_ms": float(np.median(ms)),
@@ -128,41 +169,122 @@ def measure(name: str, config, nets, state, iters: int, warmup: int,
 
 
 def _unet_count(nets, config) -> int:
-  del config
-  p = jax.eval_shape(lambda: nets.init(jax.random.PRNGKey(0), OBS_SHAPES))
+  p = jax.eval_shape(lambda: nets.init(jax.random.PRNGKey(0), obs_shapes(config)))
   return common.tree_size(p["unet"])
 
 
-COLUMNS = [("method", "method"), ("batch", "batch_size"), ("U-Net params", "unet_params"),
-           ("compile s", "compile_s"), ("step ms (median)", "median_ms"), ("p90 ms", "p90_ms"),
-           ("steps/s", "steps_per_s"), ("samples/s", "samples_per_s")]
+def torch_device() -> str:
+  """PyTorch's device for comparisons: CUDA when JAX runs on a GPU and torch has CUDA."""
+  import torch
+  return "cuda" if jax.default_backend() == "gpu" and torch.cuda.is_available() else "cpu"
+
+
+def torch_step(name: str, config, threads: int | None = None, device: str = "cpu"):
+  """(step, batch) of `name`'s training step in eager PyTorch with `config`'s shapes."""
+  import torch
+  from benchmarks import torch_reference as tr
+  if threads:
+    torch.set_num_threads(threads)
+  torch.manual_seed(0)
+  shapes = obs_shapes(config)
+  encoder = tr.make_encoder(shapes, tuple(config.model.encoder_hidden), config.model.encoder_out)
+  p, m, bs = config.policy, config.model, config.train.batch_size
+  gen = torch.Generator().manual_seed(0)
+  obs = {k: torch.rand((bs, p.n_obs_steps) + tuple(v), generator=gen) * 2 - 1
+         for k, v in shapes.items()}
+  with torch.no_grad():
+    feat = tr.encode_history(encoder, {k: v[:1] for k, v in obs.items()}).shape[-1]
+  unet = tr.ConditionalUnet1D(ACTION_DIM, feat, tuple(m.down_dims), m.kernel_size, m.n_groups,
+                              m.step_embed_dim)
+  action = torch.rand((bs, p.horizon, ACTION_DIM), generator=gen) * 2 - 1
+  encoder, unet, action = encoder.to(device), unet.to(device), action.to(device)
+  obs = {k: v.to(device) for k, v in obs.items()}
+  T = config.diffusion.num_train_timesteps
+  if name == "teacher":
+    t = config.train
+    step = tr.TeacherTrainStep(encoder, unet, T, t.lr, t.betas, t.weight_decay, t.ema,
+                               t.grad_clip or None)
+  elif name == "sdm":
+    s = config.sdm
+    from jaxpolicy.diffusion.schedule import timesteps
+    step = tr.SDMTrainStep(encoder, unet, T, s.gen_lr, s.fake_lr, s.betas, s.weight_decay,
+                           s.lam, s.gamma, s.gen_every,
+                           np.asarray(timesteps(T, s.t_grid_steps, "trailing")),
+                           config.train.ema, s.grad_clip or None)
+  else:
+    raise ValueError(f"no PyTorch step for {name!r}; have {TORCH_METHODS}")
+  return step, (obs, action)
+
+
+def measure_torch(name: str, config, iters: int, warmup: int, max_seconds: float,
+                  threads: int | None = None) -> dict:
+  import torch
+  device = torch_device()
+  step, (obs, action) = torch_step(name, config, threads, device)
+  sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+
+  def call():
+    step(obs, action)
+    sync()    # CPU ops finish before they return; CUDA's are waited for
+
+  for _ in range(warmup):
+    call()
+  r = common.time_calls(call, iters, 0, max_seconds)
+  return {"torch_median_ms": r["median_ms"], "torch_p90_ms": r["p90_ms"],
+          "torch_steps_per_s": 1e3 / r["mean_ms"], "torch_steps_timed": r["calls"],
+          "torch_threads": torch.get_num_threads(), "torch_device": device}
+
+
+COLUMNS = [("method", "method"), ("obs", "obs"), ("points", "num_points"),
+           ("live", "live_taps"), ("batch", "batch_size"),
+           ("compile s", "compile_s"), ("step ms", "median_ms"), ("steps/s", "steps_per_s"),
+           ("GFLOP", "gflop"), ("floor ms", "floor_ms"), ("x floor", "floor_ratio"),
+           ("torch steps/s", "torch_steps_per_s"), ("jax/torch", "ratio")]
 
 
 def run(preset: str = "quick", iters: int = 50, warmup: int = 3, max_seconds: float = 30.0,
-        method_names=None, out: str | None = None, log=print) -> dict:
-  """Times the train step of every registered method (or of `method_names`)."""
+        method_names=None, out: str | None = None, obs_kinds=("state",), num_points=None,
+        live_taps=(True,), torch_on: bool = False, torch_threads: int | None = None,
+        log=print) -> dict:
+  """Times the train step of every registered method (or of `method_names`) for each
+  observation kind and live-tap setting; with `torch_on`, PyTorch's beside it."""
   env = common.environment()
   log(f"device: {env['device_kind']} ({env['platform']}), jax {env['packages']['jax']}")
   names = list(method_names or methods.names())
   unknown = sorted(set(names) - set(methods.names()))
   if unknown:
     raise SystemExit(f"unknown methods {unknown}; available: {list(methods.names())}")
-  t0 = time.perf_counter()
-  states = init_states(names, preset)
-  log(f"initialised {len(states)} random states in {time.perf_counter() - t0:.1f} s")
+  peak = common.probe_peak_flops()
+  log(f"matmul probe: {peak / 1e9:.0f} GFLOP/s (float32)")
   rows = []
-  for name in names:
-    config, nets, state = states.pop(name)
-    r = measure(name, config, nets, state, iters, warmup, max_seconds)
-    del state
-    log(f"  {name}: compile {r['compile_s']:.2f} s, {r['median_ms']:.2f} ms/step, "
-        f"{r['steps_per_s']:.2f} steps/s, {r['samples_per_s']:.0f} samples/s")
-    rows.append(r)
+  for obs in obs_kinds:
+    for live in live_taps:
+      t0 = time.perf_counter()
+      states = init_states(names, preset, obs, num_points, live)
+      log(f"[{obs}, live_taps={live}] initialised {len(states)} random states in "
+          f"{time.perf_counter() - t0:.1f} s")
+      for name in names:
+        config, nets, state = states.pop(name)
+        r = measure(name, config, nets, state, iters, warmup, max_seconds)
+        del state
+        r["gflop"] = r["flops_xla"] / 1e9
+        r["floor_ms"] = 1e3 * r["flops_xla"] / peak
+        r["floor_ratio"] = (1e3 / r["steps_per_s"]) / r["floor_ms"] if r["floor_ms"] else None
+        if torch_on and name in TORCH_METHODS and live == live_taps[0]:
+          r.update(measure_torch(name, config, iters, min(warmup, 2), max_seconds,
+                                 torch_threads))
+          r["ratio"] = r["steps_per_s"] / r["torch_steps_per_s"]
+        log(f"  {name}: compile {r['compile_s']:.2f} s, {r['median_ms']:.2f} ms/step, "
+            f"{r['steps_per_s']:.2f} steps/s, {r['floor_ratio']:.2f}x floor"
+            + (f", torch {r['torch_steps_per_s']:.2f} steps/s ({r['ratio']:.2f}x)"
+               if "ratio" in r else ""))
+        rows.append(r)
   result = {"benchmark": "training", "preset": preset, "environment": env,
             "settings": {"iters": iters, "warmup": warmup, "max_seconds": max_seconds,
-                         "action_dim": ACTION_DIM,
-                         "obs_shapes": {k: list(v) for k, v in OBS_SHAPES.items()}},
-            "results": rows}
+                         "action_dim": ACTION_DIM, "obs": list(obs_kinds),
+                         "num_points": num_points, "live_taps": list(live_taps),
+                         "torch": torch_on},
+            "peak_flops": peak, "results": rows}
   log(common.format_table(rows, COLUMNS))
   common.write_json(out, result)
   if out:
@@ -180,16 +302,31 @@ def parse_args(argv):
   p.add_argument("--max_seconds", type=float, default=30.0,
                  help="time budget for the timed steps of one method (at least 3)")
   p.add_argument("--methods", default="", help="comma-separated methods (default: all)")
+  p.add_argument("--obs", default="state", help=f"comma-separated, of {OBS_KINDS}")
+  p.add_argument("--num_points", type=int, default=0,
+                 help="points per cloud (default: the preset's)")
+  p.add_argument("--live_taps", default="on", choices=("on", "off", "both"),
+                 help="train.live_taps; 'both' measures on and off back to back")
+  p.add_argument("--torch", action="store_true",
+                 help="also time the PyTorch step (teacher and SDM; needs torch)")
+  p.add_argument("--torch_threads", type=int, default=0,
+                 help="torch.set_num_threads (default: torch's own choice)")
   a = p.parse_args(argv)
   if a.iters < 1:
     p.error("--iters must be >= 1")
+  a.obs = [o for o in a.obs.split(",") if o]
+  bad = [o for o in a.obs if o not in OBS_KINDS]
+  if bad:
+    p.error(f"--obs: unknown {bad}; choose from {OBS_KINDS}")
   return a
 
 
 def main(argv=None):
   a = parse_args(sys.argv[1:] if argv is None else argv)
+  live = {"on": (True,), "off": (False,), "both": (True, False)}[a.live_taps]
   return run(a.preset, a.iters, a.warmup, a.max_seconds,
-             [m for m in a.methods.split(",") if m] or None, a.out)
+             [m for m in a.methods.split(",") if m] or None, a.out, tuple(a.obs),
+             a.num_points or None, live, a.torch, a.torch_threads or None)
 
 
 if __name__ == "__main__":

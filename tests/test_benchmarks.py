@@ -3,10 +3,11 @@ import importlib.util
 import json
 
 import jax
+import numpy as np
 import pytest
 
 import configs
-from benchmarks import common, latency, rollout, training
+from benchmarks import common, gpu_suite, latency, rollout, training
 from jaxpolicy import nets as nets_lib
 from jaxpolicy.methods import teacher
 
@@ -68,6 +69,58 @@ def test_training_tiny(tmp_path):
     _positive(row, ["compile_s", "median_ms", "p90_ms", "steps_per_s", "samples_per_s",
                     "batch_size", "unet_params", "flops_xla"])
     assert row["steps_timed"] == 3 and row["metrics_finite"]
+
+
+@pytest.mark.skipif(not HAS_TORCH, reason="needs torch (pip install torch==2.13.0)")
+def test_training_beside_pytorch_tiny(tmp_path):
+  """--torch: the PyTorch teacher and SDM steps run beside ours (state observations here;
+  the GPU suite's smoke test below runs them with point clouds)."""
+  out = tmp_path / "training_torch.json"
+  training.main(["--preset=tiny", "--iters=2", "--warmup=1", f"--out={out}", "--torch",
+                 "--methods=teacher,sdm", "--torch_threads=1"])
+  r = json.loads(out.read_text())
+  rows = {x["method"]: x for x in r["results"]}
+  assert set(rows) == {"teacher", "sdm"} and r["peak_flops"] > 0
+  for row in rows.values():
+    _positive(row, ["steps_per_s", "torch_steps_per_s", "ratio", "floor_ms", "floor_ratio"])
+    assert row["ratio"] == pytest.approx(row["steps_per_s"] / row["torch_steps_per_s"])
+    assert row["torch_device"] == "cpu" and row["live_taps"] and row["obs"] == "state"
+
+
+def test_torch_training_steps_learn():
+  """The PyTorch reference steps are real training: the teacher's loss falls on a fixed
+  batch, and SDM's fake score D fits the generator's samples."""
+  torch = pytest.importorskip("torch")
+  config = configs.load("teacher", "tiny")
+  step, (obs, action) = training.torch_step("teacher", config)
+  first = float(step(obs, action))
+  for _ in range(60):
+    last = float(step(obs, action))
+  assert last < 0.7 * first, (first, last)
+  sconfig = configs.load("sdm", "tiny")
+  sstep, (obs, action) = training.torch_step("sdm", sconfig)
+  losses = [float(sstep(obs, action)[0]) for _ in range(3)]
+  assert all(np.isfinite(losses)) and torch.is_tensor(sstep(obs, action)[1])
+
+
+def test_gpu_suite_smoke_tiny(tmp_path):
+  """The GPU suite at the tiny preset on this CPU: every section runs and both files are
+  written (its figures are only meaningful on a GPU)."""
+  r = gpu_suite.main(["--preset=tiny", f"--out_dir={tmp_path}", "--budget_s=1200"])
+  s = r["sections"]
+  assert set(s) == set(gpu_suite.SECTIONS)
+  assert {x["policy"] for x in s["latency"]["float32"]["rows"]} >= {"teacher_ddim10", "sdm_1step"}
+  train = s["training"]["rows"]
+  assert {(x["method"], x["obs"]) for x in train} == {("teacher", "pointcloud"),
+                                                      ("sdm", "pointcloud")}
+  assert all((x["torch_steps_per_s"] or 0) > 0 for x in train) == HAS_TORCH
+  assert s["mjx_throughput"]["rows"][0]["env_steps_per_s"] > 0
+  e = s["mjx_eval"]
+  assert e["implied_50_tasks_s"]["end_to_end_s"] == pytest.approx(
+      50 * e["mean_per_task"]["end_to_end_s"])
+  assert (tmp_path / "gpu_suite.json").exists()
+  md = (tmp_path / "gpu_suite.md").read_text()
+  assert "Implied 50-task evaluation" in md and "## Training" in md
 
 
 def test_rollout_tiny_metaworld(tmp_path):
