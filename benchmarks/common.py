@@ -138,24 +138,35 @@ def _cost_dict(compiled) -> dict:
 
 def count_while_loops(compiled) -> int:
   """Number of XLA while loops left in a compiled program (lax.scan not unrolled)."""
+  return _count_ops(compiled, "while")
+
+
+def count_conditionals(compiled) -> int:
+  """Number of XLA conditionals (lax.cond) in a compiled program."""
+  return _count_ops(compiled, "conditional")
+
+
+def _count_ops(compiled, op: str) -> int:
   try:
     text = compiled.as_text()
   except Exception:  # pylint: disable=broad-except
     return 0
-  return len(re.findall(r"\bwhile\(", text))
+  return len(re.findall(rf"\b{op}\(", text))
 
 
 def program_cost(compiled) -> dict:
   """XLA's view of a compiled program: flops, bytes accessed, argument/output bytes.
 
   Note: XLA's cost analysis counts the body of a while loop (a `lax.scan`) once, not
-  once per trip; `while_loops` says how many such loops the program has.
+  once per trip, and every branch of a conditional (a `lax.cond`) on every call;
+  `while_loops` and `conditionals` say how many of each the program has.
   """
   ca = _cost_dict(compiled)
   out = {"flops": float(ca.get("flops", 0.0)),
          "bytes_accessed": float(ca.get("bytes accessed", 0.0)),
          "transcendentals": float(ca.get("transcendentals", 0.0)),
-         "while_loops": count_while_loops(compiled)}
+         "while_loops": count_while_loops(compiled),
+         "conditionals": count_conditionals(compiled)}
   try:
     ma = compiled.memory_analysis()
     out["argument_bytes"] = int(ma.argument_size_in_bytes)

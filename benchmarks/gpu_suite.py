@@ -135,6 +135,27 @@ RUNNERS = {"latency": section_latency, "training": section_training,
            "mjx_throughput": section_mjx_throughput, "mjx_eval": section_mjx_eval}
 
 
+def _table(title: str, columns, rows) -> list[str]:
+  """A Markdown table: columns are (header, key) pairs; the first column left-aligned."""
+  head = "| " + " | ".join(h for h, _ in columns) + " |"
+  rule = "|" + "|".join("---" if i == 0 else "---:" for i in range(len(columns))) + "|"
+  body = ["| " + " | ".join(common.fmt(r.get(k)) for _, k in columns) + " |" for r in rows]
+  return [f"## {title}", "", head, rule, *body, ""]
+
+
+LATENCY_COLUMNS = (("policy", "policy"), ("NFE", "nfe"), ("compile s", "compile_s"),
+                   ("median ms", "median_ms"), ("p90 ms", "p90_ms"), ("Hz", "hz"),
+                   ("x floor", "achieved_over_floor"), ("PyTorch ms", "torch_median_ms"))
+TRAINING_COLUMNS = (("method", "method"), ("obs", "obs"), ("batch", "batch_size"),
+                    ("compile s", "compile_s"), ("steps/s", "steps_per_s"),
+                    ("x floor", "floor_ratio"), ("PyTorch steps/s", "torch_steps_per_s"),
+                    ("JAX/PyTorch", "ratio"))
+MJX_COLUMNS = (("envs", "envs"), ("steps", "episode_length"), ("compile s", "compile_s"),
+               ("run s", "run_s"), ("env-steps/s", "env_steps_per_s"))
+EVAL_COLUMNS = (("task", "task"), ("episodes", "episodes"), ("compile s", "compile_s"),
+                ("run s", "run_s"), ("other s", "other_s"), ("total s", "end_to_end_s"))
+
+
 def markdown(result: dict) -> str:
   env = result["environment"]
   lines = [f"# GPU suite ({result['preset']} preset)", "",
@@ -143,52 +164,23 @@ def markdown(result: dict) -> str:
            f"{result['wall_s']:.0f} s in all.", ""]
   s = result["sections"]
   for dtype, d in (s.get("latency") or {}).items():
-    if not isinstance(d, dict) or "rows" not in d:
-      continue
-    lines += [f"## Batch-1 latency, {dtype}", "",
-              "| policy | NFE | compile s | median ms | p90 ms | Hz | x floor | PyTorch ms |",
-              "|---|---:|---:|---:|---:|---:|---:|---:|"]
-    for r in d["rows"]:
-      lines.append(f"| {r['policy']} | {r['nfe']} | {common.fmt(r['compile_s'])} | "
-                   f"{common.fmt(r['median_ms'])} | {common.fmt(r['p90_ms'])} | "
-                   f"{common.fmt(r['hz'])} | {common.fmt(r['achieved_over_floor'])} | "
-                   f"{common.fmt(r['torch_median_ms'])} |")
-    lines.append("")
-  t = s.get("training") or {}
-  if "rows" in t:
-    lines += ["## Training", "",
-              "| method | obs | batch | compile s | steps/s | x floor | PyTorch steps/s | JAX/PyTorch |",
-              "|---|---|---:|---:|---:|---:|---:|---:|"]
-    for r in t["rows"]:
-      lines.append(f"| {r['method']} | {r['obs']} | {r['batch_size']} | "
-                   f"{common.fmt(r['compile_s'])} | {common.fmt(r['steps_per_s'])} | "
-                   f"{common.fmt(r['floor_ratio'])} | {common.fmt(r['torch_steps_per_s'])} | "
-                   f"{common.fmt(r['ratio'])} |")
-    lines.append("")
-  m = s.get("mjx_throughput") or {}
-  if "rows" in m:
-    lines += ["## MJX rollout throughput (SDM 1-step in the loop)", "",
-              "| envs | steps | compile s | run s | env-steps/s |", "|---:|---:|---:|---:|---:|"]
-    for r in m["rows"]:
-      lines.append(f"| {r['envs']} | {r['episode_length']} | {common.fmt(r['compile_s'])} | "
-                   f"{common.fmt(r['run_s'])} | {common.fmt(r['env_steps_per_s'])} |")
-    lines.append("")
+    if isinstance(d, dict) and "rows" in d:
+      lines += _table(f"Batch-1 latency, {dtype}", LATENCY_COLUMNS, d["rows"])
+  if "rows" in (s.get("training") or {}):
+    lines += _table("Training", TRAINING_COLUMNS, s["training"]["rows"])
+  if "rows" in (s.get("mjx_throughput") or {}):
+    lines += _table("MJX rollout throughput (SDM 1-step in the loop)", MJX_COLUMNS,
+                    s["mjx_throughput"]["rows"])
   e = s.get("mjx_eval") or {}
   if "rows" in e:
-    lines += ["## MJX evaluation, end to end", "",
-              "| task | episodes | compile s | run s | other s | total s |",
-              "|---|---:|---:|---:|---:|---:|"]
-    for r in e["rows"]:
-      lines.append(f"| {r['task']} | {r['episodes']} | {common.fmt(r['compile_s'])} | "
-                   f"{common.fmt(r['run_s'])} | {common.fmt(r['other_s'])} | "
-                   f"{common.fmt(r['end_to_end_s'])} |")
+    lines += _table("MJX evaluation, end to end", EVAL_COLUMNS, e["rows"])
     i = e["implied_50_tasks_s"]
-    lines += ["", f"Implied 50-task evaluation: {i['end_to_end_s'] / 60:.1f} min, of which "
-                  f"compilation {i['compile_s'] / 60:.1f} min ({100 * e['compile_share']:.0f} %).",
+    lines += [f"Implied 50-task evaluation: {i['end_to_end_s'] / 60:.1f} min, of which "
+              f"compilation {i['compile_s'] / 60:.1f} min ({100 * e['compile_share']:.0f} %).",
               ""]
-  skipped = {k: v for k, v in s.items() if isinstance(v, dict) and "skipped" in v}
-  for k, v in skipped.items():
-    lines.append(f"* {k}: skipped ({v['skipped']})")
+  for k, v in s.items():
+    if isinstance(v, dict) and "skipped" in v:
+      lines.append(f"* {k}: skipped ({v['skipped']})")
   return "\n".join(lines) + "\n"
 
 

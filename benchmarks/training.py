@@ -16,7 +16,9 @@ generator update every c-th step is part of that average).
 
 The floor: XLA's FLOP count of the compiled step (live taps only when `train.live_taps`
 is on) over this device's sustained matmul rate (`common.probe_peak_flops`); `floor_ratio`
-is the measured step time over that floor.
+is the measured step time over that floor. XLA counts both branches of a `lax.cond` on
+every step (`conditionals` > 0: SDM's generator update, taken every `sdm.gen_every`-th
+step), so there the floor is an upper bound and the ratio a lower bound.
 
 `--torch` times the same step in eager PyTorch in this process (teacher and SDM,
 `benchmarks/torch_reference.py`: DP3's ConditionalUnet1D with full kernels, the state MLP
@@ -164,6 +166,9 @@ def measure(name: str, config, nets, state, iters: int, warmup: int,
       "p90_ms": float(np.percentile(ms, 90)), "min_ms": float(ms.min()), "steps_timed": n,
       "steps_per_s": steps_per_s, "samples_per_s": steps_per_s * bs,
       "flops_xla": cost["flops"], "bytes_accessed_xla": cost["bytes_accessed"],
+      # XLA counts every branch of a lax.cond on every step (SDM: G's update, which runs
+      # on every c-th step only): then the floor is an upper bound, its ratio a lower one
+      "conditionals": cost["conditionals"],
       "metrics_finite": finite,
   }
 

@@ -57,6 +57,14 @@ def native_bf16() -> bool:
   return bool({"avx512_bf16", "amx_bf16"} & set(flags))
 
 
+@functools.lru_cache(maxsize=1)   # once per process
+def _warn_emulated_bf16():
+  _logging.getLogger("jaxpolicy").warning(
+      "bfloat16 inference on a CPU without AVX512-BF16/AMX is emulated: XLA converts the "
+      "weights to float32 on every call, slower than float32 (paper-size SDM: ~7x on an "
+      "AVX2 CPU); keep eval.dtype=float32 on this machine")
+
+
 def cast_floating(tree, dtype):
   """The tree with its floating-point leaves cast to `dtype` (others unchanged)."""
   return jax.tree_util.tree_map(
@@ -82,9 +90,7 @@ class Nets:
   def with_compute_dtype(self, dtype: str) -> Nets:
     check_compute_dtype(dtype)
     if dtype == "bfloat16" and not native_bf16():
-      _logging.getLogger("jaxpolicy").warning(
-          "bfloat16 inference on a CPU without AVX512-BF16/AMX is emulated and slower than "
-          "float32 here; keep eval.dtype=float32 on this machine")
+      _warn_emulated_bf16()
     return self if dtype == self.compute_dtype else dataclasses.replace(self,
                                                                          compute_dtype=dtype)
 
