@@ -28,6 +28,7 @@ import argparse
 import dataclasses
 import gc
 import os
+import re
 import sys
 import time
 
@@ -233,7 +234,8 @@ def summarise(rows) -> dict:
   by = {(r["policy"], r["batch"]): r for r in rows}
   out = {"sdm_over_teacher_speedup": {}, "jax_over_torch": {}}
   for (name, b), r in by.items():
-    if name.startswith("teacher_ddim") and ("sdm_1step", b) in by:
+    # the teacher's own sampler (teacher_ddim10), not its untrained DDIM-1/2 baselines
+    if re.fullmatch(r"teacher_ddim\d+", name) and ("sdm_1step", b) in by:
       sdm = by[("sdm_1step", b)]["median_ms"]
       out["sdm_over_teacher_speedup"][f"batch{b}"] = r["median_ms"] / sdm
     if r.get("jax_over_torch") is not None:
