@@ -47,8 +47,8 @@ SIZES = {
                   mjx_length=200, eval_tasks=("reach", "drawer-open", "button-press-topdown"),
                   eval_episodes=20, eval_length=200),
     "tiny": dict(latency_batches=(1,), latency_iters=3, train_iters=2,
-                 train_obs=("pointcloud",),
-                 latency_policies=("teacher_ddim10", "sdm_1step"),
+                 train_obs=("pointcloud",), train_methods=("teacher",),
+                 latency_policies=("sdm_1step",),
                  mjx_envs=(2,), mjx_length=4, eval_tasks=("reach",), eval_episodes=2,
                  eval_length=4),
 }
@@ -79,7 +79,8 @@ def section_latency(preset: str, size: dict, log) -> dict:
 def section_training(preset: str, size: dict, log) -> dict:
   from benchmarks import training
   r = training.run(preset, iters=size["train_iters"], warmup=1, max_seconds=30.0,
-                   method_names=("teacher", "sdm"), obs_kinds=size["train_obs"],
+                   method_names=size.get("train_methods", ("teacher", "sdm")),
+                   obs_kinds=size["train_obs"],
                    torch_on=has_torch(), log=log)
   keep = ("method", "obs", "num_points", "batch_size", "compile_s", "median_ms",
           "steps_per_s", "gflop", "floor_ms", "floor_ratio", "torch_steps_per_s", "ratio",

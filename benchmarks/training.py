@@ -31,6 +31,7 @@ Methods are data: every method in `jaxpolicy.methods` is measured.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import time
 
@@ -129,6 +130,12 @@ def measure(name: str, config, nets, state, iters: int, warmup: int,
   compiled = step.lower(state, windows, key(0)).compile()
   compile_s = time.perf_counter() - t0
   cost = common.program_cost(compiled)
+  if nets.chunk_bytes:
+    # XLA counts a loop's body once: the FLOPs of the chunked encoder's lax.map come from
+    # the same step lowered without chunks (not compiled)
+    whole = training.make_train_step(config, method, dataclasses.replace(nets, chunk_bytes=0),
+                                     mesh)
+    cost["flops"] = float(whole.lower(state, windows, key(0)).cost_analysis()["flops"])
 
   i = 0
   for _ in range(warmup):

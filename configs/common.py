@@ -103,8 +103,8 @@ def base_config(preset: str) -> ml_collections.ConfigDict:
   # demonstration collection and evaluation (CPU renderer and MJX ray casting alike).
   c.pointcloud = ml_collections.ConfigDict()
   # quick: 128 points from a 64x64 depth image (the PointNet's cost grows with the points:
-  # a quick-size teacher step takes ~0.13 s with state, ~0.6 s with 128 points and ~3 s with
-  # 512 on a 2-core CPU); paper: DP3's 512 points from 128x128.
+  # a quick-size teacher step took ~0.07 s with state, ~0.3 s with 128 points and ~0.9 s
+  # with 512 on a 2-core CPU, 2026-12-02); paper: DP3's 512 points from 128x128.
   c.pointcloud.num_points = 128          # farthest-point samples per frame
   c.pointcloud.image_size = 64           # depth image, square; or (height, width)
   c.pointcloud.camera = "corner2"        # MetaWorld camera (DP3's)

@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import Sequence
 
 import flax.linen as nn
+import jax
 import jax.numpy as jnp
 
 from jaxpolicy.nets.unet1d import mish
@@ -24,13 +25,32 @@ class StateEncoder(nn.Module):
     return nn.LayerNorm(name="norm")(x)
 
 
-def encode_history(encoder: nn.Module, params, obs):
-  """obs: dict of (B, n_obs_steps, ...) arrays -> (B, n_obs_steps * feat) global condition."""
+def encode_history(encoder: nn.Module, params, obs, frames_per_chunk: int = 0):
+  """obs: dict of (B, n_obs_steps, ...) arrays -> (B, n_obs_steps * feat) global condition.
+
+  `frames_per_chunk` > 0 encodes the B * n_obs_steps frames in chunks of (at most) that
+  many, one after another (`lax.map`), each rematerialised in the backward pass
+  (`jax.checkpoint`): the same function, with activations small enough to stay in a CPU's
+  cache (see `Nets.frames_per_chunk`). A symbolic batch (`jax.export`) is encoded whole.
+  """
   first = next(iter(obs.values()))
   b, n = first.shape[:2]
   flat = {k: v.reshape((b * n,) + v.shape[2:]) for k, v in obs.items()}
-  feat = encoder.apply(params, flat)
+  # chunks need a concrete frame count (an exported program's batch is symbolic)
+  concrete = isinstance(b, int) and isinstance(n, int)
+  k = _divisor_at_most(b * n, frames_per_chunk) if frames_per_chunk and concrete else None
+  if k is not None and k < b * n:
+    chunks = {key: v.reshape((b * n // k, k) + v.shape[1:]) for key, v in flat.items()}
+    feat = jax.lax.map(jax.checkpoint(lambda o: encoder.apply(params, o)), chunks)
+    feat = feat.reshape(b * n, feat.shape[-1])
+  else:
+    feat = encoder.apply(params, flat)
   return feat.reshape(b, n * feat.shape[-1])
+
+
+def _divisor_at_most(n: int, k: int) -> int:
+  """The largest divisor of n that is <= k (k >= 1)."""
+  return max(d for d in range(1, min(n, max(k, 1)) + 1) if n % d == 0)
 
 
 class DP3Encoder(nn.Module):
