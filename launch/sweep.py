@@ -9,7 +9,11 @@ of seed 0 first), so a partly finished sweep already gives complete per-seed tab
 cells evaluate k = 2 only, without the pure-noise DDIM-k baselines (its own ablation, see
 configs/step.py). A
 finished cell (it has cell.json) is skipped; an interrupted one resumes from its
-checkpoint, so the command can be stopped and rerun at any time. Evaluations every
+checkpoint, so the command can be stopped and rerun at any time. Several sweeps may share
+one grid (e.g. the same command started twice on a machine whose cores one sweep leaves
+idle): each cell is claimed by the process training it (<cell>/claim, "host pid"), a claim
+whose process is gone is taken over, and a distillation cell waits for its teacher's cell to
+finish. Evaluations every
 --eval_every steps give the learning curves (the papers' protocol); <workdir>/sweep.json
 records the grid. --tasks takes task names or difficulty groups (easy, medium, hard,
 very_hard, all).
@@ -23,6 +27,7 @@ cell.json records its wall and CPU time (training, evaluations and latency).
 import json
 import os
 import resource
+import socket
 import time
 
 from absl import app, flags
@@ -83,6 +88,58 @@ def honest_eval(workdir: str, episodes: int, seed: int) -> dict:
 def _cpu_seconds() -> float:
   ru = resource.getrusage(resource.RUSAGE_SELF)
   return ru.ru_utime + ru.ru_stime
+
+
+def _alive(pid: int) -> bool:
+  try:
+    os.kill(pid, 0)
+  except ProcessLookupError:
+    return False
+  except PermissionError:
+    return True
+  return True
+
+
+def claim(wd: str) -> str | None:
+  """Take cell `wd` for this process; None if taken, else the holder ("host pid") of a live
+  claim. A claim from a process of this machine that no longer runs is taken over."""
+  os.makedirs(wd, exist_ok=True)
+  path = os.path.join(wd, "claim")
+  me = f"{socket.gethostname()} {os.getpid()}"
+  try:
+    with os.fdopen(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY), "w") as f:
+      f.write(me)
+    return None
+  except FileExistsError:
+    pass
+  try:
+    with open(path) as f:
+      holder = f.read().strip()
+    host, pid = holder.split()
+    pid = int(pid)
+  except (OSError, ValueError):
+    return "unknown (claim being written)"
+  if holder == me:
+    return None
+  if host != socket.gethostname() or _alive(pid):
+    return holder
+  tmp = f"{path}.{os.getpid()}"
+  with open(tmp, "w") as f:
+    f.write(me)
+  os.replace(tmp, path)
+  with open(path) as f:   # two takers of one stale claim: the last writer has it
+    return None if f.read().strip() == me else "another process taking over a stale claim"
+
+
+def release(wd: str):
+  path = os.path.join(wd, "claim")
+  try:
+    with open(path) as f:
+      mine = f.read().strip() == f"{socket.gethostname()} {os.getpid()}"
+    if mine:
+      os.remove(path)
+  except FileNotFoundError:
+    pass
 
 
 def cell_config(method, task, seed, preset, root, eval_every, episodes):
@@ -155,11 +212,11 @@ def run_sweep(tasks, seeds, methods, preset, root, eval_every, episodes, log=pri
     cells = [tuple(c) for c in old.get("cells", [])]
   cells += [(t, int(s), m) for s in seeds for t in tasks for m in order]
   cells = list(dict.fromkeys(cells))
-  with open(grid_path + ".tmp", "w") as f:
+  with open(f"{grid_path}.{os.getpid()}.tmp", "w") as f:
     json.dump({"tasks": sorted({c[0] for c in cells}), "seeds": sorted({c[1] for c in cells}),
                "methods": list(dict.fromkeys(c[2] for c in cells)), "preset": preset,
                "cells": cells}, f)
-  os.replace(grid_path + ".tmp", grid_path)
+  os.replace(f"{grid_path}.{os.getpid()}.tmp", grid_path)
   done = skipped = 0
   # Seed-major: a sweep stopped part-way has every task and method for its first seeds.
   for seed in seeds:
@@ -170,19 +227,30 @@ def run_sweep(tasks, seeds, methods, preset, root, eval_every, episodes, log=pri
         if os.path.exists(marker):
           skipped += 1
           continue
-        log(f"sweep: {task} seed {seed} {method} -> {wd}")
-        config = cell_config(method, task, seed, preset, root, eval_every, episodes)
-        wall0, cpu0 = time.time(), _cpu_seconds()
-        training.train(config, wd)
-        cell = dict(task=task, seed=seed, method=method, preset=preset, **measure_hz(wd))
-        if honest_episodes:
-          cell["honest"] = honest_eval(wd, honest_episodes, honest_seed)
-        # this process's time (a resumed cell counts from its resumption)
-        cell.update(wall_s=round(time.time() - wall0, 1),
-                    cpu_s=round(_cpu_seconds() - cpu0, 1))
-        with open(marker + ".tmp", "w") as f:
-          json.dump(cell, f, indent=2)
-        os.replace(marker + ".tmp", marker)
+        teacher_done = os.path.join(root, task, f"s{seed}", "teacher", "cell.json")
+        if method != "teacher" and not os.path.exists(teacher_done):
+          log(f"sweep: {task} seed {seed} {method} waits for its teacher (another sweep)")
+          continue
+        holder = claim(wd)
+        if holder is not None:
+          log(f"sweep: {task} seed {seed} {method} is being trained by {holder}; skipped")
+          continue
+        try:
+          log(f"sweep: {task} seed {seed} {method} -> {wd}")
+          config = cell_config(method, task, seed, preset, root, eval_every, episodes)
+          wall0, cpu0 = time.time(), _cpu_seconds()
+          training.train(config, wd)
+          cell = dict(task=task, seed=seed, method=method, preset=preset, **measure_hz(wd))
+          if honest_episodes:
+            cell["honest"] = honest_eval(wd, honest_episodes, honest_seed)
+          # this process's time (a resumed cell counts from its resumption)
+          cell.update(wall_s=round(time.time() - wall0, 1),
+                      cpu_s=round(_cpu_seconds() - cpu0, 1))
+          with open(marker + ".tmp", "w") as f:
+            json.dump(cell, f, indent=2)
+          os.replace(marker + ".tmp", marker)
+        finally:
+          release(wd)
         done += 1
   return done, skipped
 

@@ -94,6 +94,41 @@ def test_sweep_skips_finished_cells_and_resumes(tmp_path, monkeypatch):
   assert len(open(metrics).readlines()) == n_lines     # no training step was redone
 
 
+
+def test_sweeps_sharing_a_grid_claim_cells(tmp_path, monkeypatch):
+  """Two sweeps on one grid: a cell held by a live process is skipped, and so are the
+  distillation cells waiting for its teacher; a dead process's claim is taken over."""
+  import socket
+  import subprocess
+  import sys
+  root = str(tmp_path / "sweep")
+  teacher = os.path.join(root, "drawer-open", "s0", "teacher")
+  os.makedirs(teacher)
+  host = socket.gethostname()
+  with open(os.path.join(teacher, "claim"), "w") as f:
+    f.write(f"{host} {os.getppid()}")        # a live process that is not this one
+  from jaxpolicy import training
+  calls, lines = [], []
+  monkeypatch.setattr(training, "train", lambda c, w: calls.append(w))
+  args = (["drawer-open"], [0], ["teacher", "sdm"], "tiny", root, 10, 2)
+  assert sweep.run_sweep(*args, log=lines.append) == (0, 0)
+  assert calls == []
+  assert any("being trained by" in l for l in lines) and any("waits for its teacher" in l
+                                                               for l in lines)
+  assert sweep.claim(teacher) == f"{host} {os.getppid()}"
+  # the holder died: its claim is taken over, and released again
+  dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                        capture_output=True, text=True, check=True).stdout.strip()
+  with open(os.path.join(teacher, "claim"), "w") as f:
+    f.write(f"{host} {dead}")
+  assert sweep.claim(teacher) is None
+  assert open(os.path.join(teacher, "claim")).read() == f"{host} {os.getpid()}"
+  sweep.release(teacher)
+  assert not os.path.exists(os.path.join(teacher, "claim"))
+  assert sweep.claim(teacher) is None and sweep.claim(teacher) is None   # ours already
+  sweep.release(teacher)
+
+
 def test_wilson_interval_against_the_closed_form():
   from jaxpolicy import stats
   # 8 of 10: the textbook Wilson 95 % interval is (0.490, 0.943)

@@ -54,15 +54,47 @@ def test_conv_matches_numpy(L, k, stride):
 
 
 @pytest.mark.parametrize("L", [1, 2, 4])
-def test_upsample_matches_numpy_conv_transpose(L):
+@pytest.mark.parametrize("batch", [2, unet1d.UPSAMPLE_TAPS_MAX_ROWS + 1])  # batched / tap-pair form
+def test_upsample_matches_numpy_conv_transpose(L, batch):
   rng = np.random.default_rng(1)
-  x = rng.normal(size=(2, L, 6))
+  x = rng.normal(size=(batch, L, 6))
   m = unet1d.Upsample1d(6)
   p = m.init(jax.random.PRNGKey(0), jnp.asarray(x, jnp.float32))
   w, b = np.asarray(p["params"]["kernel"]), np.asarray(p["params"]["bias"])
   got = m.apply(p, jnp.asarray(x, jnp.float32))
   np.testing.assert_allclose(np.asarray(got), np_conv_transpose1d(x, w, b), atol=1e-5)
 
+
+
+def np_conv_transpose1d_grads(x, w, r, stride=2, padding=1):
+  """Gradients of sum(r * ConvTranspose1d(x)) with respect to x and w, float64 loops."""
+  B, L, _ = x.shape
+  k = w.shape[0]
+  gx, gw = np.zeros_like(x), np.zeros_like(w)
+  for i in range(L):
+    for j in range(k):
+      o = stride * i + j - padding
+      if 0 <= o < r.shape[1]:
+        gx[:, i] += r[:, o] @ w[j].T
+        gw[j] += x[:, i].T @ r[:, o]
+  return gx, gw
+
+
+@pytest.mark.parametrize("L,pruned", [(1, False), (1, True), (2, False), (4, False)])
+@pytest.mark.parametrize("batch", [3, unet1d.UPSAMPLE_TAPS_MAX_ROWS + 1])  # batched / tap-pair form
+def test_upsample_gradient_matches_numpy(L, pruned, batch):
+  """Both upsample forms give the exact output gradient, for full kernels and for the two
+  live taps at length 1."""
+  rng = np.random.default_rng(2)
+  x, w = rng.normal(size=(batch, L, 6)), rng.normal(size=(4, 6, 5))
+  r = rng.normal(size=(batch, 2 * L, 5))
+  kernel = w[1:3] if pruned else w
+  loss = lambda x, k: jnp.sum(jnp.asarray(r, jnp.float32) * unet1d.conv_transpose_s2(x, k))
+  gx, gk = jax.grad(loss, argnums=(0, 1))(jnp.asarray(x, jnp.float32),
+                                           jnp.asarray(kernel, jnp.float32))
+  want_x, want_w = np_conv_transpose1d_grads(x, w, r)
+  np.testing.assert_allclose(np.asarray(gx), want_x, atol=1e-4)
+  np.testing.assert_allclose(np.asarray(gk), want_w[1:3] if pruned else want_w, atol=1e-4)
 
 def test_live_taps_short_sequences():
   assert unet1d.live_taps(1, 5) == (2, 3)   # only the centre tap

@@ -84,6 +84,55 @@ class Conv1d(nn.Module):
     return _conv_im2col(x, kernel, self.kernel_size, self.stride) + bias.astype(x.dtype)
 
 
+# ConvTranspose1d(k=4, stride 2, padding 1): output o = 2 i + j - 1, so even o = 2m takes
+# (x[m], tap 1) and (x[m-1], tap 3), odd o = 2m + 1 takes (x[m+1], tap 0) and (x[m], tap 2).
+# At length 1 only taps 1 and 2 are live, and a pruned kernel holds just those two.
+
+def _upsample_taps(x, kernel):
+  """Every tap's product z[j] = x @ kernel[j] from one dot batched over the taps: it reads
+  the kernel where it lies (slicing or concatenating taps copied the weights on every call,
+  which at batch 1 cost more than the dot)."""
+  B, L, cin = x.shape
+  taps = kernel.shape[0]
+  rows = jnp.broadcast_to(x.reshape(1, B * L, cin), (taps, B * L, cin))
+  z = jnp.einsum("jmc,jcd->jmd", rows, kernel).reshape(taps, B, L, -1)
+  if taps == 2:
+    even, odd = z[0], z[1]
+  else:
+    zp = jnp.pad(z, ((0, 0), (0, 0), (1, 1), (0, 0)))   # zp[:, :, m + 1] = z[:, :, m]
+    even, odd = z[1] + zp[3, :, :L], zp[0, :, 2:] + z[2]
+  return jnp.stack([even, odd], axis=2).reshape(B, 2 * L, -1)
+
+
+def _upsample_pairs(x, kernel):
+  """The same as two dots over tap pairs (each phase's taps concatenated): its gradient was
+  1.2-1.8x faster than the batched form's at batch 128 (2-core CPU, 2026-12-02)."""
+  B, L, _ = x.shape
+  if kernel.shape[0] == 2:
+    even, odd = x @ kernel[0], x @ kernel[1]
+  else:
+    xp = jnp.pad(x, ((0, 0), (1, 1), (0, 0)))
+    prev, cur, nxt = xp[:, :L], xp[:, 1:L + 1], xp[:, 2:]
+    even = jnp.concatenate([cur, prev], -1) @ jnp.concatenate([kernel[1], kernel[3]], 0)
+    odd = jnp.concatenate([nxt, cur], -1) @ jnp.concatenate([kernel[0], kernel[2]], 0)
+  return jnp.stack([even, odd], axis=2).reshape(B, 2 * L, -1)
+
+
+# At most this many rows (batch x length) the upsample is weight-bound and uses the batched
+# form; training batches use the tap-pair form, whose gradient is faster.
+UPSAMPLE_TAPS_MAX_ROWS = 64
+
+
+def conv_transpose_s2(x, kernel):
+  """(B, L, Cin) -> (B, 2L, Cout) for a (4 or live 2, Cin, Cout) kernel."""
+  if kernel.shape[0] not in (2, 4):
+    raise ValueError(f"upsample kernel has {kernel.shape[0]} taps; expected 4 or the 2 "
+                     "live at length 1")
+  if x.shape[0] * x.shape[1] <= UPSAMPLE_TAPS_MAX_ROWS:
+    return _upsample_taps(x, kernel)
+  return _upsample_pairs(x, kernel)
+
+
 class Upsample1d(nn.Module):
   """ConvTranspose1d(dim, dim, 4, stride 2, padding 1): length L -> 2L."""
   features: int
@@ -95,19 +144,7 @@ class Upsample1d(nn.Module):
     kernel = _kernel_param(self, (4, cin, self.features), bound)
     init = lambda key, shape: jax.random.uniform(key, shape, jnp.float32, -bound, bound)
     bias = self.param("bias", init, (self.features,))
-    # o = 2 i + j - 1: even o = 2m uses (x[m], j=1), (x[m-1], j=3);
-    # odd o = 2m + 1 uses (x[m+1], j=0), (x[m], j=2).
-    B, L, _ = x.shape
-    if kernel.shape[0] == 2:  # pruned (length 1): only taps 1 and 2 are live
-      w_even, w_odd = kernel[0], kernel[1]
-      even, odd = x @ w_even.astype(x.dtype), x @ w_odd.astype(x.dtype)
-    else:
-      xp = jnp.pad(x, ((0, 0), (1, 1), (0, 0)))
-      prev, cur, nxt = xp[:, :L], xp[:, 1:L + 1], xp[:, 2:]
-      k = kernel.astype(x.dtype)
-      even = jnp.concatenate([cur, prev], -1) @ jnp.concatenate([k[1], k[3]], 0)
-      odd = jnp.concatenate([nxt, cur], -1) @ jnp.concatenate([k[0], k[2]], 0)
-    y = jnp.stack([even, odd], axis=2).reshape(B, 2 * L, -1)
+    y = conv_transpose_s2(x, kernel.astype(x.dtype))
     return y + bias.astype(x.dtype)
 
 
