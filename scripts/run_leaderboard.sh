@@ -5,6 +5,9 @@
 # cells are skipped and an interrupted one resumes from its checkpoint. Writes
 # runs/leaderboard/report.md (and its pictures, summary.json) after each invocation;
 # `python -m launch.report --workdir=runs/leaderboard` regenerates them from the cells.
+# Starting it a second time while the first runs adds a second worker on the same grid (each
+# cell is claimed by the process training it): on a 2-core CPU one sweep keeps ~1.3 cores
+# busy (MetaWorld evaluation is single-threaded), so two finish the grid sooner.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=${1:-runs/leaderboard}
