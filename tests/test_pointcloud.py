@@ -161,6 +161,30 @@ def test_sensor_sees_table_gripper_object_goal(task, sensor512):
   assert np.mean(np.abs(pc[:, 2]) < 1e-3) > 0.3
 
 
+
+def test_labelled_cloud_says_what_each_point_hit(sensor512):
+  """The segmentation labels line up with the points: the cloud is the observed one, points
+  on the hand's bodies lie near the hand, on the goal site at the goal, on the table at z = 0."""
+  env, state = _run_expert("drawer-open", seed=1, steps=30)
+  m = env.unwrapped.model
+  pts, valid, objtype, objid = sensor512.labelled_cloud(m, env.unwrapped.data)
+  np.testing.assert_array_equal(pts, sensor512(env))
+  assert valid.all() and len(objtype) == len(objid) == 512
+  geom = objtype == int(mujoco.mjtObj.mjOBJ_GEOM)
+  site = objtype == int(mujoco.mjtObj.mjOBJ_SITE)
+  assert (geom | site).all()
+  body = np.full(512, -1)
+  body[geom] = m.geom_bodyid[objid[geom]]
+  hand_bodies = [m.body(n).id for n in ("hand", "rightclaw", "rightpad", "leftclaw", "leftpad")]
+  on_hand = np.isin(body, hand_bodies)
+  assert on_hand.sum() >= 3
+  assert np.linalg.norm(pts[on_hand] - state[0:3], axis=1).max() < 0.12
+  on_goal = site & (objid == m.site("goal").id)
+  goal = env.unwrapped.data.site_xpos[m.site("goal").id]
+  assert on_goal.any() and np.linalg.norm(pts[on_goal] - goal, axis=1).max() < 0.025
+  on_table = body == m.body("tablelink").id
+  assert on_table.sum() > 100 and np.abs(pts[on_table, 2]).max() < 1e-3
+
 def test_sensor_geometry_is_exact(sensor512):
   """Back-projected pixels land on the surfaces: the table at z = 0 to float precision,
   the goal sphere at its radius from its centre; the camera sits where configured."""

@@ -238,9 +238,6 @@ def sample_cloud(points, mask, num_points: int):
   return points[idx], valid
 
 
-_sample_jit = jax.jit(sample_cloud, static_argnames=("num_points",))
-
-
 # ---------------------------------------------------------------------------------------------
 # CPU: MuJoCo's renderer
 
@@ -294,18 +291,37 @@ class RenderSensor:
 
   def cloud(self, model, data):
     """((P, 3) float32 points, (P,) bool distinct-valid flags)."""
+    points, valid, _ = self._sample(*self.candidates(model, data))
+    return points, valid
+
+  def labelled_cloud(self, model, data):
+    """The cloud with what each point hit: ((P, 3) points, (P,) valid flags, (P,) mjtObj
+    type (geom or site), (P,) that geom's or site's id). For diagnostics (which points fall
+    on the gripper, the object, the goal); the observation is `cloud`."""
     pts, mask = self.candidates(model, data)
-    # FPS over the kept pixels only, padded to a power of two (few compiled shapes). Order
-    # is preserved, so the result equals FPS over all pixels with the mask.
-    keep = pts[mask]
+    points, valid, pixel = self._sample(pts, mask)
+    e = self._entry(model)
+    e.renderer.enable_segmentation_rendering()   # the scene `candidates` just drew
+    try:
+      seg = e.renderer.render().reshape(-1, 2)
+    finally:
+      e.renderer.enable_depth_rendering()
+    return points, valid, seg[pixel, 1], seg[pixel, 0]
+
+  def _sample(self, pts, mask):
+    """FPS over the kept pixels only, padded to a power of two (few compiled shapes). Order
+    is preserved, so the result equals FPS over all pixels with the mask. Returns the
+    points, their valid flags and their pixel indices."""
+    pixel = np.nonzero(mask)[0]
     size = max(self.spec.num_points, 256)
-    while size < len(keep):
+    while size < len(pixel):
       size *= 2
     padded = np.zeros((size, 3), np.float32)
-    padded[:len(keep)] = keep
-    points, valid = _sample_jit(padded, np.arange(size) < len(keep),
-                                num_points=self.spec.num_points)
-    return np.asarray(points, np.float32), np.asarray(valid)
+    padded[:len(pixel)] = pts[pixel]
+    idx, valid = farthest_point_sampling(padded, self.spec.num_points,
+                                         np.arange(size) < len(pixel))
+    idx = np.asarray(idx)   # only kept pixels are picked (all 0 when none is kept)
+    return padded[idx], np.asarray(valid), (pixel[idx] if len(pixel) else idx)
 
   def candidates(self, model, data):
     """All back-projected pixels and their keep mask: ((H*W, 3) float32, (H*W,) bool)."""
