@@ -113,6 +113,7 @@ def base_config(preset: str) -> ml_collections.ConfigDict:
   c.pointcloud.crop_high = (0.6, 1.05, 0.7)
   c.pointcloud.geoms = "light"           # light: collision geoms + primitives (= MJX); visual
   c.pointcloud.sites = True              # draw visible sites (MetaWorld's goal marker), as DP3
+  c.pointcloud.table = "keep"            # keep: the table in view, as DP3; hide: no table geoms
 
   c.eval = ml_collections.ConfigDict()
   c.eval.episodes = 20

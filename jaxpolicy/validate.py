@@ -92,7 +92,7 @@ def identity(config) -> dict:
 
 # Config fields added after runs were already written, with the value that reproduces what
 # those runs did: a saved run without the field matches a config holding this value.
-ADDED_FIELDS = {"data.path": ""}
+ADDED_FIELDS = {"data.path": "", "pointcloud.table": "keep"}
 
 
 def _diff(a: dict, b: dict, prefix="") -> list[str]:

@@ -14,9 +14,12 @@ wrist), `gripper` (the wrist flange, hand, claws, pads and finger-tip sites), `o
 the points within 10 cm of the hand and of the object (MetaWorld's state positions).
 
 Crop options (world frame, metres; x and y bounds and the top are the same):
-* `dp3`: the floor of the box 1 cm below the table top, so the table is in view, as DP3's
-  crop keeps it (the presets' default);
-* `table_cut`: the floor 5 mm above the table top, so the table plane is cut away.
+* `dp3`: the floor of the box 1 cm below z = 0, so the table is in view, as DP3's crop keeps
+  it (the presets' default);
+* `table_cut`: the floor 5 mm above z = 0, which cuts the table plane away where the table
+  top is at z = 0;
+* `table_hidden`: the `dp3` box with `config.pointcloud.table="hide"`: the sensor leaves the
+  table body's geoms out, whatever their height.
 
 Writes <out>/composition.json, <out>/composition.md and <out>/clouds_<task>.png (one frame
 of the first task per crop option, points coloured by label, three views).
@@ -34,7 +37,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import numpy as np  # pylint: disable=g-import-not-at-top
 
-CROPS = {"dp3": -0.01, "table_cut": 0.005}     # the crop box's floor (z, metres)
+# the crop box's floor (z, metres) and config.pointcloud.table
+CROPS = {"dp3": (-0.01, "keep"), "table_cut": (0.005, "keep"), "table_hidden": (-0.01, "hide")}
 LABELS = ("table", "scene", "arm", "gripper", "object", "goal")
 COLOURS = {"table": "#bbbbbb", "scene": "#8c564b", "arm": "#1f77b4", "gripper": "#d62728",
            "object": "#2ca02c", "goal": "#ff7f0e"}
@@ -178,7 +182,7 @@ def main(argv=None):
       raise SystemExit(f"unknown crop {crop!r}; choose from {sorted(CROPS)}")
     c = config.copy_and_resolve_references()
     low = list(c.pointcloud.crop_low)
-    low[2] = CROPS[crop]
+    low[2], c.pointcloud.table = CROPS[crop]
     c.pointcloud.crop_low = tuple(low)
     sensors[crop] = pointcloud.make_sensor(c)
     boxes[crop] = (np.asarray(c.pointcloud.crop_low), np.asarray(c.pointcloud.crop_high))

@@ -185,6 +185,34 @@ def test_labelled_cloud_says_what_each_point_hit(sensor512):
   on_table = body == m.body("tablelink").id
   assert on_table.sum() > 100 and np.abs(pts[on_table, 2]).max() < 1e-3
 
+
+@pytest.mark.parametrize("task", ["drawer-open", "sweep-into"])   # sweep-into: top at z = 0.05
+def test_hidden_table_leaves_what_stands_on_it(task):
+  """table='hide': no point on the table body, more on the gripper; the MJX sensor hides the
+  same geoms; a model without MetaWorld's table refuses it."""
+  env, _ = _run_expert(task, seed=1, steps=30)
+  m, d = env.unwrapped.model, env.unwrapped.data
+  table = m.body("tablelink").id
+  hand = [m.body(n).id for n in ("hand", "rightclaw", "rightpad", "leftclaw", "leftpad")]
+  counts = {}
+  for option in ("keep", "hide"):
+    sensor = pointcloud.make_sensor(_config(num_points=256, table=option))
+    _, _, objtype, objid = sensor.labelled_cloud(m, d)
+    geom = objtype == int(mujoco.mjtObj.mjOBJ_GEOM)
+    body = m.body_rootid[m.geom_bodyid[objid[geom]]]
+    counts[option] = (np.sum(body == table), np.sum(np.isin(m.geom_bodyid[objid[geom]], hand)))
+    sensor.close()
+  assert counts["keep"][0] > 80 and counts["hide"][0] == 0
+  assert counts["hide"][1] > counts["keep"][1]
+  hidden = pointcloud.hidden_table(m, pointcloud.sensor_spec(_config(table="hide")))
+  assert hidden.sum() >= 3 and not (pointcloud.sensor_geoms(
+      m, pointcloud.sensor_spec(_config(table="hide"))) & hidden).any()
+  plain = mujoco.MjModel.from_xml_string("<mujoco><worldbody><geom size='1 1 .1' type='box'/>"
+                                         "</worldbody></mujoco>")
+  with pytest.raises(pointcloud.SensorConfigError, match="tablelink"):
+    pointcloud.hidden_table(plain, pointcloud.sensor_spec(_config(table="hide")))
+
+
 def test_sensor_geometry_is_exact(sensor512):
   """Back-projected pixels land on the surfaces: the table at z = 0 to float precision,
   the goal sphere at its radius from its centre; the camera sits where configured."""
@@ -206,6 +234,7 @@ def test_sensor_geometry_is_exact(sensor512):
 
 def test_sensor_config_errors():
   for field, value, match in [("num_points", 0, "num_points"), ("geoms", "mesh", "geoms"),
+                              ("table", "cut", "table"),
                               ("crop_low", (1.0, 0.0, 0.0), "crop_low"),
                               ("image_size", -4, "image_size")]:
     with pytest.raises(pointcloud.SensorConfigError, match=match):

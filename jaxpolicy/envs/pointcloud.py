@@ -43,6 +43,12 @@ are drawn, as in DP3's renders: MetaWorld's goal marker (a 2 cm sphere), so goal
 conditioned tasks (reach, push, pick-place) are solvable from the cloud, and the small
 finger-tip and arm marker spheres. The MJX sensor intersects these spheres analytically.
 
+**Table** (`config.pointcloud.table`, default `"keep"`): `"hide"` leaves every geom of
+MetaWorld's table body (`tablelink`: its top, legs and any raised or cut-out parts) out of
+the sensor's geometry, so the cloud holds what stands on the table and none of the table.
+A crop floor above the table top would do the same only where the top is at z = 0 (it is
+at z = 0.05 in sweep-into). Models without a `tablelink` body refuse `"hide"`.
+
 **Robot state.** The policy's other point-cloud observation, `agent_pos` (9-d, DP3's
 `agent_pos`; `jaxpolicy.envs.metaworld_cpu.agent_pos`), holds the end-effector position
 (the `hand` body, MetaWorld's `get_endeff_pos`) followed by the positions of the
@@ -77,6 +83,8 @@ import numpy as np  # pylint: disable=g-import-not-at-top
 from jaxpolicy.envs.fps import farthest_point_sampling
 
 GEOM_SETS = ("light", "visual")
+TABLE_OPTIONS = ("keep", "hide")
+TABLE_BODY = "tablelink"      # MetaWorld's table
 # primitives mjx.ray can intersect (it has no cylinder test: visual-only cylinders are left
 # out of the light set; collidable ones are in it, and are prism meshes in MJX models)
 PRIMITIVES = (mujoco.mjtGeom.mjGEOM_PLANE, mujoco.mjtGeom.mjGEOM_SPHERE,
@@ -102,11 +110,15 @@ class SensorSpec:
   crop_high: tuple
   geoms: str                 # "light" | "visual"
   sites: bool
+  table: str = "keep"        # "keep" | "hide"
 
   def to_dict(self) -> dict:
-    """JSON-friendly form, e.g. to record in a dataset's attributes."""
-    return {k: list(v) if isinstance(v, tuple) else v
-            for k, v in dataclasses.asdict(self).items()}
+    """JSON-friendly form, e.g. to record in a dataset's attributes. `table` is left out at
+    "keep", so datasets named (by a hash of this) before the field existed keep their names."""
+    d = {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
+    if d["table"] == "keep":
+      del d["table"]
+    return d
 
 
 def sensor_spec(config) -> SensorSpec:
@@ -138,8 +150,12 @@ def sensor_spec(config) -> SensorSpec:
               "two (x, y, z) corners with crop_low < crop_high")
   if pc.geoms not in GEOM_SETS:
     raise bad("geoms", pc.geoms, f"one of {GEOM_SETS}")
+  table = pc.get("table", "keep")
+  if table not in TABLE_OPTIONS:
+    raise bad("table", table, f"one of {TABLE_OPTIONS}")
   return SensorSpec(num_points=n, image_size=size, camera=str(pc.camera), camera_pos=pos,
-                    crop_low=low, crop_high=high, geoms=pc.geoms, sites=bool(pc.sites))
+                    crop_low=low, crop_high=high, geoms=pc.geoms, sites=bool(pc.sites),
+                    table=table)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -195,6 +211,23 @@ def pixel_directions(height: int, width: int, fovy_deg: float) -> np.ndarray:
   v = -(np.arange(height) + 0.5 - height / 2) / f
   uu, vv = np.meshgrid(u, v)
   return np.stack([uu, vv, -np.ones_like(uu)], -1).reshape(-1, 3)
+
+
+def sensor_geoms(model: mujoco.MjModel, spec: SensorSpec) -> np.ndarray:
+  """(ngeom,) bool: the geoms the sensor sees (its geometry set, less the table if hidden)."""
+  include = light_geoms(model) if spec.geoms == "light" else visual_geoms(model)
+  return include & ~hidden_table(model, spec)
+
+
+def hidden_table(model: mujoco.MjModel, spec: SensorSpec) -> np.ndarray:
+  """(ngeom,) bool: the table body's geoms when spec.table == "hide", else none."""
+  if spec.table == "keep":
+    return np.zeros(model.ngeom, bool)
+  body = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_BODY, TABLE_BODY)
+  if body < 0:
+    raise SensorConfigError(f"config.pointcloud.table='hide' hides the body {TABLE_BODY!r} "
+                            f"(MetaWorld's table); this model has none. Use table='keep'.")
+  return model.body_rootid[model.geom_bodyid] == body
 
 
 def light_geoms(model: mujoco.MjModel) -> np.ndarray:
@@ -377,9 +410,11 @@ class RenderSensor:
     rmodel.vis.global_.offheight = max(h, 1)
     option = mujoco.MjvOption()
     if spec.geoms == "light":
-      rmodel.geom_group[:] = np.where(light_geoms(model), 0, HIDDEN_GROUP)
+      rmodel.geom_group[:] = np.where(sensor_geoms(model, spec), 0, HIDDEN_GROUP)
       option.geomgroup[:] = 0
       option.geomgroup[0] = 1
+    else:   # MuJoCo's default groups, less a hidden table
+      rmodel.geom_group[:] = np.where(hidden_table(model, spec), HIDDEN_GROUP, model.geom_group)
     option.sitegroup[:] = 0
     if spec.sites:
       option.sitegroup[:VISIBLE_GROUPS] = 1

@@ -40,8 +40,8 @@ class MjxSensor:
     h, w = spec.image_size
     self.dirs = pc.pixel_directions(h, w, float(model.cam_fovy[self.cam_id])).astype(np.float32)
     self.near, self.far = pc.depth_range(model)
-    include = pc.light_geoms(model) if spec.geoms == "light" else pc.visual_geoms(model)
-    self.geom_group = np.where(include, 0, pc.HIDDEN_GROUP).astype(model.geom_group.dtype)
+    self.geom_group = np.where(pc.sensor_geoms(model, spec), 0,
+                               pc.HIDDEN_GROUP).astype(model.geom_group.dtype)
     self.sites = pc.visible_sites(model, spec)
     bad = [int(model.site_type[s]) for s in self.sites
            if model.site_type[s] not in (mujoco.mjtGeom.mjGEOM_SPHERE,
