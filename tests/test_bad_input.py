@@ -205,17 +205,21 @@ def test_no_pickle_in_the_package():
   assert not bad, bad
 
 
-def test_run_written_before_a_field_existed(tmp_path):
-  """A run saved before `data.path` existed resumes under a config holding its old value
-  (''), and is refused under any other value."""
+@pytest.mark.parametrize("field,obs,other", [("data.path", "state", "mine.zarr"),
+                                             ("pointcloud.table", "pointcloud", "hide")])
+def test_run_written_before_a_field_existed(tmp_path, field, obs, other):
+  """A run saved before a field existed (`data.path`, `pointcloud.table`) resumes under a
+  config holding its old value, and is refused under any other value."""
   import json
   from jaxpolicy import validate
   from jaxpolicy.errors import ConfigError
   c = teacher_configs.get_config("tiny")
+  c.obs = obs
+  section, name = field.split(".")
   ident = validate.identity(c)
-  del ident["data"]["path"]
+  del ident[section][name]
   (tmp_path / "config.json").write_text(json.dumps({"identity": ident}))
   validate.check_workdir(str(tmp_path), c)          # accepted: the field's old behaviour
-  c.data.path = "mine.zarr"
-  with pytest.raises(ConfigError, match="data.path"):
+  setattr(c[section], name, other)
+  with pytest.raises(ConfigError, match=field):
     validate.check_workdir(str(tmp_path), c)
