@@ -229,30 +229,37 @@ def write_summary(root: str, cells: dict, grid: dict | None, papers_agg: dict) -
   return path
 
 
-def plot_success_vs_hz(cells: dict, path: str) -> str:
-  """Honest success (mean over cells) vs batch-1 Hz per method, one panel per group."""
+def plot_success_vs_hz(cells: dict, path: str, baseline_hz: dict | None = None) -> str:
+  """Honest success (mean over cells) vs batch-1 Hz per method, one panel per group; the
+  untrained baselines too where `baseline_hz` ({policy: Hz}) has theirs."""
   import matplotlib  # pylint: disable=g-import-not-at-top
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
   import matplotlib.ticker  # pylint: disable=g-import-not-at-top,unused-import
   values = honest_values(cells)
-  main = {label: method for _, label, method, policy in honest_rows(cells) if policy is None}
+  baseline_hz = baseline_hz or {}
+  rows = [(label, method, policy) for _, label, method, policy in honest_rows(cells)
+          if policy is None or policy in baseline_hz]
   markers = {m: (methods_lib.info(m).style[1] if m in methods_lib.names() else "x")
-             for m in main.values()}
+             for _, m, _ in rows}
   groups = [g for g in GROUP_ORDER if any(group_of(t) == g for (t, _, _) in cells)] + ["all"]
   fig, axes = plt.subplots(1, len(groups), figsize=(3.6 * len(groups), 3.4), squeeze=False)
   for ax, g in zip(axes[0], groups):
-    for label, method in main.items():
+    for label, method, policy in rows:
       if label not in values:
         continue
       gm = group_means(values[label]).get(g)
-      hz = [c.get("hz_b1") for (t, _, m), c in cells.items() if m == method and
-            (g == "all" or group_of(t) == g) and c.get("hz_b1")]
+      if policy is None:
+        hz = [c.get("hz_b1") for (t, _, m), c in cells.items() if m == method and
+              (g == "all" or group_of(t) == g) and c.get("hz_b1")]
+      else:
+        hz = [baseline_hz[policy]]
       if gm is None or not hz:
         continue
       x, (m, lo, hi) = float(np.median(hz)), gm[:3]
       ax.errorbar([x], [100 * m], yerr=[[100 * (m - lo)], [100 * (hi - m)]],
-                  marker=markers[method], markerfacecolor="none", capsize=3, label=label)
+                  marker=markers[method], markerfacecolor="none" if policy is None else None,
+                  capsize=3, label=label)
     ax.set_xscale("log")
     ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     ax.set_title(g.replace("_", " ").capitalize() if g != "all" else "All tasks")

@@ -128,6 +128,31 @@ class Policy:
     """The executed actions (B, n_action_steps, A)."""
     return np.asarray(self.executed(self.chunk(obs, rng)))
 
+  def latency_b1(self, calls: int = 50) -> dict:
+    """Batch-1 latency on zero observations, after warm-up: the steady state (calls after
+    an episode's first, a mid-episode carry; median) and an episode's first call apart
+    (STEP's runs the teacher's sampler from noise). Resets the carry."""
+    obs = {k: np.zeros((1, self.nets.n_obs_steps) + tuple(s), np.float32)
+           for k, s in self.obs_shapes.items()}
+    self.reset(1)
+    for i in range(3):
+      self(obs, jax.random.PRNGKey(i))
+    firsts = []
+    for i in range(5):
+      self.reset(1)
+      t0 = time.perf_counter()
+      self(obs, jax.random.PRNGKey(50 + i))
+      firsts.append(time.perf_counter() - t0)
+    self(obs, jax.random.PRNGKey(60))    # the carry is now mid-episode
+    times = []
+    for i in range(calls):
+      t0 = time.perf_counter()
+      self(obs, jax.random.PRNGKey(100 + i))
+      times.append(time.perf_counter() - t0)
+    med = float(np.median(times))
+    return {"latency_ms_b1": 1e3 * med, "hz_b1": 1.0 / med, "policy": self.name,
+            "first_call_ms_b1": 1e3 * float(np.median(firsts))}
+
   def compiled_cost(self, batch: int):
     """(compile seconds, compiled executable) for a batch size, compiled apart.
 

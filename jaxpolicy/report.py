@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import json
 import os
+import platform
+import time
 
 import numpy as np
 
 from jaxpolicy import leaderboard
 from jaxpolicy import methods as methods_lib
+from jaxpolicy import runs
 from jaxpolicy.envs.registry import GROUPS, group_of
 
 GROUP_NAMES = {"easy": "Easy", "medium": "Medium", "hard": "Hard", "very_hard": "Very hard"}
@@ -145,9 +148,11 @@ def _fmt(ms, pct=True):
   return f"{100 * m:.1f} ± {100 * s:.1f}" if pct else f"{m:.4f} ± {s:.4f}"
 
 
-def markdown(cells: dict, title: str = "jaxpolicy sweep", grid: dict | None = None) -> str:
+def markdown(cells: dict, title: str = "jaxpolicy sweep", grid: dict | None = None,
+             latency: dict | None = None) -> str:
   """The report; `grid` ({"tasks", "seeds", "methods"}, the sweep's sweep.json) sizes the
-  finished-cell count."""
+  finished-cell count; `latency` (<root>/latency.json) is where the batch-1 figures came
+  from when they were measured apart from the sweep."""
   tasks = sorted({t for t, _, _ in cells})
   seeds = sorted({s for _, s, _ in cells})
   methods = _ordered({k[2] for k in cells})
@@ -183,10 +188,20 @@ def markdown(cells: dict, title: str = "jaxpolicy sweep", grid: dict | None = No
       row.append(_fmt(agg["group"].get(("all", m), (np.nan, np.nan))))
       lines.append("| " + " | ".join(row) + " |")
     lines.append("")
+  if latency:
+    source = (f"Measured apart from the sweep (`{latency['command']}`, {latency['date']}, "
+              f"{latency['machine']}, load average {latency['load_average']:.2f} at the start; "
+              f"{latency['calls']} calls per policy, on "
+              + ", ".join(f"{m}: {c}" for m, c in latency["cell_of"].items())
+              + "): every cell of a method runs the same network shapes, so one measurement "
+              "stands for all.")
+  else:
+    source = ("Measured by the sweep after each cell's training, possibly beside other jobs "
+              "(`python -m launch.report --latency` measures them apart).")
   lines += ["## Policy frequency at batch 1 (cf. SDM Table 3)", "",
             "Steady state (a mid-episode call); an episode's first call apart (STEP's runs "
-            "the teacher's sampler from noise). NFE/call: amortised over a 200-step episode.",
-            "", "| Method | NFE | NFE/call | Hz (mean ± std over cells) | latency ms | "
+            "the teacher's sampler from noise). NFE/call: amortised over a 200-step episode. "
+            + source, "", "| Method | NFE | NFE/call | Hz (mean ± std over cells) | latency ms | "
             "first call ms |", "|---|---|---|---|---|---|"]
   for m in methods:
     mine = [v for k, v in cells.items() if k[2] == m]
@@ -198,6 +213,11 @@ def markdown(cells: dict, title: str = "jaxpolicy sweep", grid: dict | None = No
     amort_s = f"{amort[0]:.2f}" if np.isfinite(amort[0]) else "-"
     lines.append(f"| {m} | {nfe[m]} | {amort_s} | {hz[0]:.1f} ± {hz[1]:.1f} | {lat[0]:.2f} | "
                  f"{first_s} |")
+  mains = {v["policy"] for v in cells.values()}
+  for name, r in sorted((latency or {}).get("policies", {}).items()):
+    if name not in mains:   # a teacher's untrained few-step baseline
+      lines.append(f"| `{name}` (baseline) | {r['nfe']} | {r['nfe']} | {r['hz_b1']:.1f} | "
+                   f"{r['latency_ms_b1']:.2f} | - |")
   lines += ["", "## Action error on held-out demonstration windows (cf. SDM Table 4)", "",
             "MSE between the policy's normalised action chunk and the demonstrator's.", "",
             "| Method | " + " | ".join(GROUP_NAMES[g] for g in groups) + " | Average |",
@@ -266,10 +286,76 @@ def plot_curves(cells: dict, path: str) -> str:
   return path
 
 
+LATENCY_FILE = "latency.json"   # batch-1 latency measured apart (launch.report --latency)
+
+
+def machine() -> str:
+  model = platform.processor() or platform.machine()
+  try:
+    with open("/proc/cpuinfo") as f:
+      model = next(l.split(":", 1)[1].strip() for l in f if l.startswith("model name"))
+  except (OSError, StopIteration):
+    pass
+  return f"{model}, {os.cpu_count()} CPUs"
+
+
+def measure_latency(root: str, calls: int, log=print) -> str:
+  """Times each method's policies on the first finished cell of that method; writes
+  <root>/latency.json and returns its path."""
+  cells = load_sweep(root)
+  if not cells:
+    raise FileNotFoundError(f"no finished sweep cells under {root}")
+  load = os.getloadavg()[0]
+  if load > 0.5:
+    log(f"warning: load average {load:.2f}: another job is running; the latencies will be "
+        f"too high (they are recorded with the load)")
+  first = {}
+  for task, seed, method in sorted(cells):
+    first.setdefault(method, (task, seed))
+  policies, cell_of = {}, {}
+  for method, (task, seed) in first.items():
+    wd = os.path.join(root, task, f"s{seed}", method)
+    run = runs.restore_run(wd)
+    cell_of[method] = f"{task}/s{seed}"
+    for name, pol in run.main_and_baselines().items():
+      r = pol.latency_b1(calls)
+      policies[name] = dict(r, method=method, nfe=pol.nfe, cell=f"{task}/s{seed}")
+      log(f"{name}: {r['latency_ms_b1']:.2f} ms ({r['hz_b1']:.1f} Hz), first call "
+          f"{r['first_call_ms_b1']:.2f} ms")
+  out = {"command": f"python -m launch.report --workdir={root} --latency "
+                    f"--latency_calls={calls}",
+         "date": time.strftime("%Y-%m-%d"), "machine": machine(), "load_average": load,
+         "calls": calls, "cell_of": cell_of, "policies": policies}
+  path = os.path.join(root, LATENCY_FILE)
+  with open(path + ".tmp", "w") as f:
+    json.dump(out, f, indent=2)
+  os.replace(path + ".tmp", path)
+  return path
+
+
+def apply_latency(root: str, cells: dict) -> dict | None:
+  """Replaces each cell's in-sweep batch-1 latency (measured beside training) by its
+  method's measurement in <root>/latency.json, when that file exists; returns the file.
+  Every cell of a method runs the same network shapes, so one measurement per policy
+  stands for all of them."""
+  path = os.path.join(root, LATENCY_FILE)
+  if not os.path.exists(path):
+    return None
+  with open(path) as f:
+    lat = json.load(f)
+  for (_, _, method), cell in cells.items():
+    row = lat["policies"].get(cell["policy"])
+    if row is not None:
+      cell.update(hz_b1=row["hz_b1"], latency_ms_b1=row["latency_ms_b1"],
+                  first_call_ms_b1=row["first_call_ms_b1"], latency_source=LATENCY_FILE)
+  return lat
+
+
 def write_report(root: str, out: str | None = None) -> str:
   cells = load_sweep(root)
   if not cells:
     raise FileNotFoundError(f"no finished sweep cells under {root}")
+  latency = apply_latency(root, cells)
   out = out or os.path.join(root, "report.md")
   folder = os.path.dirname(os.path.abspath(out))
   plot_curves(cells, os.path.join(folder, "learning_curves.png"))
@@ -278,10 +364,12 @@ def write_report(root: str, out: str | None = None) -> str:
   if os.path.exists(grid_path):
     with open(grid_path) as f:
       grid = json.load(f)
-  text = markdown(cells, grid=grid)
+  text = markdown(cells, grid=grid, latency=latency)
   honest = leaderboard.markdown(cells, grid)
   if honest:   # the honest protocol, its pictures and summary.json
-    leaderboard.plot_success_vs_hz(cells, os.path.join(folder, "success_vs_hz.png"))
+    leaderboard.plot_success_vs_hz(cells, os.path.join(folder, "success_vs_hz.png"),
+                                   baseline_hz={p: r["hz_b1"] for p, r in
+                                                (latency or {}).get("policies", {}).items()})
     leaderboard.plot_task_bars(cells, os.path.join(folder, "per_task_success.png"))
     text += "\n" + honest + ("\n![success vs Hz](success_vs_hz.png)\n\n"
                              "![per-task success](per_task_success.png)\n")

@@ -74,6 +74,19 @@ class Run:
                                self.obs_shapes, reuse=(reuse or {}).get(name))
     return out
 
+  def main_and_baselines(self) -> dict[str, Policy]:
+    """The run's main policy, then the untrained baselines its method declares
+    (INFO.baselines: the teacher's DDIM-1/2 trailing from noise)."""
+    info = methods.info(self.config.method)
+    policies = self.policies()
+    main = info.main_policy_of(policies)
+    chosen = {main: policies[main]}
+    if info.baselines is not None:
+      for name, spec in info.baselines(self.config, self.nets, self.state).items():
+        chosen[name] = build_policy(name, self.config, self.nets, self.normalizer, spec,
+                                    self.obs_shapes)
+    return chosen
+
 
 def offline(config) -> bool:
   """A run on a dataset of your own (data.path): no simulator; evaluation is the held-out

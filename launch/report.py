@@ -1,6 +1,12 @@
 """Write the Markdown report and learning curves of a sweep directory.
 
-    python -m launch.report --workdir=runs/sweep [--out=runs/sweep/report.md]
+    python -m launch.report --workdir=runs/sweep [--out=runs/sweep/report.md] [--latency]
+
+--latency first measures the batch-1 latency of every policy in the grid apart from the
+sweep (run it with nothing else running: stop the sweep first): each method's main policy
+and its untrained baselines (the teacher's DDIM-1/2), on one finished cell per method
+(every cell of a method runs the same network shapes), into <workdir>/latency.json. The
+report then uses those figures instead of the ones each cell measured beside training.
 """
 from absl import app, flags
 
@@ -8,6 +14,9 @@ from launch import common
 
 flags.DEFINE_string("workdir", "runs/sweep", "Sweep directory.")
 flags.DEFINE_string("out", "", "Markdown file (default <workdir>/report.md).")
+flags.DEFINE_bool("latency", False, "Measure every policy's batch-1 latency apart from the "
+                  "sweep first (nothing else should run), into <workdir>/latency.json.")
+flags.DEFINE_integer("latency_calls", 200, "Timed calls per policy for --latency.")
 FLAGS = flags.FLAGS
 
 
@@ -15,7 +24,13 @@ def main(argv):
   del argv
   common.setup()
   from jaxpolicy import report  # pylint: disable=g-import-not-at-top
-  print(common.run_guarded(lambda: report.write_report(FLAGS.workdir, FLAGS.out or None)))
+
+  def go():
+    if FLAGS.latency:
+      print("latency:", report.measure_latency(FLAGS.workdir, FLAGS.latency_calls))
+    return report.write_report(FLAGS.workdir, FLAGS.out or None)
+
+  print(common.run_guarded(go))
 
 
 if __name__ == "__main__":

@@ -62,22 +62,12 @@ def expand_tasks(names) -> list[str]:
 
 
 def honest_eval(workdir: str, episodes: int, seed: int) -> dict:
-  """The final main policy, plus the untrained baselines its method declares
-  (INFO.baselines: the teacher's DDIM-1/2 trailing from noise), on `episodes` episodes from
-  `seed`: {policy: success, successes, episodes, seed, nfe}."""
-  from jaxpolicy import methods, runs  # pylint: disable=g-import-not-at-top
-  from jaxpolicy.policy import build_policy  # pylint: disable=g-import-not-at-top
+  """The final main policy, plus the untrained baselines its method declares, on `episodes`
+  episodes from `seed`: {policy: success, successes, episodes, seed, nfe}."""
+  from jaxpolicy import runs  # pylint: disable=g-import-not-at-top
   run = runs.restore_run(workdir)
-  info = methods.info(run.config.method)
-  policies = run.policies()
-  main = info.main_policy_of(policies)
-  chosen = {main: policies[main]}
-  if info.baselines is not None:
-    for name, spec in info.baselines(run.config, run.nets, run.state).items():
-      chosen[name] = build_policy(name, run.config, run.nets, run.normalizer, spec,
-                                  run.obs_shapes)
   out = {}
-  for name, pol in chosen.items():
+  for name, pol in run.main_and_baselines().items():
     r = runs.evaluate(pol, run.config.task, episodes=episodes, seed=seed,
                       episode_length=run.config.eval.episode_length, backend="metaworld")
     out[name] = {k: r[k] for k in ("success_rate", "successes", "episodes", "seed", "nfe",
@@ -158,35 +148,11 @@ def cell_config(method, task, seed, preset, root, eval_every, episodes):
 
 
 def measure_hz(workdir: str, calls: int = 50) -> dict:
-  """Batch-1 latency of the run's main policy (after warm-up): the steady state (calls
-  after an episode's first, a mid-episode carry) and an episode's first call apart (STEP's
-  runs the teacher's sampler from noise)."""
-  import jax  # pylint: disable=g-import-not-at-top
-  import numpy as np  # pylint: disable=g-import-not-at-top
+  """Batch-1 latency of the run's main policy (`Policy.latency_b1`)."""
   from jaxpolicy import methods, runs  # pylint: disable=g-import-not-at-top
   run = runs.restore_run(workdir)
   policies = run.policies()
-  pol = policies[methods.info(run.config.method).main_policy_of(policies)]
-  obs = {k: np.zeros((1, run.nets.n_obs_steps) + tuple(s), np.float32)
-         for k, s in run.obs_shapes.items()}
-  pol.reset(1)
-  for i in range(3):
-    pol(obs, jax.random.PRNGKey(i))
-  firsts = []
-  for i in range(5):
-    pol.reset(1)
-    t0 = time.perf_counter()
-    pol(obs, jax.random.PRNGKey(50 + i))
-    firsts.append(time.perf_counter() - t0)
-  pol(obs, jax.random.PRNGKey(60))    # the carry is now mid-episode
-  times = []
-  for i in range(calls):
-    t0 = time.perf_counter()
-    pol(obs, jax.random.PRNGKey(100 + i))
-    times.append(time.perf_counter() - t0)
-  med = float(np.median(times))
-  return {"latency_ms_b1": 1e3 * med, "hz_b1": 1.0 / med, "policy": pol.name,
-          "first_call_ms_b1": 1e3 * float(np.median(firsts))}
+  return policies[methods.info(run.config.method).main_policy_of(policies)].latency_b1(calls)
 
 
 def run_sweep(tasks, seeds, methods, preset, root, eval_every, episodes, log=print,

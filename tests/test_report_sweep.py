@@ -79,6 +79,19 @@ def test_sweep_skips_finished_cells_and_resumes(tmp_path, monkeypatch):
   assert summary["finished_cells"] == 2 and summary["cpu_hours"] > 0
   cell = json.load(open(os.path.join(root, "drawer-open", "s0", "sdm", "cell.json")))
   assert cell["hz_b1"] > 0 and set(cell["honest"]) == {"sdm_1step"}
+  assert "Measured by the sweep after each cell's training" in text
+  # latency measured apart: every policy of the grid, baselines included, then the report
+  # takes its figures (and plots the baselines)
+  lat = json.load(open(report.measure_latency(root, calls=3, log=lambda *_: None)))
+  assert set(lat["policies"]) == {"teacher_ddim10", "teacher_ddim1_trailing",
+                                  "teacher_ddim2_trailing", "sdm_1step"}
+  assert lat["policies"]["teacher_ddim2_trailing"]["nfe"] == 2
+  assert lat["cell_of"] == {"teacher": "drawer-open/s0", "sdm": "drawer-open/s0"}
+  text = open(report.write_report(root)).read()
+  assert "Measured apart from the sweep" in text and "`teacher_ddim1_trailing` (baseline)" in text
+  cells = report.load_sweep(root)
+  report.apply_latency(root, cells)
+  assert cells[("drawer-open", 0, "sdm")]["hz_b1"] == lat["policies"]["sdm_1step"]["hz_b1"]
   # a rerun trains nothing
   from jaxpolicy import training
   calls = []
