@@ -190,8 +190,9 @@ def markdown(cells: dict, title: str = "jaxpolicy sweep", grid: dict | None = No
     lines.append("")
   if latency:
     source = (f"Measured apart from the sweep (`{latency['command']}`, {latency['date']}, "
-              f"{latency['machine']}, load average {latency['load_average']:.2f} at the start; "
-              f"{latency['calls']} calls per policy, on "
+              f"{latency['machine']}, CPUs {100 * latency['cpu_busy_before']:.0f} % busy just "
+              "before; "
+              f"{latency['calls']} calls per policy in {ROUNDS} interleaved rounds, on "
               + ", ".join(f"{m}: {c}" for m, c in latency["cell_of"].items())
               + "): every cell of a method runs the same network shapes, so one measurement "
               "stands for all.")
@@ -287,6 +288,7 @@ def plot_curves(cells: dict, path: str) -> str:
 
 
 LATENCY_FILE = "latency.json"   # batch-1 latency measured apart (launch.report --latency)
+ROUNDS = 5                      # interleaved rounds of the latency measurement
 
 
 def machine() -> str:
@@ -299,32 +301,60 @@ def machine() -> str:
   return f"{model}, {os.cpu_count()} CPUs"
 
 
+def cpu_busy(seconds: float = 1.0) -> float:
+  """Share of the machine's CPU time spent busy over `seconds` (Linux /proc/stat); the
+  one-minute load average instead where there is none (it lags: a job stopped a moment ago
+  still counts)."""
+  def sample():
+    with open("/proc/stat") as f:
+      v = [float(x) for x in f.readline().split()[1:]]
+    return sum(v), v[3] + v[4]    # total, idle + iowait
+  try:
+    t0, i0 = sample()
+    time.sleep(seconds)
+    t1, i1 = sample()
+    return 1.0 - (i1 - i0) / max(t1 - t0, 1e-9)
+  except OSError:
+    return os.getloadavg()[0] / (os.cpu_count() or 1)
+
+
 def measure_latency(root: str, calls: int, log=print) -> str:
   """Times each method's policies on the first finished cell of that method; writes
   <root>/latency.json and returns its path."""
   cells = load_sweep(root)
   if not cells:
     raise FileNotFoundError(f"no finished sweep cells under {root}")
-  load = os.getloadavg()[0]
-  if load > 0.5:
-    log(f"warning: load average {load:.2f}: another job is running; the latencies will be "
-        f"too high (they are recorded with the load)")
+  busy = cpu_busy()
+  if busy > 0.2:
+    log(f"warning: the CPUs were {100 * busy:.0f} % busy before measuring: another job is "
+        f"running and the latencies will be too high (recorded with them)")
   first = {}
   for task, seed, method in sorted(cells):
     first.setdefault(method, (task, seed))
-  policies, cell_of = {}, {}
+  chosen, cell_of = {}, {}
   for method, (task, seed) in first.items():
-    wd = os.path.join(root, task, f"s{seed}", method)
-    run = runs.restore_run(wd)
     cell_of[method] = f"{task}/s{seed}"
+    run = runs.restore_run(os.path.join(root, task, f"s{seed}", method))
     for name, pol in run.main_and_baselines().items():
-      r = pol.latency_b1(calls)
-      policies[name] = dict(r, method=method, nfe=pol.nfe, cell=f"{task}/s{seed}")
-      log(f"{name}: {r['latency_ms_b1']:.2f} ms ({r['hz_b1']:.1f} Hz), first call "
-          f"{r['first_call_ms_b1']:.2f} ms")
+      chosen[name] = (method, pol)
+  # interleaved rounds, so every policy sees the same machine: the median of round medians
+  rounds = {name: [] for name in chosen}
+  for _ in range(ROUNDS):
+    for name, (_, pol) in chosen.items():
+      rounds[name].append(pol.latency_b1(max(calls // ROUNDS, 1)))
+  policies = {}
+  for name, (method, pol) in chosen.items():
+    lat = float(np.median([r["latency_ms_b1"] for r in rounds[name]]))
+    first_ms = float(np.median([r["first_call_ms_b1"] for r in rounds[name]]))
+    policies[name] = {"latency_ms_b1": lat, "hz_b1": 1e3 / lat, "first_call_ms_b1": first_ms,
+                      "round_ms": [round(r["latency_ms_b1"], 3) for r in rounds[name]],
+                      "policy": name, "method": method, "nfe": pol.nfe,
+                      "cell": cell_of[method]}
+    log(f"{name}: {lat:.2f} ms ({1e3 / lat:.1f} Hz), first call {first_ms:.2f} ms; rounds "
+        f"{policies[name]['round_ms']}")
   out = {"command": f"python -m launch.report --workdir={root} --latency "
                     f"--latency_calls={calls}",
-         "date": time.strftime("%Y-%m-%d"), "machine": machine(), "load_average": load,
+         "date": time.strftime("%Y-%m-%d"), "machine": machine(), "cpu_busy_before": busy,
          "calls": calls, "cell_of": cell_of, "policies": policies}
   path = os.path.join(root, LATENCY_FILE)
   with open(path + ".tmp", "w") as f:
