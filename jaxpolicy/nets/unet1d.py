@@ -119,7 +119,8 @@ def _upsample_pairs(x, kernel):
 
 
 # At most this many rows (batch x length) the upsample is weight-bound and uses the batched
-# form; training batches use the tap-pair form, whose gradient is faster.
+# form; training batches use the tap-pair form, whose gradient is faster. An exported policy's
+# symbolic batch (deployment: batch 1) takes the batched form.
 UPSAMPLE_TAPS_MAX_ROWS = 64
 
 
@@ -128,7 +129,8 @@ def conv_transpose_s2(x, kernel):
   if kernel.shape[0] not in (2, 4):
     raise ValueError(f"upsample kernel has {kernel.shape[0]} taps; expected 4 or the 2 "
                      "live at length 1")
-  if x.shape[0] * x.shape[1] <= UPSAMPLE_TAPS_MAX_ROWS:
+  batch = x.shape[0]
+  if not isinstance(batch, int) or batch * x.shape[1] <= UPSAMPLE_TAPS_MAX_ROWS:
     return _upsample_taps(x, kernel)
   return _upsample_pairs(x, kernel)
 
