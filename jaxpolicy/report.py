@@ -202,8 +202,9 @@ def markdown(cells: dict, title: str = "jaxpolicy sweep", grid: dict | None = No
   lines += ["## Policy frequency at batch 1 (cf. SDM Table 3)", "",
             "Steady state (a mid-episode call); an episode's first call apart (STEP's runs "
             "the teacher's sampler from noise). NFE/call: amortised over a 200-step episode. "
-            + source, "", "| Method | NFE | NFE/call | Hz (mean ± std over cells) | latency ms | "
-            "first call ms |", "|---|---|---|---|---|---|"]
+            + source, "", "| Method | NFE | NFE/call | "
+            + ("Hz" if latency else "Hz (mean ± std over cells)")
+            + " | latency ms | first call ms |", "|---|---|---|---|---|---|"]
   for m in methods:
     mine = [v for k, v in cells.items() if k[2] == m]
     hz = mean_std([v["hz_b1"] for v in mine])
@@ -212,8 +213,8 @@ def markdown(cells: dict, title: str = "jaxpolicy sweep", grid: dict | None = No
     amort = mean_std([v.get("nfe_amortised") for v in mine])
     first_s = f"{first[0]:.2f}" if np.isfinite(first[0]) else "-"
     amort_s = f"{amort[0]:.2f}" if np.isfinite(amort[0]) else "-"
-    lines.append(f"| {m} | {nfe[m]} | {amort_s} | {hz[0]:.1f} ± {hz[1]:.1f} | {lat[0]:.2f} | "
-                 f"{first_s} |")
+    hz_s = f"{hz[0]:.1f}" if latency else f"{hz[0]:.1f} ± {hz[1]:.1f}"
+    lines.append(f"| {m} | {nfe[m]} | {amort_s} | {hz_s} | {lat[0]:.2f} | {first_s} |")
   mains = {v["policy"] for v in cells.values()}
   for name, r in sorted((latency or {}).get("policies", {}).items()):
     if name not in mains:   # a teacher's untrained few-step baseline
