@@ -90,7 +90,6 @@ def section_training(preset: str, size: dict, log) -> dict:
 
 
 @functools.lru_cache(maxsize=1)
-@functools.lru_cache(maxsize=1)
 def _sdm_policy(preset: str):
   """One policy object for both MJX sections: the evaluator caches programs by policy (and
   task, episodes, length), so a section repeating another's shape reuses its program."""

@@ -19,6 +19,7 @@ from jaxpolicy import leaderboard
 from jaxpolicy import methods as methods_lib
 from jaxpolicy import runs
 from jaxpolicy.envs.registry import GROUPS, group_of
+from jaxpolicy.runtime import files
 
 GROUP_NAMES = {"easy": "Easy", "medium": "Medium", "hard": "Hard", "very_hard": "Very hard"}
 METRICS = ("top5", "final", "mean_all")
@@ -357,11 +358,7 @@ def measure_latency(root: str, calls: int, log=print) -> str:
                     f"--latency_calls={calls}",
          "date": time.strftime("%Y-%m-%d"), "machine": machine(), "cpu_busy_before": busy,
          "calls": calls, "cell_of": cell_of, "policies": policies}
-  path = os.path.join(root, LATENCY_FILE)
-  with open(path + ".tmp", "w") as f:
-    json.dump(out, f, indent=2)
-  os.replace(path + ".tmp", path)
-  return path
+  return files.write_json(os.path.join(root, LATENCY_FILE), out)
 
 
 def apply_latency(root: str, cells: dict) -> dict | None:

@@ -39,7 +39,7 @@ from jaxpolicy.errors import ConfigError
 from jaxpolicy.envs import metaworld_evaluator, pointcloud
 from jaxpolicy.envs.registry import check_task
 from jaxpolicy.policy import Policy, build_policy
-from jaxpolicy.runtime import sharding
+from jaxpolicy.runtime import files, sharding
 from jaxpolicy.runtime.checkpoint import Checkpointer
 from jaxpolicy.stats import latency_summary
 
@@ -324,9 +324,6 @@ def write_results(workdir: str, results: dict, extra: dict | None = None,
                   name: str = "eval.json") -> str:
   path = os.path.join(workdir, name)
   payload = dict(extra or {}, tasks=results)
-  tmp = path + ".tmp"
-  with open(tmp, "w") as f:
-    json.dump(payload, f, indent=2)
-  os.replace(tmp, path)
+  files.write_json(path, payload)
   logging.info("wrote %s", path)
   return path

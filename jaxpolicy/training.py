@@ -20,7 +20,7 @@ from jaxpolicy import methods
 from jaxpolicy import nets as nets_lib
 from jaxpolicy import runs
 from jaxpolicy.runs import Run, default_workdir, restore_run
-from jaxpolicy.runtime import sharding
+from jaxpolicy.runtime import files, sharding
 from jaxpolicy.runtime.checkpoint import Checkpointer
 from jaxpolicy.validate import check_config, check_teacher, check_workdir, identity
 
@@ -128,8 +128,9 @@ def train(config, workdir: str | None = None) -> dict:
   check_workdir(workdir, config)
   os.makedirs(workdir, exist_ok=True)
   if sharding.is_primary():
-    with open(os.path.join(workdir, "config.json"), "w") as f:
-      json.dump({"identity": identity(config), "config": config.to_dict()}, f, indent=2)
+    # atomic: a peer process checks this file (check_workdir) while process 0 writes it
+    files.write_json(os.path.join(workdir, "config.json"),
+                     {"identity": identity(config), "config": config.to_dict()})
 
   data = runs.load_demo_data(config, normalizer=teacher.normalizer if teacher else None)
   if teacher is not None and data.obs_shapes != teacher.obs_shapes:

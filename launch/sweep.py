@@ -32,6 +32,7 @@ import time
 
 from absl import app, flags
 
+from jaxpolicy.runtime import files
 from launch import common
 
 flags.DEFINE_list("tasks", ["drawer-open"], "MetaWorld tasks.")
@@ -178,11 +179,10 @@ def run_sweep(tasks, seeds, methods, preset, root, eval_every, episodes, log=pri
     cells = [tuple(c) for c in old.get("cells", [])]
   cells += [(t, int(s), m) for s in seeds for t in tasks for m in order]
   cells = list(dict.fromkeys(cells))
-  with open(f"{grid_path}.{os.getpid()}.tmp", "w") as f:
-    json.dump({"tasks": sorted({c[0] for c in cells}), "seeds": sorted({c[1] for c in cells}),
-               "methods": list(dict.fromkeys(c[2] for c in cells)), "preset": preset,
-               "cells": cells}, f)
-  os.replace(f"{grid_path}.{os.getpid()}.tmp", grid_path)
+  files.write_json(grid_path, {"tasks": sorted({c[0] for c in cells}),
+                              "seeds": sorted({c[1] for c in cells}),
+                              "methods": list(dict.fromkeys(c[2] for c in cells)),
+                              "preset": preset, "cells": cells}, indent=None)
   done = skipped = 0
   # Seed-major: a sweep stopped part-way has every task and method for its first seeds.
   for seed in seeds:
@@ -212,9 +212,7 @@ def run_sweep(tasks, seeds, methods, preset, root, eval_every, episodes, log=pri
           # this process's time (a resumed cell counts from its resumption)
           cell.update(wall_s=round(time.time() - wall0, 1),
                       cpu_s=round(_cpu_seconds() - cpu0, 1))
-          with open(marker + ".tmp", "w") as f:
-            json.dump(cell, f, indent=2)
-          os.replace(marker + ".tmp", marker)
+          files.write_json(marker, cell)
         finally:
           release(wd)
         done += 1

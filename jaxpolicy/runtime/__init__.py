@@ -1,1 +1,2 @@
-"""Process-level machinery every run needs: checkpoints (orbax) and device meshes / hosts."""
+"""Process-level machinery every run needs: checkpoints (orbax), device meshes / hosts, and
+files written whole for readers in other processes."""
