@@ -175,7 +175,10 @@ def markdown(cells: dict, title: str = "jaxpolicy sweep", grid: dict | None = No
            f"{len(tasks)} MetaWorld tasks, seeds {seeds}, success rates in % (mean ± std over "
            f"seeds). Evaluated on {' and '.join(where.get(b, b) for b in backends)}, "
            f"{'/'.join(map(str, episodes))} episodes per evaluation. "
-           f"{len(cells)} of {n_grid} cells (task x seed x method) finished.", ""]
+           f"{len(cells)} of {n_grid} cells (task x seed x method) finished."
+           + (" Every cell's config was changed by "
+              + ", ".join(f"`{k}={v}`" for k, v in grid["overrides"].items()) + "."
+              if grid.get("overrides") else ""), ""]
   for metric, label in (("top5", "mean of the 5 best evaluations (the papers' metric)"),
                         ("final", "final evaluation"), ("mean_all", "mean over all evaluations")):
     agg = aggregate(cells, metric)

@@ -16,7 +16,8 @@ whose process is gone is taken over, and a distillation cell waits for its teach
 finish. Evaluations every
 --eval_every steps give the learning curves (the papers' protocol); <workdir>/sweep.json
 records the grid. --tasks takes task names or difficulty groups (easy, medium, hard,
-very_hard, all).
+very_hard, all). --set=key=value (repeatable) changes a config field in every cell, e.g. a
+point-cloud sweep: --set=obs=pointcloud --set=pointcloud.num_points=512.
 
 The honest protocol (--honest_episodes, 0 = off): each cell's final main policy is also
 evaluated on that many episodes whose initial states come from --honest_seed, the same for
@@ -24,6 +25,7 @@ every method of a task and seed (paired); the teacher's cell adds the teacher's 
 and DDIM-2 (trailing spacing) from noise -- the "is distillation worth it?" baseline. Each
 cell.json records its wall and CPU time (training, evaluations and latency).
 """
+import ast
 import json
 import os
 import resource
@@ -46,6 +48,9 @@ flags.DEFINE_integer("episodes", 20, "Episodes per evaluation.")
 flags.DEFINE_integer("honest_episodes", 100, "Final-checkpoint episodes (paired over methods); "
                      "0 = off.")
 flags.DEFINE_integer("honest_seed", 1000, "Evaluation seed of the honest protocol.")
+flags.DEFINE_multi_string("set", [], "A config override for every cell, key=value (repeat the "
+                          "flag), e.g. --set=obs=pointcloud --set=pointcloud.num_points=512; "
+                          "recorded in sweep.json: one workdir holds one setting.")
 FLAGS = flags.FLAGS
 
 def expand_tasks(names) -> list[str]:
@@ -133,11 +138,42 @@ def release(wd: str):
     pass
 
 
-def cell_config(method, task, seed, preset, root, eval_every, episodes):
+def parse_overrides(items) -> dict:
+  """["key=value", ...] -> {key: value}; values are Python literals where they parse as one
+  (512, 0.5, (-0.6, 0.25, 0.005), True), otherwise strings (pointcloud)."""
+  out = {}
+  for item in items:
+    key, sep, text = item.partition("=")
+    if not sep or not key:
+      raise ValueError(f"--set={item}: expected key=value, e.g. --set=obs=pointcloud")
+    try:
+      out[key] = ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+      out[key] = text
+  return out
+
+
+def apply_overrides(config, overrides: dict, method: str):
+  """Sets each dotted `key` of `config` (a field that must exist in `method`'s config)."""
+  from jaxpolicy.errors import ConfigError  # pylint: disable=g-import-not-at-top
+  for key, value in overrides.items():
+    *path, leaf = key.split(".")
+    node = config
+    for part in path:
+      node = node.get(part) if hasattr(node, "get") else None
+    if node is None or not hasattr(node, "get") or leaf not in node:
+      raise ConfigError(f"--set={key}=...: the {method} config has no field {key}")
+    if isinstance(node[leaf], tuple) and isinstance(value, list):
+      value = tuple(value)
+    node[leaf] = value
+
+
+def cell_config(method, task, seed, preset, root, eval_every, episodes, overrides=None):
   import configs  # pylint: disable=g-import-not-at-top
   from jaxpolicy import methods  # pylint: disable=g-import-not-at-top
   info = methods.info(method)
   config = configs.load(method, preset)
+  apply_overrides(config, overrides or {}, method)
   config.task, config.seed = task, seed
   config.data.dir = os.path.join(root, "data")
   config.eval.every, config.eval.episodes = eval_every, episodes
@@ -157,14 +193,18 @@ def measure_hz(workdir: str, calls: int = 50) -> dict:
 
 
 def run_sweep(tasks, seeds, methods, preset, root, eval_every, episodes, log=print,
-              honest_episodes: int = 0, honest_seed: int = 1000):
+              honest_episodes: int = 0, honest_seed: int = 1000, overrides=None):
   from jaxpolicy import training  # pylint: disable=g-import-not-at-top
   from jaxpolicy import methods as methods_lib  # pylint: disable=g-import-not-at-top
+  import configs as configs_lib  # pylint: disable=g-import-not-at-top
   tasks = expand_tasks(tasks)
   methods = list(methods_lib.names()) if list(methods) == ["all"] else list(methods)
   for m in methods:
     methods_lib.get(m)  # unknown names stop here, before any training
   order = ["teacher"] + [m for m in methods if m != "teacher"]
+  overrides = dict(overrides or {})
+  for m in order:   # a misspelt override stops here, before any training
+    apply_overrides(configs_lib.load(m, preset), overrides, m)
   os.makedirs(root, exist_ok=True)
   # the grid, for the report: the union of every invocation's cells in this directory (e.g.
   # seeds 0-2 of some tasks and seed 0 of others)
@@ -176,13 +216,17 @@ def run_sweep(tasks, seeds, methods, preset, root, eval_every, episodes, log=pri
     if old.get("preset", preset) != preset:
       raise ValueError(f"{root} holds a {old['preset']} sweep; use another --workdir for "
                        f"--preset={preset}")
+    if old.get("overrides", {}) != json.loads(json.dumps(overrides)):
+      raise ValueError(f"{root} holds a sweep with overrides {old.get('overrides', {})}, not "
+                       f"{overrides}; use another --workdir")
     cells = [tuple(c) for c in old.get("cells", [])]
   cells += [(t, int(s), m) for s in seeds for t in tasks for m in order]
   cells = list(dict.fromkeys(cells))
   files.write_json(grid_path, {"tasks": sorted({c[0] for c in cells}),
                               "seeds": sorted({c[1] for c in cells}),
                               "methods": list(dict.fromkeys(c[2] for c in cells)),
-                              "preset": preset, "cells": cells}, indent=None)
+                              "preset": preset, "overrides": overrides, "cells": cells},
+                   indent=None)
   done = skipped = 0
   # Seed-major: a sweep stopped part-way has every task and method for its first seeds.
   for seed in seeds:
@@ -203,7 +247,8 @@ def run_sweep(tasks, seeds, methods, preset, root, eval_every, episodes, log=pri
           continue
         try:
           log(f"sweep: {task} seed {seed} {method} -> {wd}")
-          config = cell_config(method, task, seed, preset, root, eval_every, episodes)
+          config = cell_config(method, task, seed, preset, root, eval_every, episodes,
+                               overrides)
           wall0, cpu0 = time.time(), _cpu_seconds()
           training.train(config, wd)
           cell = dict(task=task, seed=seed, method=method, preset=preset, **measure_hz(wd))
@@ -229,7 +274,8 @@ def main(argv):
     done, skipped = run_sweep(FLAGS.tasks, seeds, FLAGS.methods, FLAGS.preset, FLAGS.workdir,
                               FLAGS.eval_every, FLAGS.episodes,
                               honest_episodes=FLAGS.honest_episodes,
-                              honest_seed=FLAGS.honest_seed)
+                              honest_seed=FLAGS.honest_seed,
+                              overrides=parse_overrides(FLAGS.set))
     print(f"sweep: {done} cells trained, {skipped} already finished")
     print("report:", report.write_report(FLAGS.workdir))
 

@@ -206,3 +206,29 @@ def test_honest_protocol_groups_pairs_and_failures_on_hand_made_cells():
   assert s["cpu_hours"] == pytest.approx(4 * 1.0 + 4 * 0.5)
   assert s["protocols"]["honest"]["SDM (1 step)"]["easy"]["n_cells"] == 2
   assert s["protocols"]["papers_top5"]["sdm"]["all"]["mean"] == 0.5
+
+
+def test_sweep_overrides_reach_every_cell_and_pin_the_workdir(tmp_path):
+  """--set: a point-cloud sweep is the state sweep with config fields changed in every cell
+  (teacher and students alike); a workdir holds one setting; a misspelt field stops first."""
+  from jaxpolicy.errors import ConfigError
+  o = sweep.parse_overrides(["obs=pointcloud", "pointcloud.num_points=512",
+                             "pointcloud.table=hide", "pointcloud.crop_low=(-0.6, 0.25, 0.005)"])
+  assert o == {"obs": "pointcloud", "pointcloud.num_points": 512, "pointcloud.table": "hide",
+               "pointcloud.crop_low": (-0.6, 0.25, 0.005)}
+  root = str(tmp_path / "pc")
+  for method in ("teacher", "sdm", "step"):
+    c = sweep.cell_config(method, "coffee-push", 1, "tiny", root, 10, 2, o)
+    assert (c.obs, c.pointcloud.num_points, c.pointcloud.table) == ("pointcloud", 512, "hide")
+    assert c.pointcloud.crop_low == (-0.6, 0.25, 0.005) and c.task == "coffee-push"
+  with pytest.raises(ConfigError, match="no field pointcloud.num_pts"):
+    sweep.run_sweep(["drawer-open"], [0], ["sdm"], "tiny", root, 10, 2,
+                    overrides={"pointcloud.num_pts": 512})
+  with pytest.raises(ValueError, match="key=value"):
+    sweep.parse_overrides(["obs"])
+  os.makedirs(root)
+  with open(os.path.join(root, "sweep.json"), "w") as f:
+    json.dump({"preset": "tiny", "overrides": o, "cells": []}, f)
+  with pytest.raises(ValueError, match="holds a sweep with overrides"):
+    sweep.run_sweep(["drawer-open"], [0], ["sdm"], "tiny", root, 10, 2, overrides={})
+  assert not os.path.exists(os.path.join(root, "drawer-open"))   # nothing trained
