@@ -16,7 +16,6 @@ Plain arithmetic on dicts, tested on hand-made cells.
 """
 from __future__ import annotations
 
-import json
 import os
 
 import numpy as np
@@ -24,6 +23,7 @@ import numpy as np
 from jaxpolicy import methods as methods_lib
 from jaxpolicy.envs.registry import group_of
 from jaxpolicy.methods.common import baseline_label
+from jaxpolicy.runtime import files
 from jaxpolicy.stats import bootstrap_mean_interval, wilson_interval
 
 # the paired differences the grid is for: (label, row key a, row key b); a row key is a
@@ -223,10 +223,7 @@ def summary(cells: dict, grid: dict | None, papers_agg: dict) -> dict:
 
 
 def write_summary(root: str, cells: dict, grid: dict | None, papers_agg: dict) -> str:
-  path = os.path.join(root, "summary.json")
-  with open(path, "w") as f:
-    json.dump(summary(cells, grid, papers_agg), f, indent=2)
-  return path
+  return files.write_json(os.path.join(root, "summary.json"), summary(cells, grid, papers_agg))
 
 
 def plot_success_vs_hz(cells: dict, path: str, baseline_hz: dict | None = None) -> str:

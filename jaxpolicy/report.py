@@ -95,6 +95,15 @@ def aggregate(cells: dict, metric: str) -> dict:
   return out
 
 
+def complete_cells(cells: dict) -> dict:
+  """The cells of the (task, seed) pairs every method of `cells` has finished: group means
+  of a partly finished grid then compare methods on the same tasks."""
+  methods = {m for _, _, m in cells}
+  pairs = {(t, s) for t, s, _ in cells}
+  done = {p for p in pairs if all((*p, m) in cells for m in methods)}
+  return {k: v for k, v in cells.items() if k[:2] in done}
+
+
 def load_sweep(root: str) -> dict:
   """Reads every finished cell under root/<task>/s<seed>/<method>/."""
   cells = {}
@@ -160,7 +169,11 @@ def markdown(cells: dict, title: str = "jaxpolicy sweep", grid: dict | None = No
   groups = [g for g in GROUPS if any(group_of(t) == g for t in tasks)]
   nfe = {m: next(v["nfe"] for k, v in cells.items() if k[2] == m) for m in methods}
   pol = {m: next(v["policy"] for k, v in cells.items() if k[2] == m) for m in methods}
-  counts = {g: sum(group_of(t) == g for t in tasks) for g in groups}
+  # group tables compare methods on the (task, seed) pairs all of them finished
+  common = complete_cells(cells)
+  common_tasks = sorted({t for t, _, _ in common})
+  counts = {g: sum(group_of(t) == g for t in common_tasks) for g in groups}
+  n_pairs, n_common = len({k[:2] for k in cells}), len({k[:2] for k in common})
   episodes = sorted({e for v in cells.values() for e in v["episodes"]})
   backends = sorted({b for v in cells.values() for b in v["backends"]})
   where = {"metaworld": "the real MetaWorld", "mjx": "MJX"}
@@ -178,10 +191,13 @@ def markdown(cells: dict, title: str = "jaxpolicy sweep", grid: dict | None = No
            f"{len(cells)} of {n_grid} cells (task x seed x method) finished."
            + (" Every cell's config was changed by "
               + ", ".join(f"`{k}={v}`" for k, v in grid["overrides"].items()) + "."
-              if grid.get("overrides") else ""), ""]
+              if grid.get("overrides") else "")
+           + (f" Group tables: the {n_common} (task, seed) pairs every method has finished "
+              f"({n_pairs - n_common} more have some methods only; see the per-task table)."
+              if n_common < n_pairs else ""), ""]
   for metric, label in (("top5", "mean of the 5 best evaluations (the papers' metric)"),
                         ("final", "final evaluation"), ("mean_all", "mean over all evaluations")):
-    agg = aggregate(cells, metric)
+    agg = aggregate(common, metric)
     lines += [f"## Success rate: {label} (cf. SDM Table 1)", "",
               "| Method | NFE | " + " | ".join(f"MetaWorld {GROUP_NAMES[g]} ({counts[g]})"
                                             for g in groups) + " | Average |",
@@ -229,7 +245,7 @@ def markdown(cells: dict, title: str = "jaxpolicy sweep", grid: dict | None = No
             "| Method | " + " | ".join(GROUP_NAMES[g] for g in groups) + " | Average |",
             "|---|" + "---|" * (len(groups) + 1)]
   agg = aggregate({k: {"mse": v["action_mse"] if v["action_mse"] is not None else np.nan}
-                   for k, v in cells.items()}, "mse")
+                   for k, v in common.items()}, "mse")
   for m in methods:
     row = [m] + [_fmt(agg["group"].get((g, m), (np.nan, np.nan)), pct=False) for g in groups]
     row.append(_fmt(agg["group"].get(("all", m), (np.nan, np.nan)), pct=False))
@@ -404,7 +420,7 @@ def write_report(root: str, out: str | None = None) -> str:
     leaderboard.plot_task_bars(cells, os.path.join(folder, "per_task_success.png"))
     text += "\n" + honest + ("\n![success vs Hz](success_vs_hz.png)\n\n"
                              "![per-task success](per_task_success.png)\n")
-  leaderboard.write_summary(folder, cells, grid, aggregate(cells, "top5"))
+  leaderboard.write_summary(folder, cells, grid, aggregate(complete_cells(cells), "top5"))
   with open(out, "w") as f:
     f.write(text)
   return out

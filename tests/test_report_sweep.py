@@ -36,6 +36,15 @@ def test_group_averages_and_std_over_seeds():
   assert ("medium", "sdm") not in agg["group"]
 
 
+def test_group_tables_of_a_partial_grid_compare_methods_on_the_same_tasks():
+  cells = {("push", 0, "teacher"): {"top5": 0.9}, ("push", 0, "sdm"): {"top5": 0.8},
+           ("hammer", 0, "teacher"): {"top5": 0.1}}        # hammer's student not finished
+  common = report.complete_cells(cells)
+  assert set(common) == {("push", 0, "teacher"), ("push", 0, "sdm")}
+  agg = report.aggregate(common, "top5")["group"]
+  assert agg[("all", "teacher")][0] == pytest.approx(0.9)   # not (0.9 + 0.1) / 2
+
+
 def test_sweep_task_groups_expand():
   assert sweep.expand_tasks(["very_hard"]) == ["shelf-place", "disassemble", "stick-pull",
                                                "stick-push", "pick-place-wall"]
