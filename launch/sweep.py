@@ -73,11 +73,13 @@ def honest_eval(workdir: str, episodes: int, seed: int) -> dict:
   from jaxpolicy import runs  # pylint: disable=g-import-not-at-top
   run = runs.restore_run(workdir)
   out = {}
-  for name, pol in run.main_and_baselines().items():
-    r = runs.evaluate(pol, run.config.task, episodes=episodes, seed=seed,
-                      episode_length=run.config.eval.episode_length, backend="metaworld")
-    out[name] = {k: r[k] for k in ("success_rate", "successes", "episodes", "seed", "nfe",
-                                   "nfe_amortised", "backend")}
+  with runs.open_sensor(run.config) as sensor:   # None for state observations
+    for name, pol in run.main_and_baselines().items():
+      r = runs.evaluate(pol, run.config.task, episodes=episodes, seed=seed,
+                        episode_length=run.config.eval.episode_length, sensor=sensor,
+                        backend="metaworld")
+      out[name] = {k: r[k] for k in ("success_rate", "successes", "episodes", "seed", "nfe",
+                                     "nfe_amortised", "backend")}
   return out
 
 
