@@ -231,9 +231,6 @@ def evaluate(policy, task: str, episodes: int = 20, seed: int = 0, episode_lengt
   point-cloud sensor, for policies that observe point clouds.
   """
   task = check_task(task)
-  if sensor is None and "point_cloud" in policy.obs_shapes:
-    raise ValueError(f"policy {policy.name} observes point clouds: pass the run's sensor "
-                     f"(runs.open_sensor(run.config))")
   chosen = resolve_backend(backend)
   if chosen == "mjx" and backend == "auto" and "point_cloud" in policy.obs_shapes:
     from jaxpolicy.envs.mjx import pointcloud as mjx_pc  # pylint: disable=g-import-not-at-top
@@ -244,6 +241,9 @@ def evaluate(policy, task: str, episodes: int = 20, seed: int = 0, episode_lengt
     from jaxpolicy.envs.mjx import evaluator  # pylint: disable=g-import-not-at-top
     return evaluator.evaluate(policy, task, episodes=episodes, seed=seed,
                               episode_length=episode_length, sensor=sensor)
+  if sensor is None and "point_cloud" in policy.obs_shapes:
+    raise ValueError(f"policy {policy.name} observes point clouds: pass the run's sensor "
+                     f"(runs.open_sensor(run.config))")
   return metaworld_evaluator.evaluate(policy, task, episodes=episodes, seed=seed,
                                       episode_length=episode_length, sensor=sensor)
 
