@@ -488,3 +488,63 @@ def test_chunked_point_cloud_encoding_is_the_same_function():
   g_whole, g_chunked = jax.grad(loss(whole))(params), jax.grad(loss(chunked))(params)
   for a, b in zip(jax.tree_util.tree_leaves(g_chunked), jax.tree_util.tree_leaves(g_whole)):
     assert np.max(np.abs(a - b)) <= 1e-5 * np.max(np.abs(b)), np.max(np.abs(a - b))
+
+
+def test_pointnet_gradient_through_the_selected_points_is_the_plain_gradient():
+  """The encoder's backward pass recomputes the per-point MLP only on the points where some
+  channel peaks (256 of 300 here, with repeated points making ties): its features and
+  gradients (parameters and points) equal plain autodiff of max-over-all-points, built here
+  from flax's Dense/LayerNorm directly. Selecting other points gives other gradients, and
+  undifferentiated (inference) the encoder does no selection at all."""
+  import flax.linen as fnn  # pylint: disable=g-import-not-at-top
+  from jaxpolicy.nets import encoders  # pylint: disable=g-import-not-at-top
+  r = np.random.default_rng(1)
+  pts = r.uniform(-1, 1, (4, 300, 3))
+  pts[:, 250:] = pts[:, :50]                           # repeated points, as FPS pads them
+  obs = {"point_cloud": jnp.asarray(pts, jnp.float32),
+         "agent_pos": jnp.asarray(r.normal(size=(4, 9)), jnp.float32)}
+  enc = DP3Encoder(out_dim=16)
+  params = enc.init(jax.random.PRNGKey(0), obs)
+  p = params["params"]
+  weights = jnp.asarray(r.normal(size=(4, 80)), jnp.float32)
+
+  def plain(params, cloud):                 # DP3's PointNet as written, autodiff through it
+    q = params["params"]
+    x = cloud
+    for i, h in enumerate(enc.point_dims):
+      x = fnn.Dense(h).apply({"params": q[f"point_dense{i}"]}, x)
+      x = fnn.relu(fnn.LayerNorm().apply({"params": q[f"point_norm{i}"]}, x))
+    x = fnn.Dense(16).apply({"params": q["point_out"]}, jnp.max(x, axis=-2))
+    x = fnn.LayerNorm().apply({"params": q["point_out_norm"]}, x)
+    s = fnn.relu(fnn.Dense(64).apply({"params": q["state_dense0"]}, obs["agent_pos"]))
+    s = fnn.Dense(64).apply({"params": q["state_dense1"]}, s)
+    return jnp.concatenate([x, s], -1)
+
+  ours = lambda params, cloud: enc.apply(params, {**obs, "point_cloud": cloud})
+  loss = lambda f: lambda params, cloud: jnp.sum(jnp.tanh(f(params, cloud)) * weights)
+  np.testing.assert_allclose(ours(params, obs["point_cloud"]), plain(params, obs["point_cloud"]),
+                             rtol=1e-6, atol=1e-6)
+  g_ours = jax.grad(loss(ours), argnums=(0, 1))(params, obs["point_cloud"])
+  g_plain = jax.grad(loss(plain), argnums=(0, 1))(params, obs["point_cloud"])
+  # a repeated point's gradient is split between its copies by autodiff and given to one
+  # copy here: compare each point's total over its copies
+  fold = lambda g: np.concatenate([g[:, :50] + g[:, 250:], g[:, 50:250]], 1)
+  g_ours = (g_ours[0], fold(np.asarray(g_ours[1])))
+  g_plain = (g_plain[0], fold(np.asarray(g_plain[1])))
+  for a, b in zip(jax.tree_util.tree_leaves(g_ours), jax.tree_util.tree_leaves(g_plain)):
+    assert np.max(np.abs(a - b)) <= 1e-5 * np.max(np.abs(b)), np.max(np.abs(a - b))
+
+  # the check can fail: the backward pass on points that are not the argmax differs
+  point_params = {k: v for k, v in p.items() if k.startswith("point_") and k[-1].isdigit()}
+  dims = tuple(enc.point_dims)
+  out, (_, x, idx) = encoders._pointnet_max_fwd(dims, point_params, obs["point_cloud"])
+  g = jnp.asarray(r.normal(size=out.shape), jnp.float32)
+  right = encoders._pointnet_max_bwd(dims, (point_params, x, idx), g)[0]
+  wrong = encoders._pointnet_max_bwd(dims, (point_params, x, (idx + 1) % 300), g)[0]
+  kernel = lambda t: np.asarray(t["point_dense0"]["kernel"])
+  assert np.max(np.abs(kernel(right) - kernel(wrong))) > 0.1 * np.max(np.abs(kernel(right)))
+
+  # inference is the plain forward: no argmax, no second pass over selected points
+  prims = str(jax.make_jaxpr(ours)(params, obs["point_cloud"]))
+  assert "argmax" not in prims
+  assert "argmax" in str(jax.make_jaxpr(jax.grad(loss(ours)))(params, obs["point_cloud"]))

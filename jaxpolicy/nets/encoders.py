@@ -1,6 +1,7 @@
 """Observation encoders: one frame -> feature vector. Frames are flattened by the caller."""
 from __future__ import annotations
 
+import functools
 from typing import Sequence
 
 import flax.linen as nn
@@ -29,9 +30,11 @@ def encode_history(encoder: nn.Module, params, obs, frames_per_chunk: int = 0):
   """obs: dict of (B, n_obs_steps, ...) arrays -> (B, n_obs_steps * feat) global condition.
 
   `frames_per_chunk` > 0 encodes the B * n_obs_steps frames in chunks of (at most) that
-  many, one after another (`lax.map`), each rematerialised in the backward pass
-  (`jax.checkpoint`): the same function, with activations small enough to stay in a CPU's
-  cache (see `Nets.frames_per_chunk`). A symbolic batch (`jax.export`) is encoded whole.
+  many, one after another (`lax.map`, forward and backward): the same function, with
+  activations small enough to stay in a CPU's cache (see `Nets.frames_per_chunk`). The
+  point-cloud encoder keeps no per-point activations for its backward pass (`pointnet_max`
+  recomputes them), so a chunk's residuals are small. A symbolic batch (`jax.export`) is
+  encoded whole.
   """
   first = next(iter(obs.values()))
   b, n = first.shape[:2]
@@ -41,7 +44,7 @@ def encode_history(encoder: nn.Module, params, obs, frames_per_chunk: int = 0):
   k = _divisor_at_most(b * n, frames_per_chunk) if frames_per_chunk and concrete else None
   if k is not None and k < b * n:
     chunks = {key: v.reshape((b * n // k, k) + v.shape[1:]) for key, v in flat.items()}
-    feat = jax.lax.map(jax.checkpoint(lambda o: encoder.apply(params, o)), chunks)
+    feat = jax.lax.map(lambda o: encoder.apply(params, o), chunks)
     feat = feat.reshape(b * n, feat.shape[-1])
   else:
     feat = encoder.apply(params, flat)
@@ -51,6 +54,50 @@ def encode_history(encoder: nn.Module, params, obs, frames_per_chunk: int = 0):
 def _divisor_at_most(n: int, k: int) -> int:
   """The largest divisor of n that is <= k (k >= 1)."""
   return max(d for d in range(1, min(n, max(k, 1)) + 1) if n % d == 0)
+
+
+def _point_mlp(point_dims: tuple[int, ...], params, x):
+  """DP3's per-point MLP (Dense, LayerNorm, ReLU per layer) on x (..., P, C_in)."""
+  for i, h in enumerate(point_dims):
+    x = nn.Dense(h).apply({"params": params[f"point_dense{i}"]}, x)
+    x = nn.relu(nn.LayerNorm().apply({"params": params[f"point_norm{i}"]}, x))
+  return x
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
+def pointnet_max(point_dims: tuple[int, ...], params, x):
+  """max over the points of DP3's per-point MLP: x (..., P, C_in) -> (..., point_dims[-1]).
+
+  Exactly that function and its gradient, computed for less. The gradient of a max over P
+  points reaches, per output channel, only the point where that channel peaks: at most C =
+  point_dims[-1] points of the P. The forward pass keeps no per-point activations, only those
+  argmax indices; the backward pass runs the MLP again on the (at most C) selected points
+  and differentiates that (max over them is the same max). With P = 512 and C = 256 the
+  gradient costs one forward over 512 points plus forward and backward over 256, instead
+  of forward and backward over 512 (plus the forward a `jax.checkpoint` would redo).
+  Undifferentiated (inference, a frozen encoder) it is the plain forward.
+  """
+  return jnp.max(_point_mlp(point_dims, params, x), axis=-2)
+
+
+def _pointnet_max_fwd(point_dims, params, x):
+  feats = _point_mlp(point_dims, params, x)
+  # with no more points than channels every point may carry gradient: keep them all
+  idx = jnp.argmax(feats, axis=-2) if x.shape[-2] > feats.shape[-1] else None
+  return jnp.max(feats, axis=-2), (params, x, idx)
+
+
+def _pointnet_max_bwd(point_dims, residuals, g):
+  params, x, idx = residuals
+
+  def on_selected(p, x):
+    pts = x if idx is None else jnp.take_along_axis(x, idx[..., None], axis=-2)
+    return jnp.max(_point_mlp(point_dims, p, pts), axis=-2)
+
+  return jax.vjp(on_selected, params, x)[1](g)
+
+
+pointnet_max.defvjp(_pointnet_max_fwd, _pointnet_max_bwd)
 
 
 class DP3Encoder(nn.Module):
@@ -73,10 +120,14 @@ class DP3Encoder(nn.Module):
   def __call__(self, obs):
     x = obs["point_cloud"]
     x = x if self.use_color else x[..., :3]
-    for i, h in enumerate(self.point_dims):
-      x = nn.Dense(h, name=f"point_dense{i}")(x)
-      x = nn.relu(nn.LayerNorm(name=f"point_norm{i}")(x))
-    x = jnp.max(x, axis=-2)
+    names = [f"point_{kind}{i}" for i in range(len(self.point_dims))
+             for kind in ("dense", "norm")]
+    if self.is_initializing():   # the per-point layers' parameters, made on one point
+      h = x[..., :1, :]
+      for i, dim in enumerate(self.point_dims):
+        h = nn.relu(nn.LayerNorm(name=f"point_norm{i}")(nn.Dense(dim, name=f"point_dense{i}")(h)))
+    params = {k: self.variables["params"][k] for k in names}
+    x = pointnet_max(tuple(self.point_dims), params, x)
     x = nn.LayerNorm(name="point_out_norm")(nn.Dense(self.out_dim, name="point_out")(x))
     s = obs["agent_pos"]
     for i, h in enumerate(self.state_dims):
