@@ -244,6 +244,33 @@ def state_encoder_from_jax(enc_params) -> StateEncoder:
   return enc.eval()
 
 
+def dp3_encoder_from_jax(enc_params) -> "DP3Encoder":
+  """DP3's encoder in PyTorch with the weights of a `jaxpolicy` DP3Encoder."""
+  p = enc_params["params"] if "params" in enc_params else enc_params
+  n_point = sum(1 for k in p if k.startswith("point_dense"))
+  point_dims = [int(p[f"point_dense{i}"]["kernel"].shape[1]) for i in range(n_point)]
+  state_dims = [int(p[f"state_dense{i}"]["kernel"].shape[1])
+                for i in range(sum(1 for k in p if k.startswith("state_dense")))]
+  enc = DP3Encoder(int(p["point_out"]["kernel"].shape[1]), point_dims,
+                   int(p["state_dense0"]["kernel"].shape[0]), state_dims)
+  t = lambda a: torch.from_numpy(np.asarray(a, np.float32).copy())
+  sd = {}
+  for i in range(n_point):   # point_mlp = [Linear, LayerNorm, ReLU] per layer
+    sd[f"point_mlp.{3 * i}.weight"] = t(np.asarray(p[f"point_dense{i}"]["kernel"]).T)
+    sd[f"point_mlp.{3 * i}.bias"] = t(p[f"point_dense{i}"]["bias"])
+    sd[f"point_mlp.{3 * i + 1}.weight"] = t(p[f"point_norm{i}"]["scale"])
+    sd[f"point_mlp.{3 * i + 1}.bias"] = t(p[f"point_norm{i}"]["bias"])
+  sd["point_out.0.weight"] = t(np.asarray(p["point_out"]["kernel"]).T)
+  sd["point_out.0.bias"] = t(p["point_out"]["bias"])
+  sd["point_out.1.weight"] = t(p["point_out_norm"]["scale"])
+  sd["point_out.1.bias"] = t(p["point_out_norm"]["bias"])
+  for i in range(len(state_dims)):   # state_mlp = Linear (ReLU Linear)*
+    sd[f"state_mlp.{2 * i}.weight"] = t(np.asarray(p[f"state_dense{i}"]["kernel"]).T)
+    sd[f"state_mlp.{2 * i}.bias"] = t(p[f"state_dense{i}"]["bias"])
+  enc.load_state_dict(sd, strict=True)
+  return enc
+
+
 class TorchPolicy:
   """normalise -> encoder -> sampler -> unnormalise, eager, for state observations.
 

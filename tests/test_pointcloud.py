@@ -513,9 +513,9 @@ def test_pointnet_gradient_through_the_selected_points_is_the_plain_gradient():
     x = cloud
     for i, h in enumerate(enc.point_dims):
       x = fnn.Dense(h).apply({"params": q[f"point_dense{i}"]}, x)
-      x = fnn.relu(fnn.LayerNorm().apply({"params": q[f"point_norm{i}"]}, x))
+      x = fnn.relu(fnn.LayerNorm(epsilon=1e-5).apply({"params": q[f"point_norm{i}"]}, x))
     x = fnn.Dense(16).apply({"params": q["point_out"]}, jnp.max(x, axis=-2))
-    x = fnn.LayerNorm().apply({"params": q["point_out_norm"]}, x)
+    x = fnn.LayerNorm(epsilon=1e-5).apply({"params": q["point_out_norm"]}, x)
     s = fnn.relu(fnn.Dense(64).apply({"params": q["state_dense0"]}, obs["agent_pos"]))
     s = fnn.Dense(64).apply({"params": q["state_dense1"]}, s)
     return jnp.concatenate([x, s], -1)

@@ -56,11 +56,16 @@ def _divisor_at_most(n: int, k: int) -> int:
   return max(d for d in range(1, min(n, max(k, 1)) + 1) if n % d == 0)
 
 
+# DP3's LayerNorms are PyTorch's, whose epsilon is 1e-5 (flax's default is 1e-6)
+DP3_LN_EPS = 1e-5
+
+
 def _point_mlp(point_dims: tuple[int, ...], params, x):
   """DP3's per-point MLP (Dense, LayerNorm, ReLU per layer) on x (..., P, C_in)."""
   for i, h in enumerate(point_dims):
     x = nn.Dense(h).apply({"params": params[f"point_dense{i}"]}, x)
-    x = nn.relu(nn.LayerNorm().apply({"params": params[f"point_norm{i}"]}, x))
+    x = nn.LayerNorm(epsilon=DP3_LN_EPS).apply({"params": params[f"point_norm{i}"]}, x)
+    x = nn.relu(x)
   return x
 
 
@@ -104,9 +109,10 @@ class DP3Encoder(nn.Module):
   """DP3's point-cloud encoder: PointNet on xyz plus an MLP on the robot state.
 
   Per point: Dense 3->64->128->256, each followed by LayerNorm and ReLU; max-pool over the
-  points; Dense 256->out_dim + LayerNorm. Robot state (`agent_pos`, 9-d): Dense 9->64, ReLU,
-  Dense 64->64 (no final activation, as DP3's `create_mlp`). Output per frame:
-  concat(point feature, state feature), out_dim + state_dims[-1] wide.
+  points; Dense 256->out_dim + LayerNorm (LayerNorms with PyTorch's epsilon, as DP3). Robot
+  state (`agent_pos`, 9-d): Dense 9->64, ReLU, Dense 64->64 (no final activation, as DP3's
+  `create_mlp`). Output per frame: concat(point feature, state feature), out_dim +
+  state_dims[-1] wide.
 
   obs["point_cloud"]: (B, P, 3 or 6) normalised points (only xyz is used unless
   `use_color`); obs["agent_pos"]: (B, 9).
@@ -125,10 +131,12 @@ class DP3Encoder(nn.Module):
     if self.is_initializing():   # the per-point layers' parameters, made on one point
       h = x[..., :1, :]
       for i, dim in enumerate(self.point_dims):
-        h = nn.relu(nn.LayerNorm(name=f"point_norm{i}")(nn.Dense(dim, name=f"point_dense{i}")(h)))
+        h = nn.Dense(dim, name=f"point_dense{i}")(h)
+        h = nn.relu(nn.LayerNorm(epsilon=DP3_LN_EPS, name=f"point_norm{i}")(h))
     params = {k: self.variables["params"][k] for k in names}
     x = pointnet_max(tuple(self.point_dims), params, x)
-    x = nn.LayerNorm(name="point_out_norm")(nn.Dense(self.out_dim, name="point_out")(x))
+    x = nn.Dense(self.out_dim, name="point_out")(x)
+    x = nn.LayerNorm(epsilon=DP3_LN_EPS, name="point_out_norm")(x)
     s = obs["agent_pos"]
     for i, h in enumerate(self.state_dims):
       s = nn.Dense(h, name=f"state_dense{i}")(s)
