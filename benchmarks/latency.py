@@ -131,8 +131,11 @@ def unet_cost(nets, unet_params, batch: int) -> dict:
 def _unet_cost(nets, unet_params, batch: int) -> dict:
   S = jax.ShapeDtypeStruct
   p = unet_params["params"]
-  # the global condition: cond_encoder's input minus the step embedding
-  cond_dim = p["down0_res0"]["cond_encoder"]["kernel"].shape[0] - p["step_mlp1"]["kernel"].shape[1]
+  # the global condition: cond_encoder's input minus the step embedding (policies hold
+  # output-major kernels, `unet1d.inference_layout`)
+  film = p["down0_res0"]["cond_encoder"]
+  film_in = film["kernel"].shape[0] if "kernel" in film else film["kernel_nk"].shape[1]
+  cond_dim = film_in - p["step_mlp1"]["bias"].shape[0]
   compiled = jax.jit(lambda p, x, t, c: nets.denoiser(p, c)(x, t)).lower(
       unet_params, S((batch, nets.horizon, nets.action_dim), jnp.float32), S((batch,), jnp.int32),
       S((batch, cond_dim), jnp.float32)).compile()

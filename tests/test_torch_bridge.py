@@ -68,6 +68,8 @@ def test_torch_state_dict_gives_same_outputs(horizon, down_dims, kernel_size):
   pruned = {"params": unet1d.prune_params(params["params"], horizon, down_dims, kernel_size)}
   np.testing.assert_allclose(np.asarray(apply(pruned, *args)), want,
                              rtol=1e-5, atol=2e-5)
+  policy = {"params": unet1d.inference_layout(pruned["params"])}   # as a policy runs it
+  np.testing.assert_allclose(np.asarray(apply(policy, *args)), want, rtol=1e-5, atol=2e-5)
 
 
 def test_round_trip_and_prefixed_policy_state_dict():
@@ -212,3 +214,5 @@ def test_additive_conditioning_and_wrong_target_are_refused():
   pruned = {"params": unet1d.prune_params(p["params"], 4, (16, 32))}
   with pytest.raises(torch_bridge.TorchBridgeError, match="pruned"):
     torch_bridge.unet_params_to_torch(pruned)
+  with pytest.raises(torch_bridge.TorchBridgeError, match="policy's inference params"):
+    torch_bridge.unet_params_to_torch(unet1d.inference_layout(pruned["params"]))

@@ -51,6 +51,12 @@ def test_conv_matches_numpy(L, k, stride):
   pruned = {"params": {"kernel": p["params"]["kernel"][lo:hi], "bias": p["params"]["bias"]}}
   np.testing.assert_allclose(np.asarray(m.apply(pruned, jnp.asarray(x, jnp.float32))),
                              np.asarray(got), atol=1e-6)
+  # and so do output-major kernels (policies), full or pruned
+  for q in (p, pruned):
+    nk = {"params": unet1d.inference_layout(q["params"])}
+    assert set(nk["params"]) == {"kernel_nk", "bias"}
+    np.testing.assert_allclose(np.asarray(m.apply(nk, jnp.asarray(x, jnp.float32))),
+                               np_conv1d(x, w, b, stride), atol=1e-5)
 
 
 @pytest.mark.parametrize("L", [1, 2, 4])
@@ -63,6 +69,13 @@ def test_upsample_matches_numpy_conv_transpose(L, batch):
   w, b = np.asarray(p["params"]["kernel"]), np.asarray(p["params"]["bias"])
   got = m.apply(p, jnp.asarray(x, jnp.float32))
   np.testing.assert_allclose(np.asarray(got), np_conv_transpose1d(x, w, b), atol=1e-5)
+  # output-major kernels (policies): full, and the two live taps at length 1
+  live = {"kernel": p["params"]["kernel"][1:3], "bias": p["params"]["bias"]}
+  for q in (p["params"], live) if L == 1 else (p["params"],):
+    nk = {"params": unet1d.inference_layout({"up0_upsample": q})["up0_upsample"]}
+    assert nk["params"]["kernel_nk"].shape == (q["kernel"].shape[0], 6, 6)
+    np.testing.assert_allclose(np.asarray(m.apply(nk, jnp.asarray(x, jnp.float32))),
+                               np_conv_transpose1d(x, w, b), atol=1e-5)
 
 
 
@@ -120,3 +133,8 @@ def test_pruned_unet_equals_full(horizon, dims):
     assert n_pruned == n_full   # nothing is dead at horizon 16
   np.testing.assert_allclose(np.asarray(m.apply(pp, x, t, c)), np.asarray(full), atol=1e-5)
   assert full.shape == x.shape
+  # a policy's params: pruned and output-major, every kernel (convs, upsamples, denses)
+  nk = {"params": unet1d.inference_layout(pp["params"])}
+  names = {jax.tree_util.keystr(k[-1:]) for k, _ in jax.tree_util.tree_flatten_with_path(nk)[0]}
+  assert "['kernel_nk']" in names and "['kernel']" not in names
+  np.testing.assert_allclose(np.asarray(m.apply(nk, x, t, c)), np.asarray(full), atol=1e-5)

@@ -11,8 +11,8 @@ import jax.numpy as jnp
 
 from jaxpolicy import obs as obs_lib
 from jaxpolicy.nets.encoders import DP3Encoder, StateEncoder, encode_history
-from jaxpolicy.nets.unet1d import (ConditionalUnet1D, LiveTaps, check_horizon, live_tap_ranges,
-                                   prune_params)
+from jaxpolicy.nets.unet1d import (ConditionalUnet1D, LiveTaps, check_horizon, inference_layout,
+                                   live_tap_ranges, prune_params)
 
 
 def make_encoder(config) -> nn.Module:
@@ -172,6 +172,8 @@ def build_nets(config, action_dim: int) -> Nets:
 
 
 def inference_unet_params(unet_params, config):
-  """Full-shape U-Net params -> dead-tap-pruned params for this horizon (exact)."""
-  return {"params": prune_params(unet_params["params"], config.policy.horizon,
-                                 tuple(config.model.down_dims), config.model.kernel_size)}
+  """Full-shape U-Net params -> the params a policy runs: dead-tap-pruned for this horizon
+  and output-major (`unet1d.inference_layout`); the same function."""
+  pruned = prune_params(unet_params["params"], config.policy.horizon,
+                        tuple(config.model.down_dims), config.model.kernel_size)
+  return {"params": inference_layout(pruned)}

@@ -336,6 +336,10 @@ def unet_params_to_torch(params) -> dict[str, np.ndarray]:
   Dead-tap-pruned params (see unet1d.prune_params) are refused: export the full ones.
   """
   p = params["params"] if "params" in params else params
+  if "kernel_nk" in p.get("step_mlp1", {}):
+    raise TorchBridgeError("these are a policy's inference params (dead taps pruned, kernels "
+                           "output-major: unet1d.inference_layout); export the full params of "
+                           "the run's checkpoint instead")
   cfg = unet_config_from_flax(p)
   out = {}
   for name, kind, path, wshape in unet_layout(**cfg):
