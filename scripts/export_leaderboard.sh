@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Regenerates the leaderboard report from the finished cells and copies what a reader needs
 # into the repository: report.md, its pictures, summary.json, sweep.json and every finished
-# cell's cell.json / eval.json / evals.jsonl (no checkpoints); latency.json when the batch-1
-# latencies were measured apart (python -m launch.report --workdir=runs/leaderboard --latency,
-# with the sweep stopped).
+# cell's cell.json / eval.json / evals.jsonl / metrics.jsonl (no checkpoints); latency.json
+# when the batch-1 latencies were measured apart (python -m launch.report
+# --workdir=runs/leaderboard --latency, with the sweep stopped).
 #   bash scripts/export_leaderboard.sh [runs/leaderboard] [benchmarks/results/leaderboard_quick_cpu]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,5 +18,7 @@ for cell in "$root"/*/s*/*/cell.json; do
   rel=${wd#"$root"/}
   mkdir -p "$out/cells/$rel"
   cp "$wd"/cell.json "$wd"/eval.json "$wd"/evals.jsonl "$out/cells/$rel"/
+  # training's loss and wall time per 100 steps (cells restored from older exports lack it)
+  if [ -f "$wd"/metrics.jsonl ]; then cp "$wd"/metrics.jsonl "$out/cells/$rel"/; fi
 done
 echo "exported $(ls "$root"/*/s*/*/cell.json | wc -l) cells to $out"
