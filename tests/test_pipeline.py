@@ -36,7 +36,8 @@ def test_teacher_train_writes_results_and_checkpoints(shared):
   wd = d / "teacher"
   ev = json.load(open(wd / "eval.json"))
   r = ev["tasks"]["drawer-open"]["teacher_ddim10"]
-  assert r["episodes"] == c.eval.episodes and r["nfe"] == 10 and 0.0 <= r["success_rate"] <= 1.0
+  assert r["episodes"] == c.eval.episodes and r["nfe"] == 10
+  assert r["success_rate"] == np.mean(r["successes"])      # the rate is of its own episodes
   assert r["latency_ms"] > 0 and len(r["successes"]) == c.eval.episodes
   lines = [json.loads(l) for l in open(wd / "metrics.jsonl")]
   assert lines[-1]["step"] == c.train.steps and np.isfinite(lines[-1]["loss"])

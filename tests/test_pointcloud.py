@@ -440,7 +440,8 @@ def test_tiny_pointcloud_teacher_end_to_end(tmp_path, monkeypatch):
   evals = [json.loads(l) for l in open(tmp_path / "teacher" / "evals.jsonl")]
   assert [e["step"] for e in evals] == [10, config.train.steps]
   r = results["drawer-open"]["teacher_ddim10"]
-  assert r["episodes"] == config.eval.episodes and 0.0 <= r["success_rate"] <= 1.0
+  assert r["episodes"] == config.eval.episodes == len(r["successes"])
+  assert r["success_rate"] == np.mean(r["successes"])
   ev = json.load(open(tmp_path / "teacher" / "eval.json"))
   assert ev["obs"] == "pointcloud"
   path = runs.ensure_demo_data(config)   # named after the sensor settings; already there
@@ -464,7 +465,8 @@ def test_tiny_pointcloud_teacher_end_to_end(tmp_path, monkeypatch):
   sc.step.eval_baselines = False
   res = training.train(sc, str(tmp_path / "step"))["drawer-open"]
   r = res["step_k2"]
-  assert r["nfe"] == 2 and r["nfe_first_call"] == 10 and 0.0 <= r["stall_fraction"] <= 1.0
+  assert r["nfe"] == 2 and r["nfe_first_call"] == 10
+  assert np.isclose(r["stall_fraction"], np.mean(r["stall_fraction_per_episode"]))
   assert 2 < r["nfe_amortised"] < 10 and np.isfinite(r["action_mse"])
   srun = runs.restore_run(str(tmp_path / "step"))
   tokens = srun.state.predictor.params["params"]["embed_obs"]["kernel"].shape[0]
