@@ -2,13 +2,15 @@
 
     python -m benchmarks.training [--preset=tiny|quick|paper] [--out=FILE.json] [--iters=N]
                                   [--methods=teacher,sdm] [--obs=state,pointcloud]
-                                  [--num_points=N] [--live_taps=on|off|both] [--torch]
+                                  [--num_points=N] [--clouds=DATA.zarr]
+                                  [--live_taps=on|off|both] [--torch]
 
 The step is the one `jaxpolicy/training.py` runs: sample a batch of windows on device,
 `method.train_step`, `jax.jit` with the state donated, the step key
 `fold_in(rng, step)`. The data are synthetic windows of the right shapes (MetaWorld's 39-d
 state, or point clouds of `--num_points` xyz points + the 9-d robot state; 4-d actions;
-the preset's horizon / n_obs_steps / batch size), the states randomly initialised
+the preset's horizon / n_obs_steps / batch size), or with `--clouds` the windows of a
+DP3-layout point-cloud dataset; the states randomly initialised
 (distillation methods from a random teacher). Compile time is measured apart (lower +
 compile); then, after warm-up steps, each timed step is waited on (median / p90 ms per
 step), and a run of steps dispatched back to back gives steps/s and samples/s (SDM's
@@ -18,7 +20,11 @@ The floor: XLA's FLOP count of the compiled step (live taps only when `train.liv
 is on) over this device's sustained matmul rate (`common.probe_peak_flops`); `floor_ratio`
 is the measured step time over that floor. XLA counts both branches of a `lax.cond` on
 every step (`conditionals` > 0: SDM's generator update, taken every `sdm.gen_every`-th
-step), so there the floor is an upper bound and the ratio a lower bound.
+step), so there the floor is an upper bound and the ratio a lower bound. The point-cloud
+encoder's backward pass gathers the points its channels peak at into one of a few sizes
+(`encoders.pointnet_max`); its FLOPs are counted at the mean size the benchmark's clouds
+take (`gather_size_mean`; uniform random clouds need about twice as many points as
+MetaWorld scenes, so pass `--clouds` for a real scene's cost).
 
 `--torch` times the same step in eager PyTorch in this process (teacher and SDM,
 `benchmarks/torch_reference.py`: DP3's ConditionalUnet1D with full kernels, the state MLP
@@ -45,7 +51,8 @@ from benchmarks.latency import ACTION_DIM
 from jaxpolicy import methods, training
 from jaxpolicy import nets as nets_lib
 from jaxpolicy import obs as obs_lib
-from jaxpolicy.data.dataset import Windows, window_indices
+from jaxpolicy.data.dataset import Windows, load_demos, window_indices
+from jaxpolicy.nets import encoders
 from jaxpolicy.runtime import sharding
 
 OBS_KINDS = ("state", "pointcloud")
@@ -85,6 +92,24 @@ def synthetic_windows(config, episodes: int = 10, length: int = 100, seed: int =
   return Windows(obs, action, win(0), win(-p.n_action_steps), p.n_obs_steps)
 
 
+def demo_windows(config, path: str) -> Windows:
+  """Training windows of a DP3-layout point-cloud dataset (normalised as training does).
+
+  Fewer points than the dataset's: each cloud's first N, which for a farthest-point-sampled
+  cloud (picks in order) is its N-point FPS cloud."""
+  p = config.policy
+  data = load_demos(path, ("point_cloud", "agent_pos"), p.horizon, p.n_obs_steps,
+                    p.n_action_steps, val_episodes=0)
+  points, want = data.obs_shapes["point_cloud"][0], config.pointcloud.num_points
+  if points < want or data.action_dim != ACTION_DIM:
+    raise SystemExit(f"--clouds {path}: {points}-point clouds and {data.action_dim}-d actions;"
+                     f" this run needs at least {want} points (--num_points) and "
+                     f"{ACTION_DIM}-d actions")
+  w = data.train
+  obs = {**w.obs, "point_cloud": w.obs["point_cloud"][:, :want]}
+  return dataclasses.replace(w, obs=obs)
+
+
 def init_states(method_names, preset: str, obs: str = "state", num_points=None,
                 live_taps: bool = True, seed: int = 0) -> dict:
   """{method: (config, nets, state)} from random states; one random teacher is shared.
@@ -115,10 +140,12 @@ def init_states(method_names, preset: str, obs: str = "state", num_points=None,
 
 
 def measure(name: str, config, nets, state, iters: int, warmup: int,
-            max_seconds: float) -> dict:
-  """Times `name`'s train step on `state` (which is donated: do not reuse it)."""
+            max_seconds: float, clouds: str | None = None) -> dict:
+  """Times `name`'s train step on `state` (which is donated: do not reuse it), on synthetic
+  windows or, for point clouds with `clouds`, on that dataset's."""
   method = methods.get(name)
-  windows = synthetic_windows(config)
+  use_clouds = clouds and obs_lib.kind(config.obs).point_cloud
+  windows = demo_windows(config, clouds) if use_clouds else synthetic_windows(config)
   mesh = sharding.make_mesh(config.train.get("num_devices", 0))
   step = training.make_train_step(config, method, nets, mesh)   # exactly the training loop's
   state = sharding.put_replicated(state, mesh)
@@ -130,12 +157,21 @@ def measure(name: str, config, nets, state, iters: int, warmup: int,
   compiled = step.lower(state, windows, key(0)).compile()
   compile_s = time.perf_counter() - t0
   cost = common.program_cost(compiled)
-  if nets.chunk_bytes:
-    # XLA counts a loop's body once: the FLOPs of the chunked encoder's lax.map come from
-    # the same step lowered without chunks (not compiled)
-    whole = training.make_train_step(config, method, dataclasses.replace(nets, chunk_bytes=0),
-                                     mesh)
-    cost["flops"] = float(whole.lower(state, windows, key(0)).cost_analysis()["flops"])
+  selection = None
+  if "point_cloud" in windows.obs:
+    # XLA counts a loop's body once and a switch as its costliest branch: the FLOPs come
+    # from the same step lowered without chunks (not compiled), with the point-cloud
+    # encoder's backward pass at the mean gather size these clouds take (FLOPs are linear in
+    # it: counted at two sizes and interpolated)
+    selection = mean_gather_size(config, nets, windows)
+    flops = {}
+    for size in (encoders.SELECT_STEP, selection["top"]):
+      with encoders.counting_selection(size):   # a new function each: jit caches traces
+        whole = training.make_train_step(config, method,
+                                         dataclasses.replace(nets, chunk_bytes=0), mesh)
+        flops[size] = float(whole.lower(state, windows, key(0)).cost_analysis()["flops"])
+    lo, hi = encoders.SELECT_STEP, selection["top"]
+    cost["flops"] = flops[lo] + (flops[hi] - flops[lo]) * (selection["mean"] - lo) / max(hi - lo, 1)
 
   i = 0
   for _ in range(warmup):
@@ -177,7 +213,27 @@ def measure(name: str, config, nets, state, iters: int, warmup: int,
       # on every c-th step only): then the floor is an upper bound, its ratio a lower one
       "conditionals": cost["conditionals"],
       "metrics_finite": finite,
+      # point clouds: the points the encoder's backward pass gathers per frame
+      "gather_size_mean": selection and selection["mean"],
+      "gather_size_top": selection and selection["top"],
   }
+
+
+def mean_gather_size(config, nets, windows, batches: int = 4) -> dict:
+  """The mean number of points `encoders.pointnet_max`'s backward pass gathers per frame on
+  `batches` training batches of `windows` (a fresh encoder, the training chunking), and
+  the most it could (min(points, channels))."""
+  enc = nets.init(jax.random.PRNGKey(0), obs_shapes(config))["encoder"]["params"]
+  dims = tuple(nets.encoder.point_dims)
+  point = {k: v for k, v in enc.items() if k.startswith("point_") and k[-1].isdigit()}
+  sizes = []
+  for i in range(batches):
+    cloud = windows.sample(jax.random.PRNGKey(i), config.train.batch_size)["obs"]["point_cloud"]
+    frames = cloud.reshape((-1,) + cloud.shape[2:])[..., :3]
+    fpc = nets.frames_per_chunk({"point_cloud": frames})
+    sizes.append(np.asarray(encoders.gather_sizes(dims, point, frames, fpc)))
+  return {"mean": float(np.mean(sizes)),
+          "top": encoders.selection_sizes(frames.shape[-2], dims[-1])[-1]}
 
 
 def _unet_count(nets, config) -> int:
@@ -257,7 +313,7 @@ COLUMNS = [("method", "method"), ("obs", "obs"), ("points", "num_points"),
 def run(preset: str = "quick", iters: int = 50, warmup: int = 3, max_seconds: float = 30.0,
         method_names=None, out: str | None = None, obs_kinds=("state",), num_points=None,
         live_taps=(True,), torch_on: bool = False, torch_threads: int | None = None,
-        log=print) -> dict:
+        clouds: str | None = None, log=print) -> dict:
   """Times the train step of every registered method (or of `method_names`) for each
   observation kind and live-tap setting; with `torch_on`, PyTorch's beside it."""
   env = common.environment()
@@ -277,7 +333,7 @@ def run(preset: str = "quick", iters: int = 50, warmup: int = 3, max_seconds: fl
           f"{time.perf_counter() - t0:.1f} s")
       for name in names:
         config, nets, state = states.pop(name)
-        r = measure(name, config, nets, state, iters, warmup, max_seconds)
+        r = measure(name, config, nets, state, iters, warmup, max_seconds, clouds)
         del state
         r["gflop"] = r["flops_xla"] / 1e9
         r["floor_ms"] = 1e3 * r["flops_xla"] / peak
@@ -295,7 +351,7 @@ def run(preset: str = "quick", iters: int = 50, warmup: int = 3, max_seconds: fl
             "settings": {"iters": iters, "warmup": warmup, "max_seconds": max_seconds,
                          "action_dim": ACTION_DIM, "obs": list(obs_kinds),
                          "num_points": num_points, "live_taps": list(live_taps),
-                         "torch": torch_on},
+                         "torch": torch_on, "clouds": clouds},
             "peak_flops": peak, "results": rows}
   log(common.format_table(rows, COLUMNS))
   common.write_json(out, result)
@@ -317,6 +373,10 @@ def parse_args(argv):
   p.add_argument("--obs", default="state", help=f"comma-separated, of {OBS_KINDS}")
   p.add_argument("--num_points", type=int, default=0,
                  help="points per cloud (default: the preset's)")
+  p.add_argument("--clouds", default="",
+                 help="point clouds from this DP3-layout zarr instead of synthetic uniform "
+                      "ones (real scenes: the encoder's backward pass gathers fewer points); "
+                      "with fewer --num_points, each cloud's first ones (FPS order)")
   p.add_argument("--live_taps", default="on", choices=("on", "off", "both"),
                  help="train.live_taps; 'both' measures on and off back to back")
   p.add_argument("--torch", action="store_true",
@@ -338,7 +398,7 @@ def main(argv=None):
   live = {"on": (True,), "off": (False,), "both": (True, False)}[a.live_taps]
   return run(a.preset, a.iters, a.warmup, a.max_seconds,
              [m for m in a.methods.split(",") if m] or None, a.out, tuple(a.obs),
-             a.num_points or None, live, a.torch, a.torch_threads or None)
+             a.num_points or None, live, a.torch, a.torch_threads or None, a.clouds or None)
 
 
 if __name__ == "__main__":

@@ -155,3 +155,28 @@ def test_helpers():
   assert f["bound"] == "memory" and f["floor_ms"] == pytest.approx(1e3)
   text = common.format_table([{"a": "x", "b": 1.23456}], [("A", "a"), ("B", "b")])
   assert "1.23" in text and text.splitlines()[0].startswith("A")
+
+
+def test_training_benchmark_reads_real_clouds_and_their_gather_size(tmp_path):
+  """--clouds: the benchmark trains on a DP3-layout dataset's clouds (the first N points of
+  each, FPS order), and reports the mean gather size of the encoder's backward pass on
+  them: clouds of 20 repeated points take the smallest size, uniform noise the full one."""
+  from jaxpolicy.data import storage  # pylint: disable=g-import-not-at-top
+  r = np.random.default_rng(0)
+  clouds = np.tile(r.uniform(-1, 1, (60, 20, 3)), (1, 5, 1)).astype(np.float32)  # 100 points
+  ep = lambda c: {"point_cloud": c, "state": r.normal(size=(30, 9)).astype(np.float32),
+                  "action": r.uniform(-1, 1, (30, 4)).astype(np.float32)}
+  path = str(tmp_path / "clouds.zarr")
+  storage.write_episodes(path, [ep(clouds[:30]), ep(clouds[30:])])
+  config = training.bench_config("teacher", "tiny", "pointcloud", 64, True)
+  nets = nets_lib.build_nets(config, 4)
+  w = training.demo_windows(config, path)
+  assert w.obs["point_cloud"].shape[1:] == (64, 3)
+  np.testing.assert_allclose(np.asarray(w.obs["point_cloud"][:, :20]),
+                             np.asarray(w.obs["point_cloud"][:, 20:40]))   # the first 64
+  assert training.mean_gather_size(config, nets, w, batches=1) == {"mean": 32.0, "top": 64}
+  noise = training.synthetic_windows(config)
+  assert training.mean_gather_size(config, nets, noise, batches=1) == {"mean": 64.0, "top": 64}
+  with pytest.raises(SystemExit, match="at least 128 points"):
+    training.demo_windows(training.bench_config("teacher", "tiny", "pointcloud", 128, True),
+                          path)

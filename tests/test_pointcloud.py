@@ -492,9 +492,38 @@ def test_chunked_point_cloud_encoding_is_the_same_function():
     assert np.max(np.abs(a - b)) <= 1e-5 * np.max(np.abs(b)), np.max(np.abs(a - b))
 
 
+def test_pointnet_gather_sizes_follow_each_chunks_selection_and_count_its_flops():
+  """`gather_sizes` reports, per chunk of frames, the smallest gather size holding every
+  frame's selected points (counted here in numpy from the argmax), so a cloud of 20 points
+  repeated (as FPS pads a small scene) needs a smaller one than uniform noise; a gradient
+  traced under `counting_selection` has XLA count fewer FLOPs at a smaller size."""
+  from jaxpolicy.nets import encoders  # pylint: disable=g-import-not-at-top
+  r = np.random.default_rng(0)
+  noise = r.uniform(-1, 1, (4, 128, 3))
+  repeated = np.tile(r.uniform(-1, 1, (4, 20, 3)), (1, 7, 1))[:, :128]
+  clouds = jnp.asarray(np.concatenate([noise, repeated]), jnp.float32)
+  dims = (64, 128, 256)
+  enc = DP3Encoder()
+  p = enc.init(jax.random.PRNGKey(0), {"point_cloud": clouds, "agent_pos": jnp.zeros((8, 9))})
+  point = {k: v for k, v in p["params"].items() if k.startswith("point_") and k[-1].isdigit()}
+  got = np.asarray(encoders.gather_sizes(dims, point, clouds, 4))
+  idx = np.asarray(jnp.argmax(encoders._point_mlp(dims, point, clouds), axis=-2))
+  sizes = np.asarray(encoders.selection_sizes(128, 256))
+  want = [sizes[sizes >= max(len(np.unique(f)) for f in idx[c:c + 4])][0] for c in (0, 4)]
+  np.testing.assert_array_equal(got, want)
+  assert got[1] == 32 < got[0], got
+
+  loss = lambda q: jnp.sum(encoders.pointnet_max(dims, q, clouds) ** 2)
+  flops = {}
+  for size in (32, 128):
+    with encoders.counting_selection(size):
+      flops[size] = jax.jit(jax.grad(loss)).lower(point).cost_analysis()["flops"]
+  assert flops[32] < 0.8 * flops[128], flops
+
+
 def test_pointnet_gradient_through_the_selected_points_is_the_plain_gradient():
   """The encoder's backward pass recomputes the per-point MLP only on the points where some
-  channel peaks (256 of 300 here, with repeated points making ties): its features and
+  channel peaks (at most 256 of 300 here, with repeated points making ties): its features and
   gradients (parameters and points) equal plain autodiff of max-over-all-points, built here
   from flax's Dense/LayerNorm directly. Selecting other points gives other gradients, and
   undifferentiated (inference) the encoder does no selection at all."""
@@ -545,6 +574,19 @@ def test_pointnet_gradient_through_the_selected_points_is_the_plain_gradient():
   wrong = encoders._pointnet_max_bwd(dims, (point_params, x, (idx + 1) % 300), g)[0]
   kernel = lambda t: np.asarray(t["point_dense0"]["kernel"])
   assert np.max(np.abs(kernel(right) - kernel(wrong))) > 0.1 * np.max(np.abs(kernel(right)))
+
+  # every gather size that holds each frame's selected points gives the same gradient (the
+  # backward pass takes the smallest); one too small to hold them all does not
+  mask, order = encoders.selected_first(idx, 300)
+  need = int(np.max(np.sum(mask, axis=-1)))
+  sizes = encoders.selection_sizes(300, 256)
+  assert sizes[0] < need < sizes[-1] == 256, (need, sizes)
+  for size in [k for k in sizes if k >= need] + [need]:
+    got = encoders.selected_gradient(dims, point_params, x, order, size, g)[0]
+    for a, b in zip(jax.tree_util.tree_leaves(got), jax.tree_util.tree_leaves(right)):
+      assert np.max(np.abs(a - b)) <= 1e-5 * np.max(np.abs(b)), (size, np.max(np.abs(a - b)))
+  short = encoders.selected_gradient(dims, point_params, x, order, need - 8, g)[0]
+  assert np.max(np.abs(kernel(short) - kernel(right))) > 0.01 * np.max(np.abs(kernel(right)))
 
   # inference is the plain forward: no argmax, no second pass over selected points
   prims = str(jax.make_jaxpr(ours)(params, obs["point_cloud"]))

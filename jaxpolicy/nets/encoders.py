@@ -1,6 +1,7 @@
 """Observation encoders: one frame -> feature vector. Frames are flattened by the caller."""
 from __future__ import annotations
 
+import contextlib
 import functools
 from typing import Sequence
 
@@ -75,34 +76,104 @@ def pointnet_max(point_dims: tuple[int, ...], params, x):
 
   Exactly that function and its gradient, computed for less. The gradient of a max over P
   points reaches, per output channel, only the point where that channel peaks: at most C =
-  point_dims[-1] points of the P. The forward pass keeps no per-point activations, only those
-  argmax indices; the backward pass runs the MLP again on the (at most C) selected points
-  and differentiates that (max over them is the same max). With P = 512 and C = 256 the
-  gradient costs one forward over 512 points plus forward and backward over 256, instead
-  of forward and backward over 512 (plus the forward a `jax.checkpoint` would redo).
-  Undifferentiated (inference, a frozen encoder) it is the plain forward.
+  point_dims[-1] distinct points of the P, in practice far fewer (75-126 of 512 in
+  drawer-open's 512-point clouds, trained or not). The forward pass keeps no per-point activations, only
+  those argmax indices; the backward pass runs the MLP again on the selected points and
+  differentiates that (the max over any subset holding them is the same max). Shapes are
+  static, so the selected points are gathered into the smallest of a few fixed sizes
+  (multiples of `SELECT_STEP`, up to min(P, C)) that holds every frame's selection
+  (`lax.switch`). With P = 512 the gradient costs one forward over 512 points plus forward
+  and backward over ~128, instead of forward and backward over 512 (plus the forward a
+  `jax.checkpoint` would redo). Undifferentiated (inference, a frozen encoder) it is the
+  plain forward.
   """
   return jnp.max(_point_mlp(point_dims, params, x), axis=-2)
 
 
+# the sizes the backward pass gathers selected points into step by this many points
+SELECT_STEP = 32
+
+
 def _pointnet_max_fwd(point_dims, params, x):
   feats = _point_mlp(point_dims, params, x)
-  # with no more points than channels every point may carry gradient: keep them all
-  idx = jnp.argmax(feats, axis=-2) if x.shape[-2] > feats.shape[-1] else None
-  return jnp.max(feats, axis=-2), (params, x, idx)
+  idx = jnp.argmax(feats, axis=-2)
+  return jnp.take_along_axis(feats, idx[..., None, :], axis=-2)[..., 0, :], (params, x, idx)
 
 
-def _pointnet_max_bwd(point_dims, residuals, g):
-  params, x, idx = residuals
+def selection_sizes(points: int, channels: int) -> tuple[int, ...]:
+  """The static sizes a frame's selected points are gathered into: multiples of
+  SELECT_STEP below min(points, channels), then min(points, channels) itself."""
+  top = min(points, channels)
+  return tuple(range(SELECT_STEP, top, SELECT_STEP)) + (top,)
 
+
+def selected_first(idx, points: int):
+  """(selected (..., P) mask, point order (..., P) with each frame's selected points first)."""
+  mask = jnp.any(idx[..., :, None] == jnp.arange(points), axis=-2)
+  return mask, jnp.argsort(~mask, axis=-1, stable=True)
+
+
+def selected_gradient(point_dims, params, x, order, size: int, g):
+  """The VJP of max-over-points, with the MLP run on each frame's first `size` points of
+  `order` (all points, ungathered, when size == P)."""
   def on_selected(p, x):
-    pts = x if idx is None else jnp.take_along_axis(x, idx[..., None], axis=-2)
+    pts = x if size == x.shape[-2] else jnp.take_along_axis(x, order[..., :size, None], axis=-2)
     return jnp.max(_point_mlp(point_dims, p, pts), axis=-2)
 
   return jax.vjp(on_selected, params, x)[1](g)
 
 
+def _gather_size(idx, points: int):
+  """(sizes, index into them, order): `selection_sizes`, the smallest of them holding every
+  frame's selected points (one for all the frames of a chunk), and each frame's point order
+  with its selected points first."""
+  sizes = selection_sizes(points, idx.shape[-1])
+  mask, order = selected_first(idx, points)
+  return sizes, jnp.searchsorted(jnp.asarray(sizes), jnp.max(jnp.sum(mask, axis=-1))), order
+
+
+def _pointnet_max_bwd(point_dims, residuals, g):
+  params, x, idx = residuals
+  sizes, branch, order = _gather_size(idx, x.shape[-2])
+  if _COUNTING_SIZE is not None:   # tracing for a FLOP count: one size, no switch
+    return selected_gradient(point_dims, params, x, order, min(_COUNTING_SIZE, sizes[-1]), g)
+  # (under vmap the switch becomes a select that runs every size: correct, not faster)
+  return jax.lax.switch(
+      branch, [functools.partial(selected_gradient, point_dims, params, x, order, k)
+               for k in sizes], g)
+
+
 pointnet_max.defvjp(_pointnet_max_fwd, _pointnet_max_bwd)
+
+
+_COUNTING_SIZE = None
+
+
+@contextlib.contextmanager
+def counting_selection(size: int):
+  """Traces `pointnet_max`'s backward pass with the one gather size `size`, without the
+  switch, so that XLA's cost analysis (which counts a switch as its costliest branch) counts
+  the work of a step whose selections `size` holds. A gradient traced under it is wrong
+  wherever a frame's selection exceeds `size`: lower it for counting, never run it. `jit`
+  caches traces, so trace a function made under it (a new `jax.jit`)."""
+  global _COUNTING_SIZE
+  old, _COUNTING_SIZE = _COUNTING_SIZE, size
+  try:
+    yield
+  finally:
+    _COUNTING_SIZE = old
+
+
+def gather_sizes(point_dims: tuple[int, ...], params, clouds, frames_per_chunk: int):
+  """The gather size `pointnet_max`'s backward pass takes for each chunk of `clouds`
+  (frames, P, 3) encoded `frames_per_chunk` at a time (0: all at once), with `params` the
+  per-point layers' parameters. For reports: which sizes real clouds need."""
+  frames, points = clouds.shape[0], clouds.shape[-2]
+  k = _divisor_at_most(frames, frames_per_chunk) if frames_per_chunk else frames
+  chunks = clouds.reshape((frames // k, k) + clouds.shape[1:])
+  idx = jax.lax.map(lambda x: jnp.argmax(_point_mlp(point_dims, params, x), axis=-2), chunks)
+  branch = jax.vmap(lambda i: _gather_size(i, points)[1])(idx)
+  return jnp.asarray(selection_sizes(points, idx.shape[-1]))[branch]
 
 
 class DP3Encoder(nn.Module):
