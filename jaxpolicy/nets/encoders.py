@@ -79,7 +79,7 @@ def pointnet_max(point_dims: tuple[int, ...], params, x):
   point_dims[-1] distinct points of the P, in practice far fewer (75-126 of 512 in
   drawer-open's 512-point clouds, trained or not). The forward pass keeps no per-point activations, only
   those argmax indices; the backward pass runs the MLP again on the selected points and
-  differentiates that (the max over any subset holding them is the same max). Shapes are
+  differentiates each channel's feature at its argmax point. Shapes are
   static, so the selected points are gathered into the smallest of a few fixed sizes
   (multiples of `SELECT_STEP`, up to min(P, C)) that holds every frame's selection
   (`lax.switch`). With P = 512 the gradient costs one forward over 512 points plus forward
@@ -108,39 +108,50 @@ def selection_sizes(points: int, channels: int) -> tuple[int, ...]:
 
 
 def selected_first(idx, points: int):
-  """(selected (..., P) mask, point order (..., P) with each frame's selected points first)."""
+  """Each frame's selected points (the argmax `idx` (..., C) of some channel) first.
+
+  Returns (mask (..., P) of the selected points, order (..., P): the selected points in
+  index order, then the rest, pos (..., C): where each channel's argmax lies in `order`).
+  """
   mask = jnp.any(idx[..., :, None] == jnp.arange(points), axis=-2)
-  return mask, jnp.argsort(~mask, axis=-1, stable=True)
+  order = jnp.argsort(~mask, axis=-1, stable=True)
+  pos = jnp.take_along_axis(jnp.cumsum(mask, axis=-1), idx, axis=-1) - 1
+  return mask, order, pos
 
 
-def selected_gradient(point_dims, params, x, order, size: int, g):
-  """The VJP of max-over-points, with the MLP run on each frame's first `size` points of
-  `order` (all points, ungathered, when size == P)."""
+def selected_gradient(point_dims, params, x, idx, order, pos, size: int, g):
+  """The VJP of max-over-points with the MLP run again on each frame's first `size` points
+  of `order` (all points, ungathered, when size == P), each channel read at the point the
+  forward pass's argmax chose (`idx`; `pos` in `order`): recomputed features can differ in
+  the last bit, and a max over them could pick another point where points nearly tie."""
+  gather = size < x.shape[-2]
+
   def on_selected(p, x):
-    pts = x if size == x.shape[-2] else jnp.take_along_axis(x, order[..., :size, None], axis=-2)
-    return jnp.max(_point_mlp(point_dims, p, pts), axis=-2)
+    pts = jnp.take_along_axis(x, order[..., :size, None], axis=-2) if gather else x
+    feats = _point_mlp(point_dims, p, pts)
+    return jnp.take_along_axis(feats, (pos if gather else idx)[..., None, :], axis=-2)[..., 0, :]
 
   return jax.vjp(on_selected, params, x)[1](g)
 
 
 def _gather_size(idx, points: int):
-  """(sizes, index into them, order): `selection_sizes`, the smallest of them holding every
-  frame's selected points (one for all the frames of a chunk), and each frame's point order
-  with its selected points first."""
+  """(sizes, index into them, order, pos): `selection_sizes`, the smallest of them holding
+  every frame's selected points (one for all the frames of a chunk), and `selected_first`'s
+  order and positions."""
   sizes = selection_sizes(points, idx.shape[-1])
-  mask, order = selected_first(idx, points)
-  return sizes, jnp.searchsorted(jnp.asarray(sizes), jnp.max(jnp.sum(mask, axis=-1))), order
+  mask, order, pos = selected_first(idx, points)
+  need = jnp.max(jnp.sum(mask, axis=-1))
+  return sizes, jnp.searchsorted(jnp.asarray(sizes), need), order, pos
 
 
 def _pointnet_max_bwd(point_dims, residuals, g):
   params, x, idx = residuals
-  sizes, branch, order = _gather_size(idx, x.shape[-2])
+  sizes, branch, order, pos = _gather_size(idx, x.shape[-2])
+  grad = functools.partial(selected_gradient, point_dims, params, x, idx, order, pos)
   if _COUNTING_SIZE is not None:   # tracing for a FLOP count: one size, no switch
-    return selected_gradient(point_dims, params, x, order, min(_COUNTING_SIZE, sizes[-1]), g)
+    return grad(min(_COUNTING_SIZE, sizes[-1]), g)
   # (under vmap the switch becomes a select that runs every size: correct, not faster)
-  return jax.lax.switch(
-      branch, [functools.partial(selected_gradient, point_dims, params, x, order, k)
-               for k in sizes], g)
+  return jax.lax.switch(branch, [functools.partial(grad, k) for k in sizes], g)
 
 
 pointnet_max.defvjp(_pointnet_max_fwd, _pointnet_max_bwd)
