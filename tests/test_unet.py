@@ -38,9 +38,10 @@ def np_conv_transpose1d(x, w, b, stride=2, padding=1):
 
 @pytest.mark.parametrize("L,k,stride", [(4, 5, 1), (2, 5, 1), (1, 5, 1), (16, 5, 1), (4, 3, 2),
                                         (2, 3, 2), (8, 1, 1)])
-def test_conv_matches_numpy(L, k, stride):
+@pytest.mark.parametrize("batch", [2, 70])   # output-major: weight-left / plain dot form
+def test_conv_matches_numpy(L, k, stride, batch):
   rng = np.random.default_rng(0)
-  x = rng.normal(size=(2, L, 6))
+  x = rng.normal(size=(batch, L, 6))
   m = unet1d.Conv1d(5, k, stride)
   p = m.init(jax.random.PRNGKey(0), jnp.asarray(x, jnp.float32))
   w, b = np.asarray(p["params"]["kernel"]), np.asarray(p["params"]["bias"])
