@@ -111,7 +111,10 @@ def test_fps_batched_equals_per_example():
 
 
 def _config(preset="quick", **pc):
+  """The preset's sensor with DP3's table in view unless `table` is given: the sensor tests
+  check the chain DP3 uses (table points at z = 0 included)."""
   c = common.base_config(preset)
+  pc.setdefault("table", "keep")
   for k, v in pc.items():
     setattr(c.pointcloud, k, v)
   return c

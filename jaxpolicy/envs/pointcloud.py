@@ -43,7 +43,8 @@ are drawn, as in DP3's renders: MetaWorld's goal marker (a 2 cm sphere), so goal
 conditioned tasks (reach, push, pick-place) are solvable from the cloud, and the small
 finger-tip and arm marker spheres. The MJX sensor intersects these spheres analytically.
 
-**Table** (`config.pointcloud.table`, default `"keep"`): `"hide"` leaves every geom of
+**Table** (`config.pointcloud.table`; the presets' `"hide"` measured better than DP3's
+`"keep"`, see the README; a config without the field means `"keep"`): `"hide"` leaves every geom of
 MetaWorld's table body (`tablelink`: its top, legs and any raised or cut-out parts) out of
 the sensor's geometry, so the cloud holds what stands on the table and none of the table.
 A crop floor above the table top would do the same only where the top is at z = 0 (it is
