@@ -77,9 +77,9 @@ def pointnet_max(point_dims: tuple[int, ...], params, x):
   Exactly that function and its gradient, computed for less. The gradient of a max over P
   points reaches, per output channel, only the point where that channel peaks: at most C =
   point_dims[-1] distinct points of the P, in practice far fewer (75-126 of 512 in
-  drawer-open's 512-point clouds, trained or not). The forward pass keeps no per-point activations, only
-  those argmax indices; the backward pass runs the MLP again on the selected points and
-  differentiates each channel's feature at its argmax point. Shapes are
+  drawer-open's clouds, trained or not). The forward pass keeps no per-point activations,
+  only those argmax indices; the backward pass runs the MLP again on the selected points
+  and differentiates each channel's feature at its argmax point. Shapes are
   static, so the selected points are gathered into the smallest of a few fixed sizes
   (multiples of `SELECT_STEP`, up to min(P, C)) that holds every frame's selection
   (`lax.switch`). With P = 512 the gradient costs one forward over 512 points plus forward

@@ -12,7 +12,7 @@ Policies also store every kernel output-major (`inference_layout`: `kernel_nk`, 
 channel's weights contiguous). At batch 1 the dots multiply 1-16 rows by the weights, and
 XLA's CPU dot reads an input-major (K, N) weight 1.6-2.4x slower than an output-major one
 (2-core AVX2 CPU, 84 MB weight: 4 rows 19.0 vs 7.9 ms), and faster still with the weight as
-the dot's left operand (`_dot_out_major`).
+the dot's left operand at 2-64 rows (`_dot_out_major`).
 
 Parameter semantics match PyTorch so a DP3 / SDM-Policy state dict maps onto them:
 Conv1d weight (C_out, C_in, k) -> kernel (k, C_in, C_out); ConvTranspose1d weight
@@ -51,7 +51,7 @@ def _dot_out_major(x, kernel_nk):
 
   With few rows (a policy's call at a small batch) the weight is the dot's left operand and
   the (N, rows) product is transposed after an optimization barrier: XLA's CPU dot then
-  streams the weight up to 1.7-2.4x faster at 2-32 rows (84 MB weight, 2-core AVX2 CPU: 4
+  streams the weight up to 1.7-2.4x faster at 2-32 rows (134 MB weight, 2-core AVX2 CPU: 4
   rows 14.0 -> 8.1 ms, 32 rows 44 -> 19 ms; equal at 1 and 80). Without the barrier XLA
   folds the transpose into the dot's layout and picks the slow form again.
   """
