@@ -21,10 +21,11 @@ is on) over this device's sustained matmul rate (`common.probe_peak_flops`); `fl
 is the measured step time over that floor. XLA counts both branches of a `lax.cond` on
 every step (`conditionals` > 0: SDM's generator update, taken every `sdm.gen_every`-th
 step), so there the floor is an upper bound and the ratio a lower bound. The point-cloud
-encoder's backward pass gathers the points its channels peak at into one of a few sizes
-(`encoders.pointnet_max`); its FLOPs are counted at the mean size the benchmark's clouds
-take (`gather_size_mean`; uniform random clouds need about twice as many points as
-MetaWorld scenes, so pass `--clouds` for a real scene's cost).
+encoder's backward pass gathers the points its channels peak at (a chunk's frames together)
+into one of a few row counts (`encoders.pointnet_max`); its FLOPs are counted at the mean
+points per frame the benchmark's clouds take (`gather_size_mean`; uniform random clouds
+need about twice as many points as MetaWorld scenes, so pass `--clouds` for a real scene's
+cost).
 
 `--torch` times the same step in eager PyTorch in this process (teacher and SDM,
 `benchmarks/torch_reference.py`: DP3's ConditionalUnet1D with full kernels, the state MLP
@@ -165,12 +166,12 @@ def measure(name: str, config, nets, state, iters: int, warmup: int,
     # it: counted at two sizes and interpolated)
     selection = mean_gather_size(config, nets, windows)
     flops = {}
-    for size in (encoders.SELECT_STEP, selection["top"]):
+    lo, hi = selection["top"] // 2, selection["top"]
+    for size in (lo, hi):
       with encoders.counting_selection(size):   # a new function each: jit caches traces
         whole = training.make_train_step(config, method,
                                          dataclasses.replace(nets, chunk_bytes=0), mesh)
         flops[size] = float(whole.lower(state, windows, key(0)).cost_analysis()["flops"])
-    lo, hi = encoders.SELECT_STEP, selection["top"]
     cost["flops"] = flops[lo] + (flops[hi] - flops[lo]) * (selection["mean"] - lo) / max(hi - lo, 1)
 
   i = 0
@@ -220,9 +221,10 @@ def measure(name: str, config, nets, state, iters: int, warmup: int,
 
 
 def mean_gather_size(config, nets, windows, batches: int = 4) -> dict:
-  """The mean number of points `encoders.pointnet_max`'s backward pass gathers per frame on
-  `batches` training batches of `windows` (a fresh encoder, the training chunking), and
-  the most it could (min(points, channels))."""
+  """The mean number of points per frame `encoders.pointnet_max`'s backward pass gathers on
+  `batches` training batches of `windows` (a fresh encoder, the training chunking: a chunk's
+  selected points, padded to its row count, over its frames), and the most it could
+  (min(points, channels))."""
   enc = nets.init(jax.random.PRNGKey(0), obs_shapes(config))["encoder"]["params"]
   dims = tuple(nets.encoder.point_dims)
   point = {k: v for k, v in enc.items() if k.startswith("point_") and k[-1].isdigit()}
@@ -233,7 +235,7 @@ def mean_gather_size(config, nets, windows, batches: int = 4) -> dict:
     fpc = nets.frames_per_chunk({"point_cloud": frames})
     sizes.append(np.asarray(encoders.gather_sizes(dims, point, frames, fpc)))
   return {"mean": float(np.mean(sizes)),
-          "top": encoders.selection_sizes(frames.shape[-2], dims[-1])[-1]}
+          "top": min(frames.shape[-2], dims[-1])}
 
 
 def _unet_count(nets, config) -> int:

@@ -160,7 +160,8 @@ def test_helpers():
 def test_training_benchmark_reads_real_clouds_and_their_gather_size(tmp_path):
   """--clouds: the benchmark trains on a DP3-layout dataset's clouds (the first N points of
   each, FPS order), and reports the mean gather size of the encoder's backward pass on
-  them: clouds of 20 repeated points take the smallest size, uniform noise the full one."""
+  them (points per frame): clouds of 20 repeated points take about 20 (their selections, padded
+  to a row count), uniform noise nearly all 64."""
   from jaxpolicy.data import storage  # pylint: disable=g-import-not-at-top
   r = np.random.default_rng(0)
   clouds = np.tile(r.uniform(-1, 1, (60, 20, 3)), (1, 5, 1)).astype(np.float32)  # 100 points
@@ -174,9 +175,11 @@ def test_training_benchmark_reads_real_clouds_and_their_gather_size(tmp_path):
   assert w.obs["point_cloud"].shape[1:] == (64, 3)
   np.testing.assert_allclose(np.asarray(w.obs["point_cloud"][:, :20]),
                              np.asarray(w.obs["point_cloud"][:, 20:40]))   # the first 64
-  assert training.mean_gather_size(config, nets, w, batches=1) == {"mean": 32.0, "top": 64}
+  few = training.mean_gather_size(config, nets, w, batches=1)
+  assert few["top"] == 64 and 20 <= few["mean"] <= 24, few
   noise = training.synthetic_windows(config)
-  assert training.mean_gather_size(config, nets, noise, batches=1) == {"mean": 64.0, "top": 64}
+  many = training.mean_gather_size(config, nets, noise, batches=1)
+  assert many["top"] == 64 and 48 <= many["mean"] <= 64, many
   with pytest.raises(SystemExit, match="at least 128 points"):
     training.demo_windows(training.bench_config("teacher", "tiny", "pointcloud", 128, True),
                           path)

@@ -77,81 +77,101 @@ def pointnet_max(point_dims: tuple[int, ...], params, x):
   Exactly that function and its gradient, computed for less. The gradient of a max over P
   points reaches, per output channel, only the point where that channel peaks: at most C =
   point_dims[-1] distinct points of the P, in practice far fewer (75-126 of 512 in
-  drawer-open's clouds, trained or not). The forward pass keeps no per-point activations,
-  only those argmax indices; the backward pass runs the MLP again on the selected points
-  and differentiates each channel's feature at its argmax point. Shapes are
-  static, so the selected points are gathered into the smallest of a few fixed sizes
-  (multiples of `SELECT_STEP`, up to min(P, C)) that holds every frame's selection
-  (`lax.switch`). With P = 512 the gradient costs one forward over 512 points plus forward
-  and backward over ~128, instead of forward and backward over 512 (plus the forward a
-  `jax.checkpoint` would redo). Undifferentiated (inference, a frozen encoder) it is the
-  plain forward.
+  drawer-open's clouds, trained or not; 45-78 of 128). The forward pass keeps no per-point
+  activations, only those argmax indices; the backward pass runs the MLP again on the
+  selected points of all the frames together (one list of rows: the MLP is per point) and
+  differentiates each channel's feature at its argmax point. Shapes are static, so the list
+  is padded to the smallest of a few fixed row counts that holds it (`selection_sizes`,
+  `lax.switch`): it costs what the frames' selections add up to, not the largest of them
+  times the frames. With P = 512 the gradient costs one forward over 512 points plus forward
+  and backward over ~100 per frame, instead of forward and backward over 512 (plus the
+  forward a `jax.checkpoint` would redo). Undifferentiated (inference, a frozen encoder) it
+  is the plain forward.
   """
   return jnp.max(_point_mlp(point_dims, params, x), axis=-2)
 
 
-# the sizes the backward pass gathers selected points into step by this many points
-SELECT_STEP = 32
+# the most row counts the backward pass chooses among (branches of its `lax.switch`) ...
+MAX_SIZES = 16
+# ... spaced by at least this many rows
+MIN_ROW_STEP = 32
 
 
 def _pointnet_max_fwd(point_dims, params, x):
   feats = _point_mlp(point_dims, params, x)
-  idx = jnp.argmax(feats, axis=-2)
-  return jnp.take_along_axis(feats, idx[..., None, :], axis=-2)[..., 0, :], (params, x, idx)
+  top, points = jnp.max(feats, axis=-2), feats.shape[-2]
+  # each channel's argmax: its first point equal to the max (as `jnp.argmax`, whose (value,
+  # index) reduce runs about as long as the widest layer's matmul on CPU)
+  first = jnp.where(feats == top[..., None, :], jnp.arange(points)[:, None], points)
+  return top, (params, x, jnp.minimum(jnp.min(first, axis=-2), points - 1))
 
 
-def selection_sizes(points: int, channels: int) -> tuple[int, ...]:
-  """The static sizes a frame's selected points are gathered into: multiples of
-  SELECT_STEP below min(points, channels), then min(points, channels) itself."""
-  top = min(points, channels)
-  return tuple(range(SELECT_STEP, top, SELECT_STEP)) + (top,)
+def selection_sizes(frames: int, points: int, channels: int) -> tuple[int, ...]:
+  """The static row counts `frames` frames' selected points are gathered into: evenly
+  spaced (at most `MAX_SIZES`, at least `MIN_ROW_STEP` apart, multiples of 8) up to the
+  most they can hold, frames * min(points, channels)."""
+  top = frames * min(points, channels)
+  step = max(MIN_ROW_STEP, -(-top // (MAX_SIZES * 8)) * 8)
+  return tuple(range(step, top, step)) + (top,)
 
 
 def selected_first(idx, points: int):
-  """Each frame's selected points (the argmax `idx` (..., C) of some channel) first.
+  """The frames' selected points (the argmax `idx` (F, C) of some channel), as rows of the
+  frames' points flattened (frame f's point p is row f * points + p).
 
-  Returns (mask (..., P) of the selected points, order (..., P): the selected points in
-  index order, then the rest, pos (..., C): where each channel's argmax lies in `order`).
+  Returns (mask (F, P) of the selected points, order (F * P,): the selected rows in row
+  order, then row 0 repeated as padding, pos (F, C): where each channel's argmax lies in
+  `order`).
   """
-  mask = jnp.any(idx[..., :, None] == jnp.arange(points), axis=-2)
-  order = jnp.argsort(~mask, axis=-1, stable=True)
-  pos = jnp.take_along_axis(jnp.cumsum(mask, axis=-1), idx, axis=-1) - 1
-  return mask, order, pos
+  frames, rows = idx.shape[0], idx.shape[0] * points
+  mask = jnp.any(idx[:, :, None] == jnp.arange(points), axis=1)
+  flat = mask.reshape(rows)
+  # each selected row's place among them: a log-depth scan (`jnp.cumsum` lowers to a
+  # reduce-window quadratic in the rows on CPU), then the rows scattered to their places
+  rank = jax.lax.associative_scan(jnp.add, flat.astype(jnp.int32)) - 1
+  order = jnp.zeros(rows, jnp.int32).at[jnp.where(flat, rank, rows)].set(
+      jnp.arange(rows, dtype=jnp.int32), mode="drop", unique_indices=True)
+  return mask, order, rank.reshape(frames, points)[jnp.arange(frames)[:, None], idx]
 
 
 def selected_gradient(point_dims, params, x, idx, order, pos, size: int, g):
-  """The VJP of max-over-points with the MLP run again on each frame's first `size` points
-  of `order` (all points, ungathered, when size == P), each channel read at the point the
-  forward pass's argmax chose (`idx`; `pos` in `order`): recomputed features can differ in
-  the last bit, and a max over them could pick another point where points nearly tie."""
-  gather = size < x.shape[-2]
+  """The VJP of max-over-points (x (F, P, C_in), idx and g (F, C)) with the MLP run again on
+  the first `size` rows of `order` (every point, ungathered, when size == F * P), each
+  channel read at the point the forward pass's argmax chose (`idx`; `pos` in `order`):
+  recomputed features can differ in the last bit, and a max over them could pick another
+  point where points nearly tie."""
+  frames, points = x.shape[:2]
+  gather = size < frames * points
+  rows = pos if gather else jnp.arange(frames)[:, None] * points + idx
 
   def on_selected(p, x):
-    pts = jnp.take_along_axis(x, order[..., :size, None], axis=-2) if gather else x
-    feats = _point_mlp(point_dims, p, pts)
-    return jnp.take_along_axis(feats, (pos if gather else idx)[..., None, :], axis=-2)[..., 0, :]
+    pts = x.reshape(frames * points, x.shape[-1])
+    feats = _point_mlp(point_dims, p, pts[order[:size]] if gather else pts)
+    return feats[rows, jnp.arange(idx.shape[-1])]
 
   return jax.vjp(on_selected, params, x)[1](g)
 
 
 def _gather_size(idx, points: int):
-  """(sizes, index into them, order, pos): `selection_sizes`, the smallest of them holding
-  every frame's selected points (one for all the frames of a chunk), and `selected_first`'s
+  """(sizes, index into them, order, pos) for the frames of `idx` (F, C): `selection_sizes`,
+  the smallest of them holding all the frames' selected points, and `selected_first`'s
   order and positions."""
-  sizes = selection_sizes(points, idx.shape[-1])
+  sizes = selection_sizes(idx.shape[0], points, idx.shape[-1])
   mask, order, pos = selected_first(idx, points)
-  need = jnp.max(jnp.sum(mask, axis=-1))
-  return sizes, jnp.searchsorted(jnp.asarray(sizes), need), order, pos
+  return sizes, jnp.searchsorted(jnp.asarray(sizes), jnp.sum(mask)), order, pos
 
 
 def _pointnet_max_bwd(point_dims, residuals, g):
   params, x, idx = residuals
-  sizes, branch, order, pos = _gather_size(idx, x.shape[-2])
+  lead, (points, cin), channels = x.shape[:-2], x.shape[-2:], idx.shape[-1]
+  x, idx, g = x.reshape(-1, points, cin), idx.reshape(-1, channels), g.reshape(-1, channels)
+  sizes, branch, order, pos = _gather_size(idx, points)
   grad = functools.partial(selected_gradient, point_dims, params, x, idx, order, pos)
   if _COUNTING_SIZE is not None:   # tracing for a FLOP count: one size, no switch
-    return grad(min(_COUNTING_SIZE, sizes[-1]), g)
-  # (under vmap the switch becomes a select that runs every size: correct, not faster)
-  return jax.lax.switch(branch, [functools.partial(grad, k) for k in sizes], g)
+    grads = grad(min(round(_COUNTING_SIZE * x.shape[0]), sizes[-1]), g)
+  else:   # (under vmap the switch becomes a select that runs every size: correct, not faster)
+    grads = jax.lax.switch(branch, [functools.partial(grad, k) for k in sizes], g)
+  return grads[0], grads[1].reshape(lead + (points, cin))
 
 
 pointnet_max.defvjp(_pointnet_max_fwd, _pointnet_max_bwd)
@@ -161,12 +181,13 @@ _COUNTING_SIZE = None
 
 
 @contextlib.contextmanager
-def counting_selection(size: int):
-  """Traces `pointnet_max`'s backward pass with the one gather size `size`, without the
-  switch, so that XLA's cost analysis (which counts a switch as its costliest branch) counts
-  the work of a step whose selections `size` holds. A gradient traced under it is wrong
-  wherever a frame's selection exceeds `size`: lower it for counting, never run it. `jit`
-  caches traces, so trace a function made under it (a new `jax.jit`)."""
+def counting_selection(size: float):
+  """Traces `pointnet_max`'s backward pass gathering `size` points per frame (rows: `size`
+  times the frames), without the switch, so that XLA's cost analysis (which counts a switch
+  as its costliest branch) counts the work of a step whose selections take that many. A
+  gradient traced under it is wrong wherever the selections exceed it: lower it for
+  counting, never run it. `jit` caches traces, so trace a function made under it (a new
+  `jax.jit`)."""
   global _COUNTING_SIZE
   old, _COUNTING_SIZE = _COUNTING_SIZE, size
   try:
@@ -176,15 +197,16 @@ def counting_selection(size: int):
 
 
 def gather_sizes(point_dims: tuple[int, ...], params, clouds, frames_per_chunk: int):
-  """The gather size `pointnet_max`'s backward pass takes for each chunk of `clouds`
-  (frames, P, 3) encoded `frames_per_chunk` at a time (0: all at once), with `params` the
-  per-point layers' parameters. For reports: which sizes real clouds need."""
+  """Per chunk of `clouds` (frames, P, 3) encoded `frames_per_chunk` at a time (0: all at
+  once), with `params` the per-point layers' parameters: the rows `pointnet_max`'s backward
+  pass gathers, per frame of the chunk (points per frame; at most min(P, C)). For reports:
+  what real clouds cost."""
   frames, points = clouds.shape[0], clouds.shape[-2]
   k = _divisor_at_most(frames, frames_per_chunk) if frames_per_chunk else frames
   chunks = clouds.reshape((frames // k, k) + clouds.shape[1:])
   idx = jax.lax.map(lambda x: jnp.argmax(_point_mlp(point_dims, params, x), axis=-2), chunks)
   branch = jax.vmap(lambda i: _gather_size(i, points)[1])(idx)
-  return jnp.asarray(selection_sizes(points, idx.shape[-1]))[branch]
+  return jnp.asarray(selection_sizes(k, points, idx.shape[-1]))[branch] / k
 
 
 class DP3Encoder(nn.Module):
