@@ -43,3 +43,14 @@ def bootstrap_mean_interval(values, n_boot: int = 10_000, level: float = 0.95,
   means = v[idx].mean(axis=1)
   a = (1.0 - level) / 2
   return float(v.mean()), float(np.quantile(means, a)), float(np.quantile(means, 1 - a))
+
+
+def sign_test(a_only: int, b_only: int) -> float:
+  """Two-sided exact sign test on paired successes: the probability, were both policies
+  equally good, of a split of the discordant episodes (a succeeds and b fails: `a_only`; the
+  reverse: `b_only`) at least this uneven. 1.0 without discordant episodes."""
+  n, k = a_only + b_only, min(a_only, b_only)
+  if n == 0:
+    return 1.0
+  from math import comb  # pylint: disable=g-import-not-at-top
+  return float(min(1.0, 2 * sum(comb(n, i) for i in range(k + 1)) / 2 ** n))

@@ -162,6 +162,15 @@ def test_wilson_interval_against_the_closed_form():
   assert hi == 1.0 and lo == pytest.approx(0.9630, abs=1e-3)
 
 
+def test_sign_test_against_the_binomial_tails():
+  from jaxpolicy import stats
+  # 1 vs 9 discordant episodes: 2 * (C(10,0) + C(10,1)) / 2^10 = 0.0215; symmetric
+  assert stats.sign_test(1, 9) == pytest.approx(22 / 1024) == stats.sign_test(9, 1)
+  assert stats.sign_test(0, 5) == pytest.approx(2 / 32)
+  assert stats.sign_test(5, 5) == 1.0 and stats.sign_test(0, 0) == 1.0
+  assert stats.sign_test(3, 49) < 1e-10 < stats.sign_test(10, 26) < 0.05
+
+
 def test_bootstrap_interval_covers_the_mean_and_shrinks_with_more_values():
   from jaxpolicy import stats
   rng = np.random.default_rng(0)
@@ -241,3 +250,44 @@ def test_sweep_overrides_reach_every_cell_and_pin_the_workdir(tmp_path):
   with pytest.raises(ValueError, match="holds a sweep with overrides"):
     sweep.run_sweep(["drawer-open"], [0], ["sdm"], "tiny", root, 10, 2, overrides={})
   assert not os.path.exists(os.path.join(root, "drawer-open"))   # nothing trained
+
+
+def test_pointcloud_vs_state_table_pairs_episodes_on_hand_made_cells(tmp_path):
+  """scripts/pointcloud_vs_state.py: per task the honest success of each side, the split of
+  discordant paired episodes with its sign test, and the mean differences over the tasks
+  where both sides finished (a missing cell is shown, not averaged)."""
+  import importlib.util  # pylint: disable=g-import-not-at-top
+  from jaxpolicy import stats  # pylint: disable=g-import-not-at-top
+  path = os.path.join(os.path.dirname(__file__), "..", "scripts", "pointcloud_vs_state.py")
+  spec = importlib.util.spec_from_file_location("pointcloud_vs_state", path)
+  pvs = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(pvs)
+
+  def cell(root, task, method, successes, curve):
+    d = os.path.join(root, task, "s0", method)
+    os.makedirs(d)
+    name = {"teacher": "teacher_ddim10", "sdm": "sdm_1step"}[method]
+    h = {name: {"success_rate": float(np.mean(successes)), "successes": successes,
+                "episodes": len(successes), "seed": 1000, "nfe": 1}}
+    json.dump({"honest": h}, open(os.path.join(d, "cell.json"), "w"))
+    with open(os.path.join(d, "evals.jsonl"), "w") as f:
+      for i, s in enumerate(curve):
+        f.write(json.dumps({"step": 500 * (i + 1),
+                            "results": {name: {"success_rate": s, "episodes": 20}}}) + "\n")
+    json.dump({"tasks": {task: {name: {"nfe": 1}}}}, open(os.path.join(d, "eval.json"), "w"))
+
+  pc, state = str(tmp_path / "pc"), str(tmp_path / "state")
+  cell(pc, "push", "teacher", [1] * 8 + [0] * 2, [0.5, 0.7, 0.9, 0.8, 0.6, 0.7])
+  cell(state, "push", "teacher", [0] * 8 + [1] * 2, [0.2] * 6)
+  cell(pc, "push", "sdm", [1] * 7 + [0] * 3, [0.6] * 4)
+  cell(pc, "reach", "teacher", [1] * 10, [1.0] * 6)     # no state run: shown, not averaged
+  res = pvs.compare(pc, state, ["push", "reach"], 0)
+  push = res["tasks"]["push"]
+  assert push["teacher_pc_vs_state"] == {"a_only": 8, "b_only": 2,
+                                         "p": pytest.approx(stats.sign_test(8, 2))}
+  assert push["sdm_vs_teacher_pc"]["a_only"] == 0 and push["sdm_vs_teacher_pc"]["b_only"] == 1
+  assert push["pointcloud_teacher"]["papers_top5"] == pytest.approx(0.74)
+  assert res["teacher_pc_minus_state"] == {"mean": pytest.approx(0.6), "tasks": 1}
+  assert res["sdm_pc_minus_teacher_pc"] == {"mean": pytest.approx(-0.1), "tasks": 1}
+  text = pvs.markdown(res)
+  assert "| reach | - | 1.00 [" in text and "+60.0 points" in text and "8 / 2" in text
