@@ -7,7 +7,11 @@
 # `python -m launch.report --workdir=runs/leaderboard` regenerates them from the cells.
 # Starting it a second time while the first runs adds a second worker on the same grid (each
 # cell is claimed by the process training it): on a 2-core CPU one sweep keeps ~1.3 cores
-# busy (MetaWorld evaluation is single-threaded), so two finish the grid sooner.
+# busy (MetaWorld evaluation is single-threaded), so two finish the grid sooner. Pin each to
+# its own core (`taskset -c 0 bash scripts/run_leaderboard.sh`, then `taskset -c 1 ...`):
+# the quick step's ops are too small to split over threads, and two one-core workers train
+# 2 x 20 steps/s against 30 for one two-thread process
+# (benchmarks/results/training_quick_threads_cpu_2026-12-03).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=${1:-runs/leaderboard}
