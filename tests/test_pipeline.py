@@ -142,16 +142,19 @@ def test_sigterm_then_rerun_resumes_to_the_same_params(shared, tmp_path):
   env = dict(os.environ, JAXPOLICY_CACHE_DIR=str(d / "xla_cache"))
   steps = 60
   wd = tmp_path / "interrupted"
-  proc = subprocess.Popen(_train_cmd(wd, d / "data", steps), cwd=ROOT, env=env,
-                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-  metrics = wd / "metrics.jsonl"
-  deadline = time.time() + 300
-  while time.time() < deadline and proc.poll() is None:
-    if metrics.exists() and len(open(metrics).readlines()) >= 3:
-      break
-    time.sleep(0.05)
-  proc.send_signal(signal.SIGTERM)
-  out = proc.communicate(timeout=300)[0].decode()
+  log = tmp_path / "interrupted.log"   # a file, not a pipe: nobody reads while we poll
+  with open(log, "wb") as sink:
+    proc = subprocess.Popen(_train_cmd(wd, d / "data", steps), cwd=ROOT, env=env,
+                            stdout=sink, stderr=subprocess.STDOUT)
+    metrics = wd / "metrics.jsonl"
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None:
+      if metrics.exists() and len(open(metrics).readlines()) >= 3:
+        break
+      time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=300)
+  out = log.read_text(errors="replace")
   assert proc.returncode == 128 + signal.SIGTERM, out
   stopped = Checkpointer(str(wd)).latest_step()
   assert stopped is not None and 0 < stopped < steps, out

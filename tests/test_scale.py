@@ -59,7 +59,7 @@ def test_two_process_distributed_run_saves_a_checkpoint(tmp_path):
   at a coordination-service barrier after compiling instead."""
   wd, data = tmp_path / "run", tmp_path / "data"
   port = _free_port()
-  procs = []
+  procs, logs = [], [tmp_path / f"process{pid}.log" for pid in range(2)]
   for pid in range(2):
     entry = ([os.path.join(ROOT, "tests", "helpers", "slow_peer.py")] if pid == 1 else
              ["-m", "launch.train"])
@@ -68,10 +68,12 @@ def test_two_process_distributed_run_saves_a_checkpoint(tmp_path):
            "--config.train.ckpt_every=1000", "--config.eval.episodes=1",
            "--config.eval.episode_length=3", "--multihost",
            f"--coordinator_address=localhost:{port}", "--num_processes=2", f"--process_id={pid}"]
-    procs.append(subprocess.Popen(cmd, cwd=ROOT, env=_env(JAXPOLICY_TEST_PEER_DELAY_S="35"),
-                                  stdout=subprocess.PIPE,
-                                  stderr=subprocess.STDOUT, text=True))
-  outs = [p.communicate(timeout=900)[0] for p in procs]
+    with open(logs[pid], "wb") as sink:   # files, not pipes: a full pipe would stall a peer
+      procs.append(subprocess.Popen(cmd, cwd=ROOT, env=_env(JAXPOLICY_TEST_PEER_DELAY_S="35"),
+                                    stdout=sink, stderr=subprocess.STDOUT))
+  for p in procs:
+    p.wait(timeout=900)
+  outs = [log.read_text(errors="replace") for log in logs]
   codes = [p.returncode for p in procs]
   assert codes == [0, 0], "\n\n".join(f"process {i} exited {c}:\n{_readable_tail(o)}"
                                         for i, (c, o) in enumerate(zip(codes, outs)))
