@@ -4,8 +4,10 @@
 # checkpoints) back into the sweep's workdir, so `bash scripts/run_leaderboard.sh` skips them.
 # A task and seed whose methods are not all finished needs its teacher's checkpoint for the
 # students still to train: its teacher cell is left out, and the sweep trains that teacher
-# again (training is deterministic on one machine and software stack: on 2026-12-02 two
-# retrained teachers gave the same 100 honest episodes, episode for episode).
+# again (training is deterministic on one machine, software stack and code version: on
+# 2026-12-02 two retrained teachers gave the same 100 honest episodes, episode for episode;
+# across a numerics change such as the one-exp Mish of 2026-12-03 a retrained teacher is the
+# same function only to float rounding, so its students' paired episodes may differ).
 #   bash scripts/restore_leaderboard.sh [benchmarks/results/leaderboard_quick_cpu] [runs/leaderboard]
 set -euo pipefail
 cd "$(dirname "$0")/.."

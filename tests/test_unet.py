@@ -110,6 +110,25 @@ def test_upsample_gradient_matches_numpy(L, pruned, batch):
   np.testing.assert_allclose(np.asarray(gx), want_x, atol=1e-4)
   np.testing.assert_allclose(np.asarray(gk), want_w[1:3] if pruned else want_w, atol=1e-4)
 
+def test_mish_and_its_gradient_match_float64():
+  """The one-exp Mish and its custom JVP against x tanh(softplus(x)) in float64, from deep
+  negatives through the switch to the identity at 20 to large positives."""
+  x = np.concatenate([np.linspace(-60, 60, 24001), [-1e-8, 0.0, 1e-8, 19.99, 20.0, 20.01, 1e4]])
+  xf = jnp.asarray(x, jnp.float32)
+  x64 = np.asarray(xf, np.float64)
+  sp = np.logaddexp(x64, 0.0)
+  want = x64 * np.tanh(sp)
+  want_slope = np.tanh(sp) + x64 * (1 - np.tanh(sp) ** 2) / (1 + np.exp(-x64))
+  got = np.asarray(jax.jit(unet1d.mish)(xf), np.float64)
+  slope = np.asarray(jax.jit(jax.vmap(jax.grad(unet1d.mish)))(xf), np.float64)
+  np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-7)
+  np.testing.assert_allclose(slope, want_slope, rtol=1e-5, atol=1e-6)
+  # bfloat16 in, bfloat16 out, to bfloat16's precision
+  got16 = unet1d.mish(jnp.asarray(x, jnp.bfloat16))
+  assert got16.dtype == jnp.bfloat16
+  np.testing.assert_allclose(np.asarray(got16, np.float64), want, rtol=2e-2, atol=1e-2)
+
+
 def test_live_taps_short_sequences():
   assert unet1d.live_taps(1, 5) == (2, 3)   # only the centre tap
   assert unet1d.live_taps(2, 5) == (1, 4)   # three taps

