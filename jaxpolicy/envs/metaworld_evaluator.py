@@ -19,10 +19,12 @@ from jaxpolicy.envs import metaworld_cpu as mw
 from jaxpolicy.envs.registry import check_task
 from jaxpolicy.stats import latency_summary, stall_summary
 
-_ENVS: dict = {}
+_ENVS: dict = {}   # one task's environments, reused by its evaluations
 
 
 def _envs(task: str, n: int):
+  if task not in _ENVS:   # a sweep moves on through tasks: free the last one's simulators
+    _ENVS.clear()
   envs = _ENVS.setdefault(task, [])
   while len(envs) < n:
     envs.append(mw.make_env(task, seed=len(envs)))
