@@ -28,7 +28,8 @@ import jax
 import jax.numpy as jnp
 
 
-# Above this, tanh(softplus(x)) is 1 in float32 and bfloat16 (1 - 2 / (e^2x + 2e^x + 2)).
+# Above this, tanh(softplus(x)) = 1 - 2 / (e^2x + 2e^x + 2) is 1 in float64, float32 and
+# bfloat16.
 _MISH_LINEAR_FROM = 20.0
 
 
@@ -49,8 +50,8 @@ def _mish_jvp(primals, tangents):
 
 
 def _mish_and_slope(x):
-  wide = x.dtype not in (jnp.float32, jnp.bfloat16)   # float16 would overflow e (e + 2)
-  z = x.astype(jnp.float32) if wide else x
+  half = x.dtype == jnp.float16   # e (e + 2) would overflow float16: compute in float32
+  z = x.astype(jnp.float32) if half else x
   linear = z > _MISH_LINEAR_FROM
   e = jnp.exp(jnp.minimum(z, _MISH_LINEAR_FROM))
   n = e * (e + 2)
