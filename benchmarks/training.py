@@ -7,7 +7,8 @@
 
 The step is the one `jaxpolicy/training.py` runs: sample a batch of windows on device,
 `method.train_step`, `jax.jit` with the state donated, the step key
-`fold_in(rng, step)`. The data are synthetic windows of the right shapes (MetaWorld's 39-d
+`fold_in(rng, step)`, `train.steps_per_call` steps per call (a `lax.scan`; the preset's, or
+each of `--steps_per_call`), per-step times being a call's over its steps. The data are synthetic windows of the right shapes (MetaWorld's 39-d
 state, or point clouds of `--num_points` xyz points + the 9-d robot state; 4-d actions;
 the preset's horizon / n_obs_steps / batch size), or with `--clouds` the windows of a
 DP3-layout point-cloud dataset; the states randomly initialised
@@ -39,6 +40,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import itertools
 import sys
 import time
 
@@ -148,16 +150,21 @@ def measure(name: str, config, nets, state, iters: int, warmup: int,
   use_clouds = clouds and obs_lib.kind(config.obs).point_cloud
   windows = demo_windows(config, clouds) if use_clouds else synthetic_windows(config)
   mesh = sharding.make_mesh(config.train.get("num_devices", 0))
-  step = training.make_train_step(config, method, nets, mesh)   # exactly the training loop's
+  per_call = config.train.get("steps_per_call", 1)   # steps per jitted call, as the loop
+  step = training.make_train_step(config, method, nets, mesh, per_call)
   state = sharding.put_replicated(state, mesh)
   state, _ = training.live_state(config, nets, state, mesh)   # as the loop steps it
   windows = sharding.put_replicated(windows, mesh)
-  key = np.int32   # the step index; the step folds it into the run's rng
+  key = np.int32   # the (first) step index; the step folds it into the run's rng
 
   t0 = time.perf_counter()
   compiled = step.lower(state, windows, key(0)).compile()
   compile_s = time.perf_counter() - t0
-  cost = common.program_cost(compiled)
+  # one step's cost: XLA counts a scan's body once, so a several-step call's count would
+  # be one step's anyway; counted on the one-step program to say so plainly
+  one = compiled if per_call == 1 else \
+      training.make_train_step(config, method, nets, mesh).lower(state, windows, key(0)).compile()
+  cost = common.program_cost(one)
   selection = None
   if "point_cloud" in windows.obs:
     # XLA counts a loop's body once and a switch as its costliest branch: the FLOPs come
@@ -175,35 +182,36 @@ def measure(name: str, config, nets, state, iters: int, warmup: int,
     cost["flops"] = flops[lo] + (flops[hi] - flops[lo]) * (selection["mean"] - lo) / max(hi - lo, 1)
 
   i = 0
-  for _ in range(warmup):
+  for _ in range(max(1, warmup // per_call)):
     state, metrics = compiled(state, windows, key(i))
-    i += 1
+    i += per_call
   jax.block_until_ready((state, metrics))
   times, start = [], time.perf_counter()
-  for _ in range(iters):    # each step waited on: per-step latency
+  for _ in range(max(3, -(-iters // per_call))):   # each call waited on: per-step latency
     t = time.perf_counter()
     state, metrics = compiled(state, windows, key(i))
     jax.block_until_ready((state, metrics))
-    times.append(time.perf_counter() - t)
-    i += 1
+    times.append((time.perf_counter() - t) / per_call)
+    i += per_call
     if len(times) >= 3 and time.perf_counter() - start > max_seconds:
       break
-  n = len(times)
-  t = time.perf_counter()   # the same number of steps dispatched back to back: throughput
-  for _ in range(n):
+  calls = len(times)
+  t = time.perf_counter()   # as many calls dispatched back to back: throughput
+  for _ in range(calls):
     state, metrics = compiled(state, windows, key(i))
-    i += 1
+    i += per_call
   jax.block_until_ready((state, metrics))
   run_s = time.perf_counter() - t
   finite = all(bool(np.all(np.isfinite(np.asarray(v)))) for v in jax.device_get(metrics).values())
   ms = np.asarray(times) * 1e3
+  n = calls * per_call
   steps_per_s = n / run_s
   bs = config.train.batch_size
   return {
       "method": name, "obs": config.obs,
       "num_points": config.pointcloud.num_points if obs_lib.uses_sensor(config) else None,
       "live_taps": bool(config.train.get("live_taps", True)),
-      "batch_size": bs, "horizon": config.policy.horizon,
+      "batch_size": bs, "horizon": config.policy.horizon, "steps_per_call": per_call,
       "down_dims": list(config.model.down_dims),
       "unet_params": _unet_count(nets, config),
       "compile_s": compile_s, "median_ms": float(np.median(ms)),
@@ -306,7 +314,7 @@ def measure_torch(name: str, config, iters: int, warmup: int, max_seconds: float
 
 
 COLUMNS = [("method", "method"), ("obs", "obs"), ("points", "num_points"),
-           ("live", "live_taps"), ("batch", "batch_size"),
+           ("live", "live_taps"), ("batch", "batch_size"), ("steps/call", "steps_per_call"),
            ("compile s", "compile_s"), ("step ms", "median_ms"), ("steps/s", "steps_per_s"),
            ("GFLOP", "gflop"), ("floor ms", "floor_ms"), ("x floor", "floor_ratio"),
            ("torch steps/s", "torch_steps_per_s"), ("jax/torch", "ratio")]
@@ -315,9 +323,10 @@ COLUMNS = [("method", "method"), ("obs", "obs"), ("points", "num_points"),
 def run(preset: str = "quick", iters: int = 50, warmup: int = 3, max_seconds: float = 30.0,
         method_names=None, out: str | None = None, obs_kinds=("state",), num_points=None,
         live_taps=(True,), torch_on: bool = False, torch_threads: int | None = None,
-        clouds: str | None = None, log=print) -> dict:
+        clouds: str | None = None, steps_per_call=(None,), log=print) -> dict:
   """Times the train step of every registered method (or of `method_names`) for each
-  observation kind and live-tap setting; with `torch_on`, PyTorch's beside it."""
+  observation kind, live-tap setting and steps per call (None: the preset's); with
+  `torch_on`, PyTorch's beside it."""
   env = common.environment()
   log(f"device: {env['device_kind']} ({env['platform']}), jax {env['packages']['jax']}")
   names = list(method_names or methods.names())
@@ -328,19 +337,22 @@ def run(preset: str = "quick", iters: int = 50, warmup: int = 3, max_seconds: fl
   log(f"matmul probe: {peak / 1e9:.0f} GFLOP/s (float32)")
   rows = []
   for obs in obs_kinds:
-    for live in live_taps:
+    for live, per_call in itertools.product(live_taps, steps_per_call):
       t0 = time.perf_counter()
       states = init_states(names, preset, obs, num_points, live)
-      log(f"[{obs}, live_taps={live}] initialised {len(states)} random states in "
-          f"{time.perf_counter() - t0:.1f} s")
+      log(f"[{obs}, live_taps={live}, steps_per_call={per_call or 'preset'}] initialised "
+          f"{len(states)} random states in {time.perf_counter() - t0:.1f} s")
       for name in names:
         config, nets, state = states.pop(name)
+        if per_call:
+          config.train.steps_per_call = per_call
         r = measure(name, config, nets, state, iters, warmup, max_seconds, clouds)
         del state
         r["gflop"] = r["flops_xla"] / 1e9
         r["floor_ms"] = 1e3 * r["flops_xla"] / peak
         r["floor_ratio"] = (1e3 / r["steps_per_s"]) / r["floor_ms"] if r["floor_ms"] else None
-        if torch_on and name in TORCH_METHODS and live == live_taps[0]:
+        if (torch_on and name in TORCH_METHODS and live == live_taps[0]
+            and per_call == steps_per_call[0]):
           r.update(measure_torch(name, config, iters, min(warmup, 2), max_seconds,
                                  torch_threads))
           r["ratio"] = r["steps_per_s"] / r["torch_steps_per_s"]
@@ -353,7 +365,8 @@ def run(preset: str = "quick", iters: int = 50, warmup: int = 3, max_seconds: fl
             "settings": {"iters": iters, "warmup": warmup, "max_seconds": max_seconds,
                          "action_dim": ACTION_DIM, "obs": list(obs_kinds),
                          "num_points": num_points, "live_taps": list(live_taps),
-                         "torch": torch_on, "clouds": clouds},
+                         "torch": torch_on, "clouds": clouds,
+                         "steps_per_call": list(steps_per_call)},
             "peak_flops": peak, "results": rows}
   log(common.format_table(rows, COLUMNS))
   common.write_json(out, result)
@@ -367,7 +380,8 @@ def parse_args(argv):
                               formatter_class=argparse.RawDescriptionHelpFormatter)
   p.add_argument("--preset", default="quick", choices=("tiny", "quick", "paper"))
   p.add_argument("--out", default=None, help="write the results here as JSON")
-  p.add_argument("--iters", type=int, default=50, help="timed steps per method")
+  p.add_argument("--iters", type=int, default=50,
+                 help="timed steps per method (whole calls, at least 3)")
   p.add_argument("--warmup", type=int, default=3)
   p.add_argument("--max_seconds", type=float, default=30.0,
                  help="time budget for the timed steps of one method (at least 3)")
@@ -381,6 +395,9 @@ def parse_args(argv):
                       "with fewer --num_points, each cloud's first ones (FPS order)")
   p.add_argument("--live_taps", default="on", choices=("on", "off", "both"),
                  help="train.live_taps; 'both' measures on and off back to back")
+  p.add_argument("--steps_per_call", default="",
+                 help="comma-separated train.steps_per_call values to measure back to back "
+                      "(default: the preset's)")
   p.add_argument("--torch", action="store_true",
                  help="also time the PyTorch step (teacher and SDM; needs torch)")
   p.add_argument("--torch_threads", type=int, default=0,
@@ -388,6 +405,12 @@ def parse_args(argv):
   a = p.parse_args(argv)
   if a.iters < 1:
     p.error("--iters must be >= 1")
+  try:
+    a.steps_per_call = tuple(int(v) for v in a.steps_per_call.split(",") if v) or (None,)
+  except ValueError:
+    p.error(f"--steps_per_call: integers, got {a.steps_per_call!r}")
+  if any(v < 1 for v in a.steps_per_call if v):
+    p.error("--steps_per_call values must be >= 1")
   a.obs = [o for o in a.obs.split(",") if o]
   bad = [o for o in a.obs if o not in OBS_KINDS]
   if bad:
@@ -400,7 +423,8 @@ def main(argv=None):
   live = {"on": (True,), "off": (False,), "both": (True, False)}[a.live_taps]
   return run(a.preset, a.iters, a.warmup, a.max_seconds,
              [m for m in a.methods.split(",") if m] or None, a.out, tuple(a.obs),
-             a.num_points or None, live, a.torch, a.torch_threads or None, a.clouds or None)
+             a.num_points or None, live, a.torch, a.torch_threads or None, a.clouds or None,
+             a.steps_per_call)
 
 
 if __name__ == "__main__":

@@ -96,6 +96,9 @@ def base_config(preset: str) -> ml_collections.ConfigDict:
                                 # full kernels); False: full kernels (the dead taps' gradients
                                 # are 0, AdamW only decays them)
   c.train.log_every = 100
+  c.train.steps_per_call = 10   # steps per jitted call (one host dispatch of the ~600-leaf
+                                # state for 10 steps; 1 = one call per step). Log intervals
+                                # end on their boundary; a stop signal waits for the call
   c.train.ckpt_every = 1000
   c.train.num_devices = 0       # data-parallel devices (0 = all JAX sees); batch is global
 
@@ -134,6 +137,7 @@ def base_config(preset: str) -> ml_collections.ConfigDict:
     c.train.batch_size = 256
     c.train.ckpt_every = 5000
     c.train.log_every = 500
+    c.train.steps_per_call = 1   # a step takes seconds on a CPU: dispatch is nothing
     c.eval.every = 10_000
     c.pointcloud.num_points = 512
     c.pointcloud.image_size = 128
@@ -147,6 +151,7 @@ def base_config(preset: str) -> ml_collections.ConfigDict:
     c.train.batch_size = 16
     c.train.warmup_steps = 5
     c.train.log_every = 5
+    c.train.steps_per_call = 5
     c.train.ckpt_every = 10
     c.eval.episodes = 2
     c.eval.episode_length = 12

@@ -54,6 +54,8 @@ def check_config(config) -> None:
                "policy.n_action_steps", "data.num_episodes", "eval.episodes",
                "diffusion.num_inference_steps", "eval.episode_length"):
     _positive(config, path)
+  if "steps_per_call" in config.train:   # runs saved before the field was added lack it
+    _positive(config, "train.steps_per_call")
   p = config.policy
   if p.n_obs_steps - 1 + p.n_action_steps > p.horizon:
     raise ConfigError(f"n_action_steps ({p.n_action_steps}) does not fit in the horizon "

@@ -59,16 +59,20 @@ def test_training_tiny(tmp_path):
   out = tmp_path / "training.json"
   # two of the four methods (their train steps compile in test_sdm / test_cd too); STEP
   # shares the random teacher's state, the path the others take
+  # the teacher one step per call and the tiny preset's 5 steps per call (a lax.scan)
   training.main(["--preset=tiny", "--iters=3", "--warmup=1", f"--out={out}",
-                 "--methods=teacher,step"])
+                 "--methods=teacher,step", "--steps_per_call=1,5"])
   r = json.loads(out.read_text())
   assert r["benchmark"] == "training" and r["environment"]["platform"]
-  rows = {x["method"]: x for x in r["results"]}
-  assert set(rows) == {"teacher", "step"}
+  rows = {(x["method"], x["steps_per_call"]): x for x in r["results"]}
+  assert set(rows) == {("teacher", 1), ("step", 1), ("teacher", 5), ("step", 5)}
   for row in rows.values():
     _positive(row, ["compile_s", "median_ms", "p90_ms", "steps_per_s", "samples_per_s",
                     "batch_size", "unet_params", "flops_xla"])
-    assert row["steps_timed"] == 3 and row["metrics_finite"]
+    # at least 3 timed calls; each of n steps
+    assert row["steps_timed"] == 3 * row["steps_per_call"] and row["metrics_finite"]
+  # the FLOPs are one step's either way
+  assert rows["teacher", 5]["flops_xla"] == pytest.approx(rows["teacher", 1]["flops_xla"])
 
 
 @pytest.mark.skipif(not HAS_TORCH, reason="needs torch (pip install torch==2.13.0)")
