@@ -82,7 +82,7 @@ def section_training(preset: str, size: dict, log) -> dict:
                    method_names=size.get("train_methods", ("teacher", "sdm")),
                    obs_kinds=size["train_obs"],
                    torch_on=has_torch(), log=log)
-  keep = ("method", "obs", "num_points", "batch_size", "compile_s", "median_ms",
+  keep = ("method", "obs", "num_points", "batch_size", "steps_per_call", "compile_s", "median_ms",
           "steps_per_s", "gflop", "floor_ms", "floor_ratio", "torch_steps_per_s", "ratio",
           "torch_device")
   return {"peak_flops": r["peak_flops"],
@@ -149,6 +149,7 @@ LATENCY_COLUMNS = (("policy", "policy"), ("NFE", "nfe"), ("compile s", "compile_
                    ("median ms", "median_ms"), ("p90 ms", "p90_ms"), ("Hz", "hz"),
                    ("x floor", "achieved_over_floor"), ("PyTorch ms", "torch_median_ms"))
 TRAINING_COLUMNS = (("method", "method"), ("obs", "obs"), ("batch", "batch_size"),
+                    ("steps/call", "steps_per_call"),
                     ("compile s", "compile_s"), ("steps/s", "steps_per_s"),
                     ("x floor", "floor_ratio"), ("PyTorch steps/s", "torch_steps_per_s"),
                     ("JAX/PyTorch", "ratio"))

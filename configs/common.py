@@ -137,7 +137,8 @@ def base_config(preset: str) -> ml_collections.ConfigDict:
     c.train.batch_size = 256
     c.train.ckpt_every = 5000
     c.train.log_every = 500
-    c.train.steps_per_call = 1   # a step takes seconds on a CPU: dispatch is nothing
+    c.train.steps_per_call = 1   # a step takes seconds on a CPU: dispatch is nothing (on an
+                                 # accelerator, where it takes tens of ms, raise it)
     c.eval.every = 10_000
     c.pointcloud.num_points = 512
     c.pointcloud.image_size = 128

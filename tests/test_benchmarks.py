@@ -116,7 +116,8 @@ def test_gpu_suite_smoke_tiny(tmp_path):
   for dtype in ("float32", "bfloat16"):
     assert [x["policy"] for x in s["latency"][dtype]["rows"]] == ["sdm_1step"]
   train = s["training"]["rows"]
-  assert [(x["method"], x["obs"]) for x in train] == [("teacher", "pointcloud")]
+  assert [(x["method"], x["obs"], x["steps_per_call"]) for x in train] == [
+      ("teacher", "pointcloud", 5)]    # the tiny preset's steps per call
   assert all((x["torch_steps_per_s"] or 0) > 0 for x in train) == HAS_TORCH
   assert s["mjx_throughput"]["rows"][0]["env_steps_per_s"] > 0
   e = s["mjx_eval"]
