@@ -3,7 +3,8 @@
     python -m benchmarks.training [--preset=tiny|quick|paper] [--out=FILE.json] [--iters=N]
                                   [--methods=teacher,sdm] [--obs=state,pointcloud]
                                   [--num_points=N] [--clouds=DATA.zarr]
-                                  [--live_taps=on|off|both] [--torch]
+                                  [--live_taps=on|off|both] [--steps_per_call=1,10]
+                                  [--torch]
 
 The step is the one `jaxpolicy/training.py` runs: sample a batch of windows on device,
 `method.train_step`, `jax.jit` with the state donated, the step key

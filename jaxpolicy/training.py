@@ -1,8 +1,10 @@
 """The one training loop every method runs: data, state, jitted steps, logs, evals, checkpoints.
 
 Resumes from the latest checkpoint in the workdir; the step rng is `fold_in(seed, step)`,
-so a resumed run continues exactly where an uninterrupted one would. SIGTERM / Ctrl-C save a
-checkpoint and exit; a non-finite loss stops the run before anything bad is saved.
+so a resumed run continues exactly where an uninterrupted one would (with the same
+`train.steps_per_call` and `log_every`: a call of several steps is the same steps only to
+float rounding). SIGTERM / Ctrl-C save a checkpoint after the running call and exit; a
+non-finite loss stops the run before anything bad is saved.
 """
 from __future__ import annotations
 
@@ -75,7 +77,8 @@ def _average(history) -> dict:
 
 
 class _SignalGuard:
-  """Turns SIGTERM / SIGINT into a flag checked between steps."""
+  """Turns SIGTERM / SIGINT into a flag checked between calls (of `train.steps_per_call`
+  steps each)."""
 
   def __init__(self):
     self.signum = None
@@ -94,7 +97,8 @@ class _SignalGuard:
     if self.signum is not None:  # second signal: stop now
       raise KeyboardInterrupt
     self.signum = signum
-    logging.warning("received signal %d: will checkpoint and exit after this step", signum)
+    logging.warning("received signal %d: will checkpoint and exit after the running call",
+                    signum)
 
   def __exit__(self, *exc):
     for s, h in self._old.items():
