@@ -10,6 +10,9 @@ teacher's cell, the teacher's own DDIM-1 / DDIM-2 from noise). From those:
 * paired differences (SDM - teacher, SDM - CD, STEP - teacher, ...) per cell, then per group
   with a bootstrap interval -- the same initial states on both sides, so the difference
   carries no reset noise;
+* the papers' protocol against the honest one per cell (5 best minus honest, split into
+  checkpoint selection and the evaluation episodes);
+* a plain-words reading of all that, written from the numbers;
 * `summary.json` for both protocols (the papers' "mean of the 5 best" from jaxpolicy.report).
 
 Plain arithmetic on dicts, tested on hand-made cells.
@@ -21,7 +24,7 @@ import os
 import numpy as np
 
 from jaxpolicy import methods as methods_lib
-from jaxpolicy.envs.registry import group_of
+from jaxpolicy.envs.registry import GROUPS, group_of
 from jaxpolicy.methods.common import baseline_label
 from jaxpolicy.runtime import files
 from jaxpolicy.stats import bootstrap_mean_interval, wilson_interval
@@ -34,6 +37,7 @@ PAIRS = (("SDM - teacher", "sdm", "teacher"), ("SDM - CD", "sdm", "cd"),
 # The SDM paper's Table 1 (MetaWorld v2, point clouds, paper-size networks), per group.
 PAPER_ROWS = {"DP3* (paper)": (89.0, 72.7, 38.0, 75.8), "ManiCM* (paper)": (83.6, 55.6, 33.3, 67.0),
               "SDM (paper)": (86.5, 65.8, 35.8, 71.6)}
+PAPER_NFE = {"DP3* (paper)": 10, "ManiCM* (paper)": 1, "SDM (paper)": 1}
 GROUP_ORDER = ("easy", "medium", "hard", "very_hard")
 
 
@@ -133,6 +137,150 @@ def failures(cells: dict, grid: dict | None) -> list[str]:
   return out
 
 
+GAPS = {"top5_minus_honest": ("top5", "honest"), "top5_minus_final": ("top5", "final"),
+        "final_minus_honest": ("final", "honest")}
+
+
+def protocol_gap(cells: dict) -> dict:
+  """How the papers' protocol reads against the honest one, per method and (task, seed)
+  cell: the mean of the 5 best 20-episode evaluations minus the final checkpoint's honest
+  success (its main policy on the paired episodes), split into checkpoint selection (5 best
+  minus the final evaluation, on the same 20 episodes) and the episode sets (the final
+  evaluation's 20 episodes minus the honest ones, same checkpoint).
+  {gap: {method: {group: (mean, low, high, n_tasks, n_cells)}}} over cells with all three."""
+  out = {k: {} for k in GAPS}
+  for m in sorted({m for (_, _, m) in cells}):
+    nums = {}
+    for (t, s, mm), cell in cells.items():
+      honest = cell.get("honest") or {}
+      h = honest.get(_main(m, list(honest)))
+      if mm == m and h is not None and cell.get("top5") is not None and \
+          cell.get("final") is not None:
+        nums[(t, s)] = {"top5": float(cell["top5"]), "final": float(cell["final"]),
+                        "honest": float(h["success_rate"])}
+    for gap, (a, b) in GAPS.items():
+      res = {}
+      for g in list(GROUP_ORDER) + ["all"]:
+        d = [v[a] - v[b] for (t, _), v in nums.items() if g == "all" or group_of(t) == g]
+        if d:
+          tasks = {t for (t, _) in nums if g == "all" or group_of(t) == g}
+          res[g] = bootstrap_mean_interval(d) + (len(tasks), len(d))
+      if res:
+        out[gap][m] = res
+  return {k: v for k, v in out.items() if v}
+
+
+def paper_average(nums) -> float:
+  """A paper row's 50-task MetaWorld average, weighted by the groups' task counts (our
+  arithmetic: the paper's own Average column also spans Adroit and DexArt)."""
+  return sum(len(GROUPS[g]) * v for g, v in zip(GROUP_ORDER, nums)) / sum(
+      len(GROUPS[g]) for g in GROUP_ORDER)
+
+
+def paper_rows(present, nfe: bool = False) -> list[str]:
+  """The SDM paper's Table 1 rows as Markdown table rows over the groups `present` (with an
+  NFE column if `nfe`; their Average: the 50-task weighting, shown only when all four groups
+  are)."""
+  rows = []
+  for label, nums in PAPER_ROWS.items():
+    by_group = dict(zip(GROUP_ORDER, nums))
+    avg = f"{paper_average(nums):.1f}" if tuple(present) == GROUP_ORDER else "-"
+    rows.append(f"| {label} | " + (f"{PAPER_NFE[label]} | " if nfe else "")
+                + " | ".join(f"{by_group[g]:.1f}" for g in present) + f" | {avg} |")
+  return rows
+
+
+def _points(v) -> str:
+  m, lo, hi = v[:3]
+  return f"{100 * m:+.1f} points [{100 * lo:+.1f}, {100 * hi:+.1f}]"
+
+
+def _verdict(v) -> str:
+  """One paired difference in words: shown, or not at this sample size."""
+  m, lo, hi, n_tasks, n_cells = v
+  where = f"over {n_cells} task-seeds ({n_tasks} tasks)"
+  if n_cells < 2:
+    return f"{100 * m:+.1f} points on one task-seed only: no interval, no claim."
+  if lo <= 0 <= hi:
+    bound = 100 * max(-lo, hi)
+    return (f"{_points(v)} {where}. No difference shown; at this sample a gap "
+            f"beyond about {bound:.1f} points either way is unlikely.")
+  side = "higher" if m > 0 else "lower"
+  return (f"{_points(v)} {where}. The interval excludes 0: the first is "
+          f"{side}, by {abs(100 * m):.1f} points on average.")
+
+
+def reading(cells: dict, grid: dict | None = None, latency: dict | None = None) -> str:
+  """A short plain-words reading of the honest tables, written from the numbers: what the
+  paired differences show and do not, how far the papers' protocol reads above the honest
+  one, speed beside success, and what the grid does not cover."""
+  values = honest_values(cells)
+  if not values:
+    return ""
+  names = {"easy": "Easy", "medium": "Medium", "hard": "Hard", "very_hard": "Very hard"}
+  planned = len({tuple(c) for c in (grid or {}).get("cells", [])} | set(cells))
+  task_seeds = {(t, s) for (t, s, _) in cells}
+  per_group = {g: len({t for (t, _) in task_seeds if group_of(t) == g}) for g in GROUP_ORDER}
+  seeds = sorted({s for (_, s) in task_seeds})
+  lines = ["## Reading", "",
+           f"* **Coverage.** {len(cells)} of {planned} cells finished, {len(task_seeds)} "
+           f"task-seeds, seeds {seeds}; tasks per group: " + ", ".join(
+               f"{names[g]} {per_group[g]}/{len(GROUPS[g])}" for g in GROUP_ORDER) + "."
+           + (" Groups or seeds not yet run make no claim." if len(cells) < planned else "")]
+  diffs = paired_differences(cells)
+  for label, res in diffs.items():
+    if "all" in res:
+      lines.append(f"* **{label}** (paired, same initial states): " + _verdict(res["all"]))
+  apart = [f"{label}, {names[g]}: {_points(v)}" for label, res in diffs.items()
+           for g, v in res.items() if g != "all" and v[4] >= 2 and not v[1] <= 0 <= v[2]]
+  if apart:
+    n_tests = sum(len([g for g in res if g != "all"]) for res in diffs.values())
+    lines.append(f"* **Per group, intervals that exclude 0**: {'; '.join(apart)}. Out of "
+                 f"{n_tests} group intervals about {0.05 * n_tests:.1f} would exclude 0 by "
+                 "chance alone: read these as leads, not findings.")
+  gap = protocol_gap(cells)
+  if gap:
+    n_evals = sorted({len(c["curve"]) for c in cells.values() if c.get("curve")})
+    count = (f" ({n_evals[0]}-{n_evals[-1]} per cell)" if len(n_evals) > 1 else
+             f" ({n_evals[0]} per cell)" if n_evals else "")
+    episodes = sorted({n for v in values.values() for (_, n) in v.values()})
+
+    def per(name):
+      return "; ".join(f"{m} {_points(r['all'])}" for m, r in gap[name].items() if "all" in r)
+    lines.append(
+        "* **The papers' protocol against the honest one** (positive: the papers' reads "
+        "higher). Per task-seed, the mean of the (up to) 5 best 20-episode evaluations during "
+        f"training{count} minus "
+        f"the final checkpoint's success on {'/'.join(map(str, episodes))} paired episodes: "
+        f"{per('top5_minus_honest')}. It has two parts. Picking the best checkpoints after "
+        f"the fact (5 best minus the final evaluation, same 20 episodes): "
+        f"{per('top5_minus_final')}. The 20 evaluation episodes against the honest ones "
+        f"(same final checkpoint): {per('final_minus_honest')}. Every evaluation during "
+        "training reuses one set of 20 initial states, so its luck or bad luck is shared by "
+        "all of a cell's evaluations; the honest table, on 100 other states, is what a user "
+        "of the final policy gets.")
+  if latency and latency.get("policies"):
+    hz = {p: r["hz_b1"] for p, r in latency["policies"].items()}
+    teacher = hz.get("teacher_ddim10")
+    if teacher:
+      others = ", ".join(f"`{p}` {h:.0f} Hz ({h / teacher:.1f}x)" for p, h in sorted(
+          hz.items(), key=lambda kv: -kv[1]) if p != "teacher_ddim10")
+      lines.append(f"* **Speed** (batch 1, this CPU, measured apart): the teacher's DDIM-10 "
+                   f"runs at {teacher:.0f} Hz; {others}. Success above says whether the "
+                   "speed costs anything.")
+  fails = [f for f in failures(cells, grid) if "teacher" in f and "<" in f]
+  if fails:
+    lines.append(f"* **Teachers below 10 %**: {len(fails)} task-seeds; kept in every mean, "
+                 "their students cannot be judged against them.")
+  lines.append(
+      "* **What it does not show.** These are quick-preset networks on state observations "
+      "in MetaWorld v3. The paper rows are MetaWorld v2, point clouds and paper-size "
+      "networks: compare the gaps between methods, not the levels. Per task, 100 episodes "
+      "leave a Wilson interval of up to about +-10 points, so per-task differences of a "
+      "few points are noise; group means and paired differences are the evidence.")
+  return "\n".join(lines) + "\n"
+
+
 def _ci(v):
   """mean [interval]; a single cell has no interval over cells."""
   m, lo, hi = v[:3]
@@ -156,8 +304,9 @@ def markdown(cells: dict, grid: dict | None = None) -> str:
            "over (task, seed) cells of each group, [bootstrap 95 % interval over those "
            "cells]. The teacher's DDIM-1/2 rows run the trained teacher from noise in 1 or 2 "
            "steps, no distillation. The paper rows are the SDM paper's Table 1 (MetaWorld "
-           "v2, point clouds, paper-size networks), not comparable in setting; shown for "
-           "scale only.", "",
+           "v2, point clouds, paper-size networks, the papers' protocol), not comparable in "
+           "setting; shown for scale only (their Average, once all four groups are here: "
+           "the group means weighted by task counts, our arithmetic).", "",
            "| Method | " + " | ".join(f"{names[g]}" for g in present) + " | Average |",
            "|---|" + "---|" * (len(present) + 1)]
   for label, vals in values.items():
@@ -165,9 +314,7 @@ def markdown(cells: dict, grid: dict | None = None) -> str:
     row = [label] + [_ci(gm[g]) + f" (n={gm[g][4]})" if g in gm else "-" for g in present]
     row.append(_ci(gm["all"]) + f" (n={gm['all'][4]})")
     lines.append("| " + " | ".join(row) + " |")
-  for label, nums in PAPER_ROWS.items():
-    by_group = dict(zip(GROUP_ORDER, nums))
-    lines.append(f"| {label} | " + " | ".join(f"{by_group[g]:.1f}" for g in present) + " | - |")
+  lines += paper_rows(present)
   diffs = paired_differences(cells)
   if diffs:
     lines += ["", "## Paired differences (honest protocol)", "",
@@ -217,6 +364,10 @@ def summary(cells: dict, grid: dict | None, papers_agg: dict) -> dict:
           "paired_differences": {k: {g: dict(zip(("mean", "low", "high", "n_tasks", "n_cells"),
                                                  v)) for g, v in res.items()}
                                  for k, res in paired_differences(cells).items()},
+          "protocol_gaps": {gap: {m: {g: dict(zip(("mean", "low", "high", "n_tasks",
+                                                   "n_cells"), v)) for g, v in res.items()}
+                                  for m, res in per.items()}
+                            for gap, per in protocol_gap(cells).items()},
           "finished_cells": len(cells), "planned_cells": planned,
           "cpu_hours": cpu / 3600, "wall_hours": wall / 3600,
           "failures": failures(cells, grid)}
@@ -272,37 +423,53 @@ def plot_success_vs_hz(cells: dict, path: str, baseline_hz: dict | None = None) 
   return path
 
 
-def plot_task_bars(cells: dict, path: str) -> str:
-  """Per-task honest success with Wilson intervals, one bar per method."""
+def plot_task_bars(cells: dict, path: str, per_row: int = 14) -> str:
+  """Per-task honest success with Wilson intervals, one bar per method; one panel per
+  difficulty group (a group of more than `per_row` tasks over several rows)."""
   import matplotlib  # pylint: disable=g-import-not-at-top
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
   values = honest_values(cells)
-  tasks = sorted({t for v in values.values() for (t, _) in v},
-                 key=lambda t: (GROUP_ORDER.index(group_of(t)), t))
+  names = {"easy": "Easy", "medium": "Medium", "hard": "Hard", "very_hard": "Very hard"}
+  panels = []
+  for g in GROUP_ORDER:
+    tasks = sorted({t for v in values.values() for (t, _) in v if group_of(t) == g})
+    parts = [tasks[i:i + per_row] for i in range(0, len(tasks), per_row)]
+    panels += [(f"{names[g]}" + (f" ({k + 1}/{len(parts)})" if len(parts) > 1 else ""), p)
+               for k, p in enumerate(parts)]
   labels = list(values)
   width = 0.8 / max(len(labels), 1)
-  fig, ax = plt.subplots(figsize=(max(6.0, 0.9 * len(tasks) + 2), 3.8))
-  for i, label in enumerate(labels):
-    xs, ys, lo_err, hi_err = [], [], [], []
-    for j, t in enumerate(tasks):
-      ks = [(k, n) for (tt, _), (k, n) in values[label].items() if tt == t]
-      if not ks:
-        continue
-      k, n = sum(x for x, _ in ks), sum(y for _, y in ks)
-      lo, hi = wilson_interval(k, n)
-      xs.append(j + (i - (len(labels) - 1) / 2) * width)
-      ys.append(100 * k / n)
-      lo_err.append(100 * (k / n - lo))
-      hi_err.append(100 * (hi - k / n))
-    ax.bar(xs, ys, width, yerr=[lo_err, hi_err], capsize=2, label=label)
-  ax.set_xticks(range(len(tasks)))
-  ax.set_xticklabels(tasks, rotation=60, ha="right", fontsize=8)
-  ax.set_ylabel("success % (honest, Wilson 95 %)")
-  ax.set_ylim(0, 105)
-  ax.legend(fontsize=7, ncol=3, loc="upper center", bbox_to_anchor=(0.5, 1.22), frameon=False)
-  fig.tight_layout()
+  n_cols = max((len(p) for _, p in panels), default=1)
+  fig, axes = plt.subplots(len(panels), 1, figsize=(max(6.0, 0.9 * n_cols + 2),
+                                                    2.9 * len(panels) + 0.8), squeeze=False)
+  for ax, (title, tasks) in zip(axes[:, 0], panels):
+    for i, label in enumerate(labels):
+      xs, ys, lo_err, hi_err = [], [], [], []
+      for j, t in enumerate(tasks):
+        ks = [(k, n) for (tt, _), (k, n) in values[label].items() if tt == t]
+        if not ks:
+          continue
+        k, n = sum(x for x, _ in ks), sum(y for _, y in ks)
+        lo, hi = wilson_interval(k, n)
+        xs.append(j + (i - (len(labels) - 1) / 2) * width)
+        ys.append(100 * k / n)
+        lo_err.append(100 * (k / n - lo))
+        hi_err.append(100 * (hi - k / n))
+      ax.bar(xs, ys, width, yerr=[lo_err, hi_err], capsize=2, label=label,
+             color=f"C{i}", error_kw={"elinewidth": 0.8})
+    ax.set_xticks(range(len(tasks)))
+    ax.set_xticklabels(tasks, rotation=30, ha="right", fontsize=8)
+    ax.set_xlim(-0.6, n_cols - 0.4)
+    ax.set_ylabel("success %")
+    ax.set_ylim(0, 105)
+    ax.set_title(title, fontsize=9, loc="left")
+    ax.grid(axis="y", alpha=0.3)
+  import matplotlib.patches  # pylint: disable=g-import-not-at-top
+  handles = [matplotlib.patches.Patch(color=f"C{i}", label=label)   # every method, even one
+             for i, label in enumerate(labels)]                      # absent from a panel
+  fig.legend(handles=handles, loc="upper center", ncol=min(len(labels), 6), fontsize=8,
+             frameon=False, title="honest protocol, seeds pooled; bars: Wilson 95 %")
+  fig.tight_layout(rect=(0, 0, 1, 1 - 0.7 / fig.get_figheight()))
   fig.savefig(path, dpi=110)
   plt.close(fig)
   return path
-

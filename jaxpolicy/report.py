@@ -207,6 +207,10 @@ def markdown(cells: dict, title: str = "jaxpolicy sweep", grid: dict | None = No
       row += [_fmt(agg["group"].get((g, m), (np.nan, np.nan))) for g in groups]
       row.append(_fmt(agg["group"].get(("all", m), (np.nan, np.nan))))
       lines.append("| " + " | ".join(row) + " |")
+    if metric == "top5" and groups:   # the paper's rows beside ours, in its own metric
+      lines += leaderboard.paper_rows(groups, nfe=True)
+      lines += ["", "Paper rows: the SDM paper's Table 1 (MetaWorld v2, point clouds, "
+                "paper-size networks, 3 seeds), for scale, not comparable in setting."]
     lines.append("")
   if latency:
     source = (f"Measured apart from the sweep (`{latency['command']}`, {latency['date']}, "
@@ -413,6 +417,10 @@ def write_report(root: str, out: str | None = None) -> str:
       grid = json.load(f)
   text = markdown(cells, grid=grid, latency=latency)
   honest = leaderboard.markdown(cells, grid)
+  words = leaderboard.reading(cells, grid, latency)
+  if words:   # the plain-words reading goes first, after the opening paragraph
+    head, sep, rest = text.partition("\n## ")
+    text = head + "\n" + words + sep + rest
   if honest:   # the honest protocol, its pictures and summary.json
     leaderboard.plot_success_vs_hz(cells, os.path.join(folder, "success_vs_hz.png"),
                                    baseline_hz={p: r["hz_b1"] for p, r in

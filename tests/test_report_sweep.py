@@ -226,6 +226,47 @@ def test_honest_protocol_groups_pairs_and_failures_on_hand_made_cells():
   assert s["protocols"]["papers_top5"]["sdm"]["all"]["mean"] == 0.5
 
 
+def test_reading_and_protocol_gaps_follow_the_numbers():
+  """The report's plain-words reading is written from the numbers: a paired difference whose
+  interval excludes 0 reads as one, a tie as no difference; the papers' protocol minus the
+  honest one splits into checkpoint selection and the episode sets; paper rows average the
+  50 tasks by group size."""
+  from jaxpolicy import leaderboard
+  tasks = ["hammer", "sweep", "coffee-push", "soccer"]            # Medium
+  cells = {}
+  for i, t in enumerate(tasks):
+    kt = 40 + 10 * i
+    teacher = _honest("teacher_ddim10", kt)
+    teacher.update(_honest("teacher_ddim1_trailing", kt - 1))
+    cells[(t, 0, "teacher")] = {"honest": teacher, "top5": kt / 100 + 0.10,
+                                "final": kt / 100 + 0.05, "curve": [(500, 0.1), (1000, 0.2)]}
+    cells[(t, 0, "sdm")] = {"honest": _honest("sdm_1step", kt + 20 + i % 2),   # clearly better
+                            "top5": 0.5, "final": 0.5}
+    cells[(t, 0, "cd")] = {"honest": _honest("cd_1step", kt + 20 + (i % 2) - 1 + 2 * (i % 2 == 0))}
+  gaps = leaderboard.protocol_gap(cells)
+  # teacher: top5 - honest = +10 points in every cell, of which +5 selection, +5 episodes
+  assert gaps["top5_minus_honest"]["teacher"]["all"][0] == pytest.approx(0.10)
+  assert gaps["top5_minus_final"]["teacher"]["all"][0] == pytest.approx(0.05)
+  assert gaps["final_minus_honest"]["teacher"]["all"][0] == pytest.approx(0.05)
+  assert "cd" not in gaps["top5_minus_honest"]                    # no top5: not counted
+  text = leaderboard.reading(cells, {"cells": [list(k) for k in cells]},
+                             {"policies": {"teacher_ddim10": {"hz_b1": 100.0},
+                                           "sdm_1step": {"hz_b1": 500.0}}})
+  lines = {l.split("**")[1]: l for l in text.splitlines() if l.startswith("* **")}
+  assert "interval excludes 0: the first is higher, by 20.5" in lines["SDM - teacher"]
+  assert "No difference shown" in lines["SDM - CD"]
+  assert "Medium 4/11" in lines["Coverage."] and "12 of 12 cells" in lines["Coverage."]
+  assert "`sdm_1step` 500 Hz (5.0x)" in lines["Speed"]
+  assert "teacher +10.0 points [+10.0, +10.0]" in text
+  # a broken reading (verdicts not from the numbers) would say the same of both pairs
+  assert lines["SDM - teacher"].split(":", 1)[1] != lines["SDM - CD"].split(":", 1)[1]
+  avg = leaderboard.paper_average(leaderboard.PAPER_ROWS["SDM (paper)"])
+  assert avg == pytest.approx((28 * 86.5 + 11 * 65.8 + 6 * 35.8 + 5 * 71.6) / 50)
+  assert leaderboard.paper_rows(["medium"])[2] == "| SDM (paper) | 65.8 | - |"
+  assert leaderboard.paper_rows(list(leaderboard.GROUP_ORDER), nfe=True)[0].endswith(
+      f"| {leaderboard.paper_average(leaderboard.PAPER_ROWS['DP3* (paper)']):.1f} |")
+
+
 def test_sweep_overrides_reach_every_cell_and_pin_the_workdir(tmp_path):
   """--set: a point-cloud sweep is the state sweep with config fields changed in every cell
   (teacher and students alike); a workdir holds one setting; a misspelt field stops first."""
