@@ -265,7 +265,8 @@ def markdown(cells: dict, title: str = "jaxpolicy sweep", grid: dict | None = No
       else:
         row.append("-")
     lines.append("| " + " | ".join(row) + " |")
-  lines += ["", "![learning curves](learning_curves.png)", ""]
+  lines += ["", "![learning curves per group](learning_curves_groups.png)", "",
+            "![learning curves per task](learning_curves.png)", ""]
   return "\n".join(lines)
 
 
@@ -307,6 +308,45 @@ def plot_curves(cells: dict, path: str) -> str:
   fig.legend(handles, methods, loc="upper center", ncol=len(methods), frameon=False,
              title=f"mean over each curve's finished seeds (up to {n_seeds}); band: +- std")
   fig.tight_layout(rect=(0, 0, 1, 1 - 0.75 / fig.get_figheight()))
+  fig.savefig(path, dpi=110)
+  plt.close(fig)
+  return path
+
+
+def plot_group_curves(cells: dict, path: str) -> str:
+  """Success vs training step per difficulty group (and all tasks): for each method, the
+  mean over the (task, seed) pairs every method has finished, band = +- one standard error
+  over them. The per-task curves are `plot_curves`."""
+  import matplotlib  # pylint: disable=g-import-not-at-top
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+  common = complete_cells(cells)
+  methods = _ordered({k[2] for k in common})
+  groups = [g for g in GROUPS if any(group_of(t) == g for t, _, _ in common)] + ["all"]
+  fig, axes = plt.subplots(1, len(groups), figsize=(3.8 * len(groups), 3.4), squeeze=False)
+  for ax, g in zip(axes[0], groups):
+    pairs = sorted({(t, s) for t, s, _ in common if g == "all" or group_of(t) == g})
+    for m in methods:
+      curves = [dict(common[(t, s, m)]["curve"]) for t, s in pairs]
+      steps = sorted(set.intersection(*(set(c) for c in curves))) if curves else []
+      if not steps:
+        continue
+      vals = np.asarray([[c[st] for c in curves] for st in steps]) * 100
+      mean, se = vals.mean(1), vals.std(1, ddof=0) / np.sqrt(vals.shape[1])
+      color, marker, style, size = _style(m)
+      ax.plot(steps, mean, color=color, marker=marker, linestyle=style, markersize=size,
+              markerfacecolor="none", label=m)
+      ax.fill_between(steps, mean - se, mean + se, color=color, alpha=0.12, linewidth=0)
+    name = "All tasks" if g == "all" else GROUP_NAMES[g]
+    ax.set_title(f"{name} ({len(pairs)} task-seeds)")
+    ax.set_xlabel("training step")
+    ax.set_ylabel("success % (20-episode evaluations)")
+    ax.set_ylim(-5, 105)
+    ax.grid(alpha=0.3)
+  handles, labels = axes[0][0].get_legend_handles_labels()
+  fig.legend(handles, labels, loc="upper center", ncol=max(len(labels), 1), frameon=False,
+             title="mean over the task-seeds every method finished; band: +- 1 s.e.")
+  fig.tight_layout(rect=(0, 0, 1, 0.8))
   fig.savefig(path, dpi=110)
   plt.close(fig)
   return path
@@ -410,6 +450,7 @@ def write_report(root: str, out: str | None = None) -> str:
   out = out or os.path.join(root, "report.md")
   folder = os.path.dirname(os.path.abspath(out))
   plot_curves(cells, os.path.join(folder, "learning_curves.png"))
+  plot_group_curves(cells, os.path.join(folder, "learning_curves_groups.png"))
   grid_path = os.path.join(root, "sweep.json")
   grid = None
   if os.path.exists(grid_path):

@@ -81,9 +81,10 @@ def test_sweep_skips_finished_cells_and_resumes(tmp_path, monkeypatch):
   text = open(md).read()
   assert "| sdm (`sdm_1step`) | 1 |" in text and "MetaWorld Easy (1)" in text
   assert os.path.getsize(os.path.join(root, "learning_curves.png")) > 1000
-  for png in ("success_vs_hz.png", "per_task_success.png"):
+  for png in ("success_vs_hz.png", "per_task_success.png", "learning_curves_groups.png"):
     assert os.path.getsize(os.path.join(root, png)) > 1000
   assert "## Honest protocol" in text and "## Paired differences" in text
+  assert text.index("## Reading") < text.index("## Success rate")   # the reading first
   summary = json.load(open(os.path.join(root, "summary.json")))
   assert summary["finished_cells"] == 2 and summary["cpu_hours"] > 0
   cell = json.load(open(os.path.join(root, "drawer-open", "s0", "sdm", "cell.json")))
