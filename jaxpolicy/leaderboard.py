@@ -39,6 +39,7 @@ PAPER_ROWS = {"DP3* (paper)": (89.0, 72.7, 38.0, 75.8), "ManiCM* (paper)": (83.6
               "SDM (paper)": (86.5, 65.8, 35.8, 71.6)}
 PAPER_NFE = {"DP3* (paper)": 10, "ManiCM* (paper)": 1, "SDM (paper)": 1}
 GROUP_ORDER = ("easy", "medium", "hard", "very_hard")
+GROUP_LABELS = {"easy": "Easy", "medium": "Medium", "hard": "Hard", "very_hard": "Very hard"}
 
 
 def _main(method: str, names) -> str | None:
@@ -212,16 +213,19 @@ def _verdict(v) -> str:
 
 def reading(cells: dict, grid: dict | None = None, latency: dict | None = None) -> str:
   """A short plain-words reading of the honest tables, written from the numbers: what the
-  paired differences show and do not, how far the papers' protocol reads above the honest
+  paired differences show and do not, how the papers' protocol reads against the honest
   one, speed beside success, and what the grid does not cover."""
   values = honest_values(cells)
   if not values:
     return ""
-  names = {"easy": "Easy", "medium": "Medium", "hard": "Hard", "very_hard": "Very hard"}
+  names = GROUP_LABELS
   planned = len({tuple(c) for c in (grid or {}).get("cells", [])} | set(cells))
   task_seeds = {(t, s) for (t, s, _) in cells}
   per_group = {g: len({t for (t, _) in task_seeds if group_of(t) == g}) for g in GROUP_ORDER}
   seeds = sorted({s for (_, s) in task_seeds})
+  episodes = sorted({n for v in values.values() for (_, n) in v.values()})
+  honest_n = "/".join(map(str, episodes))
+  eval_n = "/".join(map(str, sorted({e for c in cells.values() for e in c.get("episodes") or []})))
   lines = ["## Reading", "",
            f"* **Coverage.** {len(cells)} of {planned} cells finished, {len(task_seeds)} "
            f"task-seeds, seeds {seeds}; tasks per group: " + ", ".join(
@@ -243,41 +247,44 @@ def reading(cells: dict, grid: dict | None = None, latency: dict | None = None) 
     n_evals = sorted({len(c["curve"]) for c in cells.values() if c.get("curve")})
     count = (f" ({n_evals[0]}-{n_evals[-1]} per cell)" if len(n_evals) > 1 else
              f" ({n_evals[0]} per cell)" if n_evals else "")
-    episodes = sorted({n for v in values.values() for (_, n) in v.values()})
 
     def per(name):
       return "; ".join(f"{m} {_points(r['all'])}" for m, r in gap[name].items() if "all" in r)
     lines.append(
         "* **The papers' protocol against the honest one** (positive: the papers' reads "
-        "higher). Per task-seed, the mean of the (up to) 5 best 20-episode evaluations during "
-        f"training{count} minus "
-        f"the final checkpoint's success on {'/'.join(map(str, episodes))} paired episodes: "
+        f"higher). Per task-seed, the mean of the (up to) 5 best {eval_n}-episode evaluations "
+        f"during training{count} minus the final checkpoint's success on {honest_n} paired "
+        "episodes: "
         f"{per('top5_minus_honest')}. It has two parts. Picking the best checkpoints after "
-        f"the fact (5 best minus the final evaluation, same 20 episodes): "
-        f"{per('top5_minus_final')}. The 20 evaluation episodes against the honest ones "
+        f"the fact (5 best minus the final evaluation, same {eval_n} episodes): "
+        f"{per('top5_minus_final')}. The {eval_n} evaluation episodes against the honest ones "
         f"(same final checkpoint): {per('final_minus_honest')}. Every evaluation during "
-        "training reuses one set of 20 initial states, so its luck or bad luck is shared by "
-        "all of a cell's evaluations; the honest table, on 100 other states, is what a user "
-        "of the final policy gets.")
+        f"training reuses one set of {eval_n} initial states, so its luck or bad luck is "
+        f"shared by all of a cell's evaluations; the honest table, on {honest_n} other states, "
+        "is what a user of the final policy gets.")
   if latency and latency.get("policies"):
     hz = {p: r["hz_b1"] for p, r in latency["policies"].items()}
     teacher = hz.get("teacher_ddim10")
     if teacher:
       others = ", ".join(f"`{p}` {h:.0f} Hz ({h / teacher:.1f}x)" for p, h in sorted(
           hz.items(), key=lambda kv: -kv[1]) if p != "teacher_ddim10")
-      lines.append(f"* **Speed** (batch 1, this CPU, measured apart): the teacher's DDIM-10 "
+      where = ", ".join(str(latency[k]) for k in ("machine", "date") if latency.get(k))
+      lines.append(f"* **Speed** (batch 1, measured apart from training"
+                   + (f": {where}" if where else "") + "): the teacher's DDIM-10 "
                    f"runs at {teacher:.0f} Hz; {others}. Success above says whether the "
                    "speed costs anything.")
   fails = [f for f in failures(cells, grid) if "teacher" in f and "<" in f]
   if fails:
     lines.append(f"* **Teachers below 10 %**: {len(fails)} task-seeds; kept in every mean, "
                  "their students cannot be judged against them.")
+  half = 100 * max(h - l for l, h in [wilson_interval(n // 2, n) for n in episodes]) / 2
   lines.append(
       "* **What it does not show.** These are quick-preset networks on state observations "
       "in MetaWorld v3. The paper rows are MetaWorld v2, point clouds and paper-size "
-      "networks: compare the gaps between methods, not the levels. Per task, 100 episodes "
-      "leave a Wilson interval of up to about +-10 points, so per-task differences of a "
-      "few points are noise; group means and paired differences are the evidence.")
+      f"networks: compare the gaps between methods, not the levels. Per task, {honest_n} "
+      f"episodes leave a Wilson interval of up to about +-{half:.0f} points, so per-task "
+      "differences of a few points are noise; group means and paired differences are the "
+      "evidence.")
   return "\n".join(lines) + "\n"
 
 
@@ -297,7 +304,7 @@ def markdown(cells: dict, grid: dict | None = None) -> str:
   episodes = sorted({n for v in values.values() for (_, n) in v.values()})
   present = [g for g in GROUP_ORDER if any(group_of(t) == g for v in values.values()
                                            for (t, _) in v)]
-  names = {"easy": "Easy", "medium": "Medium", "hard": "Hard", "very_hard": "Very hard"}
+  names = GROUP_LABELS
   lines = ["## Honest protocol: final checkpoint, paired episodes", "",
            f"Every policy's final checkpoint on {'/'.join(map(str, episodes))} episodes whose "
            "initial states are shared by all methods of a task and seed. Success in %, mean "
@@ -430,7 +437,7 @@ def plot_task_bars(cells: dict, path: str, per_row: int = 14) -> str:
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
   values = honest_values(cells)
-  names = {"easy": "Easy", "medium": "Medium", "hard": "Hard", "very_hard": "Very hard"}
+  names = GROUP_LABELS
   panels = []
   for g in GROUP_ORDER:
     tasks = sorted({t for v in values.values() for (t, _) in v if group_of(t) == g})

@@ -21,7 +21,7 @@ from jaxpolicy import runs
 from jaxpolicy.envs.registry import GROUPS, group_of
 from jaxpolicy.runtime import files
 
-GROUP_NAMES = {"easy": "Easy", "medium": "Medium", "hard": "Hard", "very_hard": "Very hard"}
+GROUP_NAMES = leaderboard.GROUP_LABELS
 METRICS = ("top5", "final", "mean_all")
 
 
