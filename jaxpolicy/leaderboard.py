@@ -117,15 +117,20 @@ def paired_differences(cells: dict) -> dict:
   return out
 
 
-def failures(cells: dict, grid: dict | None) -> list[str]:
-  """Planned cells that did not finish, and teachers below 10 % (kept, with the reason)."""
+def failures(cells: dict, grid: dict | None, failed: dict | None = None) -> list[str]:
+  """Planned cells that did not finish (with the recorded reason of those that failed:
+  `failed` = {(task, seed, method): reason}, report.load_failures), and teachers below 10 %
+  (kept, with the reason)."""
   out = []
-  planned = {tuple(c) for c in (grid or {}).get("cells", [])}
+  failed = {k: v for k, v in (failed or {}).items() if k not in cells}
+  planned = {tuple(c) for c in (grid or {}).get("cells", [])} | set(failed)
   missing: dict = {}
   for task, seed, method in sorted(planned - set(cells)):
-    missing.setdefault((task, seed), []).append(method)
-  for (task, seed), methods in sorted(missing.items()):
-    out.append(f"{task} seed {seed} {', '.join(methods)}: not finished")
+    status = (f"failed: {failed[(task, seed, method)]}" if (task, seed, method) in failed
+              else "not finished")
+    missing.setdefault((task, seed, status), []).append(method)
+  for (task, seed, status), methods in sorted(missing.items()):
+    out.append(f"{task} seed {seed} {', '.join(methods)}: {status}")
   for (task, seed, method), cell in sorted(cells.items()):
     if method != "teacher":
       continue
@@ -211,7 +216,8 @@ def _verdict(v) -> str:
           f"{side}, by {abs(100 * m):.1f} points on average.")
 
 
-def reading(cells: dict, grid: dict | None = None, latency: dict | None = None) -> str:
+def reading(cells: dict, grid: dict | None = None, latency: dict | None = None,
+            failed: dict | None = None) -> str:
   """A short plain-words reading of the honest tables, written from the numbers: what the
   paired differences show and do not, how the papers' protocol reads against the honest
   one, speed beside success, and what the grid does not cover."""
@@ -230,6 +236,7 @@ def reading(cells: dict, grid: dict | None = None, latency: dict | None = None) 
            f"* **Coverage.** {len(cells)} of {planned} cells finished, {len(task_seeds)} "
            f"task-seeds, seeds {seeds}; tasks per group: " + ", ".join(
                f"{names[g]} {per_group[g]}/{len(GROUPS[g])}" for g in GROUP_ORDER) + "."
+           + (f" {len(failed)} failed (see Failures)." if failed else "")
            + (" Groups or seeds not yet run make no claim." if len(cells) < planned else "")]
   diffs = paired_differences(cells)
   for label, res in diffs.items():
@@ -273,7 +280,7 @@ def reading(cells: dict, grid: dict | None = None, latency: dict | None = None) 
                    + (f": {where}" if where else "") + "): the teacher's DDIM-10 "
                    f"runs at {teacher:.0f} Hz; {others}. Success above says whether the "
                    "speed costs anything.")
-  fails = [f for f in failures(cells, grid) if "teacher" in f and "<" in f]
+  fails = [f for f in failures(cells, grid) if f.endswith("cannot be judged against it")]
   if fails:
     lines.append(f"* **Teachers below 10 %**: {len(fails)} task-seeds; kept in every mean, "
                  "their students cannot be judged against them.")
@@ -296,7 +303,7 @@ def _ci(v):
   return f"{100 * m:.1f} [{100 * lo:.1f}, {100 * hi:.1f}]"
 
 
-def markdown(cells: dict, grid: dict | None = None) -> str:
+def markdown(cells: dict, grid: dict | None = None, failed: dict | None = None) -> str:
   """The honest-protocol sections of the report (empty when no cell has honest results)."""
   values = honest_values(cells)
   if not values:
@@ -349,13 +356,13 @@ def markdown(cells: dict, grid: dict | None = None) -> str:
       else:
         row.append("-")
     lines.append("| " + " | ".join(row) + " |")
-  fails = failures(cells, grid)
+  fails = failures(cells, grid, failed)
   lines += ["", "## Failures and unfinished cells", ""]
   lines += [f"* {f}" for f in fails] if fails else ["None."]
   return "\n".join(lines) + "\n"
 
 
-def summary(cells: dict, grid: dict | None, papers_agg: dict) -> dict:
+def summary(cells: dict, grid: dict | None, papers_agg: dict, failed: dict | None = None) -> dict:
   """summary.json: per protocol, method and group: mean, interval, tasks, cells; the grid's
   finished-cell count; CPU-hours."""
   values = honest_values(cells)
@@ -377,11 +384,14 @@ def summary(cells: dict, grid: dict | None, papers_agg: dict) -> dict:
                             for gap, per in protocol_gap(cells).items()},
           "finished_cells": len(cells), "planned_cells": planned,
           "cpu_hours": cpu / 3600, "wall_hours": wall / 3600,
-          "failures": failures(cells, grid)}
+          "failed_cells": len({k for k in (failed or {}) if k not in cells}),
+          "failures": failures(cells, grid, failed)}
 
 
-def write_summary(root: str, cells: dict, grid: dict | None, papers_agg: dict) -> str:
-  return files.write_json(os.path.join(root, "summary.json"), summary(cells, grid, papers_agg))
+def write_summary(root: str, cells: dict, grid: dict | None, papers_agg: dict,
+                  failed: dict | None = None) -> str:
+  return files.write_json(os.path.join(root, "summary.json"),
+                          summary(cells, grid, papers_agg, failed))
 
 
 def plot_success_vs_hz(cells: dict, path: str, baseline_hz: dict | None = None) -> str:

@@ -121,6 +121,27 @@ def load_sweep(root: str) -> dict:
   return cells
 
 
+FAILED = "failed.json"   # written by launch.sweep for a cell that could not be trained
+
+
+def load_failures(root: str) -> dict:
+  """{(task, seed, method): reason} of the cells under root/<task>/s<seed>/<method>/ that
+  failed (their failed.json) and have not finished since."""
+  out = {}
+  for task in sorted(os.listdir(root)):
+    tdir = os.path.join(root, task)
+    if not os.path.isdir(tdir) or task == "data":
+      continue
+    for sd in sorted(d for d in os.listdir(tdir) if d.startswith("s")):
+      for method in sorted(os.listdir(os.path.join(tdir, sd))):
+        wd = os.path.join(tdir, sd, method)
+        if os.path.exists(os.path.join(wd, FAILED)) and \
+            not os.path.exists(os.path.join(wd, "cell.json")):
+          with open(os.path.join(wd, FAILED)) as f:
+            out[(task, int(sd[1:]), method)] = json.load(f).get("reason", "?")
+  return out
+
+
 def read_cell(workdir: str, method: str) -> dict:
   with open(os.path.join(workdir, "cell.json")) as f:
     cell = json.load(f)
@@ -457,8 +478,9 @@ def write_report(root: str, out: str | None = None) -> str:
     with open(grid_path) as f:
       grid = json.load(f)
   text = markdown(cells, grid=grid, latency=latency)
-  honest = leaderboard.markdown(cells, grid)
-  words = leaderboard.reading(cells, grid, latency)
+  failed = load_failures(root)
+  honest = leaderboard.markdown(cells, grid, failed)
+  words = leaderboard.reading(cells, grid, latency, failed)
   if words:   # the plain-words reading goes first, after the opening paragraph
     head, sep, rest = text.partition("\n## ")
     text = head + "\n" + words + sep + rest
@@ -469,7 +491,8 @@ def write_report(root: str, out: str | None = None) -> str:
     leaderboard.plot_task_bars(cells, os.path.join(folder, "per_task_success.png"))
     text += "\n" + honest + ("\n![success vs Hz](success_vs_hz.png)\n\n"
                              "![per-task success](per_task_success.png)\n")
-  leaderboard.write_summary(folder, cells, grid, aggregate(complete_cells(cells), "top5"))
+  leaderboard.write_summary(folder, cells, grid, aggregate(complete_cells(cells), "top5"),
+                            failed)
   with open(out, "w") as f:
     f.write(text)
   return out

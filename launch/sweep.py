@@ -24,6 +24,11 @@ evaluated on that many episodes whose initial states come from --honest_seed, th
 every method of a task and seed (paired); the teacher's cell adds the teacher's own DDIM-1
 and DDIM-2 (trailing spacing) from noise -- the "is distillation worth it?" baseline. Each
 cell.json records its wall and CPU time (training, evaluations and latency).
+
+A cell that cannot be trained (no demonstrations: the scripted expert keeps failing; a
+non-finite loss; any other error) gets <cell>/failed.json with the reason and the sweep goes
+on; the distillation cells of a failed teacher are recorded as failed with it. Reruns skip
+failed cells; --retry_failed trains them again. The report lists them with their reasons.
 """
 import ast
 import json
@@ -51,7 +56,9 @@ flags.DEFINE_integer("honest_seed", 1000, "Evaluation seed of the honest protoco
 flags.DEFINE_multi_string("set", [], "A config override for every cell, key=value (repeat the "
                           "flag), e.g. --set=obs=pointcloud --set=pointcloud.num_points=512; "
                           "recorded in sweep.json: one workdir holds one setting.")
+flags.DEFINE_bool("retry_failed", False, "Train cells again that failed earlier (failed.json).")
 FLAGS = flags.FLAGS
+
 
 def expand_tasks(names) -> list[str]:
   """Task names, with difficulty groups (easy, medium, hard, very_hard, all) expanded."""
@@ -194,8 +201,32 @@ def measure_hz(workdir: str, calls: int = 50) -> dict:
   return policies[methods.info(run.config.method).main_policy_of(policies)].latency_b1(calls)
 
 
+def failed_path(wd: str) -> str:
+  """<cell>/failed.json: the reason a cell could not be trained (report.load_failures)."""
+  from jaxpolicy.report import FAILED  # pylint: disable=g-import-not-at-top
+  return os.path.join(wd, FAILED)
+
+
+def record_failure(wd: str, task: str, seed: int, method: str, reason: str,
+                   detail: str = "") -> None:
+  files.write_json(failed_path(wd), {
+      "task": task, "seed": seed, "method": method, "reason": reason, "detail": detail,
+      "time": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
+
+
+def _failure_reason(path: str) -> str:
+  try:
+    with open(path) as f:
+      return json.load(f).get("reason", "?")
+  except (OSError, ValueError):
+    return "?"
+
+
 def run_sweep(tasks, seeds, methods, preset, root, eval_every, episodes, log=print,
-              honest_episodes: int = 0, honest_seed: int = 1000, overrides=None):
+              honest_episodes: int = 0, honest_seed: int = 1000, overrides=None,
+              retry_failed: bool = False):
+  """Trains every unfinished cell; returns (cells trained, cells skipped: finished or failed
+  earlier). A cell that raises is recorded (failed.json) and counted as neither."""
   from jaxpolicy import training  # pylint: disable=g-import-not-at-top
   from jaxpolicy import methods as methods_lib  # pylint: disable=g-import-not-at-top
   import configs as configs_lib  # pylint: disable=g-import-not-at-top
@@ -239,15 +270,29 @@ def run_sweep(tasks, seeds, methods, preset, root, eval_every, episodes, log=pri
         if os.path.exists(marker):
           skipped += 1
           continue
-        teacher_done = os.path.join(root, task, f"s{seed}", "teacher", "cell.json")
-        if method != "teacher" and not os.path.exists(teacher_done):
-          log(f"sweep: {task} seed {seed} {method} waits for its teacher (another sweep)")
+        failed = failed_path(wd)
+        if os.path.exists(failed) and not retry_failed:
+          log(f"sweep: {task} seed {seed} {method} failed earlier ({_failure_reason(failed)});"
+              f" skipped (--retry_failed trains it again)")
+          skipped += 1
+          continue
+        teacher_dir = os.path.join(root, task, f"s{seed}", "teacher")
+        if method != "teacher" and not os.path.exists(os.path.join(teacher_dir, "cell.json")):
+          if os.path.exists(failed_path(teacher_dir)):
+            reason = f"its teacher failed: {_failure_reason(failed_path(teacher_dir))}"
+            os.makedirs(wd, exist_ok=True)
+            record_failure(wd, task, seed, method, reason)
+            log(f"sweep: {task} seed {seed} {method} not trained: {reason}")
+          else:
+            log(f"sweep: {task} seed {seed} {method} waits for its teacher (another sweep)")
           continue
         holder = claim(wd)
         if holder is not None:
           log(f"sweep: {task} seed {seed} {method} is being trained by {holder}; skipped")
           continue
         try:
+          if os.path.exists(failed):   # --retry_failed
+            os.remove(failed)
           log(f"sweep: {task} seed {seed} {method} -> {wd}")
           config = cell_config(method, task, seed, preset, root, eval_every, episodes,
                                overrides)
@@ -260,6 +305,15 @@ def run_sweep(tasks, seeds, methods, preset, root, eval_every, episodes, log=pri
           cell.update(wall_s=round(time.time() - wall0, 1),
                       cpu_s=round(_cpu_seconds() - cpu0, 1))
           files.write_json(marker, cell)
+        except Exception as e:  # pylint: disable=broad-except
+          # one cell that cannot be trained must not stop a grid of hundreds: its reason is
+          # recorded for the report, and a rerun can retry it (signals still stop the sweep)
+          import traceback  # pylint: disable=g-import-not-at-top
+          reason = f"{type(e).__name__}: {e}".splitlines()[0][:300]
+          record_failure(wd, task, seed, method, reason, traceback.format_exc()[-3000:])
+          log(f"sweep: {task} seed {seed} {method} FAILED: {reason} (recorded in "
+              f"{failed}; the sweep goes on)")
+          continue
         finally:
           release(wd)
         done += 1
@@ -277,7 +331,8 @@ def main(argv):
                               FLAGS.eval_every, FLAGS.episodes,
                               honest_episodes=FLAGS.honest_episodes,
                               honest_seed=FLAGS.honest_seed,
-                              overrides=parse_overrides(FLAGS.set))
+                              overrides=parse_overrides(FLAGS.set),
+                              retry_failed=FLAGS.retry_failed)
     print(f"sweep: {done} cells trained, {skipped} already finished")
     print("report:", report.write_report(FLAGS.workdir))
 

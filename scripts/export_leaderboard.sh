@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Regenerates the leaderboard report from the finished cells and copies what a reader needs
 # into the repository: report.md, its pictures, summary.json, sweep.json and every finished
-# cell's cell.json / eval.json / evals.jsonl / metrics.jsonl (no checkpoints); latency.json
+# cell's cell.json / eval.json / evals.jsonl / metrics.jsonl (no checkpoints), each failed
+# cell's failed.json; latency.json
 # when the batch-1 latencies were measured apart (python -m launch.report
 # --workdir=runs/leaderboard --latency, with the sweep stopped).
 #   bash scripts/export_leaderboard.sh [runs/leaderboard] [benchmarks/results/leaderboard_quick_cpu]
@@ -20,5 +21,13 @@ for cell in "$root"/*/s*/*/cell.json; do
   cp "$wd"/cell.json "$wd"/eval.json "$wd"/evals.jsonl "$out/cells/$rel"/
   # training's loss and wall time per 100 steps (cells restored from older exports lack it)
   if [ -f "$wd"/metrics.jsonl ]; then cp "$wd"/metrics.jsonl "$out/cells/$rel"/; fi
+done
+# cells that could not be trained: their reason (launch.sweep's failed.json)
+for rec in "$root"/*/s*/*/failed.json; do
+  [ -f "$rec" ] || continue
+  wd=$(dirname "$rec")
+  [ -f "$wd"/cell.json ] && continue
+  mkdir -p "$out/cells/${wd#"$root"/}"
+  cp "$rec" "$out/cells/${wd#"$root"/}"/
 done
 echo "exported $(ls "$root"/*/s*/*/cell.json | wc -l) cells to $out"

@@ -152,6 +152,45 @@ def test_sweeps_sharing_a_grid_claim_cells(tmp_path, monkeypatch):
   sweep.release(teacher)
 
 
+def test_a_failing_cell_is_recorded_and_the_sweep_goes_on(tmp_path, monkeypatch):
+  """A teacher whose demonstrations cannot be collected: its cell and its students' get
+  failed.json with the reason, the next task still trains, a rerun skips them,
+  --retry_failed trains them again, and the report lists them with the reason."""
+  from jaxpolicy import leaderboard, training
+  root = str(tmp_path / "sweep")
+  trained, lines = [], []
+
+  def fake_train(config, wd):
+    if config.task == "push":
+      raise RuntimeError("the scripted expert for push succeeded in only 2 of 30 episodes")
+    trained.append(wd)
+  monkeypatch.setattr(training, "train", fake_train)
+  monkeypatch.setattr(sweep, "measure_hz", lambda wd: {"hz_b1": 1.0})
+  args = (["push", "drawer-open"], [0], ["teacher", "sdm"], "tiny", root, 10, 2)
+  assert sweep.run_sweep(*args, log=lines.append) == (2, 0)     # drawer-open's two cells
+  assert [os.path.basename(w) for w in trained] == ["teacher", "sdm"]
+  rec = json.load(open(os.path.join(root, "push", "s0", "teacher", "failed.json")))
+  assert rec["reason"].startswith("RuntimeError: the scripted expert for push")
+  assert "Traceback" in rec["detail"] and rec["method"] == "teacher"
+  stud = json.load(open(os.path.join(root, "push", "s0", "sdm", "failed.json")))
+  assert stud["reason"].startswith("its teacher failed: RuntimeError")
+  assert any("FAILED" in l and "the sweep goes on" in l for l in lines)
+  assert not os.path.exists(os.path.join(root, "push", "s0", "teacher", "claim"))  # released
+  # the report lists both, with the reason
+  fails = leaderboard.failures({}, json.load(open(os.path.join(root, "sweep.json"))),
+                               report.load_failures(root))
+  assert "push seed 0 teacher: failed: RuntimeError: the scripted expert for push " \
+         "succeeded in only 2 of 30 episodes" in fails
+  assert any(f.startswith("push seed 0 sdm: failed: its teacher failed") for f in fails)
+  # a rerun skips them (and the finished cells); a retry trains them again
+  trained.clear()
+  assert sweep.run_sweep(*args, log=lines.append) == (0, 4) and trained == []
+  monkeypatch.setattr(training, "train", lambda config, wd: trained.append(wd))
+  assert sweep.run_sweep(*args, log=lines.append, retry_failed=True) == (2, 2)
+  assert not os.path.exists(os.path.join(root, "push", "s0", "teacher", "failed.json"))
+  assert report.load_failures(root) == {}
+
+
 def test_wilson_interval_against_the_closed_form():
   from jaxpolicy import stats
   # 8 of 10: the textbook Wilson 95 % interval is (0.490, 0.943)
