@@ -149,10 +149,10 @@ GAPS = {"top5_minus_honest": ("top5", "honest"), "top5_minus_final": ("top5", "f
 
 def protocol_gap(cells: dict) -> dict:
   """How the papers' protocol reads against the honest one, per method and (task, seed)
-  cell: the mean of the 5 best 20-episode evaluations minus the final checkpoint's honest
+  cell: the mean of the 5 best evaluations during training minus the final checkpoint's honest
   success (its main policy on the paired episodes), split into checkpoint selection (5 best
-  minus the final evaluation, on the same 20 episodes) and the episode sets (the final
-  evaluation's 20 episodes minus the honest ones, same checkpoint).
+  minus the final evaluation, on the same episodes) and the episode sets (the final
+  evaluation's episodes minus the honest ones, same checkpoint).
   {gap: {method: {group: (mean, low, high, n_tasks, n_cells)}}} over cells with all three."""
   out = {k: {} for k in GAPS}
   for m in sorted({m for (_, _, m) in cells}):
@@ -160,8 +160,8 @@ def protocol_gap(cells: dict) -> dict:
     for (t, s, mm), cell in cells.items():
       honest = cell.get("honest") or {}
       h = honest.get(_main(m, list(honest)))
-      if mm == m and h is not None and cell.get("top5") is not None and \
-          cell.get("final") is not None:
+      if mm == m and h is not None and all(
+          cell.get(k) is not None and np.isfinite(cell[k]) for k in ("top5", "final")):
         nums[(t, s)] = {"top5": float(cell["top5"]), "final": float(cell["final"]),
                         "honest": float(h["success_rate"])}
     for gap, (a, b) in GAPS.items():
@@ -201,12 +201,20 @@ def _points(v) -> str:
   return f"{100 * m:+.1f} points [{100 * lo:+.1f}, {100 * hi:+.1f}]"
 
 
+# Fewer task-seeds than this get no verdict from their bootstrap interval: a percentile
+# interval of n values undercovers at small n (of 2 values it is just [min, max]; with no
+# true difference it excluded 0 in ~48 % of simulated draws at n = 2, ~22 % at 4, ~10 % at
+# 6-9).
+MIN_CELLS_FOR_VERDICT = 8
+
+
 def _verdict(v) -> str:
   """One paired difference in words: shown, or not at this sample size."""
   m, lo, hi, n_tasks, n_cells = v
   where = f"over {n_cells} task-seeds ({n_tasks} tasks)"
-  if n_cells < 2:
-    return f"{100 * m:+.1f} points on one task-seed only: no interval, no claim."
+  if n_cells < MIN_CELLS_FOR_VERDICT:
+    return (f"{100 * m:+.1f} points {where}: too few task-seeds for a claim either way "
+            f"(a verdict needs {MIN_CELLS_FOR_VERDICT}).")
   if lo <= 0 <= hi:
     bound = 100 * max(-lo, hi)
     return (f"{_points(v)} {where}. No difference shown; at this sample a gap "
@@ -232,28 +240,36 @@ def reading(cells: dict, grid: dict | None = None, latency: dict | None = None,
   episodes = sorted({n for v in values.values() for (_, n) in v.values()})
   honest_n = "/".join(map(str, episodes))
   eval_n = "/".join(map(str, sorted({e for c in cells.values() for e in c.get("episodes") or []})))
+  n_failed = len({k for k in (failed or {}) if k not in cells})
   lines = ["## Reading", "",
            f"* **Coverage.** {len(cells)} of {planned} cells finished, {len(task_seeds)} "
            f"task-seeds, seeds {seeds}; tasks per group: " + ", ".join(
                f"{names[g]} {per_group[g]}/{len(GROUPS[g])}" for g in GROUP_ORDER) + "."
-           + (f" {len(failed)} failed (see Failures)." if failed else "")
+           + (f" {n_failed} failed (see Failures)." if n_failed else "")
            + (" Groups or seeds not yet run make no claim." if len(cells) < planned else "")]
   diffs = paired_differences(cells)
   for label, res in diffs.items():
     if "all" in res:
       lines.append(f"* **{label}** (paired, same initial states): " + _verdict(res["all"]))
-  apart = [f"{label}, {names[g]}: {_points(v)}" for label, res in diffs.items()
-           for g, v in res.items() if g != "all" and v[4] >= 2 and not v[1] <= 0 <= v[2]]
+  eligible = [(label, g, v) for label, res in diffs.items() for g, v in res.items()
+              if g != "all" and v[4] >= MIN_CELLS_FOR_VERDICT]
+  apart = [f"{label}, {names[g]}: {_points(v)}" for label, g, v in eligible
+           if not v[1] <= 0 <= v[2]]
   if apart:
-    n_tests = sum(len([g for g in res if g != "all"]) for res in diffs.values())
-    lines.append(f"* **Per group, intervals that exclude 0**: {'; '.join(apart)}. Out of "
-                 f"{n_tests} group intervals about {0.05 * n_tests:.1f} would exclude 0 by "
-                 "chance alone: read these as leads, not findings.")
+    lines.append(f"* **Per group, intervals that exclude 0** (groups of at least "
+                 f"{MIN_CELLS_FOR_VERDICT} task-seeds): {'; '.join(apart)}. Were there no "
+                 f"true differences, about {0.05 * len(eligible):.1f} of these "
+                 f"{len(eligible)} intervals would exclude 0 by chance: read them as leads, "
+                 "not findings.")
   gap = protocol_gap(cells)
   if gap:
     n_evals = sorted({len(c["curve"]) for c in cells.values() if c.get("curve")})
     count = (f" ({n_evals[0]}-{n_evals[-1]} per cell)" if len(n_evals) > 1 else
              f" ({n_evals[0]} per cell)" if n_evals else "")
+    backends = sorted({b for c in cells.values() for b in c.get("backends") or []})
+    sim = ("; the evaluations during training ran on " + " and ".join(backends)
+           + ", the honest ones on MetaWorld, so this part includes the simulators' "
+           "difference" if backends and backends != ["metaworld"] else "")
 
     def per(name):
       return "; ".join(f"{m} {_points(r['all'])}" for m, r in gap[name].items() if "all" in r)
@@ -265,7 +281,7 @@ def reading(cells: dict, grid: dict | None = None, latency: dict | None = None,
         f"{per('top5_minus_honest')}. It has two parts. Picking the best checkpoints after "
         f"the fact (5 best minus the final evaluation, same {eval_n} episodes): "
         f"{per('top5_minus_final')}. The {eval_n} evaluation episodes against the honest ones "
-        f"(same final checkpoint): {per('final_minus_honest')}. Every evaluation during "
+        f"(same final checkpoint{sim}): {per('final_minus_honest')}. Every evaluation during "
         f"training reuses one set of {eval_n} initial states, so its luck or bad luck is "
         f"shared by all of a cell's evaluations; the honest table, on {honest_n} other states, "
         "is what a user of the final policy gets.")
@@ -285,10 +301,13 @@ def reading(cells: dict, grid: dict | None = None, latency: dict | None = None,
     lines.append(f"* **Teachers below 10 %**: {len(fails)} task-seeds; kept in every mean, "
                  "their students cannot be judged against them.")
   half = 100 * max(h - l for l, h in [wilson_interval(n // 2, n) for n in episodes]) / 2
+  preset = (grid or {}).get("preset", "?")
+  obs = ((grid or {}).get("overrides") or {}).get("obs", "state")
   lines.append(
-      "* **What it does not show.** These are quick-preset networks on state observations "
-      "in MetaWorld v3. The paper rows are MetaWorld v2, point clouds and paper-size "
-      f"networks: compare the gaps between methods, not the levels. Per task, {honest_n} "
+      f"* **What it does not show.** These are {preset}-preset networks on {obs} "
+      "observations in MetaWorld v3. The paper rows are MetaWorld v2, point clouds and "
+      "paper-size networks: compare the gaps between methods, not the levels. Per task, "
+      f"{honest_n} "
       f"episodes leave a Wilson interval of up to about +-{half:.0f} points, so per-task "
       "differences of a few points are noise; group means and paired differences are the "
       "evidence.")

@@ -361,7 +361,7 @@ def plot_group_curves(cells: dict, path: str) -> str:
     name = "All tasks" if g == "all" else GROUP_NAMES[g]
     ax.set_title(f"{name} ({len(pairs)} task-seeds)")
     ax.set_xlabel("training step")
-    ax.set_ylabel("success % (20-episode evaluations)")
+    ax.set_ylabel("success % (evaluations in training)")
     ax.set_ylim(-5, 105)
     ax.grid(alpha=0.3)
   handles, labels = axes[0][0].get_legend_handles_labels()

@@ -224,9 +224,11 @@ def _failure_reason(path: str) -> str:
 
 def run_sweep(tasks, seeds, methods, preset, root, eval_every, episodes, log=print,
               honest_episodes: int = 0, honest_seed: int = 1000, overrides=None,
-              retry_failed: bool = False):
+              retry_failed: bool = False, max_failures_in_a_row: int = 5):
   """Trains every unfinished cell; returns (cells trained, cells skipped: finished or failed
-  earlier). A cell that raises is recorded (failed.json) and counted as neither."""
+  earlier). A cell that raises is recorded (failed.json) and counted as neither; after
+  `max_failures_in_a_row` such cells without a success in between the sweep stops (an error
+  every cell meets, not a task that cannot be learned)."""
   from jaxpolicy import training  # pylint: disable=g-import-not-at-top
   from jaxpolicy import methods as methods_lib  # pylint: disable=g-import-not-at-top
   import configs as configs_lib  # pylint: disable=g-import-not-at-top
@@ -260,7 +262,7 @@ def run_sweep(tasks, seeds, methods, preset, root, eval_every, episodes, log=pri
                               "methods": list(dict.fromkeys(c[2] for c in cells)),
                               "preset": preset, "overrides": overrides, "cells": cells},
                    indent=None)
-  done = skipped = 0
+  done = skipped = in_a_row = 0
   # Seed-major: a sweep stopped part-way has every task and method for its first seeds.
   for seed in seeds:
     for task in tasks:
@@ -313,10 +315,16 @@ def run_sweep(tasks, seeds, methods, preset, root, eval_every, episodes, log=pri
           record_failure(wd, task, seed, method, reason, traceback.format_exc()[-3000:])
           log(f"sweep: {task} seed {seed} {method} FAILED: {reason} (recorded in "
               f"{failed}; the sweep goes on)")
+          in_a_row += 1
+          if in_a_row >= max_failures_in_a_row:
+            raise RuntimeError(f"{in_a_row} cells in a row failed, the last with {reason}: "
+                               "stopping the sweep (an error every cell meets?). Fix it, "
+                               "then rerun with --retry_failed") from e
           continue
         finally:
           release(wd)
         done += 1
+        in_a_row = 0
   return done, skipped
 
 
@@ -333,8 +341,14 @@ def main(argv):
                               honest_seed=FLAGS.honest_seed,
                               overrides=parse_overrides(FLAGS.set),
                               retry_failed=FLAGS.retry_failed)
-    print(f"sweep: {done} cells trained, {skipped} already finished")
-    print("report:", report.write_report(FLAGS.workdir))
+    failed = report.load_failures(FLAGS.workdir)
+    print(f"sweep: {done} cells trained, {skipped} skipped (finished, or failed earlier), "
+          f"{len(failed)} failed in all" + (" (their failed.json says why)" if failed else ""))
+    if report.load_sweep(FLAGS.workdir):
+      print("report:", report.write_report(FLAGS.workdir))
+    else:
+      print("no finished cell to report; failures: "
+            + "; ".join(f"{t} s{s} {m}: {r}" for (t, s, m), r in sorted(failed.items())))
 
   common.run_guarded(go)
 

@@ -19,6 +19,7 @@ for cell in "$root"/*/s*/*/cell.json; do
   rel=${wd#"$root"/}
   mkdir -p "$out/cells/$rel"
   cp "$wd"/cell.json "$wd"/eval.json "$wd"/evals.jsonl "$out/cells/$rel"/
+  rm -f "$out/cells/$rel"/failed.json   # it failed in an earlier export, finished since
   # training's loss and wall time per 100 steps (cells restored from older exports lack it)
   if [ -f "$wd"/metrics.jsonl ]; then cp "$wd"/metrics.jsonl "$out/cells/$rel"/; fi
 done

@@ -189,6 +189,12 @@ def test_a_failing_cell_is_recorded_and_the_sweep_goes_on(tmp_path, monkeypatch)
   assert sweep.run_sweep(*args, log=lines.append, retry_failed=True) == (2, 2)
   assert not os.path.exists(os.path.join(root, "push", "s0", "teacher", "failed.json"))
   assert report.load_failures(root) == {}
+  # an error every cell meets stops the sweep after a few cells in a row
+  monkeypatch.setattr(training, "train", lambda config, wd: 1 / 0)
+  with pytest.raises(RuntimeError, match="3 cells in a row failed"):
+    sweep.run_sweep(["hammer", "sweep", "soccer", "basketball"], [0], ["teacher"], "tiny",
+                    root, 10, 2, log=lines.append, max_failures_in_a_row=3)
+  assert len(report.load_failures(root)) == 3
 
 
 def test_wilson_interval_against_the_closed_form():
@@ -272,7 +278,8 @@ def test_reading_and_protocol_gaps_follow_the_numbers():
   honest one splits into checkpoint selection and the episode sets; paper rows average the
   50 tasks by group size."""
   from jaxpolicy import leaderboard
-  tasks = ["hammer", "sweep", "coffee-push", "soccer"]            # Medium
+  tasks = ["hammer", "sweep", "coffee-push", "soccer", "basketball", "bin-picking",
+           "box-close", "coffee-pull"]                            # Medium
   cells = {}
   for i, t in enumerate(tasks):
     kt = 40 + 10 * i
@@ -295,11 +302,16 @@ def test_reading_and_protocol_gaps_follow_the_numbers():
   lines = {l.split("**")[1]: l for l in text.splitlines() if l.startswith("* **")}
   assert "interval excludes 0: the first is higher, by 20.5" in lines["SDM - teacher"]
   assert "No difference shown" in lines["SDM - CD"]
-  assert "Medium 4/11" in lines["Coverage."] and "12 of 12 cells" in lines["Coverage."]
+  assert "Medium 8/11" in lines["Coverage."] and "24 of 24 cells" in lines["Coverage."]
   assert "`sdm_1step` 500 Hz (5.0x)" in lines["Speed"]
   assert "teacher +10.0 points [+10.0, +10.0]" in text
   # a broken reading (verdicts not from the numbers) would say the same of both pairs
   assert lines["SDM - teacher"].split(":", 1)[1] != lines["SDM - CD"].split(":", 1)[1]
+  assert "state observations" in lines["What it does not show."]
+  # below 8 task-seeds a bootstrap interval is no basis for a verdict either way
+  few = {k: v for k, v in cells.items() if k[0] in tasks[:3]}
+  text = leaderboard.reading(few, {"cells": [list(k) for k in few], "preset": "quick"})
+  assert "too few task-seeds for a claim" in text and "excludes 0" not in text
   avg = leaderboard.paper_average(leaderboard.PAPER_ROWS["SDM (paper)"])
   assert avg == pytest.approx((28 * 86.5 + 11 * 65.8 + 6 * 35.8 + 5 * 71.6) / 50)
   assert leaderboard.paper_rows(["medium"])[2] == "| SDM (paper) | 65.8 | - |"
