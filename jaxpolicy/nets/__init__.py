@@ -61,10 +61,11 @@ def native_bf16() -> bool:
 def _warn_cpu_bf16(native: bool):
   if native:
     _logging.getLogger("jaxpolicy").warning(
-        "bfloat16 inference on this CPU (AVX512-BF16/AMX) runs at about float32's speed, "
-        "not faster: XLA's CPU bf16 dots stream the half-size weights no faster at small "
-        "batches (paper-size SDM at batch 1: 11.4 ms bf16, 12.1 ms float32 on an AMD EPYC "
-        "with AVX512-BF16); it halves the weights' memory")
+        "bfloat16 inference on this CPU (AVX512-BF16/AMX) is no faster than float32: "
+        "about float32's speed for paper-size networks (XLA's CPU bf16 dots stream the "
+        "half-size weights no faster; SDM at batch 1: 11.4 ms bf16, 12.1 ms float32 on an "
+        "AMD EPYC with AVX512-BF16), 1.7-3.8x slower for quick-size ones, whose weights stay "
+        "in cache; it halves the weights' memory")
   else:
     _logging.getLogger("jaxpolicy").warning(
         "bfloat16 inference on a CPU without AVX512-BF16/AMX is emulated: XLA converts the "
