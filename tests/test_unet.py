@@ -206,8 +206,8 @@ def test_out_major_dot_in_bfloat16_exports_with_a_symbolic_batch():
 @pytest.mark.parametrize("native,words", [(True, "no faster than float32"),
                                           (False, "is emulated")])
 def test_bf16_on_a_cpu_warns_what_it_costs(native, words, monkeypatch, caplog):
-  """bf16 inference on a CPU never beats float32 here: with bf16 units it ties, without it
-  is emulated and slower; building a bf16 policy on a CPU says which."""
+  """bf16 inference on a CPU never beats float32 here: with bf16 units it ties at best,
+  without them it is emulated and slower; building a bf16 policy on a CPU says which."""
   import configs.teacher
   from jaxpolicy import nets as nets_lib
   monkeypatch.setattr(nets_lib, "native_bf16", lambda: native)
