@@ -57,6 +57,8 @@ flags.DEFINE_multi_string("set", [], "A config override for every cell, key=valu
                           "flag), e.g. --set=obs=pointcloud --set=pointcloud.num_points=512; "
                           "recorded in sweep.json: one workdir holds one setting.")
 flags.DEFINE_bool("retry_failed", False, "Train cells again that failed earlier (failed.json).")
+flags.DEFINE_bool("plan_only", False, "Only add the cells to the grid (sweep.json), train "
+                  "nothing: the report then counts them as planned from the start.")
 FLAGS = flags.FLAGS
 
 
@@ -224,11 +226,13 @@ def _failure_reason(path: str) -> str:
 
 def run_sweep(tasks, seeds, methods, preset, root, eval_every, episodes, log=print,
               honest_episodes: int = 0, honest_seed: int = 1000, overrides=None,
-              retry_failed: bool = False, max_failures_in_a_row: int = 5):
+              retry_failed: bool = False, max_failures_in_a_row: int = 5,
+              plan_only: bool = False):
   """Trains every unfinished cell; returns (cells trained, cells skipped: finished or failed
   earlier). A cell that raises is recorded (failed.json) and counted as neither; after
   `max_failures_in_a_row` such cells without a success in between the sweep stops (an error
-  every cell meets, not a task that cannot be learned)."""
+  every cell meets, not a task that cannot be learned). `plan_only`: add the cells to
+  sweep.json and return (0, 0)."""
   from jaxpolicy import training  # pylint: disable=g-import-not-at-top
   from jaxpolicy import methods as methods_lib  # pylint: disable=g-import-not-at-top
   import configs as configs_lib  # pylint: disable=g-import-not-at-top
@@ -262,6 +266,8 @@ def run_sweep(tasks, seeds, methods, preset, root, eval_every, episodes, log=pri
                               "methods": list(dict.fromkeys(c[2] for c in cells)),
                               "preset": preset, "overrides": overrides, "cells": cells},
                    indent=None)
+  if plan_only:
+    return 0, 0
   done = skipped = in_a_row = 0
   # Seed-major: a sweep stopped part-way has every task and method for its first seeds.
   for seed in seeds:
@@ -340,7 +346,12 @@ def main(argv):
                               honest_episodes=FLAGS.honest_episodes,
                               honest_seed=FLAGS.honest_seed,
                               overrides=parse_overrides(FLAGS.set),
-                              retry_failed=FLAGS.retry_failed)
+                              retry_failed=FLAGS.retry_failed,
+                              plan_only=FLAGS.plan_only)
+    if FLAGS.plan_only:
+      with open(os.path.join(FLAGS.workdir, "sweep.json")) as f:
+        print(f"sweep: the grid in {FLAGS.workdir} now has {len(json.load(f)['cells'])} cells")
+      return
     failed = report.load_failures(FLAGS.workdir)
     print(f"sweep: {done} cells trained, {skipped} skipped (finished, or failed earlier), "
           f"{len(failed)} failed in all" + (" (their failed.json says why)" if failed else ""))

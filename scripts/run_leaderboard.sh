@@ -17,5 +17,7 @@ cd "$(dirname "$0")/.."
 root=${1:-runs/leaderboard}
 common=(--methods=teacher,sdm,cd,step --preset=quick --workdir="$root" --eval_every=500
         --episodes=20 --honest_episodes=100 --honest_seed=1000)
+# the whole grid first, so the report counts every planned cell from the start
+python -m launch.sweep --tasks=medium,hard,very_hard --seeds=1,2 "${common[@]}" --plan_only
 python -m launch.sweep --tasks=medium,hard,very_hard,easy --seeds=0 "${common[@]}"
 python -m launch.sweep --tasks=medium,hard,very_hard --seeds=1,2 "${common[@]}"

@@ -197,6 +197,20 @@ def test_a_failing_cell_is_recorded_and_the_sweep_goes_on(tmp_path, monkeypatch)
   assert len(report.load_failures(root)) == 3
 
 
+def test_plan_only_adds_cells_to_the_grid_and_trains_nothing(tmp_path, monkeypatch):
+  from jaxpolicy import leaderboard, training
+  root = str(tmp_path / "sweep")
+  monkeypatch.setattr(training, "train", lambda config, wd: pytest.fail("trained"))
+  assert sweep.run_sweep(["push"], [1, 2], ["teacher", "sdm"], "tiny", root, 10, 2,
+                         plan_only=True) == (0, 0)
+  assert sweep.run_sweep(["push", "hammer"], [0], ["teacher", "sdm"], "tiny", root, 10, 2,
+                         plan_only=True) == (0, 0)
+  grid = json.load(open(os.path.join(root, "sweep.json")))
+  assert len(grid["cells"]) == 8 and grid["seeds"] == [0, 1, 2]
+  assert not [d for d in os.listdir(root) if d != "sweep.json"]   # no cell directory
+  assert "push seed 1 sdm, teacher: not finished" in leaderboard.failures({}, grid)
+
+
 def test_wilson_interval_against_the_closed_form():
   from jaxpolicy import stats
   # 8 of 10: the textbook Wilson 95 % interval is (0.490, 0.943)
