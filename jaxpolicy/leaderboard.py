@@ -84,16 +84,22 @@ def honest_values(cells: dict) -> dict:
   return out
 
 
-def group_means(values: dict, seed: int = 0) -> dict:
-  """{(task, seed): (k, n)} -> {group or "all": (mean, low, high, n_tasks, n_cells)}."""
+def by_group(values: dict, seed: int = 0) -> dict:
+  """{(task, seed): value} -> {group or "all": (mean, low, high, n_tasks, n_cells)}: the mean
+  over each difficulty group's (task, seed) cells with a bootstrap 95 % interval (resampling
+  the cells)."""
   out = {}
   for g in list(GROUP_ORDER) + ["all"]:
-    rates = [k / n for (t, _), (k, n) in sorted(values.items()) if g == "all" or
-             group_of(t) == g]
-    if rates:
-      tasks = {t for (t, _) in values if g == "all" or group_of(t) == g}
-      out[g] = bootstrap_mean_interval(rates, seed=seed) + (len(tasks), len(rates))
+    sel = [(t, v) for (t, _), v in sorted(values.items()) if g == "all" or group_of(t) == g]
+    if sel:
+      out[g] = bootstrap_mean_interval([v for _, v in sel], seed=seed) + (
+          len({t for t, _ in sel}), len(sel))
   return out
+
+
+def group_means(values: dict, seed: int = 0) -> dict:
+  """{(task, seed): (k, n)} -> {group or "all": (mean, low, high, n_tasks, n_cells)}."""
+  return by_group({c: k / n for c, (k, n) in values.items()}, seed)
 
 
 def paired_differences(cells: dict) -> dict:
@@ -104,16 +110,34 @@ def paired_differences(cells: dict) -> dict:
   for label, a, b in PAIRS:
     va, vb = values.get(label_of.get(a), {}), values.get(label_of.get(b), {})
     both = sorted(set(va) & set(vb))
-    if not both:
-      continue
-    diffs = {c: va[c][0] / va[c][1] - vb[c][0] / vb[c][1] for c in both}
-    res = {}
-    for g in list(GROUP_ORDER) + ["all"]:
-      d = [v for (t, _), v in diffs.items() if g == "all" or group_of(t) == g]
-      if d:
-        tasks = {t for (t, _) in diffs if g == "all" or group_of(t) == g}
-        res[g] = bootstrap_mean_interval(d) + (len(tasks), len(d))
-    out[label] = res
+    if both:
+      out[label] = by_group({c: va[c][0] / va[c][1] - vb[c][0] / vb[c][1] for c in both})
+  return out
+
+
+def complete_cells(cells: dict) -> dict:
+  """The cells of the (task, seed) pairs every method of `cells` has finished: group means
+  of a partly finished grid then compare methods on the same tasks."""
+  methods = {m for _, _, m in cells}
+  pairs = {(t, s) for t, s, _ in cells}
+  done = {p for p in pairs if all((*p, m) in cells for m in methods)}
+  return {k: v for k, v in cells.items() if k[:2] in done}
+
+
+PAPERS_METRICS = ("top5", "final", "mean_all")   # the papers' protocol, per cell (report.py)
+
+
+def papers_intervals(cells: dict) -> dict:
+  """The papers' protocol with intervals: {metric: {method: {group: (mean, low, high,
+  n_tasks, n_cells)}}} over the (task, seed) pairs every method finished (as its tables)."""
+  common = complete_cells(cells)
+  out = {}
+  for metric in PAPERS_METRICS:
+    for m in sorted({m for (_, _, m) in common}):
+      vals = {(t, s): float(c[metric]) for (t, s, mm), c in common.items()
+              if mm == m and c.get(metric) is not None and np.isfinite(c[metric])}
+      if vals:
+        out.setdefault(metric, {})[m] = by_group(vals)
   return out
 
 
@@ -165,14 +189,8 @@ def protocol_gap(cells: dict) -> dict:
         nums[(t, s)] = {"top5": float(cell["top5"]), "final": float(cell["final"]),
                         "honest": float(h["success_rate"])}
     for gap, (a, b) in GAPS.items():
-      res = {}
-      for g in list(GROUP_ORDER) + ["all"]:
-        d = [v[a] - v[b] for (t, _), v in nums.items() if g == "all" or group_of(t) == g]
-        if d:
-          tasks = {t for (t, _) in nums if g == "all" or group_of(t) == g}
-          res[g] = bootstrap_mean_interval(d) + (len(tasks), len(d))
-      if res:
-        out[gap][m] = res
+      if nums:
+        out[gap][m] = by_group({c: v[a] - v[b] for c, v in nums.items()})
   return {k: v for k, v in out.items() if v}
 
 
@@ -387,13 +405,21 @@ def summary(cells: dict, grid: dict | None, papers_agg: dict, failed: dict | Non
   values = honest_values(cells)
   honest = {label: {g: dict(zip(("mean", "low", "high", "n_tasks", "n_cells"), v))
                     for g, v in group_means(vals).items()} for label, vals in values.items()}
+  keys = ("mean", "low", "high", "n_tasks", "n_cells")
   papers = {f"{m}": {g: {"mean": v[0], "std_over_seeds": v[1]} for (g, mm), v in
                      papers_agg["group"].items() if mm == m}
             for m in sorted({mm for (_, mm) in papers_agg["group"]})}
+  intervals = papers_intervals(cells)
+  for m, groups in intervals.get("top5", {}).items():   # bootstrap over task-seed cells
+    for g, v in groups.items():
+      papers.setdefault(m, {}).setdefault(g, {}).update(dict(zip(keys, v)))
   planned = len({tuple(c) for c in (grid or {}).get("cells", [])} | set(cells))
   cpu = sum(c.get("cpu_s") or 0.0 for c in cells.values())
   wall = sum(c.get("wall_s") or 0.0 for c in cells.values())
-  return {"protocols": {"papers_top5": papers, "honest": honest},
+  return {"protocols": {"papers_top5": papers, "honest": honest,
+                        **{f"papers_{k}": {m: {g: dict(zip(keys, v)) for g, v in res.items()}
+                                           for m, res in per.items()}
+                           for k, per in intervals.items() if k != "top5"}},
           "paired_differences": {k: {g: dict(zip(("mean", "low", "high", "n_tasks", "n_cells"),
                                                  v)) for g, v in res.items()}
                                  for k, res in paired_differences(cells).items()},

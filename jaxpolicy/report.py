@@ -22,7 +22,7 @@ from jaxpolicy.envs.registry import GROUPS, group_of
 from jaxpolicy.runtime import files
 
 GROUP_NAMES = leaderboard.GROUP_LABELS
-METRICS = ("top5", "final", "mean_all")
+METRICS = leaderboard.PAPERS_METRICS
 
 
 def main_policy(method: str, names) -> str:
@@ -95,13 +95,7 @@ def aggregate(cells: dict, metric: str) -> dict:
   return out
 
 
-def complete_cells(cells: dict) -> dict:
-  """The cells of the (task, seed) pairs every method of `cells` has finished: group means
-  of a partly finished grid then compare methods on the same tasks."""
-  methods = {m for _, _, m in cells}
-  pairs = {(t, s) for t, s, _ in cells}
-  done = {p for p in pairs if all((*p, m) in cells for m in methods)}
-  return {k: v for k, v in cells.items() if k[:2] in done}
+complete_cells = leaderboard.complete_cells
 
 
 def load_sweep(root: str) -> dict:

@@ -326,6 +326,15 @@ def test_reading_and_protocol_gaps_follow_the_numbers():
   few = {k: v for k, v in cells.items() if k[0] in tasks[:3]}
   text = leaderboard.reading(few, {"cells": [list(k) for k in few], "preset": "quick"})
   assert "too few task-seeds for a claim" in text and "excludes 0" not in text
+  # summary.json: the papers' protocol with a bootstrap interval over task-seeds too
+  s = leaderboard.summary(cells, {"cells": [list(k) for k in cells]},
+                          report.aggregate({k: v for k, v in cells.items() if "top5" in v},
+                                           "top5"))
+  top5 = s["protocols"]["papers_top5"]["teacher"]["medium"]
+  assert top5["n_cells"] == 8 and top5["low"] <= top5["mean"] <= top5["high"]
+  assert top5["mean"] == pytest.approx(np.mean([(40 + 10 * i) / 100 + 0.1 for i in range(8)]))
+  assert s["protocols"]["papers_final"]["sdm"]["all"]["mean"] == pytest.approx(0.5)
+  assert "cd" not in s["protocols"]["papers_final"]          # its cells have no evaluations
   avg = leaderboard.paper_average(leaderboard.PAPER_ROWS["SDM (paper)"])
   assert avg == pytest.approx((28 * 86.5 + 11 * 65.8 + 6 * 35.8 + 5 * 71.6) / 50)
   assert leaderboard.paper_rows(["medium"])[2] == "| SDM (paper) | 65.8 | - |"
