@@ -439,6 +439,35 @@ def write_summary(root: str, cells: dict, grid: dict | None, papers_agg: dict,
                           summary(cells, grid, papers_agg, failed))
 
 
+CSV_COLUMNS = ("task", "group", "seed", "method", "policy", "honest_success",
+               "honest_episodes", "top5", "final", "mean_all", "nfe", "hz_b1", "cpu_s", "wall_s")
+
+
+def write_cells_csv(root: str, cells: dict) -> str:
+  """<root>/cells.csv: one row per finished cell's policy (main policy and the untrained
+  baselines its cell evaluated), for analyses of one's own; the papers' protocol and the
+  cell's cost on the main policy's row only."""
+  import csv  # pylint: disable=g-import-not-at-top
+  path = os.path.join(root, "cells.csv")
+  with open(path + ".tmp", "w", newline="") as f:
+    w = csv.writer(f)
+    w.writerow(CSV_COLUMNS)
+    for (task, seed, method), cell in sorted(cells.items()):
+      honest = cell.get("honest") or {}
+      main = cell.get("policy") or _main(method, list(honest))
+      for policy in [main] + sorted(set(honest) - {main}):
+        h = honest.get(policy) or {}
+        row = {"task": task, "group": group_of(task), "seed": seed, "method": method,
+               "policy": policy, "honest_success": h.get("success_rate"),
+               "honest_episodes": h.get("episodes"), "nfe": h.get("nfe", cell.get("nfe"))}
+        if policy == main:
+          row.update({k: cell.get(k) for k in ("top5", "final", "mean_all", "hz_b1",
+                                               "cpu_s", "wall_s")})
+        w.writerow(["" if row.get(c) is None else row[c] for c in CSV_COLUMNS])
+  os.replace(path + ".tmp", path)
+  return path
+
+
 def plot_success_vs_hz(cells: dict, path: str, baseline_hz: dict | None = None) -> str:
   """Honest success (mean over cells) vs batch-1 Hz per method, one panel per group; the
   untrained baselines too where `baseline_hz` ({policy: Hz}) has theirs."""

@@ -487,6 +487,7 @@ def write_report(root: str, out: str | None = None) -> str:
                              "![per-task success](per_task_success.png)\n")
   leaderboard.write_summary(folder, cells, grid, aggregate(complete_cells(cells), "top5"),
                             failed)
+  leaderboard.write_cells_csv(folder, cells)
   with open(out, "w") as f:
     f.write(text)
   return out

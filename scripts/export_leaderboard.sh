@@ -1,10 +1,9 @@
 #!/usr/bin/env bash
 # Regenerates the leaderboard report from the finished cells and copies what a reader needs
-# into the repository: report.md, its pictures, summary.json, sweep.json and every finished
-# cell's cell.json / eval.json / evals.jsonl / metrics.jsonl (no checkpoints), each failed
-# cell's failed.json; latency.json
-# when the batch-1 latencies were measured apart (python -m launch.report
-# --workdir=runs/leaderboard --latency, with the sweep stopped).
+# into the repository: report.md, its pictures, summary.json, cells.csv, sweep.json and every
+# finished cell's cell.json / eval.json / evals.jsonl / metrics.jsonl (no checkpoints), each
+# failed cell's failed.json; latency.json when the batch-1 latencies were measured apart
+# (python -m launch.report --workdir=runs/leaderboard --latency, with the sweep stopped).
 #   bash scripts/export_leaderboard.sh [runs/leaderboard] [benchmarks/results/leaderboard_quick_cpu]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,7 +11,8 @@ root=${1:-runs/leaderboard}
 out=${2:-benchmarks/results/leaderboard_quick_cpu}
 python -m launch.report --workdir="$root" > /dev/null
 mkdir -p "$out/cells"
-cp "$root"/report.md "$root"/*.png "$root"/summary.json "$root"/sweep.json "$out"/
+cp "$root"/report.md "$root"/*.png "$root"/summary.json "$root"/cells.csv "$root"/sweep.json \
+   "$out"/
 if [ -f "$root"/latency.json ]; then cp "$root"/latency.json "$out"/; fi
 for cell in "$root"/*/s*/*/cell.json; do
   wd=$(dirname "$cell")

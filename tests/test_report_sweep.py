@@ -63,6 +63,11 @@ def test_difficulty_groups_match_the_papers():
   assert registry.group_of("peg-unplug-side") == "easy"
 
 
+def cell_rate(root, method, policy, task="drawer-open", seed=0):
+  with open(os.path.join(root, task, f"s{seed}", method, "cell.json")) as f:
+    return json.load(f)["honest"][policy]["success_rate"]
+
+
 def test_sweep_skips_finished_cells_and_resumes(tmp_path, monkeypatch):
   root = str(tmp_path / "sweep")
   args = (["drawer-open"], [0], ["teacher", "sdm"], "tiny", root, 10, 2)
@@ -87,6 +92,13 @@ def test_sweep_skips_finished_cells_and_resumes(tmp_path, monkeypatch):
   assert text.index("## Reading") < text.index("## Success rate")   # the reading first
   summary = json.load(open(os.path.join(root, "summary.json")))
   assert summary["finished_cells"] == 2 and summary["cpu_hours"] > 0
+  import csv
+  rows = list(csv.DictReader(open(os.path.join(root, "cells.csv"))))
+  assert {r["policy"] for r in rows} == {"teacher_ddim10", "teacher_ddim1_trailing",
+                                         "teacher_ddim2_trailing", "sdm_1step"}
+  sdm = next(r for r in rows if r["policy"] == "sdm_1step")
+  assert sdm["group"] == "easy" and sdm["honest_episodes"] == "2" and float(sdm["cpu_s"]) > 0
+  assert float(sdm["honest_success"]) == cell_rate(root, "sdm", "sdm_1step")
   cell = json.load(open(os.path.join(root, "drawer-open", "s0", "sdm", "cell.json")))
   assert cell["hz_b1"] > 0 and set(cell["honest"]) == {"sdm_1step"}
   assert "Measured by the sweep after each cell's training" in text
