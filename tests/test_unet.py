@@ -129,6 +129,63 @@ def test_mish_and_its_gradient_match_float64():
   np.testing.assert_allclose(np.asarray(got16, np.float64), want, rtol=2e-2, atol=1e-2)
 
 
+def np_group_norm_mish(x, scale, bias, groups, eps=1e-5):
+  """float64 PyTorch GroupNorm(groups, C) + Mish on x (B, L, C) (two-pass variance)."""
+  B, L, C = x.shape
+  xr = x.reshape(B, L, groups, C // groups)
+  mean = xr.mean(axis=(1, 3), keepdims=True)
+  var = ((xr - mean) ** 2).mean(axis=(1, 3), keepdims=True)
+  z = ((xr - mean) / np.sqrt(var + eps)).reshape(B, L, C) * scale + bias
+  return z * np.tanh(np.logaddexp(z, 0.0))
+
+
+@pytest.mark.parametrize("shape,groups", [((3, 4, 16), 8), ((5, 1, 32), 8), ((2, 16, 8), 2)])
+def test_group_norm_mish_and_its_gradients_match_float64(shape, groups):
+  """The fused GroupNorm + Mish against float64 numpy, and its reverse-mode rule against
+  float64 central differences of that reference along random directions (x, scale, bias)."""
+  rng = np.random.default_rng(3)
+  x = rng.normal(size=shape) * 3 + 1
+  scale, bias = rng.normal(size=shape[-1:]), rng.normal(size=shape[-1:])
+  r = rng.normal(size=shape)
+  f32 = lambda a: jnp.asarray(a, jnp.float32)
+  got = unet1d.group_norm_mish(f32(x), f32(scale), f32(bias), groups)
+  np.testing.assert_allclose(np.asarray(got), np_group_norm_mish(x, scale, bias, groups),
+                             rtol=1e-4, atol=1e-5)
+  loss = lambda x, s, b: jnp.sum(f32(r) * unet1d.group_norm_mish(x, s, b, groups))
+  grads = jax.jit(jax.grad(loss, argnums=(0, 1, 2)))(f32(x), f32(scale), f32(bias))
+  np_loss = lambda x, s, b: np.sum(r * np_group_norm_mish(x, s, b, groups))
+  eps = 1e-6
+  for _ in range(3):
+    dirs = [rng.normal(size=a.shape) for a in (x, scale, bias)]
+    plus = np_loss(*[a + eps * d for a, d in zip((x, scale, bias), dirs)])
+    minus = np_loss(*[a - eps * d for a, d in zip((x, scale, bias), dirs)])
+    want = (plus - minus) / (2 * eps)
+    have = sum(float(np.sum(np.asarray(g, np.float64) * d)) for g, d in zip(grads, dirs))
+    assert have == pytest.approx(want, rel=1e-3, abs=1e-3)
+  # each argument's gradient alone (a wrong dscale could hide behind a right dx above)
+  for i, a in enumerate((x, scale, bias)):
+    d = rng.normal(size=a.shape)
+    args = [x, scale, bias]
+    hi = [v + eps * d if j == i else v for j, v in enumerate(args)]
+    lo = [v - eps * d if j == i else v for j, v in enumerate(args)]
+    want = (np_loss(*hi) - np_loss(*lo)) / (2 * eps)
+    assert float(np.sum(np.asarray(grads[i], np.float64) * d)) == pytest.approx(
+        want, rel=1e-3, abs=1e-3)
+
+
+def test_group_norm_mish_in_bfloat16_keeps_float32_statistics():
+  """bf16 in, bf16 out; the statistics in float32, so a large common offset (where bf16
+  E[x^2] - E[x]^2 would cancel to nothing) still normalises."""
+  rng = np.random.default_rng(4)
+  x = rng.normal(size=(2, 4, 16)) + 30.0
+  scale, bias = np.ones(16), np.zeros(16)
+  got = unet1d.group_norm_mish(jnp.asarray(x, jnp.bfloat16), jnp.asarray(scale, jnp.bfloat16),
+                               jnp.asarray(bias, jnp.bfloat16), 4)
+  assert got.dtype == jnp.bfloat16
+  want = np_group_norm_mish(np.asarray(jnp.asarray(x, jnp.bfloat16), np.float64), scale, bias, 4)
+  np.testing.assert_allclose(np.asarray(got, np.float64), want, atol=0.06)
+
+
 def test_live_taps_short_sequences():
   assert unet1d.live_taps(1, 5) == (2, 3)   # only the centre tap
   assert unet1d.live_taps(2, 5) == (1, 4)   # three taps
