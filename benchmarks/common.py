@@ -25,6 +25,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxpolicy.runtime import host
+
 
 def time_calls(fn: Callable[[], object], iters: int = 100, warmup: int = 3,
                max_seconds: float = 30.0) -> dict:
@@ -60,17 +62,6 @@ def _version(pkg: str) -> str | None:
     return None
 
 
-def _cpu_model() -> str:
-  try:
-    with open("/proc/cpuinfo") as f:
-      for line in f:
-        if line.startswith("model name"):
-          return line.split(":", 1)[1].strip()
-  except OSError:
-    pass
-  return platform.processor() or platform.machine()
-
-
 def environment() -> dict:
   """Device and versions: what a number in the JSON was measured on."""
   dev = jax.devices()[0]
@@ -78,7 +69,8 @@ def environment() -> dict:
       "platform": dev.platform,
       "device_kind": dev.device_kind,
       "device_count": jax.device_count(),
-      "cpu": _cpu_model(),
+      "cpu": host.cpu_model(),
+      "cpu_units": host.cpu_units(),   # AVX2 / AVX-512 / bf16 units: they set the speed
       "cpu_count": os.cpu_count(),
       "python": platform.python_version(),
       "packages": {p: _version(p) for p in ("jax", "jaxlib", "flax", "optax", "numpy", "torch")},

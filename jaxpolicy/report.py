@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import time
 
 import numpy as np
@@ -19,7 +18,7 @@ from jaxpolicy import leaderboard
 from jaxpolicy import methods as methods_lib
 from jaxpolicy import runs
 from jaxpolicy.envs.registry import GROUPS, group_of
-from jaxpolicy.runtime import files
+from jaxpolicy.runtime import files, host
 
 GROUP_NAMES = leaderboard.GROUP_LABELS
 METRICS = leaderboard.PAPERS_METRICS
@@ -371,16 +370,6 @@ LATENCY_FILE = "latency.json"   # batch-1 latency measured apart (launch.report 
 ROUNDS = 5                      # interleaved rounds of the latency measurement
 
 
-def machine() -> str:
-  model = platform.processor() or platform.machine()
-  try:
-    with open("/proc/cpuinfo") as f:
-      model = next(l.split(":", 1)[1].strip() for l in f if l.startswith("model name"))
-  except (OSError, StopIteration):
-    pass
-  return f"{model}, {os.cpu_count()} CPUs"
-
-
 def cpu_busy(seconds: float = 1.0) -> float:
   """Share of the machine's CPU time spent busy over `seconds` (Linux /proc/stat); the
   one-minute load average instead where there is none (it lags: a job stopped a moment ago
@@ -434,7 +423,7 @@ def measure_latency(root: str, calls: int, log=print) -> str:
         f"{policies[name]['round_ms']}")
   out = {"command": f"python -m launch.report --workdir={root} --latency "
                     f"--latency_calls={calls}",
-         "date": time.strftime("%Y-%m-%d"), "machine": machine(), "cpu_busy_before": busy,
+         "date": time.strftime("%Y-%m-%d"), "machine": host.describe(), "cpu_busy_before": busy,
          "calls": calls, "cell_of": cell_of, "policies": policies}
   return files.write_json(os.path.join(root, LATENCY_FILE), out)
 

@@ -188,3 +188,38 @@ def test_training_benchmark_reads_real_clouds_and_their_gather_size(tmp_path):
   with pytest.raises(SystemExit, match="at least 128 points"):
     training.demo_windows(training.bench_config("teacher", "tiny", "pointcloud", 128, True),
                           path)
+
+
+@pytest.mark.parametrize("flags,units,native", [
+    ("fpu sse2 avx avx2 fma", ["AVX2"], False),
+    ("fpu avx2 avx512f avx512bw avx512_bf16", ["AVX512-BF16", "AVX-512", "AVX2"], True),
+    ("fpu avx2 avx512f amx_bf16 amx_tile", ["AMX-BF16", "AVX-512", "AVX2"], True),
+])
+def test_measurements_name_the_cpu_units(flags, units, native, tmp_path, monkeypatch):
+  """Two guests both called "AMD EPYC" ran 2-3x apart (AVX2 against AVX-512): every timing
+  JSON names the vector units, and bf16 counts as native only with AVX512-BF16 or AMX."""
+  from jaxpolicy.runtime import host
+  info = tmp_path / "cpuinfo"
+  info.write_text(f"processor\t: 0\nmodel name\t: AMD EPYC\nflags\t\t: {flags}\n\n")
+  monkeypatch.setattr(host, "CPUINFO", str(info))
+  host.cpu_flags.cache_clear()
+  nets_lib.native_bf16.cache_clear()
+  monkeypatch.setattr(nets_lib.jax, "default_backend", lambda: "cpu")
+  try:
+    assert host.cpu_units() == units
+    assert host.describe().startswith(f"AMD EPYC ({', '.join(units)}), ")
+    assert common.environment()["cpu_units"] == units
+    assert nets_lib.native_bf16() is native
+  finally:
+    host.cpu_flags.cache_clear()
+    nets_lib.native_bf16.cache_clear()
+
+
+def test_an_unreadable_cpuinfo_names_no_units(tmp_path, monkeypatch):
+  from jaxpolicy.runtime import host
+  monkeypatch.setattr(host, "CPUINFO", str(tmp_path / "missing"))
+  host.cpu_flags.cache_clear()
+  try:
+    assert host.cpu_units() == [] and "(" not in host.describe()
+  finally:
+    host.cpu_flags.cache_clear()

@@ -10,6 +10,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxpolicy import obs as obs_lib
+from jaxpolicy.runtime import host
 from jaxpolicy.nets.encoders import DP3Encoder, StateEncoder, encode_history
 from jaxpolicy.nets.unet1d import (ConditionalUnet1D, LiveTaps, check_horizon, inference_layout,
                                    live_tap_ranges, prune_params)
@@ -49,12 +50,7 @@ def native_bf16() -> bool:
   XLA emulates bf16 with conversions around float32 kernels, slower than float32."""
   if jax.default_backend() != "cpu":
     return True
-  try:
-    with open("/proc/cpuinfo") as f:
-      flags = next((line for line in f if line.startswith("flags")), "").split()
-  except OSError:
-    return False
-  return bool({"avx512_bf16", "amx_bf16"} & set(flags))
+  return bool({"avx512_bf16", "amx_bf16"} & host.cpu_flags())
 
 
 @functools.lru_cache(maxsize=2)   # once per process and kind of CPU

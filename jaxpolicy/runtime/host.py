@@ -1,0 +1,50 @@
+"""What a timing ran on: the CPU's model and the vector units that set its speed.
+
+Two 2-core guests both called "AMD EPYC" differed 2-3x in matmul rate (AVX2 against AVX-512
+with AVX512-BF16, 2026-12-02/03), and bfloat16 runs natively only with AVX512-BF16 or AMX, so
+every recorded measurement names the units along with the model.
+"""
+from __future__ import annotations
+
+import functools
+import os
+import platform
+
+CPUINFO = "/proc/cpuinfo"
+
+# /proc/cpuinfo flag -> how a reader knows it, most capable first within each family
+_UNITS = (("amx_bf16", "AMX-BF16"), ("avx512_bf16", "AVX512-BF16"), ("avx512f", "AVX-512"),
+          ("avx2", "AVX2"), ("asimd", "NEON"), ("sve", "SVE"))
+
+
+def _cpuinfo_field(name: str) -> str | None:
+  try:
+    with open(CPUINFO) as f:
+      for line in f:
+        if line.split(":", 1)[0].strip() == name:
+          return line.split(":", 1)[1].strip()
+  except OSError:
+    pass
+  return None
+
+
+@functools.lru_cache(maxsize=None)
+def cpu_flags() -> frozenset:
+  """The CPU's feature flags (x86 `flags`, Arm `Features`); empty where unreadable."""
+  return frozenset((_cpuinfo_field("flags") or _cpuinfo_field("Features") or "").split())
+
+
+def cpu_model() -> str:
+  return _cpuinfo_field("model name") or platform.processor() or platform.machine()
+
+
+def cpu_units() -> list[str]:
+  """The matmul-relevant vector units present, e.g. ['AVX512-BF16', 'AVX-512', 'AVX2']."""
+  flags = cpu_flags()
+  return [label for flag, label in _UNITS if flag in flags]
+
+
+def describe() -> str:
+  """e.g. 'AMD EPYC (AVX512-BF16, AVX-512, AVX2), 2 CPUs'."""
+  units = cpu_units()
+  return f"{cpu_model()}{' (' + ', '.join(units) + ')' if units else ''}, {os.cpu_count()} CPUs"
