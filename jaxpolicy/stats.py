@@ -14,9 +14,18 @@ def latency_summary(ms) -> dict:
           "latency_first_call_ms": float(ms[0])}
 
 
-def stall_summary(stall_calls, calls: int) -> dict:
-  """How often a carried sampler's stall branch fired: per episode, the fraction of calls."""
-  frac = np.asarray(stall_calls, np.float64) / max(int(calls), 1)
+def calls_until_success(first_success_step, n_action_steps: int, calls: int) -> np.ndarray:
+  """Per episode, the policy calls it made while running: an episode ends at its first
+  success (MetaWorld's success is "at any step"), so its calls are those up to the one that
+  planned that step; all `calls` if it never succeeded."""
+  first = np.asarray(first_success_step)
+  return np.where(first >= 0, first // int(n_action_steps) + 1, int(calls))
+
+
+def stall_summary(stall_calls, calls) -> dict:
+  """How often a carried sampler's stall branch fired: per episode, the fraction of its
+  calls (`calls`: per episode, `calls_until_success`, or one count for all)."""
+  frac = np.asarray(stall_calls, np.float64) / np.maximum(np.asarray(calls, np.float64), 1)
   return {"stall_fraction": float(frac.mean()), "stall_fraction_per_episode": frac.tolist()}
 
 

@@ -205,3 +205,47 @@ def test_evaluator_reuses_one_tasks_simulators_and_frees_the_last():
   assert len(first) == 2 and ev._envs("drawer-open", 1)[0] is first[0]
   ev._envs("door-open", 1)
   assert set(ev._ENVS) == {"door-open"}
+
+
+class _ExpertPolicy:
+  """MetaWorld's scripted expert behind the evaluator's policy interface (batched calls of
+  n_action_steps actions, a carry whose every call reports a stall)."""
+  n_action_steps = 3
+
+  def __init__(self, task):
+    from jaxpolicy.envs import metaworld_cpu as mw
+    self.expert, self.mw = mw.expert_policy(task), mw
+    self.nets = type("Nets", (), {"n_obs_steps": 2})()
+    self.obs_shapes = {"full_state": (39,)}
+    self.carry = None
+
+  def reset(self, batch):
+    self.carry = {"stalled": np.ones(batch, bool)}
+
+  def __call__(self, obs, key):
+    a = [self.mw.expert_action(self.expert, s[-1]) for s in obs["full_state"]]
+    return np.repeat(np.asarray(a)[:, None], self.n_action_steps, axis=1)
+
+  stall_flags = staticmethod(lambda carry: carry.get("stalled"))
+
+  def nfe_report(self, episode_length):
+    return {"nfe": 0, "policy_calls": -(-episode_length // self.n_action_steps)}
+
+
+def test_evaluator_stops_simulating_an_episode_at_its_first_success():
+  """Success is MetaWorld's flag at any step, so an episode ends at its first success: the
+  evaluator stops stepping it and gives the results of full-length episodes (same
+  successes and first-success steps) for less simulation; stalls count until the first
+  success in both modes (a policy stalling on every call stalls on all of its calls)."""
+  from jaxpolicy.envs import metaworld_evaluator as ev
+  runs_ = {stop: ev.evaluate(_ExpertPolicy("drawer-open"), "drawer-open", episodes=4, seed=1,
+                             episode_length=150, stop_on_success=stop) for stop in (True, False)}
+  short, full = runs_[True], runs_[False]
+  assert full["env_steps"] == 4 * 150
+  assert sum(full["successes"]) >= 2   # the expert succeeds, at different steps
+  assert short["successes"] == full["successes"]
+  assert short["first_success_step"] == full["first_success_step"]
+  want = sum(f + 1 if f >= 0 else 150 for f in full["first_success_step"])
+  assert short["env_steps"] == want < full["env_steps"]
+  for r in (short, full):
+    assert r["stall_fraction_per_episode"] == [1.0] * 4

@@ -24,7 +24,7 @@ import numpy as np
 from jaxpolicy.envs.mjx import env as env_lib
 from jaxpolicy.envs.mjx.pointcloud import mjx_form
 from jaxpolicy.envs.mjx.resets import ResetBank, evaluation_resets
-from jaxpolicy.stats import latency_summary, stall_summary
+from jaxpolicy.stats import calls_until_success, latency_summary, stall_summary
 
 logging = _logging.getLogger("jaxpolicy")
 
@@ -63,7 +63,8 @@ def _mjx_sensor(sensor):
 def make_rollout(env: env_lib.MJXEnv, policy, episode_length: int, sensor=None,
                  return_final: bool = False):
   """A pure `rollout(params, resets, key) -> (success, first_success_step, stall calls)`,
-  each (B,) (stall calls: how many policy calls reported a stall; 0 for stateless ones).
+  each (B,) (stall calls: how many of an episode's policy calls before its first success
+  reported a stall; 0 for stateless ones).
 
   `resets` is a ResetBank with B rows (one per environment); jit it, or lower and compile
   it apart to time compilation. `return_final` adds the final (env states, policy carry).
@@ -87,21 +88,21 @@ def make_rollout(env: env_lib.MJXEnv, policy, episode_length: int, sensor=None,
     stalls = jnp.zeros((batch,), jnp.int32)
 
     def plan(args):
-      hist, pcarry, _, t, stalls = args
+      hist, pcarry, _, t, stalls, success = args
       chunk, pcarry = policy.apply(params, hist, pcarry, jax.random.fold_in(key, t // n_act))
       flags = policy.stall_flags(pcarry)
-      if flags is not None:
-        stalls = stalls + flags.astype(jnp.int32)
+      if flags is not None:   # an episode's calls until its first success, as on MetaWorld
+        stalls = stalls + (flags & ~success).astype(jnp.int32)
       return pcarry, policy.executed(chunk).astype(jnp.float32), stalls
 
     def keep(args):
-      _, pcarry, actions, _, stalls = args
+      _, pcarry, actions, _, stalls, _ = args
       return pcarry, actions, stalls
 
     def body(carry, t):
       states, hist, pcarry, actions, success, first, stalls = carry
       pcarry, actions, stalls = jax.lax.cond(t % n_act == 0, plan, keep,
-                                             (hist, pcarry, actions, t, stalls))
+                                             (hist, pcarry, actions, t, stalls, success))
       a = jax.lax.dynamic_index_in_dim(actions, t % n_act, axis=1, keepdims=False)
       states = jax.vmap(env.step)(states, a)
       new = states.success & ~success
@@ -181,7 +182,8 @@ def run(policy, env: env_lib.MJXEnv, resets: ResetBank, seed: int, episode_lengt
             "wall_s": round(run_s, 2), "compile_s": round(compile_s, 2),
             "env_steps_per_s": float(episodes * episode_length / max(run_s, 1e-9))}
   if policy.stall_flags(policy.init_carry(1)) is not None:
-    result.update(stall_summary(np.asarray(out[2]), nfe["policy_calls"]))
+    calls = calls_until_success(first, policy.n_action_steps, nfe["policy_calls"])
+    result.update(stall_summary(np.asarray(out[2]), calls))
   return result, (out[3] if return_final else None)
 
 
