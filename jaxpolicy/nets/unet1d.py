@@ -102,8 +102,8 @@ def group_norm_mish(x, scale, bias, groups: int, eps: float = 1e-5):
   One function with its own reverse-mode rule: the backward pass recomputes the normalised
   input from (x, mean, 1/std) and runs two group reductions and one elementwise pass,
   where autodiff of flax's GroupNorm and Mish left XLA's CPU backend a dozen separate
-  passes over each activation (the quick teacher's train step: 11 % faster on a 2-core
-  CPU, 2026-12-03). Reverse mode only (no `jax.jvp` through it).
+  passes over each activation (the quick teacher's train step: 48.5 -> 59.3 steps/s on a
+  2-core CPU, 2026-12-03). Reverse mode only (no `jax.jvp` through it).
   """
   return _group_norm_mish_fwd(x, scale, bias, groups, eps)[0]
 
