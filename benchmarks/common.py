@@ -72,6 +72,7 @@ def environment() -> dict:
       "cpu": host.cpu_model(),
       "cpu_units": host.cpu_units(),   # AVX2 / AVX-512 / bf16 units: they set the speed
       "cpu_count": os.cpu_count(),
+      "code": host.code_version(),   # git commit of the checkout measured
       "python": platform.python_version(),
       "packages": {p: _version(p) for p in ("jax", "jaxlib", "flax", "optax", "numpy", "torch")},
       "jax_default_matmul_precision": str(jax.config.jax_default_matmul_precision),

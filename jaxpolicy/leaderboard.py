@@ -19,6 +19,7 @@ Plain arithmetic on dicts, tested on hand-made cells.
 """
 from __future__ import annotations
 
+import collections
 import os
 
 import numpy as np
@@ -265,6 +266,7 @@ def reading(cells: dict, grid: dict | None = None, latency: dict | None = None,
                f"{names[g]} {per_group[g]}/{len(GROUPS[g])}" for g in GROUP_ORDER) + "."
            + (f" {n_failed} failed (see Failures)." if n_failed else "")
            + (" Groups or seeds not yet run make no claim." if len(cells) < planned else "")]
+  lines += _provenance(cells)
   diffs = paired_differences(cells)
   for label, res in diffs.items():
     if "all" in res:
@@ -330,6 +332,21 @@ def reading(cells: dict, grid: dict | None = None, latency: dict | None = None,
       "differences of a few points are noise; group means and paired differences are the "
       "evidence.")
   return "\n".join(lines) + "\n"
+
+
+def _provenance(cells: dict) -> list:
+  """A line on the hosts and code versions the cells were trained with (cells record them
+  since 2026-12-03): a grid run over sessions mixes them, and differs with them at least by
+  float rounding."""
+  hosts = collections.Counter(c["host"] for c in cells.values() if c.get("host"))
+  codes = collections.Counter(c["code"] for c in cells.values() if c.get("code"))
+  if not hosts and not codes:
+    return []
+  counted = lambda counter: ", ".join(f"{k} ({n})" for k, n in counter.most_common())
+  unrecorded = sum(1 for c in cells.values() if not c.get("host"))
+  return [f"* **Provenance** (cells per host and per code version): {counted(hosts)}; code "
+          f"{counted(codes)}"
+          + (f"; {unrecorded} cells predate the record" if unrecorded else "") + "."]
 
 
 def _ci(v):

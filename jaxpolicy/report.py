@@ -161,7 +161,8 @@ def read_cell(workdir: str, method: str) -> dict:
              first_call_ms_b1=cell.get("first_call_ms_b1"),
              nfe_amortised=res.get("nfe_amortised", res["nfe"]),
              episodes=sorted(episodes), backends=sorted(backends),
-             honest=cell.get("honest"), cpu_s=cell.get("cpu_s"), wall_s=cell.get("wall_s"))
+             honest=cell.get("honest"), cpu_s=cell.get("cpu_s"), wall_s=cell.get("wall_s"),
+             host=cell.get("host"), code=cell.get("code"))
   return out
 
 

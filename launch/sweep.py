@@ -39,7 +39,7 @@ import time
 
 from absl import app, flags
 
-from jaxpolicy.runtime import files
+from jaxpolicy.runtime import files, host
 from launch import common
 
 flags.DEFINE_list("tasks", ["drawer-open"], "MetaWorld tasks.")
@@ -311,7 +311,8 @@ def run_sweep(tasks, seeds, methods, preset, root, eval_every, episodes, log=pri
             cell["honest"] = honest_eval(wd, honest_episodes, honest_seed)
           # this process's time (a resumed cell counts from its resumption)
           cell.update(wall_s=round(time.time() - wall0, 1),
-                      cpu_s=round(_cpu_seconds() - cpu0, 1))
+                      cpu_s=round(_cpu_seconds() - cpu0, 1),
+                      host=host.describe(), code=host.code_version())   # provenance
           files.write_json(marker, cell)
         except Exception as e:  # pylint: disable=broad-except
           # one cell that cannot be trained must not stop a grid of hundreds: its reason is

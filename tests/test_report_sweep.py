@@ -82,8 +82,12 @@ def test_sweep_skips_finished_cells_and_resumes(tmp_path, monkeypatch):
   h = tcell["honest"]["teacher_ddim2_trailing"]
   assert h["episodes"] == 2 and h["seed"] == 7 and h["nfe"] == 2 and len(h["successes"]) == 2
   assert tcell["cpu_s"] > 0 and tcell["wall_s"] > 0
+  # provenance: the host and the code each cell was trained with (a grid spans sessions)
+  from jaxpolicy.runtime import host
+  assert tcell["host"] == host.describe() and tcell["code"] == host.code_version()
   md = report.write_report(root)
   text = open(md).read()
+  assert f"* **Provenance** (cells per host and per code version): {host.describe()} (2)" in text
   assert "| sdm (`sdm_1step`) | 1 |" in text and "MetaWorld Easy (1)" in text
   assert os.path.getsize(os.path.join(root, "learning_curves.png")) > 1000
   for png in ("success_vs_hz.png", "per_task_success.png", "learning_curves_groups.png"):
@@ -322,6 +326,8 @@ def test_reading_and_protocol_gaps_follow_the_numbers():
   assert gaps["top5_minus_final"]["teacher"]["all"][0] == pytest.approx(0.05)
   assert gaps["final_minus_honest"]["teacher"]["all"][0] == pytest.approx(0.05)
   assert "cd" not in gaps["top5_minus_honest"]                    # no top5: not counted
+  for k in list(cells)[:12]:
+    cells[k].update(host="AMD EPYC (AVX2), 2 CPUs", code="abc1234")
   text = leaderboard.reading(cells, {"cells": [list(k) for k in cells]},
                              {"policies": {"teacher_ddim10": {"hz_b1": 100.0},
                                            "sdm_1step": {"hz_b1": 500.0}}})
@@ -330,6 +336,8 @@ def test_reading_and_protocol_gaps_follow_the_numbers():
   assert "No difference shown" in lines["SDM - CD"]
   assert "Medium 8/11" in lines["Coverage."] and "24 of 24 cells" in lines["Coverage."]
   assert "`sdm_1step` 500 Hz (5.0x)" in lines["Speed"]
+  assert lines["Provenance"].endswith("AMD EPYC (AVX2), 2 CPUs (12); code abc1234 (12); 12 "
+                                      "cells predate the record.")
   assert "teacher +10.0 points [+10.0, +10.0]" in text
   # a broken reading (verdicts not from the numbers) would say the same of both pairs
   assert lines["SDM - teacher"].split(":", 1)[1] != lines["SDM - CD"].split(":", 1)[1]

@@ -1,4 +1,5 @@
-"""What a timing ran on: the CPU's model and the vector units that set its speed.
+"""What a result ran on: the CPU's model and the vector units that set its speed, and the
+code's git commit.
 
 Two 2-core guests both called "AMD EPYC" differed 2-3x in matmul rate (AVX2 against AVX-512
 with AVX512-BF16, 2026-12-02/03), and bfloat16 runs natively only with AVX512-BF16 or AMX, so
@@ -9,6 +10,7 @@ from __future__ import annotations
 import functools
 import os
 import platform
+import subprocess
 
 CPUINFO = "/proc/cpuinfo"
 
@@ -48,3 +50,22 @@ def describe() -> str:
   """e.g. 'AMD EPYC (AVX512-BF16, AVX-512, AVX2), 2 CPUs'."""
   units = cpu_units()
   return f"{cpu_model()}{' (' + ', '.join(units) + ')' if units else ''}, {os.cpu_count()} CPUs"
+
+
+@functools.lru_cache(maxsize=None)
+def code_version() -> str | None:
+  """The git commit of the jaxpolicy checkout running (short hash, '+changes' when tracked
+  files differ from it); None for an installed copy or without git."""
+  root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+  if not os.path.isdir(os.path.join(root, ".git")):
+    return None
+  try:
+    run = lambda *a: subprocess.run(["git", "-C", root, *a], capture_output=True, text=True,
+                                    timeout=10)
+    head = run("rev-parse", "--short", "HEAD")
+    if head.returncode:
+      return None
+    changed = run("diff", "--quiet", "HEAD", "--", ".").returncode != 0
+  except (OSError, subprocess.SubprocessError):
+    return None
+  return head.stdout.strip() + ("+changes" if changed else "")
