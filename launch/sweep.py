@@ -236,6 +236,7 @@ def run_sweep(tasks, seeds, methods, preset, root, eval_every, episodes, log=pri
   from jaxpolicy import training  # pylint: disable=g-import-not-at-top
   from jaxpolicy import methods as methods_lib  # pylint: disable=g-import-not-at-top
   import configs as configs_lib  # pylint: disable=g-import-not-at-top
+  provenance = dict(host=host.describe(), code=host.code_version())   # the code loaded now
   tasks = expand_tasks(tasks)
   methods = list(methods_lib.names()) if list(methods) == ["all"] else list(methods)
   for m in methods:
@@ -311,8 +312,7 @@ def run_sweep(tasks, seeds, methods, preset, root, eval_every, episodes, log=pri
             cell["honest"] = honest_eval(wd, honest_episodes, honest_seed)
           # this process's time (a resumed cell counts from its resumption)
           cell.update(wall_s=round(time.time() - wall0, 1),
-                      cpu_s=round(_cpu_seconds() - cpu0, 1),
-                      host=host.describe(), code=host.code_version())   # provenance
+                      cpu_s=round(_cpu_seconds() - cpu0, 1), **provenance)
           files.write_json(marker, cell)
         except Exception as e:  # pylint: disable=broad-except
           # one cell that cannot be trained must not stop a grid of hundreds: its reason is
