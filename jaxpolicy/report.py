@@ -389,8 +389,8 @@ def cpu_busy(seconds: float = 1.0) -> float:
 
 
 def measure_latency(root: str, calls: int, log=print) -> str:
-  """Times each method's policies on the first finished cell of that method; writes
-  <root>/latency.json and returns its path."""
+  """Times each method's policies on the first finished cell of that method that has its
+  checkpoints; writes <root>/latency.json and returns its path."""
   cells = load_sweep(root)
   if not cells:
     raise FileNotFoundError(f"no finished sweep cells under {root}")
@@ -399,8 +399,14 @@ def measure_latency(root: str, calls: int, log=print) -> str:
     log(f"warning: the CPUs were {100 * busy:.0f} % busy before measuring: another job is "
         f"running and the latencies will be too high (recorded with them)")
   first = {}
-  for task, seed, method in sorted(cells):
-    first.setdefault(method, (task, seed))
+  for task, seed, method in sorted(cells):   # cells restored from an export keep no weights
+    if os.path.isdir(os.path.join(root, task, f"s{seed}", method, "checkpoints")):
+      first.setdefault(method, (task, seed))
+  missing = sorted({m for (_, _, m) in cells} - set(first))
+  if missing:
+    raise FileNotFoundError(f"no finished cell of {missing} under {root} has its checkpoints "
+                            "(cells restored from an export have none): let the sweep train "
+                            "one first")
   chosen, cell_of = {}, {}
   for method, (task, seed) in first.items():
     cell_of[method] = f"{task}/s{seed}"

@@ -113,6 +113,12 @@ def test_sweep_skips_finished_cells_and_resumes(tmp_path, monkeypatch):
                                   "teacher_ddim2_trailing", "sdm_1step"}
   assert lat["policies"]["teacher_ddim2_trailing"]["nfe"] == 2
   assert lat["cell_of"] == {"teacher": "drawer-open/s0", "sdm": "drawer-open/s0"}
+  # a cell restored from an export has no weights to time: skipped, and none left is an error
+  ckpt = os.path.join(root, "drawer-open", "s0", "sdm", "checkpoints")
+  os.rename(ckpt, ckpt + ".away")
+  with pytest.raises(FileNotFoundError, match=r"\['sdm'\].*has its checkpoints"):
+    report.measure_latency(root, calls=3, log=lambda *_: None)
+  os.rename(ckpt + ".away", ckpt)
   text = open(report.write_report(root)).read()
   assert "Measured apart from the sweep" in text and "`teacher_ddim1_trailing` (baseline)" in text
   cells = report.load_sweep(root)
