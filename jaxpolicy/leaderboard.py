@@ -513,7 +513,7 @@ def plot_success_vs_hz(cells: dict, path: str, baseline_hz: dict | None = None) 
       if gm is None or not hz:
         continue
       x, (m, lo, hi) = float(np.median(hz)), gm[:3]
-      ax.errorbar([x], [100 * m], yerr=[[100 * (m - lo)], [100 * (hi - m)]],
+      ax.errorbar([x], [100 * m], yerr=[[100 * max(m - lo, 0)], [100 * max(hi - m, 0)]],
                   marker=markers[method], markerfacecolor="none" if policy is None else None,
                   capsize=3, label=label)
     ax.set_xscale("log")
@@ -561,8 +561,8 @@ def plot_task_bars(cells: dict, path: str, per_row: int = 14) -> str:
         lo, hi = wilson_interval(k, n)
         xs.append(j + (i - (len(labels) - 1) / 2) * width)
         ys.append(100 * k / n)
-        lo_err.append(100 * (k / n - lo))
-        hi_err.append(100 * (hi - k / n))
+        lo_err.append(100 * max(k / n - lo, 0))   # a plot must not fail on rounding
+        hi_err.append(100 * max(hi - k / n, 0))
       ax.bar(xs, ys, width, yerr=[lo_err, hi_err], capsize=2, label=label,
              color=f"C{i}", error_kw={"elinewidth": 0.8})
     ax.set_xticks(range(len(tasks)))

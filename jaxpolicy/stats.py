@@ -37,7 +37,10 @@ def wilson_interval(successes: int, n: int, z: float = 1.959964) -> tuple[float,
   denom = 1.0 + z * z / n
   centre = (p + z * z / (2 * n)) / denom
   half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-  return float(max(0.0, centre - half)), float(min(1.0, centre + half))
+  # the exact ends at 0 / n and n / n (rounding left 1 - 1e-16 at 200 of 200)
+  lo = 0.0 if successes <= 0 else max(0.0, centre - half)
+  hi = 1.0 if successes >= n else min(1.0, centre + half)
+  return float(lo), float(hi)
 
 
 def bootstrap_mean_interval(values, n_boot: int = 10_000, level: float = 0.95,

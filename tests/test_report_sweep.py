@@ -242,6 +242,10 @@ def test_wilson_interval_against_the_closed_form():
   assert lo == 0.0 and hi == pytest.approx(0.1611, abs=1e-3)
   lo, hi = stats.wilson_interval(100, 100)
   assert hi == 1.0 and lo == pytest.approx(0.9630, abs=1e-3)
+  # exact ends at every count: rounding once left 1 - 1e-16 at 200 of 200 (seeds pooled),
+  # and the report's per-task bars failed on the negative error bar it made
+  for n in range(1, 401):
+    assert stats.wilson_interval(n, n)[1] == 1.0 and stats.wilson_interval(0, n)[0] == 0.0
 
 
 def test_sign_test_against_the_binomial_tails():
