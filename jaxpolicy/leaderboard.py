@@ -5,10 +5,10 @@ episodes whose initial states are shared by every method of the task and seed (a
 teacher's cell, the teacher's own DDIM-1 / DDIM-2 from noise). From those:
 
 * per task and seed, success with a Wilson 95 % interval;
-* per MetaWorld difficulty group, the mean over (task, seed) cells with a bootstrap 95 %
-  interval (resampling the cells);
+* per MetaWorld difficulty group, the mean over its tasks (each task's seeds averaged
+  first) with a bootstrap 95 % interval resampling tasks;
 * paired differences (SDM - teacher, SDM - CD, STEP - teacher, ...) per cell, then per group
-  with a bootstrap interval -- the same initial states on both sides, so the difference
+  the same way -- the same initial states on both sides, so the difference
   carries no reset noise;
 * the papers' protocol against the honest one per cell (5 best minus honest, split into
   checkpoint selection and the evaluation episodes);
@@ -86,15 +86,19 @@ def honest_values(cells: dict) -> dict:
 
 
 def by_group(values: dict, seed: int = 0) -> dict:
-  """{(task, seed): value} -> {group or "all": (mean, low, high, n_tasks, n_cells)}: the mean
-  over each difficulty group's (task, seed) cells with a bootstrap 95 % interval (resampling
-  the cells)."""
+  """{(task, seed): value} -> {group or "all": (mean, low, high, n_tasks, n_cells)}: each
+  task's value is its mean over the seeds it ran, a group's the mean over its tasks (every
+  task counts once, as in the papers' averages, however many seeds it ran), with a bootstrap
+  95 % interval resampling tasks (a task's seeds are not independent draws of the group)."""
+  per_task = collections.defaultdict(list)
+  for (t, _), v in sorted(values.items()):
+    per_task[t].append(v)
   out = {}
   for g in list(GROUP_ORDER) + ["all"]:
-    sel = [(t, v) for (t, _), v in sorted(values.items()) if g == "all" or group_of(t) == g]
+    sel = [t for t in per_task if g == "all" or group_of(t) == g]
     if sel:
-      out[g] = bootstrap_mean_interval([v for _, v in sel], seed=seed) + (
-          len({t for t, _ in sel}), len(sel))
+      out[g] = bootstrap_mean_interval([np.mean(per_task[t]) for t in sel], seed=seed) + (
+          len(sel), sum(len(per_task[t]) for t in sel))
   return out
 
 
@@ -220,20 +224,20 @@ def _points(v) -> str:
   return f"{100 * m:+.1f} points [{100 * lo:+.1f}, {100 * hi:+.1f}]"
 
 
-# Fewer task-seeds than this get no verdict from their bootstrap interval: a percentile
-# interval of n values undercovers at small n (of 2 values it is just [min, max]; with no
-# true difference it excluded 0 in ~48 % of simulated draws at n = 2, ~22 % at 4, ~10 % at
-# 6-9).
-MIN_CELLS_FOR_VERDICT = 8
+# Fewer tasks (the bootstrap's resampled unit) than this get no verdict from their
+# interval: a percentile interval of n values undercovers at small n (of 2 values it is just
+# [min, max]; with no true difference it excluded 0 in ~48 % of simulated draws at n = 2,
+# ~22 % at 4, ~10 % at 6-9).
+MIN_TASKS_FOR_VERDICT = 8
 
 
 def _verdict(v) -> str:
   """One paired difference in words: shown, or not at this sample size."""
   m, lo, hi, n_tasks, n_cells = v
-  where = f"over {n_cells} task-seeds ({n_tasks} tasks)"
-  if n_cells < MIN_CELLS_FOR_VERDICT:
-    return (f"{100 * m:+.1f} points {where}: too few task-seeds for a claim either way "
-            f"(a verdict needs {MIN_CELLS_FOR_VERDICT}).")
+  where = f"over {n_tasks} tasks ({n_cells} task-seeds)"
+  if n_tasks < MIN_TASKS_FOR_VERDICT:
+    return (f"{100 * m:+.1f} points {where}: too few tasks for a claim either way "
+            f"(a verdict needs {MIN_TASKS_FOR_VERDICT}).")
   if lo <= 0 <= hi:
     bound = 100 * max(-lo, hi)
     return (f"{_points(v)} {where}. No difference shown; at this sample a gap "
@@ -272,12 +276,12 @@ def reading(cells: dict, grid: dict | None = None, latency: dict | None = None,
     if "all" in res:
       lines.append(f"* **{label}** (paired, same initial states): " + _verdict(res["all"]))
   eligible = [(label, g, v) for label, res in diffs.items() for g, v in res.items()
-              if g != "all" and v[4] >= MIN_CELLS_FOR_VERDICT]
+              if g != "all" and v[3] >= MIN_TASKS_FOR_VERDICT]
   apart = [f"{label}, {names[g]}: {_points(v)}" for label, g, v in eligible
            if not v[1] <= 0 <= v[2]]
   if apart:
     lines.append(f"* **Per group, intervals that exclude 0** (groups of at least "
-                 f"{MIN_CELLS_FOR_VERDICT} task-seeds): {'; '.join(apart)}. Were there no "
+                 f"{MIN_TASKS_FOR_VERDICT} tasks): {'; '.join(apart)}. Were there no "
                  f"true differences, about {0.05 * len(eligible):.1f} of these "
                  f"{len(eligible)} intervals would exclude 0 by chance: read them as leads, "
                  "not findings.")
@@ -369,9 +373,10 @@ def markdown(cells: dict, grid: dict | None = None, failed: dict | None = None) 
   lines = ["## Honest protocol: final checkpoint, paired episodes", "",
            f"Every policy's final checkpoint on {'/'.join(map(str, episodes))} episodes whose "
            "initial states are shared by all methods of a task and seed. Success in %, mean "
-           "over (task, seed) cells of each group, [bootstrap 95 % interval over those "
-           "cells]. The teacher's DDIM-1/2 rows run the trained teacher from noise in 1 or 2 "
-           "steps, no distillation. The paper rows are the SDM paper's Table 1 (MetaWorld "
+           "over each group's tasks (a task's seeds averaged first, so every task counts "
+           "once), [bootstrap 95 % interval resampling tasks] (n = task-seeds). The "
+           "teacher's DDIM-1/2 rows run the trained teacher from noise in 1 or 2 steps, no "
+           "distillation. The paper rows are the SDM paper's Table 1 (MetaWorld "
            "v2, point clouds, paper-size networks, the papers' protocol), not comparable in "
            "setting; shown for scale only (their Average, once all four groups are here: "
            "the group means weighted by task counts, our arithmetic).", "",
@@ -387,7 +392,8 @@ def markdown(cells: dict, grid: dict | None = None, failed: dict | None = None) 
   if diffs:
     lines += ["", "## Paired differences (honest protocol)", "",
               "Per (task, seed) cell the difference of success rates on the same initial "
-              "states, in points; mean per group [bootstrap 95 % interval over cells]. An "
+              "states, in points; per task the mean over its seeds, per group the mean over "
+              "tasks [bootstrap 95 % interval resampling tasks]. An "
               "interval that contains 0 shows no difference at this sample size.", "",
               "| Difference | " + " | ".join(names[g] for g in present) + " | All |",
               "|---|" + "---|" * (len(present) + 1)]
@@ -423,11 +429,13 @@ def summary(cells: dict, grid: dict | None, papers_agg: dict, failed: dict | Non
   honest = {label: {g: dict(zip(("mean", "low", "high", "n_tasks", "n_cells"), v))
                     for g, v in group_means(vals).items()} for label, vals in values.items()}
   keys = ("mean", "low", "high", "n_tasks", "n_cells")
-  papers = {f"{m}": {g: {"mean": v[0], "std_over_seeds": v[1]} for (g, mm), v in
+  papers = {f"{m}": {g: {"mean": v[0],   # std over seeds: None where one seed ran
+                         "std_over_seeds": v[1] if np.isfinite(v[1]) else None}
+                     for (g, mm), v in
                      papers_agg["group"].items() if mm == m}
             for m in sorted({mm for (_, mm) in papers_agg["group"]})}
   intervals = papers_intervals(cells)
-  for m, groups in intervals.get("top5", {}).items():   # bootstrap over task-seed cells
+  for m, groups in intervals.get("top5", {}).items():   # bootstrap over tasks
     for g, v in groups.items():
       papers.setdefault(m, {}).setdefault(g, {}).update(dict(zip(keys, v)))
   planned = len({tuple(c) for c in (grid or {}).get("cells", [])} | set(cells))
@@ -486,7 +494,7 @@ def write_cells_csv(root: str, cells: dict) -> str:
 
 
 def plot_success_vs_hz(cells: dict, path: str, baseline_hz: dict | None = None) -> str:
-  """Honest success (mean over cells) vs batch-1 Hz per method, one panel per group; the
+  """Honest success (mean over tasks, as `group_means`) vs batch-1 Hz per method, one panel per group; the
   untrained baselines too where `baseline_hz` ({policy: Hz}) has theirs."""
   import matplotlib  # pylint: disable=g-import-not-at-top
   matplotlib.use("Agg")

@@ -3,7 +3,8 @@
 Per cell (task, seed, method) the main policy's evaluations over training give three
 numbers: the papers' "mean of the 5 best evaluations" (optimistic: it picks the best
 checkpoints after the fact), the final evaluation and the mean over all evaluations.
-Tasks are averaged per MetaWorld difficulty group per seed, then mean +- std over seeds.
+Tasks are averaged per MetaWorld difficulty group per seed, then mean +- std over seeds
+(every task counts once, however many seeds it ran: see `aggregate`).
 Everything here is plain arithmetic on dicts, so it is tested on hand-made numbers.
 """
 from __future__ import annotations
@@ -57,18 +58,23 @@ def cell_metrics(curve: list[tuple[int, float]], k: int = 5) -> dict:
 
 
 def mean_std(values) -> tuple[float, float]:
+  """(mean, std over the finite values); std is NaN for fewer than two (no spread to show)."""
   v = np.asarray([x for x in values if x is not None and np.isfinite(x)], np.float64)
   if len(v) == 0:
     return float("nan"), float("nan")
-  return float(v.mean()), float(v.std(ddof=0))
+  return float(v.mean()), float(v.std(ddof=0)) if len(v) > 1 else float("nan")
 
 
 def aggregate(cells: dict, metric: str) -> dict:
   """cells: {(task, seed, method): {metric: value}} ->
   {"task": {(task, method): (mean, std)}, "group": {(group, method): (mean, std)}}.
 
-  A group's value per seed is the mean over its tasks present for that seed; mean +- std
-  are then taken over seeds ("all" = every task).
+  A group's value per seed is the mean over its tasks; mean +- std are then taken over the
+  seeds the group's tasks ran ("all" = every task). A task that did not run a seed stands in
+  for it with its mean over the seeds it ran, so every task counts once in every mean however
+  many seeds it has (a grid that ran the Easy tasks on one seed and the rest on three still
+  averages the 50 tasks as the papers do), and the spread is the seed-to-seed spread of the
+  tasks that have one. std is NaN where only one seed ran.
   """
   tasks = sorted({t for t, _, _ in cells})
   seeds = sorted({s for _, s, _ in cells})
@@ -81,14 +87,11 @@ def aggregate(cells: dict, metric: str) -> dict:
         out["task"][(t, m)] = mean_std(vals)
   for g in list(GROUPS) + ["all"]:
     members = [t for t in tasks if g == "all" or group_of(t) == g]
-    if not members:
-      continue
     for m in methods:
-      per_seed = []
-      for s in seeds:
-        vals = [cells[(t, s, m)][metric] for t in members if (t, s, m) in cells]
-        if vals:
-          per_seed.append(float(np.mean(vals)))
+      ran = [t for t in members if (t, m) in out["task"]]
+      per_seed = [float(np.mean([cells[(t, s, m)][metric] if (t, s, m) in cells
+                                 else out["task"][(t, m)][0] for t in ran]))
+                  for s in seeds if any((t, s, m) in cells for t in ran)]
       if per_seed:
         out["group"][(g, m)] = mean_std(per_seed)
   return out
@@ -170,6 +173,8 @@ def _fmt(ms, pct=True):
   m, s = ms
   if not np.isfinite(m):
     return "-"
+  if not np.isfinite(s):   # one seed: no spread to show
+    return f"{100 * m:.1f}" if pct else f"{m:.4f}"
   return f"{100 * m:.1f} ± {100 * s:.1f}" if pct else f"{m:.4f} ± {s:.4f}"
 
 
@@ -201,7 +206,10 @@ def markdown(cells: dict, title: str = "jaxpolicy sweep", grid: dict | None = No
             set(grid.get("methods", [])) | set(methods))
   lines = [f"# {title}", "",
            f"{len(tasks)} MetaWorld tasks, seeds {seeds}, success rates in % (mean ± std over "
-           f"seeds). Evaluated on {' and '.join(where.get(b, b) for b in backends)}, "
+           "seeds; every task counts once in a group's mean however many seeds it ran, its "
+           "seeds averaged; no ± where a group ran one seed, and a task short of a seed stands "
+           "in for it with its mean, so an Average over groups with different seed counts "
+           f"shows the spread of the groups that ran several). Evaluated on {' and '.join(where.get(b, b) for b in backends)}, "
            f"{'/'.join(map(str, episodes))} episodes per evaluation. "
            f"{len(cells)} of {n_grid} cells (task x seed x method) finished."
            + (" Every cell's config was changed by "
@@ -252,7 +260,7 @@ def markdown(cells: dict, title: str = "jaxpolicy sweep", grid: dict | None = No
     amort = mean_std([v.get("nfe_amortised") for v in mine])
     first_s = f"{first[0]:.2f}" if np.isfinite(first[0]) else "-"
     amort_s = f"{amort[0]:.2f}" if np.isfinite(amort[0]) else "-"
-    hz_s = f"{hz[0]:.1f}" if latency else f"{hz[0]:.1f} ± {hz[1]:.1f}"
+    hz_s = f"{hz[0]:.1f}" + (f" ± {hz[1]:.1f}" if not latency and np.isfinite(hz[1]) else "")
     lines.append(f"| {m} | {nfe[m]} | {amort_s} | {hz_s} | {lat[0]:.2f} | {first_s} |")
   mains = {v["policy"] for v in cells.values()}
   for name, r in sorted((latency or {}).get("policies", {}).items()):
@@ -330,8 +338,9 @@ def plot_curves(cells: dict, path: str) -> str:
 
 def plot_group_curves(cells: dict, path: str) -> str:
   """Success vs training step per difficulty group (and all tasks): for each method, the
-  mean over the (task, seed) pairs every method has finished, band = +- one standard error
-  over them. The per-task curves are `plot_curves`."""
+  mean over the tasks whose (task, seed) pairs every method has finished (a task's seeds
+  averaged first, so every task counts once), band = +- one standard error over those tasks.
+  The per-task curves are `plot_curves`."""
   import matplotlib  # pylint: disable=g-import-not-at-top
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
@@ -341,26 +350,30 @@ def plot_group_curves(cells: dict, path: str) -> str:
   fig, axes = plt.subplots(1, len(groups), figsize=(3.8 * len(groups), 3.4), squeeze=False)
   for ax, g in zip(axes[0], groups):
     pairs = sorted({(t, s) for t, s, _ in common if g == "all" or group_of(t) == g})
+    tasks = sorted({t for t, _ in pairs})
+    seeds_of = {t: [s for tt, s in pairs if tt == t] for t in tasks}
     for m in methods:
-      curves = [dict(common[(t, s, m)]["curve"]) for t, s in pairs]
-      steps = sorted(set.intersection(*(set(c) for c in curves))) if curves else []
+      curves = {p: dict(common[(*p, m)]["curve"]) for p in pairs}
+      steps = sorted(set.intersection(*(set(c) for c in curves.values()))) if curves else []
       if not steps:
         continue
-      vals = np.asarray([[c[st] for c in curves] for st in steps]) * 100
+      vals = np.asarray([[np.mean([curves[(t, s)][st] for s in seeds_of[t]]) for t in tasks]
+                         for st in steps]) * 100
       mean, se = vals.mean(1), vals.std(1, ddof=0) / np.sqrt(vals.shape[1])
       color, marker, style, size = _style(m)
       ax.plot(steps, mean, color=color, marker=marker, linestyle=style, markersize=size,
               markerfacecolor="none", label=m)
       ax.fill_between(steps, mean - se, mean + se, color=color, alpha=0.12, linewidth=0)
     name = "All tasks" if g == "all" else GROUP_NAMES[g]
-    ax.set_title(f"{name} ({len(pairs)} task-seeds)")
+    ax.set_title(f"{name} ({len(tasks)} tasks, {len(pairs)} task-seeds)")
     ax.set_xlabel("training step")
     ax.set_ylabel("success % (evaluations in training)")
     ax.set_ylim(-5, 105)
     ax.grid(alpha=0.3)
   handles, labels = axes[0][0].get_legend_handles_labels()
   fig.legend(handles, labels, loc="upper center", ncol=max(len(labels), 1), frameon=False,
-             title="mean over the task-seeds every method finished; band: +- 1 s.e.")
+             title="mean over tasks (seeds averaged) of the task-seeds every method "
+             "finished; band: +- 1 s.e. over tasks")
   fig.tight_layout(rect=(0, 0, 1, 0.8))
   fig.savefig(path, dpi=110)
   plt.close(fig)

@@ -34,6 +34,32 @@ def test_group_averages_and_std_over_seeds():
   # all tasks per seed: seed0 1.8 / 3 = 0.6, seed1 1.2 / 3 = 0.4
   assert agg["group"][("all", "sdm")] == pytest.approx((0.5, 0.1))
   assert ("medium", "sdm") not in agg["group"]
+  assert report._fmt(agg["group"][("easy", "sdm")]) == "70.0 ± 10.0"
+
+
+def test_tasks_with_fewer_seeds_count_once_in_every_average():
+  """A grid that ran the Easy tasks on one seed and the others on three (the leaderboard's)
+  averages tasks, not task-seeds: a task's seeds are averaged first. A group that ran one
+  seed shows no spread; in the papers' tables a task short of a seed stands in with its
+  mean, so the Average's spread is the seed spread of the tasks that have seeds."""
+  from jaxpolicy import leaderboard
+  cells = {("drawer-open", 0, "sdm"): {"top5": 1.0},                       # Easy, seed 0 only
+           ("push", 0, "sdm"): {"top5": 0.0}, ("push", 1, "sdm"): {"top5": 0.2},   # Hard
+           ("push", 2, "sdm"): {"top5": 0.4}}
+  agg = report.aggregate(cells, "top5")["group"]
+  assert agg[("hard", "sdm")] == pytest.approx((0.2, np.std([0.0, 0.2, 0.4])))
+  assert agg[("easy", "sdm")][0] == 1.0 and np.isnan(agg[("easy", "sdm")][1])
+  assert report._fmt(agg[("easy", "sdm")]) == "100.0"                    # no "± 0.0"
+  # per seed: (1.0 + 0.0) / 2, (1.0 + 0.2) / 2, (1.0 + 0.4) / 2 -- not 1.0 / 1 on seed 0 and
+  # the Hard task alone on seeds 1 and 2 (that read 0.4 where the two tasks average 0.6)
+  assert agg[("all", "sdm")] == pytest.approx((0.6, np.std([0.5, 0.6, 0.7])))
+  # the honest protocol: the same task weighting, intervals resampling tasks
+  values = {k[:2]: v["top5"] for k, v in cells.items()}
+  gm = leaderboard.by_group(values)
+  assert gm["all"][0] == pytest.approx(0.6) and gm["all"][3:] == (2, 4)
+  assert gm["hard"][:3] == pytest.approx((0.2, 0.2, 0.2))   # one task: nothing to resample
+  s = leaderboard.summary({}, None, report.aggregate(cells, "top5"))
+  assert s["protocols"]["papers_top5"]["sdm"]["easy"]["std_over_seeds"] is None
 
 
 def test_group_tables_of_a_partial_grid_compare_methods_on_the_same_tasks():
@@ -352,11 +378,14 @@ def test_reading_and_protocol_gaps_follow_the_numbers():
   # a broken reading (verdicts not from the numbers) would say the same of both pairs
   assert lines["SDM - teacher"].split(":", 1)[1] != lines["SDM - CD"].split(":", 1)[1]
   assert "state observations" in lines["What it does not show."]
-  # below 8 task-seeds a bootstrap interval is no basis for a verdict either way
+  # below 8 tasks a bootstrap interval is no basis for a verdict either way, however many
+  # seeds each task ran (the tasks are what the interval resamples)
   few = {k: v for k, v in cells.items() if k[0] in tasks[:3]}
+  few.update({(t, s, m): v for (t, _, m), v in few.items() for s in (1, 2, 3)})
   text = leaderboard.reading(few, {"cells": [list(k) for k in few], "preset": "quick"})
-  assert "too few task-seeds for a claim" in text and "excludes 0" not in text
-  # summary.json: the papers' protocol with a bootstrap interval over task-seeds too
+  assert "over 3 tasks (12 task-seeds): too few tasks for a claim" in text
+  assert "excludes 0" not in text
+  # summary.json: the papers' protocol with a bootstrap interval over tasks too
   s = leaderboard.summary(cells, {"cells": [list(k) for k in cells]},
                           report.aggregate({k: v for k, v in cells.items() if "top5" in v},
                                            "top5"))
