@@ -92,7 +92,8 @@ def by_group(values: dict, seed: int = 0) -> dict:
   95 % interval resampling tasks (a task's seeds are not independent draws of the group)."""
   per_task = collections.defaultdict(list)
   for (t, _), v in sorted(values.items()):
-    per_task[t].append(v)
+    if v is not None and np.isfinite(v):
+      per_task[t].append(v)
   out = {}
   for g in list(GROUP_ORDER) + ["all"]:
     sel = [t for t in per_task if g == "all" or group_of(t) == g]
@@ -299,7 +300,8 @@ def reading(cells: dict, grid: dict | None = None, latency: dict | None = None,
       return "; ".join(f"{m} {_points(r['all'])}" for m, r in gap[name].items() if "all" in r)
     lines.append(
         "* **The papers' protocol against the honest one** (positive: the papers' reads "
-        f"higher). Per task-seed, the mean of the (up to) 5 best {eval_n}-episode evaluations "
+        f"higher; per task-seed, averaged per task, then over tasks). The mean of the (up "
+        f"to) 5 best {eval_n}-episode evaluations "
         f"during training{count} minus the final checkpoint's success on {honest_n} paired "
         "episodes: "
         f"{per('top5_minus_honest')}. It has two parts. Picking the best checkpoints after "
@@ -354,10 +356,10 @@ def _provenance(cells: dict) -> list:
 
 
 def _ci(v):
-  """mean [interval]; a single cell has no interval over cells."""
+  """mean [interval]; a single task has no interval (the bootstrap resamples tasks)."""
   m, lo, hi = v[:3]
-  if len(v) > 4 and v[4] < 2:
-    return f"{100 * m:.1f} [one cell]"
+  if len(v) > 3 and v[3] < 2:
+    return f"{100 * m:.1f} [one task]"
   return f"{100 * m:.1f} [{100 * lo:.1f}, {100 * hi:.1f}]"
 
 
@@ -374,7 +376,7 @@ def markdown(cells: dict, grid: dict | None = None, failed: dict | None = None) 
            f"Every policy's final checkpoint on {'/'.join(map(str, episodes))} episodes whose "
            "initial states are shared by all methods of a task and seed. Success in %, mean "
            "over each group's tasks (a task's seeds averaged first, so every task counts "
-           "once), [bootstrap 95 % interval resampling tasks] (n = task-seeds). The "
+           "once), [bootstrap 95 % interval resampling tasks] (tasks / task-seeds). The "
            "teacher's DDIM-1/2 rows run the trained teacher from noise in 1 or 2 steps, no "
            "distillation. The paper rows are the SDM paper's Table 1 (MetaWorld "
            "v2, point clouds, paper-size networks, the papers' protocol), not comparable in "
@@ -384,8 +386,9 @@ def markdown(cells: dict, grid: dict | None = None, failed: dict | None = None) 
            "|---|" + "---|" * (len(present) + 1)]
   for label, vals in values.items():
     gm = group_means(vals)
-    row = [label] + [_ci(gm[g]) + f" (n={gm[g][4]})" if g in gm else "-" for g in present]
-    row.append(_ci(gm["all"]) + f" (n={gm['all'][4]})")
+    row = [label] + [_ci(gm[g]) + f" ({gm[g][3]} / {gm[g][4]})" if g in gm else "-"
+                     for g in present]
+    row.append(_ci(gm["all"]) + f" ({gm['all'][3]} / {gm['all'][4]})")
     lines.append("| " + " | ".join(row) + " |")
   lines += paper_rows(present)
   diffs = paired_differences(cells)
@@ -429,10 +432,8 @@ def summary(cells: dict, grid: dict | None, papers_agg: dict, failed: dict | Non
   honest = {label: {g: dict(zip(("mean", "low", "high", "n_tasks", "n_cells"), v))
                     for g, v in group_means(vals).items()} for label, vals in values.items()}
   keys = ("mean", "low", "high", "n_tasks", "n_cells")
-  papers = {f"{m}": {g: {"mean": v[0],   # std over seeds: None where one seed ran
-                         "std_over_seeds": v[1] if np.isfinite(v[1]) else None}
-                     for (g, mm), v in
-                     papers_agg["group"].items() if mm == m}
+  papers = {f"{m}": {g: {"mean": v[0], "std_over_seeds": v[1]}   # NaN -> None below
+                     for (g, mm), v in papers_agg["group"].items() if mm == m}
             for m in sorted({mm for (_, mm) in papers_agg["group"]})}
   intervals = papers_intervals(cells)
   for m, groups in intervals.get("top5", {}).items():   # bootstrap over tasks
@@ -441,7 +442,7 @@ def summary(cells: dict, grid: dict | None, papers_agg: dict, failed: dict | Non
   planned = len({tuple(c) for c in (grid or {}).get("cells", [])} | set(cells))
   cpu = sum(c.get("cpu_s") or 0.0 for c in cells.values())
   wall = sum(c.get("wall_s") or 0.0 for c in cells.values())
-  return {"protocols": {"papers_top5": papers, "honest": honest,
+  return _finite({"protocols": {"papers_top5": papers, "honest": honest,
                         **{f"papers_{k}": {m: {g: dict(zip(keys, v)) for g, v in res.items()}
                                            for m, res in per.items()}
                            for k, per in intervals.items() if k != "top5"}},
@@ -455,7 +456,18 @@ def summary(cells: dict, grid: dict | None, papers_agg: dict, failed: dict | Non
           "finished_cells": len(cells), "planned_cells": planned,
           "cpu_hours": cpu / 3600, "wall_hours": wall / 3600,
           "failed_cells": len({k for k in (failed or {}) if k not in cells}),
-          "failures": failures(cells, grid, failed)}
+          "failures": failures(cells, grid, failed)})
+
+
+def _finite(obj):
+  """NaN / inf -> None throughout (strict JSON has no NaN)."""
+  if isinstance(obj, dict):
+    return {k: _finite(v) for k, v in obj.items()}
+  if isinstance(obj, (list, tuple)):
+    return [_finite(v) for v in obj]
+  if isinstance(obj, float) and not np.isfinite(obj):
+    return None
+  return obj
 
 
 def write_summary(root: str, cells: dict, grid: dict | None, papers_agg: dict,

@@ -3,8 +3,8 @@
 Per cell (task, seed, method) the main policy's evaluations over training give three
 numbers: the papers' "mean of the 5 best evaluations" (optimistic: it picks the best
 checkpoints after the fact), the final evaluation and the mean over all evaluations.
-Tasks are averaged per MetaWorld difficulty group per seed, then mean +- std over seeds
-(every task counts once, however many seeds it ran: see `aggregate`).
+Tasks are averaged per MetaWorld difficulty group (each task's seeds first, so every task
+counts once), +- the std over seeds where the group's tasks ran the same seeds (`aggregate`).
 Everything here is plain arithmetic on dicts, so it is tested on hand-made numbers.
 """
 from __future__ import annotations
@@ -69,31 +69,38 @@ def aggregate(cells: dict, metric: str) -> dict:
   """cells: {(task, seed, method): {metric: value}} ->
   {"task": {(task, method): (mean, std)}, "group": {(group, method): (mean, std)}}.
 
-  A group's value per seed is the mean over its tasks; mean +- std are then taken over the
-  seeds the group's tasks ran ("all" = every task). A task that did not run a seed stands in
-  for it with its mean over the seeds it ran, so every task counts once in every mean however
-  many seeds it has (a grid that ran the Easy tasks on one seed and the rest on three still
-  averages the 50 tasks as the papers do), and the spread is the seed-to-seed spread of the
-  tasks that have one. std is NaN where only one seed ran.
+  A task's value is its mean over the seeds it ran; a group's ("all" = every task) the mean
+  over its tasks, so every task counts once however many seeds it ran (a grid that ran the
+  Easy tasks on one seed and the others on three still averages the 50 tasks as the papers
+  do). std is over seeds of the per-seed group means, and only where every task of the group
+  ran the same two or more seeds; otherwise (one seed, or tasks with different seeds, e.g.
+  the Average over such a grid) it is NaN: there is no seed spread to show without making
+  one up. None and non-finite values count as not run.
   """
+  def value(t, s, m):
+    v = cells.get((t, s, m), {}).get(metric)
+    return float(v) if v is not None and np.isfinite(v) else None
+
   tasks = sorted({t for t, _, _ in cells})
   seeds = sorted({s for _, s, _ in cells})
   methods = sorted({m for _, _, m in cells})
+  ran = {(t, m): [s for s in seeds if value(t, s, m) is not None]
+         for t in tasks for m in methods}
   out = {"task": {}, "group": {}}
-  for t in tasks:
-    for m in methods:
-      vals = [cells[(t, s, m)][metric] for s in seeds if (t, s, m) in cells]
-      if vals:
-        out["task"][(t, m)] = mean_std(vals)
+  for (t, m), ss in ran.items():
+    if ss:
+      out["task"][(t, m)] = mean_std([value(t, s, m) for s in ss])
   for g in list(GROUPS) + ["all"]:
-    members = [t for t in tasks if g == "all" or group_of(t) == g]
     for m in methods:
-      ran = [t for t in members if (t, m) in out["task"]]
-      per_seed = [float(np.mean([cells[(t, s, m)][metric] if (t, s, m) in cells
-                                 else out["task"][(t, m)][0] for t in ran]))
-                  for s in seeds if any((t, s, m) in cells for t in ran)]
-      if per_seed:
-        out["group"][(g, m)] = mean_std(per_seed)
+      members = [t for t in tasks if (g == "all" or group_of(t) == g) and ran[(t, m)]]
+      if not members:
+        continue
+      mean = float(np.mean([out["task"][(t, m)][0] for t in members]))
+      std = float("nan")
+      if len({tuple(ran[(t, m)]) for t in members}) == 1:   # the same seeds everywhere
+        std = mean_std([np.mean([value(t, s, m) for t in members])
+                        for s in ran[(members[0], m)]])[1]
+      out["group"][(g, m)] = (mean, std)
   return out
 
 
@@ -205,11 +212,10 @@ def markdown(cells: dict, title: str = "jaxpolicy sweep", grid: dict | None = No
         set(grid.get("seeds", [])) | set(seeds)) * len(
             set(grid.get("methods", [])) | set(methods))
   lines = [f"# {title}", "",
-           f"{len(tasks)} MetaWorld tasks, seeds {seeds}, success rates in % (mean ± std over "
-           "seeds; every task counts once in a group's mean however many seeds it ran, its "
-           "seeds averaged; no ± where a group ran one seed, and a task short of a seed stands "
-           "in for it with its mean, so an Average over groups with different seed counts "
-           f"shows the spread of the groups that ran several). Evaluated on {' and '.join(where.get(b, b) for b in backends)}, "
+           f"{len(tasks)} MetaWorld tasks, seeds {seeds}, success rates in %: the mean over "
+           "a group's tasks, each task's seeds averaged first (every task counts once), ± "
+           "the std over seeds where all of the group's tasks ran the same seeds (none where "
+           f"they did not, as in an Average over groups run on 1 and 3 seeds). Evaluated on {' and '.join(where.get(b, b) for b in backends)}, "
            f"{'/'.join(map(str, episodes))} episodes per evaluation. "
            f"{len(cells)} of {n_grid} cells (task x seed x method) finished."
            + (" Every cell's config was changed by "

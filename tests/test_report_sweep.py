@@ -39,27 +39,29 @@ def test_group_averages_and_std_over_seeds():
 
 def test_tasks_with_fewer_seeds_count_once_in_every_average():
   """A grid that ran the Easy tasks on one seed and the others on three (the leaderboard's)
-  averages tasks, not task-seeds: a task's seeds are averaged first. A group that ran one
-  seed shows no spread; in the papers' tables a task short of a seed stands in with its
-  mean, so the Average's spread is the seed spread of the tasks that have seeds."""
+  averages tasks, not task-seeds: a task's seeds are averaged first. A spread over seeds is
+  shown only where all of a group's tasks ran the same seeds; missing and NaN values count
+  as not run; intervals resample tasks."""
   from jaxpolicy import leaderboard
   cells = {("drawer-open", 0, "sdm"): {"top5": 1.0},                       # Easy, seed 0 only
            ("push", 0, "sdm"): {"top5": 0.0}, ("push", 1, "sdm"): {"top5": 0.2},   # Hard
-           ("push", 2, "sdm"): {"top5": 0.4}}
+           ("push", 2, "sdm"): {"top5": 0.4},
+           ("door-open", 0, "sdm"): {"top5": float("nan")}}                 # Easy, no value
   agg = report.aggregate(cells, "top5")["group"]
   assert agg[("hard", "sdm")] == pytest.approx((0.2, np.std([0.0, 0.2, 0.4])))
   assert agg[("easy", "sdm")][0] == 1.0 and np.isnan(agg[("easy", "sdm")][1])
   assert report._fmt(agg[("easy", "sdm")]) == "100.0"                    # no "± 0.0"
-  # per seed: (1.0 + 0.0) / 2, (1.0 + 0.2) / 2, (1.0 + 0.4) / 2 -- not 1.0 / 1 on seed 0 and
-  # the Hard task alone on seeds 1 and 2 (that read 0.4 where the two tasks average 0.6)
-  assert agg[("all", "sdm")] == pytest.approx((0.6, np.std([0.5, 0.6, 0.7])))
+  # the two tasks' mean, not 0.367 (seed 0: (1.0 + 0.0) / 2, seeds 1-2: push alone); no
+  # spread, since the tasks ran different seeds
+  assert agg[("all", "sdm")][0] == pytest.approx(0.6) and np.isnan(agg[("all", "sdm")][1])
   # the honest protocol: the same task weighting, intervals resampling tasks
   values = {k[:2]: v["top5"] for k, v in cells.items()}
   gm = leaderboard.by_group(values)
   assert gm["all"][0] == pytest.approx(0.6) and gm["all"][3:] == (2, 4)
-  assert gm["hard"][:3] == pytest.approx((0.2, 0.2, 0.2))   # one task: nothing to resample
+  assert leaderboard._ci(gm["hard"]) == "20.0 [one task]"     # 3 seeds, still one task
   s = leaderboard.summary({}, None, report.aggregate(cells, "top5"))
   assert s["protocols"]["papers_top5"]["sdm"]["easy"]["std_over_seeds"] is None
+  json.dumps(s, allow_nan=False)                                   # strict JSON
 
 
 def test_group_tables_of_a_partial_grid_compare_methods_on_the_same_tasks():
