@@ -355,12 +355,14 @@ def _provenance(cells: dict) -> list:
           + (f"; {unrecorded} cells predate the record" if unrecorded else "") + "."]
 
 
-def _ci(v):
-  """mean [interval]; a single task has no interval (the bootstrap resamples tasks)."""
+def _ci(v, signed: bool = False):
+  """mean [interval] in % (`signed`: points of a difference, with their sign); a single task
+  has no interval (the bootstrap resamples tasks)."""
+  fmt = (lambda x: f"{round(100 * x, 1) + 0.0:+.1f}") if signed else (lambda x: f"{100 * x:.1f}")
   m, lo, hi = v[:3]
   if len(v) > 3 and v[3] < 2:
-    return f"{100 * m:.1f} [one task]"
-  return f"{100 * m:.1f} [{100 * lo:.1f}, {100 * hi:.1f}]"
+    return f"{fmt(m)} [one task]"
+  return f"{fmt(m)} [{fmt(lo)}, {fmt(hi)}]"
 
 
 def markdown(cells: dict, grid: dict | None = None, failed: dict | None = None) -> str:
@@ -401,8 +403,8 @@ def markdown(cells: dict, grid: dict | None = None, failed: dict | None = None) 
               "| Difference | " + " | ".join(names[g] for g in present) + " | All |",
               "|---|" + "---|" * (len(present) + 1)]
     for label, res in diffs.items():
-      row = [label] + [_ci(res[g]) if g in res else "-" for g in present]
-      row.append(_ci(res["all"]) if "all" in res else "-")
+      row = [label] + [_ci(res[g], signed=True) if g in res else "-" for g in present]
+      row.append(_ci(res["all"], signed=True) if "all" in res else "-")
       lines.append("| " + " | ".join(row) + " |")
   lines += ["", "## Per task (honest protocol, success % [Wilson 95 %], seeds pooled)", "",
             "| Task | Group | " + " | ".join(values) + " |", "|---|---|" + "---|" * len(values)]

@@ -332,6 +332,8 @@ def test_honest_protocol_groups_pairs_and_failures_on_hand_made_cells():
   assert any(f.startswith("push seed 1: teacher 5 %") for f in fails)
   md = leaderboard.markdown(cells, grid)
   assert "| SDM (1 step) | 82.5 [" in md and "SDM (paper)" in md and "| push | Hard |" in md
+  # differences in signed points; one task per group here: no interval to resample
+  assert "| SDM - teacher | -2.5 [one task] | +0.0 [one task] | -1.3 [-2.5, +0.0] |" in md
   s = leaderboard.summary(cells, grid, report.aggregate(
       {k: {"top5": 0.5} for k in cells}, "top5"))
   assert s["finished_cells"] == len(cells) and s["planned_cells"] == len(cells) + 1
