@@ -220,9 +220,14 @@ def paper_rows(present, nfe: bool = False) -> list[str]:
   return rows
 
 
+def _signed(x) -> str:
+  """A fraction as signed points, one decimal, never "-0.0"."""
+  return f"{round(100 * x, 1) + 0.0:+.1f}"
+
+
 def _points(v) -> str:
   m, lo, hi = v[:3]
-  return f"{100 * m:+.1f} points [{100 * lo:+.1f}, {100 * hi:+.1f}]"
+  return f"{_signed(m)} points [{_signed(lo)}, {_signed(hi)}]"
 
 
 # Fewer tasks (the bootstrap's resampled unit) than this get no verdict from their
@@ -358,7 +363,7 @@ def _provenance(cells: dict) -> list:
 def _ci(v, signed: bool = False):
   """mean [interval] in % (`signed`: points of a difference, with their sign); a single task
   has no interval (the bootstrap resamples tasks)."""
-  fmt = (lambda x: f"{round(100 * x, 1) + 0.0:+.1f}") if signed else (lambda x: f"{100 * x:.1f}")
+  fmt = _signed if signed else (lambda x: f"{100 * x:.1f}")
   m, lo, hi = v[:3]
   if len(v) > 3 and v[3] < 2:
     return f"{fmt(m)} [one task]"
@@ -508,8 +513,8 @@ def write_cells_csv(root: str, cells: dict) -> str:
 
 
 def plot_success_vs_hz(cells: dict, path: str, baseline_hz: dict | None = None) -> str:
-  """Honest success (mean over tasks, as `group_means`) vs batch-1 Hz per method, one panel per group; the
-  untrained baselines too where `baseline_hz` ({policy: Hz}) has theirs."""
+  """Honest success (mean over tasks, as `group_means`) vs batch-1 Hz per method, one panel
+  per group; the untrained baselines too where `baseline_hz` ({policy: Hz}) has theirs."""
   import matplotlib  # pylint: disable=g-import-not-at-top
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
