@@ -11,8 +11,9 @@ one compiled call: normalise -> encoder -> sampler -> unnormalise. Compile time 
 apart (lower + compile); then warm-up calls and timed calls, each waited on with
 `block_until_ready`. Per program: XLA's FLOPs (XLA counts a lax.scan body once, so the
 evaluations it missed are added from the U-Net's own cost analysis at that batch), the
-unavoidable bytes (the U-Net weights as run, read once per network evaluation, plus the
-encoder's weights, the observation and the action chunk), and the floor time
+unavoidable bytes (the U-Net weights as run, read once per network evaluation but for the
+timestep conditioning's -- step MLP and FiLM layers -- which a k-step sampler reads once
+per call, plus the encoder's weights, the observation and the action chunk), and the floor time
 max(bytes / bandwidth, FLOPs / peak) with both denominators measured on this device;
 achieved/floor is median over floor. With --torch, the PyTorch reference
 (`benchmarks/torch_reference.py`: the same weights, the anchors' eager per-step loop) is
@@ -119,7 +120,9 @@ _UNET_COSTS: dict = {}
 
 
 def unet_cost(nets, unet_params, batch: int) -> dict:
-  """XLA cost of one U-Net evaluation (the params as the policy runs them) at `batch`."""
+  """XLA cost of one U-Net evaluation (the params as the policy runs them) at `batch`, and
+  under "trunk" the cost of the evaluation given its conditioning (what a k-step sampler's
+  loop runs k times; `nets.Denoiser`)."""
   shapes = tuple((jax.tree_util.keystr(k), tuple(v.shape))
                  for k, v in jax.tree_util.tree_flatten_with_path(unet_params)[0])
   key = (repr(nets.unet), nets.compute_dtype, nets.horizon, nets.action_dim, batch, shapes)
@@ -136,10 +139,23 @@ def _unet_cost(nets, unet_params, batch: int) -> dict:
   film = p["down0_res0"]["cond_encoder"]
   film_in = film["kernel"].shape[0] if "kernel" in film else film["kernel_nk"].shape[1]
   cond_dim = film_in - p["step_mlp1"]["bias"].shape[0]
+  x = S((batch, nets.horizon, nets.action_dim), jnp.float32)
+  t, cond = S((batch,), jnp.int32), S((batch, cond_dim), jnp.float32)
   compiled = jax.jit(lambda p, x, t, c: nets.denoiser(p, c)(x, t)).lower(
-      unet_params, S((batch, nets.horizon, nets.action_dim), jnp.float32), S((batch,), jnp.int32),
-      S((batch, cond_dim), jnp.float32)).compile()
-  return common.program_cost(compiled)
+      unet_params, x, t, cond).compile()
+  films = jax.eval_shape(lambda p, t, c: nets.denoiser(p, c).conditioning(t[None]), unet_params,
+                         t, cond)
+  trunk = jax.jit(lambda p, x, f, c: nets.denoiser(p, c).with_conditioning(
+      x, jax.tree_util.tree_map(lambda v: v[0], f))).lower(unet_params, x, films, cond).compile()
+  return dict(common.program_cost(compiled), trunk=common.program_cost(trunk))
+
+
+def conditioning_params(unet_params) -> dict:
+  """The U-Net params that only the timestep conditioning reads (step MLP, FiLM layers):
+  a k-step sampler reads them once per call (`nets.Denoiser`)."""
+  p = unet_params["params"]
+  return {k: v for k, v in p.items() if k.startswith("step_mlp")} | {
+      k: v["cond_encoder"] for k, v in p.items() if isinstance(v, dict) and "cond_encoder" in v}
 
 
 def measure_policy(c: Candidate, batch: int, args, probe: dict, torch_on: bool) -> dict:
@@ -167,14 +183,21 @@ def measure_policy(c: Candidate, batch: int, args, probe: dict, torch_on: bool) 
   cost = common.program_cost(compiled)
   unet_run = _unet_params(policy.sampler_params)
   per_nfe = unet_cost(c.nets, unet_run, batch)
-  # XLA counts a while-loop body once: how many U-Net evaluations did it count?
-  counted = int(np.clip(np.floor(cost["flops"] / max(per_nfe["flops"], 1.0) + 0.5), 1, policy.nfe))
+  trunk = per_nfe["trunk"]
+  # the sampler runs every step's conditioning before its loop, and XLA counts a loop's
+  # body once: how many evaluations of the rest did it count?
+  cond_flops = per_nfe["flops"] - trunk["flops"]
+  counted = int(np.clip(np.floor((cost["flops"] - policy.nfe * cond_flops)
+                                 / max(trunk["flops"], 1.0) + 0.5), 1, policy.nfe))
   extra = policy.nfe - counted
-  flops = cost["flops"] + extra * per_nfe["flops"]
+  flops = cost["flops"] + extra * trunk["flops"]
   unet_bytes = common.tree_bytes(unet_run)
+  cond_bytes = common.tree_bytes(conditioning_params(unet_run))
   other_bytes = common.tree_bytes(policy.params) - unet_bytes
   io_bytes = obs_np.nbytes + 4 * batch * c.nets.horizon * c.nets.action_dim
-  floor_bytes = policy.nfe * unet_bytes + other_bytes + io_bytes
+  # the conditioning's weights are read once per call, the rest once per evaluation
+  floor_bytes = (policy.nfe * (unet_bytes - cond_bytes) + min(policy.nfe, 1) * cond_bytes
+                 + other_bytes + io_bytes)
   fl = common.floor_ms(flops, floor_bytes, probe["bandwidth_Bps"], probe["peak_flops"])
   row = {
       "policy": c.name, "method": c.method, "batch": batch, "nfe": policy.nfe,
@@ -184,7 +207,7 @@ def measure_policy(c: Candidate, batch: int, args, probe: dict, torch_on: bool) 
       "compile_s": compile_s, **t,
       "hz": 1e3 / t["median_ms"], "samples_per_s": batch * 1e3 / t["median_ms"],
       "flops": flops, "flops_xla": cost["flops"], "flops_per_nfe": per_nfe["flops"],
-      "bytes_accessed_xla": cost["bytes_accessed"] + extra * per_nfe["bytes_accessed"],
+      "bytes_accessed_xla": cost["bytes_accessed"] + extra * trunk["bytes_accessed"],
       "xla_counted_nfe": counted, "while_loops": cost["while_loops"],
       "argument_bytes": cost.get("argument_bytes"),
       "floor_bytes": floor_bytes, **fl,
@@ -256,7 +279,10 @@ COLUMNS = [("policy", "policy"), ("B", "batch"), ("NFE", "nfe"), ("compile s", "
 
 FLOOR_NOTE = ("floor = max(bytes / measured bandwidth, FLOPs / measured matmul peak in the "
               "policy's dtype), the "
-              "U-Net's weights (as run, dead taps pruned) read once per network evaluation; "
+              "U-Net's weights (as run, dead taps pruned) read once per network evaluation, "
+              "its step MLP and FiLM layers once per call; a carried sampler's FLOPs are "
+              "XLA's count of its lax.cond, the costlier of an episode's first call and the "
+              "steady one; "
               "ach/floor below 1 means the weights stayed in cache between evaluations.")
 
 

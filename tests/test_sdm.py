@@ -141,24 +141,26 @@ def _count_unet_calls(sample_fn, params, cond):
 def test_one_step_policy_evaluates_the_network_once():
   config = tiny_config()
   nets, state, batch = _tiny_state(config)
-  counter = {"n": 0}
+  counter = {"n": 0, "conditioning": 0}
   unet = nets.unet
 
   class Counting:
-    def apply(self, *a, **k):
-      counter["n"] += 1
-      return unet.apply(*a, **k)
+    def apply(self, params, x, *a, **k):   # x None: the timestep conditioning alone
+      counter["n" if x is not None else "conditioning"] += 1
+      return unet.apply(params, x, *a, **k)
 
   counted = dataclasses.replace(nets, unet=Counting())
   cond = nets.encode(state.encoder, batch["obs"])
   sample, nfe = sdm.one_step_sampler(config, counted)
   scans, loops = _count_unet_calls(sample, state.gen.params, cond)
   assert nfe == 1 and counter["n"] == 1 and not loops
-  # the teacher's DDIM-10: one traced call inside one scan of length 10
-  counter["n"] = 0
+  assert counter["conditioning"] == 0
+  # the teacher's DDIM-10: one traced call inside one scan of length 10, its conditioning
+  # computed for all ten steps in one call before the scan
+  counter.update(n=0)
   sample, nfe = common.ddim_sampler(config, counted)
   scans, _ = _count_unet_calls(sample, state.real, cond)
-  assert nfe == 10 and counter["n"] == 1 and scans == [10]
+  assert nfe == 10 and counter == {"n": 1, "conditioning": 1} and scans == [10]
 
 
 MU, S = np.array([0.4, -0.3]), np.array([0.15, 0.3])

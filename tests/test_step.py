@@ -43,12 +43,25 @@ def test_previous_chunk_alignment_matches_the_inference_cache(tmp_path):
 
 
 class Spy:
-  """Wraps the U-Net and records (x, t) of every evaluation, also under jit/scan."""
+  """Wraps the U-Net and records (x, t) of every evaluation, also under jit/scan.
+
+  A k-step sampler computes the steps' conditioning apart (x None) and evaluates the rest
+  with it (`films`): the spy carries each t inside the conditioning it returns, so an
+  evaluation is recorded with the t it was conditioned on."""
   def __init__(self, unet):
     self.unet, self.calls = unet, []
 
-  def apply(self, params, x, t, cond):
+  def _record(self, x, t):
     jax.debug.callback(lambda xx, tt: self.calls.append((np.asarray(xx), np.asarray(tt))), x, t)
+
+  def apply(self, params, x, t=None, cond=None, films=None):
+    if x is None:
+      return dict(self.unet.apply(params, None, t, cond), spy_t=t)
+    if films is not None:
+      films = dict(films)
+      self._record(x, films.pop("spy_t"))
+      return self.unet.apply(params, x, films=films)
+    self._record(x, t)
     return self.unet.apply(params, x, t, cond)
 
 

@@ -215,6 +215,10 @@ def test_pruned_unet_equals_full(horizon, dims):
   names = {jax.tree_util.keystr(k[-1:]) for k, _ in jax.tree_util.tree_flatten_with_path(nk)[0]}
   assert "['kernel_nk']" in names and "['kernel']" not in names
   np.testing.assert_allclose(np.asarray(m.apply(nk, x, t, c)), np.asarray(full), atol=1e-5)
+  # the two stages (timestep conditioning, then the rest) are the same function
+  films = m.apply(nk, None, t, c)
+  assert sorted(films) == sorted(name for name, _ in m.block_dims())
+  np.testing.assert_allclose(np.asarray(m.apply(nk, x, films=films)), np.asarray(full), atol=1e-5)
 
 
 @pytest.mark.parametrize("lead", [(1,), (1, 1), (1, 4), (3,), (2, 70)])
@@ -276,3 +280,35 @@ def test_bf16_on_a_cpu_warns_what_it_costs(native, words, monkeypatch, caplog):
     nets.with_compute_dtype("float32")
   assert [r.message for r in caplog.records if words in r.message], caplog.text
   assert len(caplog.records) == 1   # float32 says nothing
+
+
+def test_k_step_sampler_conditions_every_step_once_before_its_loop():
+  """DDIM through `Nets.denoiser` computes the k steps' step embedding and FiLM projections
+  in one pass before the scan, and equals the per-step sampler (distinct conditions per
+  batch row, so a mismatched tiling of steps and rows would show)."""
+  import configs
+  from jaxpolicy import nets as nets_lib
+  from jaxpolicy.diffusion import samplers
+  from jaxpolicy.diffusion.schedule import Schedule
+  c = configs.load("teacher", "tiny")
+  nets = nets_lib.build_nets(c, 4)
+  p = nets.init(jax.random.PRNGKey(0), {"full_state": (39,)})["unet"]
+  rng = np.random.default_rng(3)
+  cond = jnp.asarray(rng.normal(size=(3, 2 * c.model.encoder_out)), jnp.float32)
+  x = jnp.asarray(rng.normal(size=(3, c.policy.horizon, 4)), jnp.float32)
+  sched = Schedule(100)
+  ts, prev = samplers.ddim_grid(sched, 5)
+  d = nets.denoiser(p, cond)
+  per_step = lambda x, t: d(x, t)   # a plain function: nothing to hoist
+  run = lambda den: jax.jit(lambda x: samplers.ddim_sample(sched, den, x, ts, prev))(x)
+  np.testing.assert_allclose(np.asarray(run(d)), np.asarray(run(per_step)), atol=1e-6)
+
+  def scan_body_and_rest(den):
+    jaxpr = jax.make_jaxpr(lambda x: samplers.ddim_sample(sched, den, x, ts, prev))(x).jaxpr
+    scan = next(e for e in jaxpr.eqns if e.primitive.name == "scan")
+    return str(scan.params["jaxpr"]), str(jaxpr.replace(eqns=[e for e in jaxpr.eqns
+                                                              if e is not scan]))
+  body, rest = scan_body_and_rest(d)
+  assert " sin " not in body and " sin " in rest        # the step embedding: once, outside
+  body, rest = scan_body_and_rest(per_step)
+  assert " sin " in body and " sin " not in rest

@@ -3,7 +3,10 @@
 A *denoiser* is any function `denoise(x_t, t) -> model_output` with `x_t` of shape
 (B, H, A) and `t` an int32 array of shape (B,); its output is an x0 ("sample") or an
 epsilon prediction according to the schedule. Observation conditioning is closed over by
-the caller, so the same sampler serves the teacher, SDM's generator, CD and STEP.
+the caller, so the same sampler serves the teacher, SDM's generator, CD and STEP. A
+denoiser may also offer its timestep conditioning apart (`conditioning(ts)` for ts of
+shape (k, B), `with_conditioning(x_t, c)`; `nets.Denoiser`): a k-step sampler then computes
+the k steps' conditioning in one batched pass before its loop.
 """
 from __future__ import annotations
 
@@ -87,12 +90,16 @@ def ddim_sample(schedule: Schedule, denoise: Denoiser, x_init, ts, prev_ts):
   `ts`/`prev_ts` are static numpy arrays; the number of network evaluations is len(ts).
   """
   batch = x_init.shape[0]
+  ts_b = jnp.broadcast_to(jnp.asarray(ts, jnp.int32)[:, None], (len(ts), batch))
+  prev_b = jnp.broadcast_to(jnp.asarray(prev_ts, jnp.int32)[:, None], (len(ts), batch))
+  hoist = len(ts) > 1 and hasattr(denoise, "conditioning")
+  # every step's conditioning at once, outside the loop (one read of its weights)
+  conds = denoise.conditioning(ts_b) if hoist else ts_b
 
-  def body(x, tt):
-    t, prev_t = tt
-    t_b = jnp.full((batch,), t, jnp.int32)
-    out = denoise(x, t_b)
-    return ddim_step(schedule, x, out, t_b, jnp.full((batch,), prev_t, jnp.int32)), None
+  def body(x, step):
+    t_b, prev_t_b, c = step
+    out = denoise.with_conditioning(x, c) if hoist else denoise(x, t_b)
+    return ddim_step(schedule, x, out, t_b, prev_t_b), None
 
-  x, _ = jax.lax.scan(body, x_init, (jnp.asarray(ts, jnp.int32), jnp.asarray(prev_ts, jnp.int32)))
+  x, _ = jax.lax.scan(body, x_init, (ts_b, prev_b, conds))
   return x

@@ -123,10 +123,9 @@ class Nets:
     widest = max(getattr(self.encoder, "point_dims", (256,)))
     return max(1, self.chunk_bytes // (points * widest * 4))
 
-  def denoiser(self, unet_params, cond):
-    """A `denoise(x_t, t)` closure over params and the global condition."""
-    params, cond = self.cast(unet_params), self.cast(cond)
-    return lambda x, t: self.unet.apply(params, self.cast(x), t, cond).astype(x.dtype)
+  def denoiser(self, unet_params, cond) -> "Denoiser":
+    """`denoise(x_t, t)` over params and the global condition (`Denoiser`)."""
+    return Denoiser(self, self.cast(unet_params), self.cast(cond))
 
   def live_taps(self) -> LiveTaps:
     """Splits training states into the U-Net's live kernel taps at this horizon and the
@@ -163,6 +162,33 @@ class Nets:
 
 
 _INIT_FNS: dict = {}
+
+
+class Denoiser:
+  """`denoise(x_t, t) -> model output` over fixed U-Net params and global condition.
+
+  It also offers the U-Net's two stages apart (`unet1d.ConditionalUnet1D`):
+  `conditioning(ts)` gives the FiLM projections for timesteps `ts` of shape (k, B), in one
+  batched pass, and `with_conditioning(x_t, c)` the rest for one of them (`c` a (B, ...)
+  slice), so a k-step sampler reads the projection weights once per call instead of k
+  times (`samplers.ddim_sample`).
+  """
+
+  def __init__(self, nets: Nets, params, cond):
+    self.nets, self.params, self.cond = nets, params, cond
+
+  def __call__(self, x, t):
+    return self.nets.unet.apply(self.params, self.nets.cast(x), t, self.cond).astype(x.dtype)
+
+  def conditioning(self, ts):
+    k, b = ts.shape
+    cond = jnp.broadcast_to(self.cond[None], (k,) + self.cond.shape).reshape(
+        (k * b,) + self.cond.shape[1:])
+    films = self.nets.unet.apply(self.params, None, ts.reshape(k * b), cond)
+    return jax.tree_util.tree_map(lambda f: f.reshape((k, b) + f.shape[1:]), films)
+
+  def with_conditioning(self, x, films):
+    return self.nets.unet.apply(self.params, self.nets.cast(x), films=films).astype(x.dtype)
 
 
 CPU_CHUNK_BYTES = 2 << 20   # the PointNet's activations per chunk of frames on a CPU

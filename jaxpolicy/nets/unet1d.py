@@ -353,9 +353,14 @@ class ConditionalResidualBlock1D(nn.Module):
   n_groups: int = 8
 
   @nn.compact
-  def __call__(self, x, cond):
+  def __call__(self, x, cond=None, film=None):
+    """x (B, L, Cin) -> (B, L, C). `film` (B, 2C): the FiLM projection of `cond`, if already
+    computed; with x None the block returns just that projection."""
+    if film is None:
+      film = Dense(2 * self.features, name="cond_encoder")(mish(cond))
+    if x is None:
+      return film
     h = Conv1dBlock(self.features, self.kernel_size, self.n_groups, name="block0")(x)
-    film = Dense(2 * self.features, name="cond_encoder")(mish(cond))
     scale, bias = film[:, None, :self.features], film[:, None, self.features:]
     h = scale * h + bias
     h = Conv1dBlock(self.features, self.kernel_size, self.n_groups, name="block1")(h)
@@ -371,37 +376,62 @@ def sinusoidal_embedding(t, dim: int):
 
 
 class ConditionalUnet1D(nn.Module):
-  """x (B, H, A), timestep (B,), global_cond (B, G) -> (B, H, A)."""
+  """x (B, H, A), timestep (B,), global_cond (B, G) -> (B, H, A).
+
+  The timestep and the global condition enter only through each residual block's FiLM
+  projection, so the network splits in two: `films = unet.apply(p, None, t, cond)` gives
+  those projections ({block name: (B, 2C)}) and `unet.apply(p, x, films=films)` the rest.
+  A k-step sampler computes the k steps' projections in one batched pass outside its loop
+  (DESIGN: "compute them for all k timesteps once"); the full call does the same two
+  stages, so both forms are one function.
+  """
   out_dim: int
   down_dims: Sequence[int] = (64, 128, 256)
   kernel_size: int = 5
   n_groups: int = 8
   step_embed_dim: int = 128
 
+  def block_dims(self) -> list[tuple[str, int]]:
+    """(name, channels) of the residual blocks, in the order the trunk runs them."""
+    dims = list(self.down_dims)
+    out = []
+    for i, d in enumerate(dims):
+      out += [(f"down{i}_res0", d), (f"down{i}_res1", d)]
+    out += [("mid0", dims[-1]), ("mid1", dims[-1])]
+    for i, d in enumerate(reversed(dims[:-1])):
+      out += [(f"up{i}_res0", d), (f"up{i}_res1", d)]
+    return out
+
   @nn.compact
-  def __call__(self, x, timestep, global_cond):
-    # x's dtype is the compute dtype (float32; bfloat16 for bf16 inference, see Nets)
-    e = sinusoidal_embedding(timestep, self.step_embed_dim).astype(x.dtype)
-    e = Dense(self.step_embed_dim * 4, name="step_mlp0")(e)
-    e = Dense(self.step_embed_dim, name="step_mlp1")(mish(e))
-    cond = jnp.concatenate([e, global_cond.astype(e.dtype)], axis=-1)
-    x = x.astype(e.dtype)
+  def __call__(self, x, timestep=None, global_cond=None, films=None):
+    # the inputs' dtype is the compute dtype (float32; bfloat16 for bf16 inference, see Nets)
+    blocks = {name: ConditionalResidualBlock1D(d, self.kernel_size, self.n_groups, name=name)
+              for name, d in self.block_dims()}
+    if films is None:
+      dtype = global_cond.dtype if x is None else x.dtype
+      e = sinusoidal_embedding(timestep, self.step_embed_dim).astype(dtype)
+      e = Dense(self.step_embed_dim * 4, name="step_mlp0")(e)
+      e = Dense(self.step_embed_dim, name="step_mlp1")(mish(e))
+      cond = jnp.concatenate([e, global_cond.astype(e.dtype)], axis=-1)
+      films = {name: block(None, cond) for name, block in blocks.items()}
+    if x is None:
+      return films
+    x = x.astype(next(iter(films.values())).dtype)
 
     dims = list(self.down_dims)
-    block = lambda f, name: ConditionalResidualBlock1D(f, self.kernel_size, self.n_groups, name=name)
     skips = []
     for i, d in enumerate(dims):
-      x = block(d, f"down{i}_res0")(x, cond)
-      x = block(d, f"down{i}_res1")(x, cond)
+      for j in range(2):
+        x = blocks[f"down{i}_res{j}"](x, film=films[f"down{i}_res{j}"])
       skips.append(x)
       if i < len(dims) - 1:
         x = Conv1d(d, 3, stride=2, name=f"down{i}_downsample")(x)
-    x = block(dims[-1], "mid0")(x, cond)
-    x = block(dims[-1], "mid1")(x, cond)
+    for name in ("mid0", "mid1"):
+      x = blocks[name](x, film=films[name])
     for i, d in enumerate(reversed(dims[:-1])):
       x = jnp.concatenate([x, skips.pop()], axis=-1)
-      x = block(d, f"up{i}_res0")(x, cond)
-      x = block(d, f"up{i}_res1")(x, cond)
+      for j in range(2):
+        x = blocks[f"up{i}_res{j}"](x, film=films[f"up{i}_res{j}"])
       x = Upsample1d(d, name=f"up{i}_upsample")(x)
     x = Conv1dBlock(dims[0], self.kernel_size, self.n_groups, name="final_block")(x)
     return Conv1d(self.out_dim, 1, name="final_conv")(x)
