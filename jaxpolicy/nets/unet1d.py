@@ -356,11 +356,12 @@ class ConditionalResidualBlock1D(nn.Module):
   def __call__(self, x, cond=None, film=None):
     """x (B, L, Cin) -> (B, L, C). `film` (B, 2C): the FiLM projection of `cond`, if already
     computed; with x None the block returns just that projection."""
-    if film is None:
-      film = Dense(2 * self.features, name="cond_encoder")(mish(cond))
+    project = lambda: Dense(2 * self.features, name="cond_encoder")(mish(cond))
     if x is None:
-      return film
+      return project()
     h = Conv1dBlock(self.features, self.kernel_size, self.n_groups, name="block0")(x)
+    if film is None:
+      film = project()
     scale, bias = film[:, None, :self.features], film[:, None, self.features:]
     h = scale * h + bias
     h = Conv1dBlock(self.features, self.kernel_size, self.n_groups, name="block1")(h)
@@ -382,8 +383,9 @@ class ConditionalUnet1D(nn.Module):
   projection, so the network splits in two: `films = unet.apply(p, None, t, cond)` gives
   those projections ({block name: (B, 2C)}) and `unet.apply(p, x, films=films)` the rest.
   A k-step sampler computes the k steps' projections in one batched pass outside its loop
-  (DESIGN: "compute them for all k timesteps once"); the full call does the same two
-  stages, so both forms are one function.
+  (DESIGN: "compute them for all k timesteps once"). The full call projects in each block,
+  where the projection is used: it compiles to the same program as before the split. All
+  forms are one function.
   """
   out_dim: int
   down_dims: Sequence[int] = (64, 128, 256)
@@ -413,25 +415,27 @@ class ConditionalUnet1D(nn.Module):
       e = Dense(self.step_embed_dim * 4, name="step_mlp0")(e)
       e = Dense(self.step_embed_dim, name="step_mlp1")(mish(e))
       cond = jnp.concatenate([e, global_cond.astype(e.dtype)], axis=-1)
-      films = {name: block(None, cond) for name, block in blocks.items()}
-    if x is None:
-      return films
-    x = x.astype(next(iter(films.values())).dtype)
+      if x is None:
+        return {name: block(None, cond) for name, block in blocks.items()}
+      films = dict.fromkeys(blocks)   # the whole call: each block projects where it uses it
+    else:
+      cond = None
+    x = x.astype((cond if cond is not None else next(iter(films.values()))).dtype)
 
     dims = list(self.down_dims)
     skips = []
     for i, d in enumerate(dims):
       for j in range(2):
-        x = blocks[f"down{i}_res{j}"](x, film=films[f"down{i}_res{j}"])
+        x = blocks[f"down{i}_res{j}"](x, cond, films[f"down{i}_res{j}"])
       skips.append(x)
       if i < len(dims) - 1:
         x = Conv1d(d, 3, stride=2, name=f"down{i}_downsample")(x)
     for name in ("mid0", "mid1"):
-      x = blocks[name](x, film=films[name])
+      x = blocks[name](x, cond, films[name])
     for i, d in enumerate(reversed(dims[:-1])):
       x = jnp.concatenate([x, skips.pop()], axis=-1)
       for j in range(2):
-        x = blocks[f"up{i}_res{j}"](x, film=films[f"up{i}_res{j}"])
+        x = blocks[f"up{i}_res{j}"](x, cond, films[f"up{i}_res{j}"])
       x = Upsample1d(d, name=f"up{i}_upsample")(x)
     x = Conv1dBlock(dims[0], self.kernel_size, self.n_groups, name="final_block")(x)
     return Conv1d(self.out_dim, 1, name="final_conv")(x)
