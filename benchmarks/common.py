@@ -151,7 +151,7 @@ def program_cost(compiled) -> dict:
   """XLA's view of a compiled program: flops, bytes accessed, argument/output bytes.
 
   Note: XLA's cost analysis counts the body of a while loop (a `lax.scan`) once, not
-  once per trip, and every branch of a conditional (a `lax.cond`) on every call;
+  once per trip, and a conditional (a `lax.cond`) as its costlier branch on every call;
   `while_loops` and `conditionals` say how many of each the program has.
   """
   ca = _cost_dict(compiled)

@@ -158,6 +158,14 @@ def conditioning_params(unet_params) -> dict:
       k: v["cond_encoder"] for k, v in p.items() if isinstance(v, dict) and "cond_encoder" in v}
 
 
+def steady_program(policy, obs, carry):
+  """The policy's call compiled with a mid-episode `carry` as constants: XLA folds a carried
+  sampler's branch on the carry (STEP: `calls == 0`) and keeps only the steady call."""
+  const = jax.tree_util.tree_map(np.asarray, carry)
+  return jax.jit(lambda p, o, rng: policy.apply(p, o, const, rng)[0]).lower(
+      policy.params, obs, jax.random.PRNGKey(0)).compile()
+
+
 def measure_policy(c: Candidate, batch: int, args, probe: dict, torch_on: bool) -> dict:
   policy = build_policy(c.name, c.config, c.nets, identity_normalizer(), c.spec, OBS_SHAPES)
   compile_s, compiled = policy.compiled_cost(batch)
@@ -180,7 +188,10 @@ def measure_policy(c: Candidate, batch: int, args, probe: dict, torch_on: bool) 
                                                    jax.random.PRNGKey(0)),
                                    args.iters, args.warmup, args.max_seconds)
 
-  cost = common.program_cost(compiled)
+  # XLA counts a lax.cond as its costlier branch: a carried sampler's steady call is costed
+  # on its own (STEP's first call, the teacher's sampler, would otherwise be counted)
+  cost = common.program_cost(compiled if policy.nfe_first is None
+                             else steady_program(policy, obs, carry))
   unet_run = _unet_params(policy.sampler_params)
   per_nfe = unet_cost(c.nets, unet_run, batch)
   trunk = per_nfe["trunk"]
@@ -281,8 +292,7 @@ FLOOR_NOTE = ("floor = max(bytes / measured bandwidth, FLOPs / measured matmul p
               "policy's dtype), the "
               "U-Net's weights (as run, dead taps pruned) read once per network evaluation, "
               "its step MLP and FiLM layers once per call; a carried sampler's FLOPs are "
-              "XLA's count of its lax.cond, the costlier of an episode's first call and the "
-              "steady one; "
+              "its steady call's; "
               "ach/floor below 1 means the weights stayed in cache between evaluations.")
 
 

@@ -20,8 +20,8 @@ generator update every c-th step is part of that average).
 
 The floor: XLA's FLOP count of the compiled step (live taps only when `train.live_taps`
 is on) over this device's sustained matmul rate (`common.probe_peak_flops`); `floor_ratio`
-is the measured step time over that floor. XLA counts both branches of a `lax.cond` on
-every step (`conditionals` > 0: SDM's generator update, taken every `sdm.gen_every`-th
+is the measured step time over that floor. XLA counts a `lax.cond` as its costlier branch
+on every step (`conditionals` > 0: SDM's generator update, taken every `sdm.gen_every`-th
 step), so there the floor is an upper bound and the ratio a lower bound. The point-cloud
 encoder's backward pass gathers the points its channels peak at (a chunk's frames together)
 into one of a few row counts (`encoders.pointnet_max`); its FLOPs are counted at the mean
@@ -219,8 +219,8 @@ def measure(name: str, config, nets, state, iters: int, warmup: int,
       "p90_ms": float(np.percentile(ms, 90)), "min_ms": float(ms.min()), "steps_timed": n,
       "steps_per_s": steps_per_s, "samples_per_s": steps_per_s * bs,
       "flops_xla": cost["flops"], "bytes_accessed_xla": cost["bytes_accessed"],
-      # XLA counts every branch of a lax.cond on every step (SDM: G's update, which runs
-      # on every c-th step only): then the floor is an upper bound, its ratio a lower one
+      # XLA counts a lax.cond as its costlier branch on every step (SDM: G's update, which
+      # runs on every c-th step only): then the floor is an upper bound, its ratio a lower one
       "conditionals": cost["conditionals"],
       "metrics_finite": finite,
       # point clouds: the points the encoder's backward pass gathers per frame

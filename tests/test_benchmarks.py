@@ -22,7 +22,8 @@ def _positive(row, keys):
 def test_latency_tiny(tmp_path):
   out = tmp_path / "latency.json"
   argv = ["--preset=tiny", "--batch=1,2", "--iters=3", "--warmup=1", f"--out={out}",
-          "--policies=teacher_ddim10,sdm_1step", "--probe_mb=8", "--probe_n=256"]
+          "--policies=teacher_ddim10,sdm_1step,teacher_ddim2_trailing,step_k2,step_predictor_only",
+          "--probe_mb=8", "--probe_n=256"]
   if HAS_TORCH:
     argv += ["--torch", "--torch_threads=1"]
   latency.main(argv)
@@ -31,20 +32,29 @@ def test_latency_tiny(tmp_path):
   assert r["environment"]["packages"]["jax"]
   assert r["probe"]["bandwidth_Bps"] > 0 and r["probe"]["peak_flops"] > 0
   rows = {(x["policy"], x["batch"]): x for x in r["results"]}
-  assert set(rows) == {(p, b) for p in ("teacher_ddim10", "sdm_1step") for b in (1, 2)}
+  assert set(rows) == {(p, b) for p in ("teacher_ddim10", "sdm_1step", "teacher_ddim2_trailing",
+                                        "step_k2", "step_predictor_only") for b in (1, 2)}
   for row in rows.values():
     _positive(row, ["compile_s", "median_ms", "p90_ms", "hz", "samples_per_s", "flops",
                     "flops_per_nfe", "floor_bytes", "floor_ms", "achieved_over_floor",
                     "unet_params", "unet_params_run"])
     assert row["calls"] >= 3 and row["p90_ms"] >= row["median_ms"] >= row["min_ms"]
     assert row["bound"] in ("memory", "compute")
-    assert 1 <= row["xla_counted_nfe"] <= row["nfe"]
+    assert min(1, row["nfe"]) <= row["xla_counted_nfe"] <= row["nfe"]
   assert rows[("teacher_ddim10", 1)]["nfe"] == 10 and rows[("sdm_1step", 1)]["nfe"] == 1
   # ten evaluations cost about ten times the FLOPs of one (the scan body is counted once by
   # XLA; the benchmark adds the other nine)
   t, s = rows[("teacher_ddim10", 1)], rows[("sdm_1step", 1)]
   assert 8 * s["flops"] < t["flops"] < 12 * s["flops"]
   assert t["floor_bytes"] > 5 * s["floor_bytes"]
+  # STEP k = 2 is costed as its steady call, the teacher's two steps and the predictor (XLA
+  # alone would count its lax.cond's costlier branch: the first call's ten-step sampler)
+  # (the predictor alone costs less than one U-Net evaluation)
+  for b in (1, 2):
+    k2, d2, p0 = (rows[(n, b)] for n in ("step_k2", "teacher_ddim2_trailing",
+                                         "step_predictor_only"))
+    assert p0["flops"] < rows[("sdm_1step", b)]["flops"]
+    assert 0 < k2["flops"] - d2["flops"] <= p0["flops"]
   # horizon 4: dead-tap pruning runs fewer weights than the full U-Net has
   assert t["unet_params_run"] < t["unet_params"]
   assert r["summary"]["sdm_over_teacher_speedup"]["batch1"] > 0

@@ -94,7 +94,7 @@ def ddim_sample(schedule: Schedule, denoise: Denoiser, x_init, ts, prev_ts):
   prev_b = jnp.broadcast_to(jnp.asarray(prev_ts, jnp.int32)[:, None], (len(ts), batch))
   hoist = len(ts) > 1 and hasattr(denoise, "conditioning")
   # every step's conditioning at once, outside the loop (one read of its weights)
-  conds = denoise.conditioning(ts_b) if hoist else ts_b
+  conds = denoise.conditioning(ts_b) if hoist else None
 
   def body(x, step):
     t_b, prev_t_b, c = step
