@@ -41,6 +41,7 @@ import configs
 from benchmarks import common
 from jaxpolicy import methods
 from jaxpolicy import nets as nets_lib
+from jaxpolicy.nets import unet1d
 from jaxpolicy.data.normalizer import MinMax, Normalizer
 from jaxpolicy.policy import PolicySpec, build_policy
 
@@ -150,14 +151,6 @@ def _unet_cost(nets, unet_params, batch: int) -> dict:
   return dict(common.program_cost(compiled), trunk=common.program_cost(trunk))
 
 
-def conditioning_params(unet_params) -> dict:
-  """The U-Net params that only the timestep conditioning reads (step MLP, FiLM layers):
-  a k-step sampler reads them once per call (`nets.Denoiser`)."""
-  p = unet_params["params"]
-  return {k: v for k, v in p.items() if k.startswith("step_mlp")} | {
-      k: v["cond_encoder"] for k, v in p.items() if isinstance(v, dict) and "cond_encoder" in v}
-
-
 def steady_program(policy, obs, carry):
   """The policy's call compiled with a mid-episode `carry` as constants: XLA folds a carried
   sampler's branch on the carry (STEP: `calls == 0`) and keeps only the steady call."""
@@ -203,7 +196,7 @@ def measure_policy(c: Candidate, batch: int, args, probe: dict, torch_on: bool) 
   extra = policy.nfe - counted
   flops = cost["flops"] + extra * trunk["flops"]
   unet_bytes = common.tree_bytes(unet_run)
-  cond_bytes = common.tree_bytes(conditioning_params(unet_run))
+  cond_bytes = common.tree_bytes(unet1d.conditioning_params(unet_run["params"]))
   other_bytes = common.tree_bytes(policy.params) - unet_bytes
   io_bytes = obs_np.nbytes + 4 * batch * c.nets.horizon * c.nets.action_dim
   # the conditioning's weights are read once per call, the rest once per evaluation

@@ -410,7 +410,7 @@ class ConditionalUnet1D(nn.Module):
     blocks = {name: ConditionalResidualBlock1D(d, self.kernel_size, self.n_groups, name=name)
               for name, d in self.block_dims()}
     if films is None:
-      dtype = global_cond.dtype if x is None else x.dtype
+      dtype = (global_cond if x is None else x).dtype
       e = sinusoidal_embedding(timestep, self.step_embed_dim).astype(dtype)
       e = Dense(self.step_embed_dim * 4, name="step_mlp0")(e)
       e = Dense(self.step_embed_dim, name="step_mlp1")(mish(e))
@@ -419,23 +419,24 @@ class ConditionalUnet1D(nn.Module):
         return {name: block(None, cond) for name, block in blocks.items()}
       films = dict.fromkeys(blocks)   # the whole call: each block projects where it uses it
     else:
-      cond = None
-    x = x.astype((cond if cond is not None else next(iter(films.values()))).dtype)
+      cond, dtype = None, next(iter(films.values())).dtype
+    x = x.astype(dtype)
+    in_order = iter(blocks.items())   # block_dims' order is the order the trunk runs them
+
+    def res(x):
+      name, block = next(in_order)
+      return block(x, cond, films[name])
 
     dims = list(self.down_dims)
     skips = []
     for i, d in enumerate(dims):
-      for j in range(2):
-        x = blocks[f"down{i}_res{j}"](x, cond, films[f"down{i}_res{j}"])
+      x = res(res(x))
       skips.append(x)
       if i < len(dims) - 1:
         x = Conv1d(d, 3, stride=2, name=f"down{i}_downsample")(x)
-    for name in ("mid0", "mid1"):
-      x = blocks[name](x, cond, films[name])
+    x = res(res(x))
     for i, d in enumerate(reversed(dims[:-1])):
-      x = jnp.concatenate([x, skips.pop()], axis=-1)
-      for j in range(2):
-        x = blocks[f"up{i}_res{j}"](x, cond, films[f"up{i}_res{j}"])
+      x = res(res(jnp.concatenate([x, skips.pop()], axis=-1)))
       x = Upsample1d(d, name=f"up{i}_upsample")(x)
     x = Conv1dBlock(dims[0], self.kernel_size, self.n_groups, name="final_block")(x)
     return Conv1d(self.out_dim, 1, name="final_conv")(x)
@@ -542,6 +543,14 @@ def prune_params(params, horizon: int, down_dims: Sequence[int], kernel_size: in
   a policy is built (training splits its whole state instead: `LiveTaps`).
   """
   return LiveTaps(live_tap_ranges(horizon, down_dims, kernel_size)).split(params)[0]
+
+
+def conditioning_params(params) -> dict:
+  """The params (a U-Net's "params" dict) that only the timestep conditioning reads: the
+  step MLP and every block's FiLM layer, which a k-step sampler reads once per call."""
+  return {k: v for k, v in params.items() if k.startswith("step_mlp")} | {
+      k: v["cond_encoder"] for k, v in params.items()
+      if isinstance(v, dict) and "cond_encoder" in v}
 
 
 def inference_layout(params):
