@@ -4,12 +4,12 @@
     python -m benchmarks.fidelity --tasks=all --episodes=20 --out=fidelity_all.json
 
 For every task, MetaWorld's own scripted expert runs the same `episodes` episodes (the
-seeded resets of `jaxpolicy.envs.metaworld_evaluator`, identical on both sides) on the real
-MetaWorld and in MJX (a batch at a time, jaxpolicy.envs.mjx.experts). The JSON is rewritten
+seeded resets of the CPU evaluator, identical on both sides) on the real MetaWorld and in
+MJX (a batch at a time, jaxpolicy.suites.metaworld.mjx.experts). The JSON is rewritten
 after every task, so a long run keeps what it has measured, and a rerun with the same --out
 and settings skips the tasks already in it (resumes); tasks whose MJX success is
 more than 10 points off MetaWorld's are listed at the end. MJX numbers are "MJX-MetaWorld":
-the physics differ by millimetres to centimetres (DESIGN.md), compare success statistics,
+the physics differ by millimetres to centimetres (docs/environments.md), compare success statistics,
 not trajectories. Use a GPU for all 50 tasks: on a 2-core CPU each task compiles for
 minutes and steps at tens of env-steps/s.
 """
@@ -81,15 +81,19 @@ def main(argv):
 
   import jax  # pylint: disable=g-import-not-at-top
 
-  from jaxpolicy.envs.mjx import env as env_lib  # pylint: disable=g-import-not-at-top
-  from jaxpolicy.envs.mjx import experts  # pylint: disable=g-import-not-at-top
-  from jaxpolicy.envs.mjx.resets import evaluation_resets  # pylint: disable=g-import-not-at-top
-  from jaxpolicy.envs.registry import TASKS, check_task  # pylint: disable=g-import-not-at-top
+  from jaxpolicy import suites  # pylint: disable=g-import-not-at-top
+  from jaxpolicy.suites.metaworld.mjx import env as env_lib  # pylint: disable=g-import-not-at-top
+  from jaxpolicy.suites.metaworld.mjx import experts  # pylint: disable=g-import-not-at-top
+  from jaxpolicy.suites.metaworld.mjx.resets import evaluation_resets  # pylint: disable=g-import-not-at-top
+  TASKS = suites.get("metaworld").tasks
   log = logging.getLogger("jaxpolicy")
 
   def run():
-    tasks = list(TASKS) if FLAGS.tasks == "all" else [check_task(t.strip())
+    tasks = list(TASKS) if FLAGS.tasks == "all" else [suites.check_task(t.strip())
                                                        for t in FLAGS.tasks.split(",") if t]
+    if any(t not in TASKS for t in tasks):
+      raise ValueError("benchmarks.fidelity measures MetaWorld tasks (blockpush: "
+                       "python -m benchmarks.blockpush_oracle)")
     if FLAGS.episodes < 1:
       raise ValueError(f"--episodes must be >= 1, got {FLAGS.episodes}")
     env_kwargs = {}

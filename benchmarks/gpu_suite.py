@@ -98,10 +98,11 @@ def _sdm_policy(preset: str):
 
 
 def section_mjx_throughput(preset: str, size: dict, log) -> dict:
+  from jaxpolicy import suites
   from jaxpolicy.envs.mjx import evaluator
   policy, rows = _sdm_policy(preset), []
   for n in size["mjx_envs"]:
-    r = evaluator.evaluate(policy, "reach", episodes=n, seed=0,
+    r = evaluator.evaluate(policy, suites.get("metaworld"), "reach", episodes=n, seed=0,
                            episode_length=size["mjx_length"])
     rows.append({"task": "reach", "envs": n, "episode_length": size["mjx_length"],
                  "compile_s": r["compile_s"], "run_s": r["wall_s"],
@@ -111,11 +112,13 @@ def section_mjx_throughput(preset: str, size: dict, log) -> dict:
 
 
 def section_mjx_eval(preset: str, size: dict, log) -> dict:
+  from jaxpolicy import suites
   from jaxpolicy.envs.mjx import evaluator
   policy, rows = _sdm_policy(preset), []
   for task in size["eval_tasks"]:
     t0 = time.perf_counter()
-    r = evaluator.evaluate(policy, task, episodes=size["eval_episodes"], seed=0,
+    r = evaluator.evaluate(policy, suites.get("metaworld"), task,
+                           episodes=size["eval_episodes"], seed=0,
                            episode_length=size["eval_length"])
     total = time.perf_counter() - t0
     rows.append({"task": task, "episodes": size["eval_episodes"],

@@ -1,6 +1,6 @@
-"""Env-steps/s of batched evaluation with a policy in the loop, MJX or the real MetaWorld.
+"""Env-steps/s of batched evaluation with a policy in the loop, MJX or the CPU simulator.
 
-    python -m benchmarks.rollout [--backend=mjx|metaworld] [--batch=1,8,32] [--steps=N]
+    python -m benchmarks.rollout [--backend=mjx|cpu] [--batch=1,8,32] [--steps=N]
                                  [--task=reach] [--preset=tiny] [--out=FILE.json]
 
 The policy is SDM's one-step generator (or --policy=teacher_ddim10, ...) built through the
@@ -9,11 +9,11 @@ real code path from randomly initialised states (configs/<method>.py preset -> b
 it produces do not matter for speed. mjx: one compiled program per batch size (vmap over
 environments, lax.scan over `steps` control steps, policy inside, the evaluator's own
 `make_rollout`); its compile time is measured apart (lower + compile), then `--repeats`
-full rollouts are timed. metaworld: `jaxpolicy.envs.metaworld_evaluator` on the real MetaWorld
+full rollouts are timed. cpu: `jaxpolicy.envs.evaluator` on the suite's CPU simulator
 (batched policy call, a host loop over C MuJoCo envs); the policy's compile time is
 measured apart. env-steps/s = batch * steps / median rollout seconds. On CPU, MJX needs
 XLA_FLAGS=--xla_cpu_use_fusion_emitters=false: set here for --backend=mjx before JAX starts
-its backend (it slows other CPU compiles, so not for --backend=metaworld).
+its backend (it slows other CPU compiles, so not for --backend=cpu).
 """
 from __future__ import annotations
 
@@ -53,11 +53,10 @@ def build_random_policy(method: str = "sdm", preset: str = "tiny", name: str | N
 
 
 def bench_mjx(policy, task: str, batch: int, steps: int, repeats: int, seed: int) -> dict:
+  from jaxpolicy import suites  # pylint: disable=g-import-not-at-top
   from jaxpolicy.envs.mjx import evaluator  # pylint: disable=g-import-not-at-top
-  from jaxpolicy.envs.mjx.env import make_env  # pylint: disable=g-import-not-at-top
-  from jaxpolicy.envs.mjx.resets import evaluation_resets  # pylint: disable=g-import-not-at-top
-  env = make_env(task)
-  resets = evaluation_resets(task, seed, batch)
+  env = suites.suite_of(task).mjx_env(task)
+  resets = env.evaluation_states(seed, batch)
   key = jax.random.PRNGKey(seed)
   t0 = time.perf_counter()
   compiled = jax.jit(evaluator.make_rollout(env, policy, steps)).lower(
@@ -68,14 +67,17 @@ def bench_mjx(policy, task: str, batch: int, steps: int, repeats: int, seed: int
   return {"compile_s": compile_s, **t}
 
 
-def bench_metaworld(policy, task: str, batch: int, steps: int, repeats: int, seed: int) -> dict:
-  from jaxpolicy.envs import metaworld_evaluator  # pylint: disable=g-import-not-at-top
+def bench_cpu(policy, task: str, batch: int, steps: int, repeats: int, seed: int) -> dict:
+  from jaxpolicy import suites  # pylint: disable=g-import-not-at-top
+  from jaxpolicy.envs import evaluator  # pylint: disable=g-import-not-at-top
+  suite = suites.suite_of(task)
   compile_s, _ = policy.compiled_cost(batch)
-  metaworld_evaluator.evaluate(policy, task, episodes=batch, seed=seed,
-                               episode_length=min(steps, 3))   # warm-up: envs, compile
+  evaluator.evaluate(policy, suite, task, episodes=batch, seed=seed,
+                     episode_length=min(steps, 3))   # warm-up: envs, compile
 
   def run():
-    metaworld_evaluator.evaluate(policy, task, episodes=batch, seed=seed, episode_length=steps)
+    evaluator.evaluate(policy, suite, task, episodes=batch, seed=seed, episode_length=steps,
+                       stop_on_success=False)
 
   t = common.time_calls(run, iters=repeats, warmup=0, max_seconds=120.0)
   return {"compile_s": compile_s, **t}
@@ -88,7 +90,7 @@ COLUMNS = (("backend", "backend"), ("task", "task"), ("policy", "policy"), ("NFE
 
 def main(argv=None) -> dict:
   p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-  p.add_argument("--backend", default="mjx", choices=("mjx", "metaworld"))
+  p.add_argument("--backend", default="mjx", choices=("mjx", "cpu"))
   p.add_argument("--batch", default="1,8,32", help="comma-separated batch sizes")
   p.add_argument("--steps", type=int, default=20, help="control steps per rollout")
   p.add_argument("--task", default="reach")
@@ -102,13 +104,13 @@ def main(argv=None) -> dict:
   os.environ.setdefault("MUJOCO_GL", "egl")
   if args.backend == "mjx":
     set_mjx_cpu_flag()   # before the first JAX computation initialises the backend
-  from jaxpolicy.envs.registry import check_task  # pylint: disable=g-import-not-at-top
-  task = check_task(args.task)
+  from jaxpolicy import suites  # pylint: disable=g-import-not-at-top
+  task = suites.check_task(args.task)
   batches = [int(b) for b in args.batch.split(",") if b]
   policy = build_random_policy(args.method, args.preset, args.policy, args.seed)
   rows = []
   for b in batches:
-    fn = bench_mjx if args.backend == "mjx" else bench_metaworld
+    fn = bench_mjx if args.backend == "mjx" else bench_cpu
     r = fn(policy, task, b, args.steps, args.repeats, args.seed)
     r.update(backend=args.backend, task=task, policy=policy.name, nfe=policy.nfe, batch=b,
              steps=args.steps, env_steps_per_s=b * args.steps / (r["median_ms"] / 1e3),

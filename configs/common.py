@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import ml_collections
+from ml_collections.config_dict import placeholder
 
 PRESETS = ("quick", "paper", "tiny")
 
@@ -45,7 +46,7 @@ def base_config(preset: str) -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
   c.preset = preset
   c.method = "teacher"
-  c.task = "drawer-open"
+  c.task = "drawer-open"       # a task of any suite (jaxpolicy.suites.tasks())
   c.obs = "state"              # "state" (MetaWorld's 39-d), "lowdim" (data/state alone) or
                                # "pointcloud" (DP3: data/point_cloud + data/state)
   c.seed = 0
@@ -56,7 +57,8 @@ def base_config(preset: str) -> ml_collections.ConfigDict:
                                # (evaluation = held-out action error); '' = MetaWorld
                                # demonstrations of `task`, collected on demand into data.dir
   c.data.dir = "data"          # demonstrations are collected here on demand
-  c.data.num_episodes = 10     # successful scripted-expert episodes (DP3: 10)
+  c.data.num_episodes = placeholder(int)  # successful scripted-expert episodes; None = the
+                               # suite's (MetaWorld: 10, as DP3; blockpush: 100)
   c.data.val_episodes = 1      # held out for action-error metrics (DP3's val split)
   c.data.seed = 0
 
@@ -110,25 +112,37 @@ def base_config(preset: str) -> ml_collections.ConfigDict:
   # with 512 on a 2-core CPU, 2026-12-02); paper: DP3's 512 points from 128x128.
   c.pointcloud.num_points = 128          # farthest-point samples per frame
   c.pointcloud.image_size = 64           # depth image, square; or (height, width)
-  c.pointcloud.camera = "corner2"        # MetaWorld camera (DP3's)
-  c.pointcloud.camera_pos = (0.6, 0.295, 0.8)  # DP3's move of corner2; () keeps the model's
-  c.pointcloud.crop_low = (-0.6, 0.25, -0.01)  # workspace box, world frame (metres)
-  c.pointcloud.crop_high = (0.6, 1.05, 0.7)
+  # camera, camera_pos, crop box and table: None = the suite's (MetaWorld: DP3's corner2
+  # moved to (0.6, 0.295, 0.8), the workspace box (-0.6, 0.25, -0.01)-(0.6, 1.05, 0.7), table
+  # hidden); camera_pos=() keeps the model's camera position
+  c.pointcloud.camera = placeholder(str)
+  c.pointcloud.camera_pos = placeholder(tuple)
+  c.pointcloud.crop_low = placeholder(tuple)  # workspace box, world frame (metres)
+  c.pointcloud.crop_high = placeholder(tuple)
   c.pointcloud.geoms = "light"           # light: collision geoms + primitives (= MJX); visual
   c.pointcloud.sites = True              # draw visible sites (MetaWorld's goal marker), as DP3
-  # hide: no table geoms (measured better: drawer-open 0.80 vs 0.55, coffee-push 0.68 vs 0.22,
-  # 512 points, 100 paired episodes, README); keep: the table in view, as DP3
-  c.pointcloud.table = "hide"
+  # hide: no table geoms (MetaWorld's default, measured better than DP3's keep: see
+  # docs/environments.md); keep: the table in view, as DP3
+  c.pointcloud.table = placeholder(str)
 
   c.eval = ml_collections.ConfigDict()
   c.eval.episodes = 20
   c.eval.seed = 0
-  c.eval.episode_length = 200
+  c.eval.episode_length = placeholder(int)   # control steps; None = the suite's (MetaWorld 200)
   c.eval.every = 0             # 0 = evaluate only at the end
   c.eval.at_end = True         # False: no final evaluation (launch.evaluate does it later)
-  c.eval.backend = "auto"      # auto | metaworld | mjx
+  c.eval.backend = "auto"      # auto | cpu (the suite's CPU simulator) | mjx
   c.eval.use_ema = True
   c.eval.dtype = "float32"     # policy compute dtype: float32 | bfloat16 (bf16 inference)
+  # real-time evaluation (docs/realtime.md): the environment advances one control step per
+  # control period while the policy computes; off = time stands still during a call
+  c.eval.realtime = False
+  c.eval.control_hz = placeholder(float)   # None = the suite's (MetaWorld 80, blockpush 10)
+  c.eval.latency_from = "fixed"   # fixed: eval.latency_ms | measured: the policy's own
+                                  # batch-1 latency, measured warm before the episodes
+  c.eval.latency_ms = 0.0
+  c.eval.execution = "sync"       # sync: hold while computing | async: compute while moving
+  c.eval.stitching = "none"       # async: none | ensemble (ACT) | rtc (guided inpainting)
 
   if preset == "paper":
     c.model.down_dims = (512, 1024, 2048)

@@ -22,13 +22,13 @@ step.* fields:
                   x_t0 = sqrt(abar) s a_hat + sqrt(1 - abar) sigma eps
   s_stall, sigma_stall   when stalled: s_stall replaces s and sigma_stall * eps' is added
                   (excitation; 0 = off; paper: ~0.1 in simulation, 1.0-1.4 real robots)
-  action_kind     'auto' (MetaWorld tasks are 'delta', others 'absolute') | 'absolute' |
-                  'delta': what a stall means, see eps_stall / eps_stall_delta
+  action_kind     'auto' (the suite's: MetaWorld and blockpush are 'delta', a dataset of
+                  your own 'absolute') | 'absolute' | 'delta': what a stall means
   eps_stall       absolute actions: stalled when the RMS change between the last two
                   executed chunks (normalised units) is below this
   eps_stall_delta delta actions: stalled when the RMS of the last executed chunk's first
                   delta_dims dims (xyz deltas, the action's own units) is below this
-  delta_dims      how many leading action dims are position deltas (MetaWorld: 3)
+  delta_dims      how many leading action dims are position deltas (MetaWorld 3, blockpush 2)
   eval_baselines  also evaluate the teacher's pure-noise DDIM-k baselines
 """
 import ml_collections

@@ -25,7 +25,8 @@ import os
 import numpy as np
 
 from jaxpolicy import methods as methods_lib
-from jaxpolicy.envs.registry import GROUPS, group_of
+from jaxpolicy import suites
+from jaxpolicy.suites import group_of
 from jaxpolicy.methods.common import baseline_label
 from jaxpolicy.runtime import files
 from jaxpolicy.stats import bootstrap_mean_interval, wilson_interval
@@ -39,8 +40,28 @@ PAIRS = (("SDM - teacher", "sdm", "teacher"), ("SDM - CD", "sdm", "cd"),
 PAPER_ROWS = {"DP3* (paper)": (89.0, 72.7, 38.0, 75.8), "ManiCM* (paper)": (83.6, 55.6, 33.3, 67.0),
               "SDM (paper)": (86.5, 65.8, 35.8, 71.6)}
 PAPER_NFE = {"DP3* (paper)": 10, "ManiCM* (paper)": 1, "SDM (paper)": 1}
-GROUP_ORDER = ("easy", "medium", "hard", "very_hard")
-GROUP_LABELS = {"easy": "Easy", "medium": "Medium", "hard": "Hard", "very_hard": "Very hard"}
+PAPER_GROUPS = ("easy", "medium", "hard", "very_hard")   # MetaWorld's, the papers' columns
+
+
+def group_order() -> tuple[str, ...]:
+  """Every registered suite's groups, suite by suite, in report order."""
+  return tuple(g for name in suites.names() for g in suites.get(name).groups)
+
+
+def group_size(group: str) -> int:
+  """How many tasks a group has in its suite."""
+  return next(len(suites.get(n).groups[group]) for n in suites.names()
+              if group in suites.get(n).groups)
+
+
+class _GroupLabels(dict):
+  """group -> how tables name it (its suite's label)."""
+
+  def __missing__(self, group):
+    return suites.group_label(group)
+
+
+GROUP_LABELS = _GroupLabels()
 
 
 def _main(method: str, names) -> str | None:
@@ -95,7 +116,7 @@ def by_group(values: dict, seed: int = 0) -> dict:
     if v is not None and np.isfinite(v):
       per_task[t].append(v)
   out = {}
-  for g in list(GROUP_ORDER) + ["all"]:
+  for g in list(group_order()) + ["all"]:
     sel = [t for t in per_task if g == "all" or group_of(t) == g]
     if sel:
       out[g] = bootstrap_mean_interval([np.mean(per_task[t]) for t in sel], seed=seed) + (
@@ -203,18 +224,20 @@ def protocol_gap(cells: dict) -> dict:
 def paper_average(nums) -> float:
   """A paper row's 50-task MetaWorld average, weighted by the groups' task counts (our
   arithmetic: the paper's own Average column also spans Adroit and DexArt)."""
-  return sum(len(GROUPS[g]) * v for g, v in zip(GROUP_ORDER, nums)) / sum(
-      len(GROUPS[g]) for g in GROUP_ORDER)
+  return sum(group_size(g) * v for g, v in zip(PAPER_GROUPS, nums)) / sum(
+      group_size(g) for g in PAPER_GROUPS)
 
 
 def paper_rows(present, nfe: bool = False) -> list[str]:
   """The SDM paper's Table 1 rows as Markdown table rows over the groups `present` (with an
   NFE column if `nfe`; their Average: the 50-task weighting, shown only when all four groups
   are)."""
+  if not present or not set(present) <= set(PAPER_GROUPS):
+    return []
   rows = []
   for label, nums in PAPER_ROWS.items():
-    by_group = dict(zip(GROUP_ORDER, nums))
-    avg = f"{paper_average(nums):.1f}" if tuple(present) == GROUP_ORDER else "-"
+    by_group = dict(zip(PAPER_GROUPS, nums))
+    avg = f"{paper_average(nums):.1f}" if tuple(present) == PAPER_GROUPS else "-"
     rows.append(f"| {label} | " + (f"{PAPER_NFE[label]} | " if nfe else "")
                 + " | ".join(f"{by_group[g]:.1f}" for g in present) + f" | {avg} |")
   return rows
@@ -264,7 +287,9 @@ def reading(cells: dict, grid: dict | None = None, latency: dict | None = None,
   names = GROUP_LABELS
   planned = len({tuple(c) for c in (grid or {}).get("cells", [])} | set(cells))
   task_seeds = {(t, s) for (t, s, _) in cells}
-  per_group = {g: len({t for (t, _) in task_seeds if group_of(t) == g}) for g in GROUP_ORDER}
+  per_group = {g: len({t for (t, _) in task_seeds if group_of(t) == g}) for g in group_order()}
+  suites_run = {suites.suite_of(t).name for (t, _) in task_seeds}
+  shown = [g for g in group_order() if any(g in suites.get(n).groups for n in suites_run)]
   seeds = sorted({s for (_, s) in task_seeds})
   episodes = sorted({n for v in values.values() for (_, n) in v.values()})
   honest_n = "/".join(map(str, episodes))
@@ -273,7 +298,7 @@ def reading(cells: dict, grid: dict | None = None, latency: dict | None = None,
   lines = ["## Reading", "",
            f"* **Coverage.** {len(cells)} of {planned} cells finished, {len(task_seeds)} "
            f"task-seeds, seeds {seeds}; tasks per group: " + ", ".join(
-               f"{names[g]} {per_group[g]}/{len(GROUPS[g])}" for g in GROUP_ORDER) + "."
+               f"{names[g]} {per_group[g]}/{group_size(g)}" for g in shown) + "."
            + (f" {n_failed} failed (see Failures)." if n_failed else "")
            + (" Groups or seeds not yet run make no claim." if len(cells) < planned else "")]
   lines += _provenance(cells)
@@ -298,8 +323,8 @@ def reading(cells: dict, grid: dict | None = None, latency: dict | None = None,
              f" ({n_evals[0]} per cell)" if n_evals else "")
     backends = sorted({b for c in cells.values() for b in c.get("backends") or []})
     sim = ("; the evaluations during training ran on " + " and ".join(backends)
-           + ", the honest ones on MetaWorld, so this part includes the simulators' "
-           "difference" if backends and backends != ["metaworld"] else "")
+           + ", the honest ones on the CPU simulator, so this part includes the simulators' "
+           "difference" if backends and backends != ["cpu"] else "")
 
     def per(name):
       return "; ".join(f"{m} {_points(r['all'])}" for m, r in gap[name].items() if "all" in r)
@@ -376,7 +401,7 @@ def markdown(cells: dict, grid: dict | None = None, failed: dict | None = None) 
   if not values:
     return ""
   episodes = sorted({n for v in values.values() for (_, n) in v.values()})
-  present = [g for g in GROUP_ORDER if any(group_of(t) == g for v in values.values()
+  present = [g for g in group_order() if any(group_of(t) == g for v in values.values()
                                            for (t, _) in v)]
   names = GROUP_LABELS
   lines = ["## Honest protocol: final checkpoint, paired episodes", "",
@@ -414,7 +439,7 @@ def markdown(cells: dict, grid: dict | None = None, failed: dict | None = None) 
   lines += ["", "## Per task (honest protocol, success % [Wilson 95 %], seeds pooled)", "",
             "| Task | Group | " + " | ".join(values) + " |", "|---|---|" + "---|" * len(values)]
   tasks = sorted({t for v in values.values() for (t, _) in v},
-                 key=lambda t: (GROUP_ORDER.index(group_of(t)), t))
+                 key=lambda t: (group_order().index(group_of(t)), t))
   for t in tasks:
     row = [t, names[group_of(t)]]
     for vals in values.values():
@@ -525,7 +550,7 @@ def plot_success_vs_hz(cells: dict, path: str, baseline_hz: dict | None = None) 
           if policy is None or policy in baseline_hz]
   markers = {m: (methods_lib.info(m).style[1] if m in methods_lib.names() else "x")
              for _, m, _ in rows}
-  groups = [g for g in GROUP_ORDER if any(group_of(t) == g for (t, _, _) in cells)] + ["all"]
+  groups = [g for g in group_order() if any(group_of(t) == g for (t, _, _) in cells)] + ["all"]
   fig, axes = plt.subplots(1, len(groups), figsize=(3.6 * len(groups), 3.4), squeeze=False)
   for ax, g in zip(axes[0], groups):
     for label, method, policy in rows:
@@ -567,7 +592,7 @@ def plot_task_bars(cells: dict, path: str, per_row: int = 14) -> str:
   values = honest_values(cells)
   names = GROUP_LABELS
   panels = []
-  for g in GROUP_ORDER:
+  for g in group_order():
     tasks = sorted({t for v in values.values() for (t, _) in v if group_of(t) == g})
     parts = [tasks[i:i + per_row] for i in range(0, len(tasks), per_row)]
     panels += [(f"{names[g]}" + (f" ({k + 1}/{len(parts)})" if len(parts) > 1 else ""), p)

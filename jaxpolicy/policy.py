@@ -36,6 +36,7 @@ class Policy:
   init_carry: Callable = lambda batch: ()   # batch -> initial carry of an episode
   carry_from_batch: Callable | None = None  # data batch -> carry (for action_mse)
   nfe_first: int | None = None              # an episode's first call, when it differs
+  guidable: bool = False                    # its sampler takes inpainting guidance (rtc)
 
   def __post_init__(self):
     self._jit = jax.jit(self.apply)
@@ -43,16 +44,36 @@ class Policy:
     if self.carry_from_batch is None:
       self.carry_from_batch = lambda batch: self.init_carry(batch["action"].shape[0])
 
-  def apply(self, params, obs, carry, rng):
-    """Pure: (params, raw obs history, carry, rng) -> (unnormalised chunk, new carry)."""
-    x, carry = self.apply_normalized(params, normalize_obs(self.normalizer, obs), carry, rng)
+  def apply(self, params, obs, carry, rng, guide=None):
+    """Pure: (params, raw obs history, carry, rng) -> (unnormalised chunk, new carry).
+
+    `guide` (real-time chunking): (target (B, span, A) unnormalised actions of the executed
+    positions n_obs - 1 .., weights (B, span) in [0, 1]); the chunk is generated to agree
+    with the target where the weights say (a guidable sampler only)."""
+    if guide is not None:
+      guide = self.normalized_guide(*guide)
+    x, carry = self.apply_normalized(params, normalize_obs(self.normalizer, obs), carry, rng,
+                                     guide)
     return self.normalizer["action"].unnormalize(x), carry
 
-  def apply_normalized(self, params, obs_norm, carry, rng):
+  def normalized_guide(self, target, weights):
+    """The sampler's (x0 target, weight) over the whole horizon, in normalised units."""
+    pad = self.nets.n_obs_steps - 1
+    target = self.normalizer["action"].normalize(target)
+    target = jnp.pad(target, ((0, 0), (pad, 0), (0, 0)))
+    weights = jnp.pad(jnp.asarray(weights, jnp.float32), ((0, 0), (pad, 0)))[..., None]
+    return target, weights
+
+  def apply_normalized(self, params, obs_norm, carry, rng, guide=None):
     """Pure, in normalised units: (params, normalised obs history, carry, rng) -> (x, carry)."""
     enc_params, sampler_params = params
     cond = self.nets.encode(enc_params, obs_norm)
-    return self.sample(sampler_params, cond, carry, rng)
+    if guide is None:
+      return self.sample(sampler_params, cond, carry, rng)
+    if not self.guidable:
+      raise ValueError(f"policy {self.name} cannot be guided (rtc stitching needs an "
+                       f"iterative sampler, NFE >= 2): use stitching 'none' or 'ensemble'")
+    return self.sample(sampler_params, cond, carry, rng, guide=guide)
 
   def action_mse(self, windows, rng, batch_size: int = 256) -> float:
     """Mean squared error (normalised units, whole chunk) against demonstration windows.
@@ -69,13 +90,17 @@ class Policy:
       total += float(f(self.params, windows.take(rows), jax.random.fold_in(rng, i)))
     return total / n
 
-  def nfe_report(self, episode_length: int) -> dict:
-    """NFE per call in steady state, on an episode's first call, and amortised per call
-    over an episode of `episode_length` env steps (STEP's first call runs the teacher)."""
-    calls = -(-int(episode_length) // self.n_action_steps)
+  def nfe_report(self, episode_length: int, calls=None) -> dict:
+    """NFE per call in steady state and on an episode's first call, and amortised per call
+    over an episode (STEP's first call runs the teacher): over the recorded calls of each
+    episode (`calls`: per episode, e.g. until its first success), else over a full episode
+    of `episode_length` env steps. `policy_calls`: the mean calls per episode."""
+    full = -(-int(episode_length) // self.n_action_steps)
+    calls = np.maximum(np.asarray(full if calls is None else calls, np.float64), 1)
     first = self.nfe if self.nfe_first is None else self.nfe_first
+    amortised = (first + (calls - 1) * self.nfe) / calls
     return {"nfe": int(self.nfe), "nfe_first_call": int(first),
-            "nfe_amortised": (first + (calls - 1) * self.nfe) / calls, "policy_calls": calls}
+            "nfe_amortised": float(np.mean(amortised)), "policy_calls": float(np.mean(calls))}
 
   @staticmethod
   def stall_flags(carry):
@@ -114,15 +139,29 @@ class Policy:
         raise ValueError(f"observation {k!r} must have shape (batch, {n}, "
                          f"{', '.join(map(str, shape))}) (n_obs_steps={n}), got {got}")
 
-  def chunk(self, obs: dict, rng) -> jax.Array:
-    """The full predicted chunk (B, horizon, A), unnormalised; advances the host carry."""
+  def chunk(self, obs: dict, rng, guide=None) -> jax.Array:
+    """The full predicted chunk (B, horizon, A), unnormalised; advances the host carry.
+    `guide`: see `apply`."""
     self.check_obs(obs)
+    if guide is not None and not self.guidable:
+      raise ValueError(f"policy {self.name} cannot be guided (rtc stitching needs an "
+                       f"iterative sampler, NFE >= 2): use stitching 'none' or 'ensemble'")
     batch = np.shape(next(iter(obs.values())))[0]
     if self._carry is None or _batch_of(self._carry, batch) != batch:
       self.reset(batch)
     out, self._carry = self._jit(self.params, {k: jnp.asarray(v, jnp.float32)
-                                               for k, v in obs.items()}, self._carry, rng)
+                                               for k, v in obs.items()}, self._carry, rng,
+                                 guide)
     return out
+
+  @property
+  def span(self) -> int:
+    """Actions of a chunk from the first executed position to the horizon's end."""
+    return self.nets.horizon - self.nets.n_obs_steps + 1
+
+  def executable(self, chunk):
+    """The chunk's actions from the first executed position on (B, span, A)."""
+    return chunk[:, self.nets.n_obs_steps - 1:]
 
   def __call__(self, obs: dict, rng) -> np.ndarray:
     """The executed actions (B, n_action_steps, A)."""
@@ -179,6 +218,7 @@ class PolicySpec:
   init_carry: Callable | None = None
   carry_from_batch: Callable | None = None
   nfe_first: int | None = None   # network evaluations of an episode's first call, if not nfe
+  guidable: bool = False         # sample takes guide=(target, weights) (real-time chunking)
 
 
 def _batch_of(carry, default: int) -> int:
@@ -188,8 +228,10 @@ def _batch_of(carry, default: int) -> int:
 
 
 def stateless(sample):
-  """Adapts `sample(params, cond, rng) -> x` to the carried form."""
-  return lambda params, cond, carry, rng: (sample(params, cond, rng), carry)
+  """Adapts `sample(params, cond, rng[, guide=...]) -> x` to the carried form."""
+  def carried(params, cond, carry, rng, **guide):
+    return sample(params, cond, rng, **guide), carry
+  return carried
 
 
 def _sampler_params(config, spec: PolicySpec, prune: bool):
@@ -222,4 +264,4 @@ def build_policy(name, config, nets: Nets, normalizer, spec: PolicySpec, obs_sha
     sample, init_carry = stateless(sample), (lambda batch: ())
   return Policy(name, spec.nfe, nets, normalizer, sample, encoder_params, sampler_params,
                 dict(obs_shapes), config.policy.n_action_steps, init_carry,
-                spec.carry_from_batch, spec.nfe_first)
+                spec.carry_from_batch, spec.nfe_first, spec.guidable)

@@ -18,7 +18,8 @@ import numpy as np
 from jaxpolicy import leaderboard
 from jaxpolicy import methods as methods_lib
 from jaxpolicy import runs
-from jaxpolicy.envs.registry import GROUPS, group_of
+from jaxpolicy import suites
+from jaxpolicy.suites import group_of
 from jaxpolicy.runtime import files, host
 
 GROUP_NAMES = leaderboard.GROUP_LABELS
@@ -90,7 +91,7 @@ def aggregate(cells: dict, metric: str) -> dict:
   for (t, m), ss in ran.items():
     if ss:
       out["task"][(t, m)] = mean_std([value(t, s, m) for s in ss])
-  for g in list(GROUPS) + ["all"]:
+  for g in list(leaderboard.group_order()) + ["all"]:
     for m in methods:
       members = [t for t in tasks if (g == "all" or group_of(t) == g) and ran[(t, m)]]
       if not members:
@@ -161,7 +162,8 @@ def read_cell(workdir: str, method: str) -> dict:
       res = r["results"][name]
       curve.append((r["step"], res["success_rate"]))
       episodes.add(res["episodes"])
-      backends.add(res.get("backend", "metaworld"))
+      backend = res.get("backend", "cpu")
+      backends.add("cpu" if backend == "metaworld" else backend)   # its name before suites
   with open(os.path.join(workdir, "eval.json")) as f:
     final = json.load(f)
   res = next(iter(final["tasks"].values()))[name]
@@ -193,7 +195,7 @@ def markdown(cells: dict, title: str = "jaxpolicy sweep", grid: dict | None = No
   tasks = sorted({t for t, _, _ in cells})
   seeds = sorted({s for _, s, _ in cells})
   methods = _ordered({k[2] for k in cells})
-  groups = [g for g in GROUPS if any(group_of(t) == g for t in tasks)]
+  groups = [g for g in leaderboard.group_order() if any(group_of(t) == g for t in tasks)]
   nfe = {m: next(v["nfe"] for k, v in cells.items() if k[2] == m) for m in methods}
   pol = {m: next(v["policy"] for k, v in cells.items() if k[2] == m) for m in methods}
   # group tables compare methods on the (task, seed) pairs all of them finished
@@ -203,7 +205,8 @@ def markdown(cells: dict, title: str = "jaxpolicy sweep", grid: dict | None = No
   n_pairs, n_common = len({k[:2] for k in cells}), len({k[:2] for k in common})
   episodes = sorted({e for v in cells.values() for e in v["episodes"]})
   backends = sorted({b for v in cells.values() for b in v["backends"]})
-  where = {"metaworld": "the real MetaWorld", "mjx": "MJX"}
+  where = {"cpu": "the CPU simulator (C MuJoCo; MetaWorld itself)", "mjx": "MJX"}
+  suite_names = sorted({suites.suite_of(t).name for t in tasks})
   grid = grid or {}
   if "cells" in grid:   # the planned (task, seed, method) cells
     n_grid = len({tuple(c) for c in grid["cells"]} | set(cells))
@@ -212,7 +215,7 @@ def markdown(cells: dict, title: str = "jaxpolicy sweep", grid: dict | None = No
         set(grid.get("seeds", [])) | set(seeds)) * len(
             set(grid.get("methods", [])) | set(methods))
   lines = [f"# {title}", "",
-           f"{len(tasks)} MetaWorld tasks, seeds {seeds}, success rates in %: the mean over "
+           f"{len(tasks)} tasks ({', '.join(suite_names)}), seeds {seeds}, success rates in %: the mean over "
            "a group's tasks, each task's seeds averaged first (every task counts once), ± "
            "the std over seeds where all of the group's tasks ran the same seeds (none where "
            f"they did not, as in an Average over groups run on 1 and 3 seeds). Evaluated on {' and '.join(where.get(b, b) for b in backends)}, "
@@ -228,7 +231,7 @@ def markdown(cells: dict, title: str = "jaxpolicy sweep", grid: dict | None = No
                         ("final", "final evaluation"), ("mean_all", "mean over all evaluations")):
     agg = aggregate(common, metric)
     lines += [f"## Success rate: {label} (cf. SDM Table 1)", "",
-              "| Method | NFE | " + " | ".join(f"MetaWorld {GROUP_NAMES[g]} ({counts[g]})"
+              "| Method | NFE | " + " | ".join(f"{GROUP_NAMES[g]} ({counts[g]})"
                                             for g in groups) + " | Average |",
               "|---|---|" + "---|" * (len(groups) + 1)]
     for m in methods:
@@ -352,7 +355,7 @@ def plot_group_curves(cells: dict, path: str) -> str:
   import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
   common = complete_cells(cells)
   methods = _ordered({k[2] for k in common})
-  groups = [g for g in GROUPS if any(group_of(t) == g for t, _, _ in common)] + ["all"]
+  groups = [g for g in leaderboard.group_order() if any(group_of(t) == g for t, _, _ in common)] + ["all"]
   fig, axes = plt.subplots(1, len(groups), figsize=(3.8 * len(groups), 3.4), squeeze=False)
   for ax, g in zip(axes[0], groups):
     pairs = sorted({(t, s) for t, s, _ in common if g == "all" or group_of(t) == g})

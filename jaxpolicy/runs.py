@@ -10,7 +10,8 @@ anything; the training loop (`jaxpolicy.training`) builds on it.
   sections plus its `teacher_train` section).
 * `ensure_demo_data` / `load_demo_data`: the demonstrations a config trains on.
 * `open_sensor(config)`: the run's point-cloud sensor (None for state observations).
-* `evaluate(policy, task, ..., backend)`: one evaluation on the real MetaWorld or in MJX;
+* `evaluate(policy, task, ..., backend)`: one evaluation on the task's suite, on the CPU or
+  in MJX;
   `evaluate_offline`: a run on a dataset of its own (data.path, no simulator), held-out
   action error and latency; `evaluate_policies` evaluates a run's policies either way;
   results are read and written as JSON.
@@ -29,15 +30,15 @@ import jax
 import ml_collections
 import numpy as np
 
-from jaxpolicy import methods
+from jaxpolicy import execution, methods
 from jaxpolicy import nets as nets_lib
 from jaxpolicy import obs as obs_lib
+from jaxpolicy import suites
 from jaxpolicy.data import collect
 from jaxpolicy.data.dataset import DemoData, load_demos, unnormalize_obs
 from jaxpolicy.data.normalizer import Normalizer
 from jaxpolicy.errors import ConfigError
-from jaxpolicy.envs import metaworld_evaluator, pointcloud
-from jaxpolicy.envs.registry import check_task
+from jaxpolicy.envs import evaluator, pointcloud
 from jaxpolicy.policy import Policy, build_policy
 from jaxpolicy.runtime import files, sharding
 from jaxpolicy.runtime.checkpoint import Checkpointer
@@ -95,7 +96,7 @@ def offline(config) -> bool:
 
 
 def run_name(config) -> str:
-  """What a run is about: its MetaWorld task, or its own dataset's file name."""
+  """What a run is about: its task, or its own dataset's file name."""
   if offline(config):
     return os.path.splitext(os.path.basename(os.path.normpath(config.data.path)))[0]
   return config.task
@@ -158,8 +159,9 @@ def ensure_demo_data(config) -> str:
   if obs_lib.uses_sensor(config):
     attrs = {"sensor": pointcloud.sensor_spec(config).to_dict()}
     tag = hashlib.sha1(json.dumps(attrs, sort_keys=True).encode()).hexdigest()[:8]
-  path = collect.demo_path(config.data.dir, config.task, config.data.num_episodes, config.obs,
-                           tag)
+  suite = suites.suite_of(config.task)
+  path = collect.demo_path(config.data.dir, suite, config.task, config.data.num_episodes,
+                           config.obs, tag)
   if not sharding.is_primary():
     deadline = time.time() + 3600
     while not os.path.isdir(path):
@@ -167,11 +169,11 @@ def ensure_demo_data(config) -> str:
         raise TimeoutError(f"process {jax.process_index()}: {path} did not appear in an hour")
       time.sleep(1.0)
   if os.path.isdir(path):   # no sensor (and no renderer) needed
-    return collect.ensure_demos(config.data.dir, config.task, config.data.num_episodes,
+    return collect.ensure_demos(config.data.dir, suite, config.task, config.data.num_episodes,
                                 seed=config.data.seed, obs_type=config.obs, tag=tag,
                                 attrs=attrs)
   with open_sensor(config) as sensor:
-    return collect.ensure_demos(config.data.dir, config.task, config.data.num_episodes,
+    return collect.ensure_demos(config.data.dir, suite, config.task, config.data.num_episodes,
                                 seed=config.data.seed, obs_type=config.obs, sensor=sensor,
                                 tag=tag, attrs=attrs)
 
@@ -207,45 +209,73 @@ def restore_run(workdir: str, step: int | None = None) -> Run:
 
 # --- evaluation ----------------------------------------------------------------------------
 
-BACKENDS = ("auto", "metaworld", "mjx")
+BACKENDS = ("auto", "cpu", "mjx")
 
 
 def resolve_backend(backend: str) -> str:
-  """"auto" = MJX when JAX sees an accelerator, else the real MetaWorld; or as given."""
+  """"auto" = MJX when JAX sees an accelerator, else the suite's CPU simulator; or as given
+  ("metaworld", the CPU backend's name before suites, still means "cpu")."""
+  backend = "cpu" if backend == "metaworld" else backend
   if backend not in BACKENDS:
     raise ValueError(f"unknown evaluation backend {backend!r}; choose one of {BACKENDS}")
   if backend == "auto":
-    return "mjx" if jax.default_backend() != "cpu" else "metaworld"
+    return "mjx" if jax.default_backend() != "cpu" else "cpu"
   return backend
 
 
-def evaluate(policy, task: str, episodes: int = 20, seed: int = 0, episode_length: int = 200,
-             sensor=None, backend: str = "auto") -> dict:
-  """One evaluation of `policy` on `task`: `episodes` episodes at once, success =
-  MetaWorld's flag at any step. The same seed gives the same initial conditions on both
-  backends.
+def evaluate(policy, task: str, episodes: int = 20, seed: int = 0,
+             episode_length: int | None = None, sensor=None, backend: str = "auto",
+             timing: execution.Timing | None = None) -> dict:
+  """One evaluation of `policy` on `task` (a checked name): `episodes` episodes at once,
+  success = the suite's flag at any step, `episode_length` None = the suite's. The same seed
+  gives the same initial states on both backends.
 
-  `backend`: "metaworld" (the real MetaWorld, C MuJoCo; `envs.metaworld_evaluator`), "mjx"
-  (every episode and the policy in one compiled MJX program; `envs.mjx.evaluator`) or
-  "auto" (MJX when JAX sees an accelerator, else MetaWorld). `sensor`: the run's
-  point-cloud sensor, for policies that observe point clouds.
+  `backend`: "cpu" (the suite's CPU simulator, e.g. the real MetaWorld; `envs.evaluator`),
+  "mjx" (every episode and the policy in one compiled MJX program; `envs.mjx.evaluator`) or
+  "auto" (MJX when JAX sees an accelerator and the suite has an MJX form, else the CPU).
+  `sensor`: the run's point-cloud sensor, for policies that observe point clouds. `timing`
+  (jaxpolicy.execution; `realtime_timing`): real-time execution, None = time stands still.
   """
-  task = check_task(task)
+  suite = suites.suite_of(task)
   chosen = resolve_backend(backend)
-  if chosen == "mjx" and backend == "auto" and "point_cloud" in policy.obs_shapes:
-    from jaxpolicy.envs.mjx import pointcloud as mjx_pc  # pylint: disable=g-import-not-at-top
-    if sensor is None or not mjx_pc.supports(sensor.spec):
-      logging.info("no MJX form of the point-cloud sensor: evaluating on MetaWorld")
-      chosen = "metaworld"
+  if chosen == "mjx" and backend == "auto":
+    if suite.mjx_env is None:
+      chosen = "cpu"
+    elif "point_cloud" in policy.obs_shapes:
+      from jaxpolicy.envs.mjx import pointcloud as mjx_pc  # pylint: disable=g-import-not-at-top
+      if sensor is None or not mjx_pc.supports(sensor.spec):
+        logging.info("no MJX form of the point-cloud sensor: evaluating on the CPU")
+        chosen = "cpu"
   if chosen == "mjx":
-    from jaxpolicy.envs.mjx import evaluator  # pylint: disable=g-import-not-at-top
-    return evaluator.evaluate(policy, task, episodes=episodes, seed=seed,
-                              episode_length=episode_length, sensor=sensor)
+    from jaxpolicy.envs.mjx import evaluator as mjx_evaluator  # pylint: disable=g-import-not-at-top
+    return mjx_evaluator.evaluate(policy, suite, task, episodes=episodes, seed=seed,
+                                  episode_length=episode_length, sensor=sensor, timing=timing)
   if sensor is None and "point_cloud" in policy.obs_shapes:
     raise ValueError(f"policy {policy.name} observes point clouds: pass the run's sensor "
                      f"(runs.open_sensor(run.config))")
-  return metaworld_evaluator.evaluate(policy, task, episodes=episodes, seed=seed,
-                                      episode_length=episode_length, sensor=sensor)
+  return evaluator.evaluate(policy, suite, task, episodes=episodes, seed=seed,
+                            episode_length=episode_length, sensor=sensor, timing=timing)
+
+
+def realtime_timing(config, policy) -> tuple[execution.Timing | None, dict]:
+  """(timing, record) of real-time evaluation as `config.eval` asks (None, {} when
+  eval.realtime is off): the delay in control steps from the latency, fixed or the
+  policy's own batch-1 latency measured warm on this machine now."""
+  e = config.eval
+  if not e.get("realtime", False):
+    return None, {}
+  record = {"control_hz": float(e.control_hz), "latency_from": e.latency_from}
+  if e.latency_from == "measured":
+    m = policy.latency_b1()
+    record.update(latency_ms=m["latency_ms_b1"], first_call_ms=m["first_call_ms_b1"])
+  else:
+    record["latency_ms"] = float(e.latency_ms)
+  delay = execution.delay_steps(record["latency_ms"], record["control_hz"])
+  timing = execution.Timing(delay, policy.span, policy.n_action_steps, e.execution,
+                            e.stitching)
+  timing.check(e.episode_length)
+  record.update(delay_steps=delay, mode=e.execution, stitching=e.stitching)
+  return timing, record
 
 
 def evaluate_offline(policy, windows, calls: int = 30, rng=None) -> dict:
@@ -290,10 +320,13 @@ def evaluate_policies(config, policies: dict, step: int, sensor=None, data=None)
   results = {}
   with open_sensor(config, sensor) as sensor:
     for name, pol in policies.items():
+      timing, realtime = realtime_timing(config, pol)
       r = evaluate(pol, config.task, episodes=config.eval.episodes, seed=config.eval.seed,
                    episode_length=config.eval.episode_length, sensor=sensor,
-                   backend=config.eval.get("backend", "auto"))
+                   backend=config.eval.get("backend", "auto"), timing=timing)
       r["step"] = int(step)
+      if realtime:
+        r["realtime"] = realtime
       results[name] = r
       logging.info("eval step %d %s: success %.2f over %d episodes (NFE %d, %.2f ms/call)",
                    step, name, r["success_rate"], r["episodes"], r["nfe"], r["latency_ms"])

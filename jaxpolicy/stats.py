@@ -14,12 +14,14 @@ def latency_summary(ms) -> dict:
           "latency_first_call_ms": float(ms[0])}
 
 
-def calls_until_success(first_success_step, n_action_steps: int, calls: int) -> np.ndarray:
+def calls_until_success(first_success_step, request_steps, calls: int) -> np.ndarray:
   """Per episode, the policy calls it made while running: an episode ends at its first
-  success (MetaWorld's success is "at any step"), so its calls are those up to the one that
-  planned that step; all `calls` if it never succeeded."""
+  success (success is "at any step"), so its calls are those requested at or before that
+  step (`request_steps`: the control steps of the calls, in order); all `calls` if it
+  never succeeded."""
   first = np.asarray(first_success_step)
-  return np.where(first >= 0, first // int(n_action_steps) + 1, int(calls))
+  steps = np.sort(np.asarray(list(request_steps), np.int64))
+  return np.where(first >= 0, np.searchsorted(steps, first, side="right"), int(calls))
 
 
 def stall_summary(stall_calls, calls) -> dict:

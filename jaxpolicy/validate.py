@@ -1,13 +1,13 @@
-"""Checks that stop bad input early with one message naming the problem and the fix."""
+"""The door: a config's task is checked and its suite's defaults filled in (`resolve`), and
+bad input stops early with one message naming the problem and the fix."""
 from __future__ import annotations
 
 import json
 import os
 
-from jaxpolicy import methods, nets, runs
+from jaxpolicy import execution, methods, nets, runs, suites
 from jaxpolicy import obs as obs_lib
 from jaxpolicy.diffusion.schedule import PREDICTION_TYPES, SPACINGS
-from jaxpolicy.envs.registry import check_task
 from jaxpolicy.errors import ConfigError
 
 # config sections that define what a run *is*; a workdir holding a run that differs in
@@ -40,11 +40,36 @@ def _check_optimizers(config) -> None:
         raise ConfigError(f"config.{section}.{name} must be >= 0, got {value!r}")
 
 
+def resolve(config) -> None:
+  """Checks the task once (a ConfigError with the closest names) and fills the fields a
+  config leaves to its suite (None: episode length, demonstrations, the point-cloud camera
+  and crop), in place. A run on a dataset of its own needs no task; its defaults are
+  MetaWorld's. Idempotent."""
+  if runs.offline(config) and config.task not in suites.tasks():
+    suite = suites.get("metaworld")
+  else:
+    try:
+      config.task = suites.check_task(config.task)
+    except ValueError as e:
+      raise ConfigError(str(e)) from None
+    suite = suites.suite_of(config.task)
+  if config.eval.get("episode_length") is None:
+    config.eval.episode_length = suite.episode_length
+  if "realtime" in config.eval and config.eval.get("control_hz") is None:
+    config.eval.control_hz = float(suite.control_hz)
+  if config.data.get("num_episodes") is None:
+    config.data.num_episodes = suite.demo_episodes
+  if "pointcloud" in config:
+    for field, value in suite.sensor.items():
+      if config.pointcloud.get(field) is None:
+        config.pointcloud[field] = value
+
+
 def check_config(config) -> None:
+  """`resolve`, then every check of the config (one ConfigError line each)."""
+  resolve(config)
   try:
     methods.get(config.method)
-    if not runs.offline(config):   # a dataset of your own needs no MetaWorld task
-      check_task(config.task)
     obs_lib.kind(config.obs)
     runs.resolve_backend(config.eval.backend)
     nets.check_compute_dtype(config.eval.get("dtype", "float32"))
@@ -76,9 +101,36 @@ def check_config(config) -> None:
     raise ConfigError(f"every model.down_dims entry must be divisible by model.n_groups "
                       f"({config.model.n_groups})")
   _check_optimizers(config)
+  check_realtime(config)
   check = getattr(methods.get(config.method), "check_config", None)
   if check is not None:
     check(config)
+
+
+def check_realtime(config) -> None:
+  """eval.realtime's fields: a finite latency >= 0, control_hz > 0, a delay shorter than the
+  episode, known modes, and stitching the run's policies can do."""
+  e = config.eval
+  if not e.get("realtime", False):
+    return
+  if e.latency_from not in ("fixed", "measured"):
+    raise ConfigError(f"eval.latency_from must be 'fixed' or 'measured', got "
+                      f"{e.latency_from!r}")
+  try:
+    timing = execution.Timing(execution.delay_steps(float(e.latency_ms), float(e.control_hz)),
+                              config.policy.horizon - config.policy.n_obs_steps + 1,
+                              config.policy.n_action_steps, e.execution, e.stitching)
+    if e.latency_from == "fixed":
+      timing.check(e.episode_length)
+  except ValueError as err:
+    raise ConfigError(f"eval: {err}") from None
+  if e.stitching == "rtc":
+    names = [config.method] + (["teacher"] if methods.info(config.method).needs_teacher else [])
+    blind = [m for m in names if not methods.info(m).guidable]
+    if blind:
+      raise ConfigError(f"eval.stitching='rtc' guides an iterative sampler; {blind[0]}'s "
+                        f"policies take one step and cannot be guided: use stitching "
+                        f"'ensemble' or 'none'")
 
 
 def _relevant(config, keys) -> dict:

@@ -2,7 +2,7 @@
 
     python -m launch.evaluate --workdir=runs/sdm_drawer-open_state_quick_s0 [--episodes=20]
 
-On the real MetaWorld by default, results in <workdir>/eval.json. --backend=mjx evaluates
+On the suite's CPU simulator (e.g. the real MetaWorld) by default, results in <workdir>/eval.json. --backend=mjx evaluates
 in MJX (jaxpolicy.envs.mjx) and writes <workdir>/eval_mjx.json unless --results names
 another file. --dtype=bfloat16 evaluates with bfloat16 params and network compute (names
 get a "_bf16" suffix). Merging keeps what the file holds (its metadata, other tasks and
@@ -21,7 +21,7 @@ flags.DEFINE_integer("seed", 0, "Evaluation seed (same seed = same initial condi
 flags.DEFINE_string("task", "", "Task to evaluate on (default: the run's task).")
 flags.DEFINE_string("dtype", "", "Policy compute dtype, float32 | bfloat16 (default: the run's "
                     "eval.dtype).")
-flags.DEFINE_string("backend", "", "auto | metaworld | mjx (default: the run's eval.backend).")
+flags.DEFINE_string("backend", "", "auto | cpu | mjx (default: the run's eval.backend).")
 flags.DEFINE_string("results", "", "Results file name inside --workdir (default: eval.json "
                     "on MetaWorld, eval_mjx.json on MJX).")
 flags.mark_flags_as_required(["workdir"])

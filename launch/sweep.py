@@ -15,8 +15,8 @@ idle): each cell is claimed by the process training it (<cell>/claim, "host pid"
 whose process is gone is taken over, and a distillation cell waits for its teacher's cell to
 finish. Evaluations every
 --eval_every steps give the learning curves (the papers' protocol); <workdir>/sweep.json
-records the grid. --tasks takes task names or difficulty groups (easy, medium, hard,
-very_hard, all). --set=key=value (repeatable) changes a config field in every cell, e.g. a
+records the grid. --tasks takes task names, suites (metaworld, blockpush), difficulty
+groups (easy, medium, hard, very_hard; metaworld/easy) or all (every suite's tasks). --set=key=value (repeatable) changes a config field in every cell, e.g. a
 point-cloud sweep: --set=obs=pointcloud --set=pointcloud.num_points=512.
 
 The honest protocol (--honest_episodes, 0 = off): each cell's final main policy is also
@@ -42,7 +42,7 @@ from absl import app, flags
 from jaxpolicy.runtime import files, host
 from launch import common
 
-flags.DEFINE_list("tasks", ["drawer-open"], "MetaWorld tasks.")
+flags.DEFINE_list("tasks", ["drawer-open"], "Tasks, suites or groups (see above).")
 flags.DEFINE_list("seeds", ["0", "1", "2"], "Seeds.")
 flags.DEFINE_list("methods", ["all"], "Methods (jaxpolicy.methods names, or all; the teacher "
                   "is implied).")
@@ -63,22 +63,16 @@ FLAGS = flags.FLAGS
 
 
 def expand_tasks(names) -> list[str]:
-  """Task names, with difficulty groups (easy, medium, hard, very_hard, all) expanded."""
-  from jaxpolicy.envs import registry  # pylint: disable=g-import-not-at-top
-  out = []
-  for n in names:
-    if n == "all":
-      out += [t for g in registry.GROUPS.values() for t in g]
-    elif n in registry.GROUPS:
-      out += list(registry.GROUPS[n])
-    else:
-      out.append(registry.check_task(n))
-  return list(dict.fromkeys(out))
+  """Task names, with suites (metaworld, blockpush), difficulty groups (easy, ...,
+  metaworld/easy) and all expanded (jaxpolicy.suites.expand)."""
+  from jaxpolicy import suites  # pylint: disable=g-import-not-at-top
+  return suites.expand(names)
 
 
 def honest_eval(workdir: str, episodes: int, seed: int) -> dict:
   """The final main policy, plus the untrained baselines its method declares, on `episodes`
-  episodes from `seed`: {policy: success, successes, episodes, seed, nfe}."""
+  episodes from `seed`: {policy: success, successes, episodes, seed, nfe, the checkpoint's
+  step, each episode's initial-state hash, and the suite's extras (p1, modes)}."""
   from jaxpolicy import runs  # pylint: disable=g-import-not-at-top
   run = runs.restore_run(workdir)
   out = {}
@@ -86,9 +80,10 @@ def honest_eval(workdir: str, episodes: int, seed: int) -> dict:
     for name, pol in run.main_and_baselines().items():
       r = runs.evaluate(pol, run.config.task, episodes=episodes, seed=seed,
                         episode_length=run.config.eval.episode_length, sensor=sensor,
-                        backend="metaworld")
-      out[name] = {k: r[k] for k in ("success_rate", "successes", "episodes", "seed", "nfe",
-                                     "nfe_amortised", "backend")}
+                        backend="cpu")
+      keep = ("success_rate", "successes", "episodes", "seed", "nfe", "nfe_amortised",
+              "backend", "initial_state_hashes", "p1", "p1_rate", "modes", "mode_counts")
+      out[name] = dict({k: r[k] for k in keep if k in r}, step=int(run.step))
   return out
 
 

@@ -6,7 +6,7 @@
 
 `conversion` runs MetaWorld's scripted expert on the real MetaWorld env (C MuJoCo, the same
 seeded episodes as benchmarks.fidelity) with its model swapped for a partly or fully converted
-one (jaxpolicy.envs.mjx.convert.STEPS): "metaworld" (unchanged), "converted" (every step, the
+one (jaxpolicy.suites.metaworld.mjx.convert.STEPS): "metaworld" (unchanged), "converted" (every step, the
 model MJX runs), one variant per step ("prisms", "margins", "hulls"), and "finger_meshes": the
 converted model with the four finger boxes as 8-vertex meshes and multi-point convex collision
 (MJCF multiccd), so that C MuJoCo's box-box collider is not used for the grip. A gap that appears
@@ -42,14 +42,14 @@ def swapped_env(task: str, model):
   """A MetaWorld env whose physics runs `model` (same bodies and geoms, in the same order)."""
   import mujoco  # pylint: disable=g-import-not-at-top
 
-  from jaxpolicy.envs import metaworld_cpu as mw  # pylint: disable=g-import-not-at-top
+  from jaxpolicy.suites.metaworld import env as mw  # pylint: disable=g-import-not-at-top
   env = mw.make_env(task, seed=0)
   env.model, env.data = model, mujoco.MjData(model)
   return env
 
 
 def variant_model(task: str, variant: str, max_contact_points: int = 0):
-  from jaxpolicy.envs.mjx import convert  # pylint: disable=g-import-not-at-top
+  from jaxpolicy.suites.metaworld.mjx import convert  # pylint: disable=g-import-not-at-top
   if variant == "metaworld":
     return convert.original_model(task)
   if variant == "finger_meshes":
@@ -64,7 +64,7 @@ def _finger_meshes_model(task: str):
   import mujoco  # pylint: disable=g-import-not-at-top
   import numpy as np  # pylint: disable=g-import-not-at-top
 
-  from jaxpolicy.envs.mjx import convert  # pylint: disable=g-import-not-at-top
+  from jaxpolicy.suites.metaworld.mjx import convert  # pylint: disable=g-import-not-at-top
   original = convert.original_model(task)
   spec = convert.convert_spec(mujoco.MjSpec.from_file(convert.model_path(task)), original,
                               VARIANTS["finger_meshes"])
@@ -85,7 +85,7 @@ def _finger_meshes_model(task: str):
 
 def expert_episodes(env, task: str, seed: int, episodes: int):
   """(success (E,), first success step (E,), -1 if none) of MetaWorld's expert on `env`."""
-  from jaxpolicy.envs.mjx.experts import run_expert_metaworld  # pylint: disable=g-import-not-at-top
+  from jaxpolicy.suites.metaworld.mjx.experts import run_expert_metaworld  # pylint: disable=g-import-not-at-top
   res = run_expert_metaworld(task, seed, episodes, env=env)
   return res["successes"], res["first_success_step"]
 
@@ -93,7 +93,8 @@ def expert_episodes(env, task: str, seed: int, episodes: int):
 def conversion(args) -> list[dict]:
   import numpy as np  # pylint: disable=g-import-not-at-top
 
-  from jaxpolicy.envs.registry import TASKS, check_task  # pylint: disable=g-import-not-at-top
+  from jaxpolicy.suites import check_task  # pylint: disable=g-import-not-at-top
+  from jaxpolicy.suites.metaworld.tasks import TASKS  # pylint: disable=g-import-not-at-top
   tasks = list(TASKS) if args.tasks == "all" else [check_task(t) for t in args.tasks.split(",")]
   variants = args.variants.split(",")
   for v in variants:
@@ -180,10 +181,10 @@ def contacts(args) -> dict:
   import numpy as np  # pylint: disable=g-import-not-at-top
   from mujoco import mjx  # pylint: disable=g-import-not-at-top
 
-  from jaxpolicy.envs import metaworld_cpu as mw  # pylint: disable=g-import-not-at-top
-  from jaxpolicy.envs.mjx.env import MAX_CONTACT_POINTS  # pylint: disable=g-import-not-at-top
-  from jaxpolicy.envs.mjx.resets import evaluation_seeds  # pylint: disable=g-import-not-at-top
-  from jaxpolicy.envs.registry import check_task  # pylint: disable=g-import-not-at-top
+  from jaxpolicy.suites.metaworld import env as mw  # pylint: disable=g-import-not-at-top
+  from jaxpolicy.suites.metaworld.mjx.env import MAX_CONTACT_POINTS  # pylint: disable=g-import-not-at-top
+  from jaxpolicy.suites.metaworld.mjx.resets import evaluation_seeds  # pylint: disable=g-import-not-at-top
+  from jaxpolicy.suites import check_task  # pylint: disable=g-import-not-at-top
   task = check_task(args.task)
   ncp = MAX_CONTACT_POINTS if args.max_contact_points is None else args.max_contact_points
   m = variant_model(task, "converted", ncp)

@@ -6,7 +6,7 @@
 
 The simulator side uses jaxpolicy's MetaWorld helpers; the policy is only
 `jaxpolicy_loader.load_exported(artifact)` (jax + numpy). Episode i uses the seed
-`seed * 100_003 + i`, as `jaxpolicy.envs.metaworld_evaluator`, so with --compare_workdir the
+of the CPU evaluator (`jaxpolicy.envs.suite.episode_seeds`), so with --compare_workdir the
 run's in-process policy is evaluated on the same initial states (paired).
 """
 import argparse
@@ -24,31 +24,31 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 def run_exported(artifact: str, task: str, episodes: int, seed: int) -> dict:
   sys.path.insert(0, artifact)
   from jaxpolicy_loader import load_exported  # pylint: disable=g-import-not-at-top
-  from jaxpolicy.envs import metaworld_cpu as mw  # pylint: disable=g-import-not-at-top
+  from jaxpolicy import suites  # pylint: disable=g-import-not-at-top
+  from jaxpolicy.envs.suite import episode_seeds  # pylint: disable=g-import-not-at-top
   policy = load_exported(artifact)
-  envs = [mw.make_env(task, seed=i) for i in range(episodes)]
+  suite = suites.suite_of(suites.check_task(task))
+  envs = [suite.make_env(task, i) for i in range(episodes)]
   hist = {k: [] for k in policy.obs_shapes}
-  for i, env in enumerate(envs):
-    env.seed(seed * 100_003 + i)
-    o = mw.observe(env, mw.reset(env))
+  for env, s in zip(envs, episode_seeds(seed, episodes)):
+    o = env.reset(seed=s)
     for k in hist:
       hist[k].append([o[k]] * policy.n_obs_steps)
   state = policy.initial_state(episodes)
   success = np.zeros(episodes, bool)
   t, call, t0 = 0, 0, time.time()
-  while t < mw.EPISODE_LENGTH:
+  while t < suite.episode_length:
     obs = {k: np.asarray(v, np.float32) for k, v in hist.items()}
     # the key of policy call c, as the in-process evaluator draws it: same noise, so the two
     # runs differ only by the program's numerics
     actions, state = policy.act(obs, state, jax.random.fold_in(jax.random.PRNGKey(seed), call))
     call += 1
     for j in range(actions.shape[1]):
-      if t >= mw.EPISODE_LENGTH:
+      if t >= suite.episode_length:
         break
       for i, env in enumerate(envs):
-        s, succ = mw.step(env, actions[i, j])
+        o, succ = env.step(actions[i, j])
         success[i] |= succ
-        o = mw.observe(env, s)
         for k in hist:
           hist[k][i] = hist[k][i][1:] + [o[k]]
       t += 1
@@ -70,7 +70,7 @@ def main():
   if a.compare_workdir:
     from jaxpolicy import load_policy, runs  # pylint: disable=g-import-not-at-top
     pol = load_policy(a.compare_workdir, rows[0]["policy"])
-    r = runs.evaluate(pol, a.task, episodes=a.episodes, seed=a.seed, backend="metaworld")
+    r = runs.evaluate(pol, a.task, episodes=a.episodes, seed=a.seed, backend="cpu")
     rows.append({"success_rate": r["success_rate"], "successes": r["successes"],
                  "episodes": a.episodes, "seed": a.seed, "wall_s": r["wall_s"],
                  "policy": pol.name, "mode": "in-process"})

@@ -22,13 +22,14 @@ import numpy as np  # pylint: disable=g-import-not-at-top
 
 def observe_state(task: str, seed: int, steps: int, sensor):
   """(point cloud, 39-d state, agent_pos) after `steps` expert steps from a seeded reset."""
-  from jaxpolicy.envs import metaworld_cpu as mw  # pylint: disable=g-import-not-at-top
-  env = mw.make_env(task, seed=seed)
-  expert = mw.expert_policy(task)
-  state = mw.reset(env)
+  from jaxpolicy import suites  # pylint: disable=g-import-not-at-top
+  suite = suites.suite_of(suites.check_task(task))
+  env, expert = suite.make_env(task, seed), suite.make_expert(task)
+  expert.reset(seed)
+  obs = env.reset()
   for _ in range(steps):
-    state, _ = mw.step(env, mw.expert_action(expert, state))
-  obs = mw.observe(env, state, sensor)
+    obs, _ = env.step(expert(obs))
+  obs = dict(obs, **sensor(env))
   return obs["point_cloud"], obs["full_state"], obs["agent_pos"]
 
 
@@ -88,8 +89,11 @@ def main(argv=None):
   p.add_argument("--out", default="pointcloud.png")
   args = p.parse_args(argv)
   from configs import common  # pylint: disable=g-import-not-at-top
+  from jaxpolicy import validate  # pylint: disable=g-import-not-at-top
   from jaxpolicy.envs import pointcloud  # pylint: disable=g-import-not-at-top
   config = common.base_config(common.parse_arg(args.preset))
+  config.task = args.task
+  validate.resolve(config)   # the task's suite: its camera and crop box
   if args.geoms:
     config.pointcloud.geoms = args.geoms
   if args.num_points:

@@ -15,6 +15,7 @@ LAYERS = (
     ("jaxpolicy.errors", "jaxpolicy.obs", "jaxpolicy.stats", "jaxpolicy.runtime",
      "jaxpolicy.diffusion", "jaxpolicy.exported"),
     ("jaxpolicy.nets", "jaxpolicy.envs"),
+    ("jaxpolicy.suites",),   # the environment suites and their one list
     ("jaxpolicy.data",),
     ("jaxpolicy.policy",),
     ("jaxpolicy.methods",),

@@ -22,12 +22,14 @@ from configs import sdm as sdm_configs
 from jaxpolicy import runs
 from jaxpolicy import nets as nets_lib
 from jaxpolicy.data.normalizer import MinMax, Normalizer
-from jaxpolicy.envs import metaworld_cpu as mw
-from jaxpolicy.envs.mjx import convert, evaluator, tasks
-from jaxpolicy.envs.mjx.env import MJXEnv
-from jaxpolicy.envs.mjx.experts import record_metaworld, run_expert_metaworld
-from jaxpolicy.envs.mjx.resets import ResetBank, evaluation_resets
-from jaxpolicy.envs.registry import TASKS
+from jaxpolicy import suites
+from jaxpolicy.suites.metaworld import env as mw
+from jaxpolicy.envs.mjx import evaluator
+from jaxpolicy.suites.metaworld.mjx import convert, tasks
+from jaxpolicy.suites.metaworld.mjx.env import MJXEnv
+from jaxpolicy.suites.metaworld.mjx.experts import record_metaworld, run_expert_metaworld
+from jaxpolicy.suites.metaworld.mjx.resets import ResetBank, evaluation_resets
+from jaxpolicy.suites.metaworld.tasks import TASKS
 from jaxpolicy.methods import sdm, teacher
 from jaxpolicy.policy import build_policy
 
@@ -160,12 +162,11 @@ def test_resets_are_metaworlds_evaluation_resets():
 
 
 def test_every_task_has_a_success_predicate_and_backends_are_named():
-  from jaxpolicy.envs.registry import TASKS
   assert all(callable(tasks.spec(t).success) for t in TASKS) and len(TASKS) == 50
   assert [t for t in TASKS if tasks.spec(t).needs_forward] == ["stick-push"]
   assert runs.resolve_backend("mjx") == "mjx"
-  assert runs.resolve_backend("auto") == ("metaworld" if jax.default_backend() == "cpu"
-                                               else "mjx")
+  assert runs.resolve_backend("auto") == ("cpu" if jax.default_backend() == "cpu" else "mjx")
+  assert runs.resolve_backend("metaworld") == "cpu"   # the CPU backend's name before suites
   with pytest.raises(ValueError, match="backend"):
     runs.resolve_backend("gpu")
 
@@ -202,7 +203,8 @@ def test_batched_rollout_with_policy_inside_steps_envs_and_returns_eval_dict():
   episodes, length = 2, 5
   env = MJXEnv("push-back", resets=evaluation_resets("push-back", 0, 1))
   resets = evaluation_resets("push-back", seed=0, episodes=episodes)
-  r, (states, calls) = evaluator.run(policy, env, resets, 0, length, return_final=True)
+  r, (states, calls) = evaluator.run(policy, env, resets, 0, length, return_final=True,
+                                     suite=suites.get("metaworld"))
   for key in ("success_rate", "episodes", "seed", "nfe", "latency_ms", "latency_ms_p90",
               "batch", "episode_length", "successes", "first_success_step", "wall_s"):
     assert key in r, key

@@ -14,7 +14,7 @@ import pytest
 import zarr
 
 import configs
-from jaxpolicy import export, methods, runs, training
+from jaxpolicy import export, methods, runs, training, validate
 from jaxpolicy import nets as nets_lib
 from jaxpolicy.data import storage
 from jaxpolicy.data.dataset import load_demos
@@ -160,6 +160,7 @@ def _random_policy(method, obs, obs_shapes, config_edit=None):
   config.obs = obs
   if config_edit:
     config_edit(config)
+  validate.resolve(config)   # the door: the suite's sensor defaults
   nets = nets_lib.build_nets(config, A)
   key = jax.random.PRNGKey(0)
   tstate = methods.common.teacher_from_params(nets.init(key, obs_shapes))

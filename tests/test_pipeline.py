@@ -14,7 +14,7 @@ import pytest
 import jaxpolicy
 from configs import sdm as sdm_configs
 from configs import teacher as teacher_configs
-from jaxpolicy import runs, training
+from jaxpolicy import runs, suites, training
 from jaxpolicy.runtime.checkpoint import Checkpointer
 
 pytestmark = pytest.mark.xdist_group("test_pipeline")   # its module fixture: one worker
@@ -200,11 +200,12 @@ def test_evaluator_reuses_one_tasks_simulators_and_frees_the_last():
   """A sweep evaluates task after task in one process: the MetaWorld evaluator keeps the
   current task's environments for its next evaluation and drops the previous task's (100
   per task for the honest episodes, ~29 MB each: a leaderboard worker had grown to 8.6 GB)."""
-  from jaxpolicy.envs import metaworld_evaluator as ev
-  first = ev._envs("drawer-open", 2)
-  assert len(first) == 2 and ev._envs("drawer-open", 1)[0] is first[0]
-  ev._envs("door-open", 1)
-  assert set(ev._ENVS) == {"door-open"}
+  from jaxpolicy.envs import evaluator as ev
+  mw = suites.get("metaworld")
+  first = ev._envs(mw, "drawer-open", 2)
+  assert len(first) == 2 and ev._envs(mw, "drawer-open", 1)[0] is first[0]
+  ev._envs(mw, "door-open", 1)
+  assert set(ev._ENVS) == {("metaworld", "door-open")}
 
 
 class _ExpertPolicy:
@@ -213,7 +214,7 @@ class _ExpertPolicy:
   n_action_steps = 3
 
   def __init__(self, task):
-    from jaxpolicy.envs import metaworld_cpu as mw
+    from jaxpolicy.suites.metaworld import env as mw
     self.expert, self.mw = mw.expert_policy(task), mw
     self.nets = type("Nets", (), {"n_obs_steps": 2})()
     self.obs_shapes = {"full_state": (39,)}
@@ -228,7 +229,7 @@ class _ExpertPolicy:
 
   stall_flags = staticmethod(lambda carry: carry.get("stalled"))
 
-  def nfe_report(self, episode_length):
+  def nfe_report(self, episode_length, calls=None):
     return {"nfe": 0, "policy_calls": -(-episode_length // self.n_action_steps)}
 
 
@@ -237,9 +238,10 @@ def test_evaluator_stops_simulating_an_episode_at_its_first_success():
   evaluator stops stepping it and gives the results of full-length episodes (same
   successes and first-success steps) for less simulation; stalls count until the first
   success in both modes (a policy stalling on every call stalls on all of its calls)."""
-  from jaxpolicy.envs import metaworld_evaluator as ev
-  runs_ = {stop: ev.evaluate(_ExpertPolicy("drawer-open"), "drawer-open", episodes=4, seed=1,
-                             episode_length=150, stop_on_success=stop) for stop in (True, False)}
+  from jaxpolicy.envs import evaluator as ev
+  runs_ = {stop: ev.evaluate(_ExpertPolicy("drawer-open"), suites.get("metaworld"),
+                             "drawer-open", episodes=4, seed=1, episode_length=150,
+                             stop_on_success=stop) for stop in (True, False)}
   short, full = runs_[True], runs_[False]
   assert full["env_steps"] == 4 * 150
   assert sum(full["successes"]) >= 2   # the expert succeeds, at different steps

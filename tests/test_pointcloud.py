@@ -18,9 +18,10 @@ from jaxpolicy import nets as nets_lib
 from jaxpolicy.data import storage
 from jaxpolicy.data.dataset import load_demos
 from jaxpolicy.envs import fps
-from jaxpolicy.envs import metaworld_cpu as mw
 from jaxpolicy.envs import pointcloud
 from jaxpolicy.envs.mjx import pointcloud as mjx_pointcloud
+from jaxpolicy.suites.metaworld import env as mw
+from jaxpolicy.validate import resolve
 from jaxpolicy.nets.encoders import DP3Encoder, encode_history
 
 pytestmark = pytest.mark.xdist_group("test_pointcloud")   # its module fixture: one worker
@@ -117,6 +118,7 @@ def _config(preset="quick", **pc):
   pc.setdefault("table", "keep")
   for k, v in pc.items():
     setattr(c.pointcloud, k, v)
+  resolve(c)   # the rest from the task's suite (MetaWorld's camera and crop)
   return c
 
 
@@ -143,14 +145,14 @@ def test_sensor_sees_table_gripper_object_goal(task, sensor512):
   env, state = _run_expert(task, seed=1, steps=30)
   cam_pos = env.model.cam_pos.copy()
   qpos = env.data.qpos.copy()
-  obs = mw.observe(env, state, sensor512)
+  obs = dict(sensor512(env), agent_pos=mw.agent_pos(env))
   pc, ap = obs["point_cloud"], obs["agent_pos"]
   spec = sensor512.spec
   assert pc.shape == (512, 3) and pc.dtype == np.float32
   assert np.all(pc >= np.asarray(spec.crop_low) - 1e-6)
   assert np.all(pc <= np.asarray(spec.crop_high) + 1e-6)
   assert len(np.unique(pc, axis=0)) == 512                    # enough pixels: distinct points
-  np.testing.assert_array_equal(sensor512(env), pc)            # deterministic
+  np.testing.assert_array_equal(sensor512(env)["point_cloud"], pc)            # deterministic
   # the sensor reads the env and never edits it (the camera move is the sensor's own)
   np.testing.assert_array_equal(env.model.cam_pos, cam_pos)
   np.testing.assert_array_equal(env.data.qpos, qpos)
@@ -171,7 +173,7 @@ def test_labelled_cloud_says_what_each_point_hit(sensor512):
   env, state = _run_expert("drawer-open", seed=1, steps=30)
   m = env.unwrapped.model
   pts, valid, objtype, objid = sensor512.labelled_cloud(m, env.unwrapped.data)
-  np.testing.assert_array_equal(pts, sensor512(env))
+  np.testing.assert_array_equal(pts, sensor512(env)["point_cloud"])
   assert valid.all() and len(objtype) == len(objid) == 512
   geom = objtype == int(mujoco.mjtObj.mjOBJ_GEOM)
   site = objtype == int(mujoco.mjtObj.mjOBJ_SITE)
@@ -256,7 +258,7 @@ def test_sensor_config_errors():
 def test_mjx_sensor_matches_cpu_sensor():
   """MJX ray casting on the MJX-converted model == the CPU renderer on MetaWorld's model."""
   from mujoco import mjx  # pylint: disable=g-import-not-at-top
-  from jaxpolicy.envs.mjx.convert import convert_model  # pylint: disable=g-import-not-at-top
+  from jaxpolicy.suites.metaworld.mjx.convert import convert_model  # pylint: disable=g-import-not-at-top
   config = _config(image_size=32, num_points=128)
   env, _ = _run_expert("drawer-open", seed=0, steps=30)
   m0 = env.model

@@ -76,19 +76,21 @@ def test_group_tables_of_a_partial_grid_compare_methods_on_the_same_tasks():
 def test_sweep_task_groups_expand():
   assert sweep.expand_tasks(["very_hard"]) == ["shelf-place", "disassemble", "stick-pull",
                                                "stick-push", "pick-place-wall"]
-  assert len(sweep.expand_tasks(["all"])) == 50
+  assert len(sweep.expand_tasks(["metaworld"])) == 50
+  assert sweep.expand_tasks(["all"]) == sweep.expand_tasks(["metaworld", "blockpush"])
+  assert sweep.expand_tasks(["blockpush", "metaworld/hard"])[:2] == ["blockpush", "assembly"]
   assert sweep.expand_tasks(["push", "hard"])[:2] == ["push", "assembly"]
   with pytest.raises(ValueError, match="Did you mean"):
     sweep.expand_tasks(["pushh"])
 
 
 def test_difficulty_groups_match_the_papers():
-  from jaxpolicy.envs import registry
-  assert {g: len(v) for g, v in registry.GROUPS.items()} == {
+  from jaxpolicy import suites
+  assert {g: len(v) for g, v in suites.get("metaworld").groups.items()} == {
       "easy": 28, "medium": 11, "hard": 6, "very_hard": 5}
-  assert registry.group_of("hammer") == "medium" and registry.group_of("assembly") == "hard"
-  assert registry.group_of("stick-pull") == "very_hard"
-  assert registry.group_of("peg-unplug-side") == "easy"
+  assert suites.group_of("hammer") == "medium" and suites.group_of("assembly") == "hard"
+  assert suites.group_of("stick-pull") == "very_hard"
+  assert suites.group_of("peg-unplug-side") == "easy"
 
 
 def cell_rate(root, method, policy, task="drawer-open", seed=0):
@@ -116,7 +118,7 @@ def test_sweep_skips_finished_cells_and_resumes(tmp_path, monkeypatch):
   md = report.write_report(root)
   text = open(md).read()
   assert f"* **Provenance** (cells per host and per code version): {host.describe()} (2)" in text
-  assert "| sdm (`sdm_1step`) | 1 |" in text and "MetaWorld Easy (1)" in text
+  assert "| sdm (`sdm_1step`) | 1 |" in text and "| Easy (1) |" in text
   assert os.path.getsize(os.path.join(root, "learning_curves.png")) > 1000
   for png in ("success_vs_hz.png", "per_task_success.png", "learning_curves_groups.png"):
     assert os.path.getsize(os.path.join(root, png)) > 1000
@@ -401,7 +403,7 @@ def test_reading_and_protocol_gaps_follow_the_numbers():
   avg = leaderboard.paper_average(leaderboard.PAPER_ROWS["SDM (paper)"])
   assert avg == pytest.approx((28 * 86.5 + 11 * 65.8 + 6 * 35.8 + 5 * 71.6) / 50)
   assert leaderboard.paper_rows(["medium"])[2] == "| SDM (paper) | 65.8 | - |"
-  assert leaderboard.paper_rows(list(leaderboard.GROUP_ORDER), nfe=True)[0].endswith(
+  assert leaderboard.paper_rows(list(leaderboard.PAPER_GROUPS), nfe=True)[0].endswith(
       f"| {leaderboard.paper_average(leaderboard.PAPER_ROWS['DP3* (paper)']):.1f} |")
 
 

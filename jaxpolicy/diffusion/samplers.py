@@ -51,15 +51,22 @@ def predict_x0(schedule: Schedule, x_t, model_output, t):
   return jnp.clip(x0, -1.0, 1.0) if schedule.clip_sample else x0
 
 
-def ddim_step(schedule: Schedule, x_t, model_output, t, prev_t):
+def ddim_step(schedule: Schedule, x_t, model_output, t, prev_t, guide=None):
   """One deterministic DDIM step (eta = 0) from t to prev_t (prev_t < 0 => abar = 1).
 
   As diffusers with `use_clipped_model_output=False`: epsilon comes from the unclipped x0,
-  the clipped x0 is what is carried to prev_t.
+  the clipped x0 is what is carried to prev_t. `guide` = (target, w), w in [0, 1]
+  broadcasting against x: inpainting in x0 space, x0 <- w target + (1 - w) x0, with the
+  epsilon of the guided x0 blended in by w (w = 0 leaves the step exactly unguided).
   """
   x0, eps = split_prediction(schedule, x_t, model_output, t)
   if schedule.clip_sample:
     x0 = jnp.clip(x0, -1.0, 1.0)
+  if guide is not None:
+    target, w = guide
+    x0 = w * target + (1.0 - w) * x0
+    abar = _gather(schedule.alphas_cumprod, t, x_t.ndim)
+    eps = w * (x_t - jnp.sqrt(abar) * x0) / jnp.sqrt(1.0 - abar) + (1.0 - w) * eps
   abar_prev = _gather(schedule.abar_with_one(), jnp.where(prev_t < 0, -1, prev_t), x_t.ndim)
   return jnp.sqrt(abar_prev) * x0 + jnp.sqrt(1.0 - abar_prev) * eps
 
@@ -84,10 +91,12 @@ def ddim_grid(schedule: Schedule, num_steps: int, spacing: str = "leading",
   return ts, np.append(ts[1:], -1).astype(np.int32)
 
 
-def ddim_sample(schedule: Schedule, denoise: Denoiser, x_init, ts, prev_ts):
+def ddim_sample(schedule: Schedule, denoise: Denoiser, x_init, ts, prev_ts, guide=None):
   """Runs the DDIM steps (ts[i] -> prev_ts[i]) from x_init as one `lax.scan`.
 
   `ts`/`prev_ts` are static numpy arrays; the number of network evaluations is len(ts).
+  `guide`: (target, weights) inpainting of every step (`ddim_step`), e.g. real-time
+  chunking's committed actions.
   """
   batch = x_init.shape[0]
   ts_b = jnp.broadcast_to(jnp.asarray(ts, jnp.int32)[:, None], (len(ts), batch))
@@ -99,7 +108,7 @@ def ddim_sample(schedule: Schedule, denoise: Denoiser, x_init, ts, prev_ts):
   def body(x, step):
     t_b, prev_t_b, c = step
     out = denoise.with_conditioning(x, c) if hoist else denoise(x, t_b)
-    return ddim_step(schedule, x, out, t_b, prev_t_b), None
+    return ddim_step(schedule, x, out, t_b, prev_t_b, guide), None
 
   x, _ = jax.lax.scan(body, x_init, (ts_b, prev_b, conds))
   return x

@@ -51,13 +51,13 @@ A crop floor above the table top would do the same only where the top is at z = 
 at z = 0.05 in sweep-into). Models without a `tablelink` body refuse `"hide"`.
 
 **Robot state.** The policy's other point-cloud observation, `agent_pos` (9-d, DP3's
-`agent_pos`; `jaxpolicy.envs.metaworld_cpu.agent_pos`), holds the end-effector position
+`agent_pos`; `jaxpolicy.suites.metaworld.env.agent_pos`), holds the end-effector position
 (the `hand` body, MetaWorld's `get_endeff_pos`) followed by the positions of the
 `rightEndEffector` and `leftEndEffector` finger-tip sites, all in world coordinates
 (metres); the gripper opening is their distance.
 
-Usage (CPU): `sensor = make_sensor(config)`, then `sensor(env) -> (P, 3) float32` with a
-MetaWorld env (anything with `.model` and `.data`). MJX: `jaxpolicy.envs.mjx.pointcloud`
+Usage (CPU): `sensor = make_sensor(config)`, then `sensor(env) -> {"point_cloud": (P, 3)
+float32}` with a suite's env (anything with `.model` and `.data`). MJX: `jaxpolicy.envs.mjx.pointcloud`
 builds the same sensor from `sensor.spec` for an MJX model, pure, jittable and vmap-able
 (the MJX evaluator does so from the CPU sensor it is given), so one config gives one sensor
 on both backends.
@@ -131,6 +131,10 @@ def sensor_spec(config) -> SensorSpec:
     raise SensorConfigError("config has no `pointcloud` section; point-cloud observations "
                             "need one (see configs/common.py, c.pointcloud)")
   pc = config.pointcloud
+  unset = [f for f in ("camera", "camera_pos", "crop_low", "crop_high") if pc.get(f) is None]
+  if unset:
+    raise SensorConfigError(f"config.pointcloud.{unset[0]} is unset (None: the task's suite "
+                            f"fills it); pass the config through jaxpolicy.validate.resolve")
 
   def bad(field, value, want):
     return SensorConfigError(f"config.pointcloud.{field} must be {want}, got {value!r}")
@@ -303,21 +307,23 @@ class _RenderEntry:
 
 
 class RenderSensor:
-  """The CPU sensor: `sensor(env) -> (num_points, 3) float32` world points.
+  """The CPU sensor: `sensor(env) -> {"point_cloud": (num_points, 3) float32}` world points.
 
   One `mujoco.Renderer` per distinct model geometry (created on first use; all envs of a
   task share it), drawing into the sensor's own scene from the env's `MjData`: the env's
   model and data are never modified.
   """
 
+  keys = ("point_cloud",)
+
   def __init__(self, spec: SensorSpec):
     self.spec = spec
     self._by_id: dict[int, tuple[mujoco.MjModel, str]] = {}
     self._by_sig: dict[str, _RenderEntry] = {}
 
-  def __call__(self, env) -> np.ndarray:
+  def __call__(self, env) -> dict:
     env = getattr(env, "unwrapped", env)
-    return self.observe(env.model, env.data)
+    return {"point_cloud": self.observe(env.model, env.data)}
 
   def observe(self, model: mujoco.MjModel, data: mujoco.MjData) -> np.ndarray:
     points, _ = self.cloud(model, data)

@@ -41,6 +41,8 @@ class MethodInfo:
   torch_reference: Callable | None = None
   # a config file outside configs/ (a method added elsewhere); "" = configs/<name>.py
   config_file: str = ""
+  # its policies take inpainting guidance (an iterative sampler): real-time chunking
+  guidable: bool = False
 
   def main_policy_of(self, names) -> str:
     """The main policy among a run's policy names."""
@@ -79,14 +81,16 @@ def teacher_params(teacher_state: TeacherState, use_ema: bool = True):
 
 
 def ddim_sampler(config, nets, num_steps: int | None = None, spacing: str | None = None):
-  """(sample_fn(unet_params, cond, rng) -> x0 chunk, nfe): the teacher's DDIM from noise."""
+  """(sample_fn(unet_params, cond, rng, guide=None) -> x0 chunk, nfe): the teacher's DDIM
+  from noise (`guide`: inpainting targets and weights, samplers.ddim_step)."""
   schedule = schedule_of(config)
   k = num_steps or config.diffusion.num_inference_steps
   ts, prev = samplers.ddim_grid(schedule, k, spacing or config.diffusion.spacing)
 
-  def sample(unet_params, cond, rng):
+  def sample(unet_params, cond, rng, guide=None):
     x = jax.random.normal(rng, (cond.shape[0], nets.horizon, nets.action_dim))
-    return samplers.ddim_sample(schedule, nets.denoiser(unet_params, cond), x, ts, prev)
+    return samplers.ddim_sample(schedule, nets.denoiser(unet_params, cond), x, ts, prev,
+                                guide)
 
   return sample, len(ts)
 
@@ -108,5 +112,6 @@ def ddim_baselines(config, nets, teacher_params, ks=(1, 2), spacings=("trailing"
     for spacing in spacings:
       sample, nfe = ddim_sampler(config, nets, k, spacing)
       out[f"teacher_ddim{k}_{spacing}"] = PolicySpec(sample, teacher_params["encoder"],
-                                                     teacher_params["unet"], nfe)
+                                                     teacher_params["unet"], nfe,
+                                                     guidable=nfe > 1)
   return out

@@ -34,7 +34,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxpolicy.diffusion import samplers
-from jaxpolicy.envs.registry import TASKS
+from jaxpolicy import suites
 from jaxpolicy.errors import ConfigError
 from jaxpolicy.methods import state as state_lib
 from jaxpolicy.methods.common import (MethodInfo, ddim_baselines, ddim_sampler, schedule_of,
@@ -88,12 +88,16 @@ def check_config(config):
 
 
 def action_kind(config) -> str:
-  """'absolute' or 'delta': step.action_kind, where 'auto' knows MetaWorld is delta (a
-  dataset of your own, data.path, is taken as absolute)."""
+  """'absolute' or 'delta': step.action_kind, where 'auto' is the suite's (delta when its
+  leading action dimensions are deltas, as MetaWorld's xyz; a dataset of your own,
+  data.path, is taken as absolute)."""
   kind = config.step.get("action_kind", "auto")
   if kind == "auto":
     own = bool(config.get("data", {}).get("path", ""))
-    return "delta" if config.get("task") in TASKS and not own else "absolute"
+    task = config.get("task")
+    if own or task not in suites.tasks():
+      return "absolute"
+    return "delta" if suites.suite_of(task).action_kind[0] == "delta" else "absolute"
   return kind
 
 

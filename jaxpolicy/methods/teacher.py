@@ -22,7 +22,7 @@ def _baselines(config, nets, state):
 
 INFO = MethodInfo(name="teacher", label="teacher (DDIM-10)", main_policy="teacher_ddim",
                   style=("tab:blue", "o", "-", 9), baselines=_baselines,
-                  torch_reference=_torch_reference)
+                  torch_reference=_torch_reference, guidable=True)
 
 
 def init(config, nets: nets_lib.Nets, obs_shapes, rng, teacher_state=None) -> TeacherState:
@@ -58,4 +58,5 @@ def make_policies(config, nets: nets_lib.Nets, state: TeacherState, normalizer):
   del normalizer
   params = _params(config, state)
   sample, nfe = ddim_sampler(config, nets)
-  return {f"teacher_ddim{nfe}": PolicySpec(sample, params["encoder"], params["unet"], nfe)}
+  return {f"teacher_ddim{nfe}": PolicySpec(sample, params["encoder"], params["unet"], nfe,
+                                          guidable=nfe > 1)}

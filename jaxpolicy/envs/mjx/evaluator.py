@@ -1,15 +1,15 @@
 """Batched MJX evaluation: every episode and the policy in one compiled program.
 
 `jax.vmap` over environments and `lax.scan` over control steps; the policy (`Policy.apply`
-with its carry: teacher DDIM, SDM one-step, STEP, ...) runs inside the scan whenever the
-executed part of the previous action chunk is used up, exactly like the real-MetaWorld
-evaluator's replanning. Success = MetaWorld's success flag at any step. Episode i of seed s
-starts from the same MetaWorld reset as the real-MetaWorld evaluator
-(`jaxpolicy.envs.metaworld_evaluator`) with that seed
-(see resets.py), and policy call c uses `fold_in(PRNGKey(seed), c)` as there.
+with its carry) runs inside the scan whenever the executed part of the previous action
+chunk is used up, exactly like the CPU evaluator's replanning. Any suite's MJX form works:
+an object with `evaluation_states(seed, episodes)` (a batch of initial states, those of the
+CPU evaluator with that seed), `init_state(row)`, `step(state, action)` (a state with a
+`success` flag and the `mjx.Data` in `.data`), `observe(state, key)`, `episode_info(state)`
+and, for sensors, `mj_model` / `model`. Policy call c uses `fold_in(PRNGKey(seed), c)`.
 
-The result dict has the real-MetaWorld evaluator's format plus "backend": "mjx",
-the compile time (measured apart) and env-steps/s.
+The result dict has the CPU evaluator's format plus "backend": "mjx", the compile time
+(measured apart) and env-steps/s.
 """
 from __future__ import annotations
 
@@ -21,30 +21,28 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxpolicy.envs.mjx import env as env_lib
+from jaxpolicy import execution
+from jaxpolicy.envs import evaluator
+from jaxpolicy.envs.evaluator import episode_extras, state_hash, timing_record
 from jaxpolicy.envs.mjx.pointcloud import mjx_form
-from jaxpolicy.envs.mjx.resets import ResetBank, evaluation_resets
+from jaxpolicy.envs.suite import SuiteInfo
 from jaxpolicy.stats import calls_until_success, latency_summary, stall_summary
 
 logging = _logging.getLogger("jaxpolicy")
 
 
-def observe(env: env_lib.MJXEnv, state: env_lib.State, keys, sensor=None) -> dict:
+def observe(env, state, keys, sensor=None) -> dict:
   """The policy's per-frame observation dict from an (unbatched) MJX state."""
   out = {}
   for k in keys:
-    if k == "full_state":
-      out[k] = state.obs
-    elif k == "agent_pos":
-      out[k] = env.agent_pos(state.data)
-    elif k == "point_cloud":
+    if k == "point_cloud":
       if sensor is None:
         raise ValueError(
             "this policy observes point clouds, but no MJX point-cloud sensor was given; "
-            "evaluate it with --config.eval.backend=metaworld or pass an MJX sensor")
+            "evaluate it with --config.eval.backend=cpu or pass an MJX sensor")
       out[k] = sensor(env, state)
     else:
-      raise ValueError(f"the MJX evaluator cannot provide observation {k!r}")
+      out[k] = env.observe(state, k)
   return out
 
 
@@ -56,66 +54,101 @@ def _mjx_sensor(sensor):
   if fn is None:
     raise ValueError(f"the point-cloud sensor's geometry set {sensor.spec.geoms!r} has no MJX "
                      f"form (only 'light' does); evaluate point-cloud policies with "
-                     f"--config.eval.backend=metaworld")
+                     f"--config.eval.backend=cpu")
   return fn
 
 
-def make_rollout(env: env_lib.MJXEnv, policy, episode_length: int, sensor=None,
-                 return_final: bool = False):
-  """A pure `rollout(params, resets, key) -> (success, first_success_step, stall calls)`,
-  each (B,) (stall calls: how many of an episode's policy calls before its first success
-  reported a stall; 0 for stateless ones).
+def make_rollout(env, policy, episode_length: int, sensor=None, return_final: bool = False,
+                 state_keys: tuple = (), timing: execution.Timing | None = None,
+                 suite: SuiteInfo | None = None):
+  """A pure `rollout(params, states, key) -> (success, first_success_step, stall calls,
+  initial observations, episode info)`, the first three (B,) (stall calls: how many of an
+  episode's policy calls before its first success reported a stall; 0 for stateless ones).
 
-  `resets` is a ResetBank with B rows (one per environment); jit it, or lower and compile
-  it apart to time compilation. `return_final` adds the final (env states, policy carry).
+  `states` is a batch of B initial states (`env.evaluation_states`); jit it, or lower and
+  compile it apart to time compilation. `return_final` adds the final (env states, carry).
+  The initial observations returned are those of `state_keys` (default: the policy's own,
+  less sensors), for the initial-state hashes. `timing` (jaxpolicy.execution; its delay is
+  a static integer of the program): how chunks execute while the policy computes; None =
+  time stands still during a call. `suite` gives the hold command (else 0).
   """
   keys = tuple(policy.obs_shapes)
   n_obs = policy.nets.n_obs_steps
-  n_act = policy.n_action_steps
+  timing = timing or execution.Timing(0, policy.span, policy.n_action_steps)
+  timing.check(episode_length)
   fn = _mjx_sensor(sensor)
   obs_of = jax.vmap(lambda s: observe(env, s, keys, fn))
+  env_keys = tuple(state_keys) or tuple(k for k in keys if k != "point_cloud")
+  a_dim = policy.nets.action_dim
+  delta = suite.delta_mask if suite is not None else np.ones(a_dim, bool)
+  rest = suite.rest() if suite is not None else np.zeros(a_dim, np.float32)
+  sched = execution.schedule(timing, episode_length)
+  request = np.full(episode_length, -1, np.int32)     # the call requested at each step
+  arrival = np.full(episode_length, -1, np.int32)     # the call arriving at each step
+  for k, (r, arr, _) in enumerate(sched):
+    request[r] = k
+    if timing.delay and arr < episode_length:
+      arrival[arr] = k
+  base = np.asarray([b for _, _, b in sched], np.int32)
 
-  def rollout(params, resets: ResetBank, key):
-    batch = resets.qpos.shape[0]
+  def rollout(params, resets, key):
+    batch = jax.tree_util.tree_leaves(resets)[0].shape[0]
     states = jax.vmap(env.init_state)(resets)
     o = obs_of(states)
+    initial = {k: jax.vmap(lambda s: env.observe(s, k))(states) for k in env_keys}
     hist = {k: jnp.repeat(v[:, None], n_obs, axis=1) for k, v in o.items()}
-    pcarry = policy.init_carry(batch)
-    actions = jnp.zeros((batch, n_act, 4), jnp.float32)
+    plan = execution.empty_plan(jnp, batch, episode_length, timing.span, a_dim)
+    pending = jnp.zeros((batch, timing.span, a_dim), jnp.float32)
+    last = jnp.broadcast_to(jnp.asarray(rest), (batch, a_dim))
     success = jnp.zeros((batch,), bool)
     first = jnp.full((batch,), -1, jnp.int32)
-
     stalls = jnp.zeros((batch,), jnp.int32)
 
-    def plan(args):
-      hist, pcarry, _, t, stalls, success = args
-      chunk, pcarry = policy.apply(params, hist, pcarry, jax.random.fold_in(key, t // n_act))
+    def call(args):
+      hist, pcarry, plan, pending, t, stalls, success = args
+      k = jnp.asarray(request)[t]
+      guide = (evaluator.rtc_guide(plan, t, timing, jnp) if timing.stitching == "rtc"
+               else None)
+      chunk, pcarry = policy.apply(params, hist, pcarry, jax.random.fold_in(key, k), guide)
+      chunk = policy.executable(chunk).astype(jnp.float32)
       flags = policy.stall_flags(pcarry)
-      if flags is not None:   # an episode's calls until its first success, as on MetaWorld
+      if flags is not None:   # an episode's calls until its first success, as on the CPU
         stalls = stalls + (flags & ~success).astype(jnp.int32)
-      return pcarry, policy.executed(chunk).astype(jnp.float32), stalls
+      if timing.delay:
+        pending = chunk
+      else:
+        plan = execution.install(jnp, plan, chunk, jnp.asarray(base)[k], t, timing)
+      return pcarry, plan, pending, stalls
 
-    def keep(args):
-      _, pcarry, actions, _, stalls, _ = args
-      return pcarry, actions, stalls
+    def no_call(args):
+      _, pcarry, plan, pending, _, stalls, _ = args
+      return pcarry, plan, pending, stalls
 
     def body(carry, t):
-      states, hist, pcarry, actions, success, first, stalls = carry
-      pcarry, actions, stalls = jax.lax.cond(t % n_act == 0, plan, keep,
-                                             (hist, pcarry, actions, t, stalls, success))
-      a = jax.lax.dynamic_index_in_dim(actions, t % n_act, axis=1, keepdims=False)
+      states, hist, pcarry, plan, pending, last, success, first, stalls = carry
+      if timing.delay:
+        k = jnp.asarray(arrival)[t]
+        plan = jax.lax.cond(k >= 0, lambda p: execution.install(
+            jnp, p, pending, jnp.asarray(base)[jnp.maximum(k, 0)], t, timing), lambda p: p,
+                            plan)
+      pcarry, plan, pending, stalls = jax.lax.cond(
+          jnp.asarray(request)[t] >= 0, call, no_call,
+          (hist, pcarry, plan, pending, t, stalls, success))
+      hold = jnp.where(jnp.asarray(delta), 0.0, last)
+      a, _ = execution.action_at(jnp, plan, t, hold)
       states = jax.vmap(env.step)(states, a)
       new = states.success & ~success
       first = jnp.where(new, t, first)
       success = success | states.success
       o = obs_of(states)
       hist = {k: jnp.concatenate([hist[k][:, 1:], o[k][:, None]], axis=1) for k in hist}
-      return (states, hist, pcarry, actions, success, first, stalls), None
+      return (states, hist, pcarry, plan, pending, a, success, first, stalls), None
 
-    init = (states, hist, pcarry, actions, success, first, stalls)
-    (states, _, pcarry, _, success, first, stalls), _ = jax.lax.scan(
+    init = (states, hist, policy.init_carry(batch), plan, pending, last, success, first,
+            stalls)
+    (states, _, pcarry, _, _, _, success, first, stalls), _ = jax.lax.scan(
         body, init, jnp.arange(episode_length))
-    out = (success, first, stalls)
+    out = (success, first, stalls, initial, jax.vmap(env.episode_info)(states))
     return out + ((states, pcarry),) if return_final else out
 
   return rollout
@@ -146,21 +179,28 @@ _MAX_PROGRAMS = 8
 COMPILATIONS = [0]   # rollout programs compiled in this process (tests count them)
 
 
-def run(policy, env: env_lib.MJXEnv, resets: ResetBank, seed: int, episode_length: int,
-        sensor=None, return_final: bool = False):
+def run(policy, env, resets, seed: int, episode_length: int, sensor=None,
+        return_final: bool = False, suite: SuiteInfo | None = None,
+        timing: execution.Timing | None = None):
   """(result dict, final (states, policy carry) or None) of one batched MJX evaluation from
-  the given resets (one environment per row); policy call c uses fold_in(PRNGKey(seed), c)."""
+  the given initial states (one environment per row); policy call c uses
+  fold_in(PRNGKey(seed), c). `suite` adds its per-episode extras (p1, modes) and its hold
+  command; `timing` see make_rollout."""
+  timing = timing or execution.Timing(0, policy.span, policy.n_action_steps)
   if (jax.default_backend() == "cpu"
       and "xla_cpu_use_fusion_emitters=false" not in os.environ.get("XLA_FLAGS", "")):
     logging.warning("MJX on CPU without XLA_FLAGS=--xla_cpu_use_fusion_emitters=false runs "
-                    "~35x slower; set it before starting (or evaluate with backend=metaworld)")
-  episodes = len(resets)
+                    "~35x slower; set it before starting (or evaluate with backend=cpu)")
+  episodes = jax.tree_util.tree_leaves(resets)[0].shape[0]
   key = jax.random.PRNGKey(seed)
-  cache_key = (env.task, id(policy), episodes, int(episode_length), id(sensor), return_final)
+  cache_key = (env.task, id(policy), episodes, int(episode_length), id(sensor), return_final,
+               timing)
   t0 = time.perf_counter()
   hit = _COMPILED.get(cache_key)
   if hit is None or hit[0] is not policy or hit[1] is not sensor:
-    rollout = jax.jit(make_rollout(env, policy, episode_length, sensor, return_final))
+    rollout = jax.jit(make_rollout(env, policy, episode_length, sensor, return_final,
+                                   tuple(suite.obs_keys) if suite is not None else (),
+                                   timing, suite))
     while len(_COMPILED) >= _MAX_PROGRAMS:   # they hold the model as constants: keep a few
       _COMPILED.pop(next(iter(_COMPILED)))
     hit = (policy, sensor, rollout.lower(policy.params, resets, key).compile())
@@ -174,23 +214,38 @@ def run(policy, env: env_lib.MJXEnv, resets: ResetBank, seed: int, episode_lengt
   run_s = time.perf_counter() - t0
   lat = _policy_latency(policy, episodes)
   success, first = np.asarray(out[0]), np.asarray(out[1])
-  nfe = policy.nfe_report(episode_length)
+  requests = [r for r, _, _ in execution.schedule(timing, episode_length)]
+  calls = calls_until_success(first, requests, len(requests))
+  initial = {k: np.asarray(v) for k, v in out[3].items()}
   result = {"success_rate": float(success.mean()), "episodes": int(episodes), "seed": int(seed),
-            **nfe, **latency_summary(lat), "batch": int(episodes),
-            "episode_length": int(episode_length), "backend": "mjx",
+            **policy.nfe_report(episode_length, calls), **latency_summary(lat),
+            "batch": int(episodes), "episode_length": int(episode_length), "backend": "mjx",
             "successes": success.astype(int).tolist(), "first_success_step": first.tolist(),
+            "initial_state_hashes": [state_hash({k: v[i] for k, v in initial.items()})
+                                     for i in range(episodes)],
             "wall_s": round(run_s, 2), "compile_s": round(compile_s, 2),
             "env_steps_per_s": float(episodes * episode_length / max(run_s, 1e-9))}
+  if timing.delay or timing.mode != "sync":
+    result["execution"] = timing_record(timing)
+  if suite is not None:
+    info = {k: np.asarray(v) for k, v in out[4].items()}
+    infos = [{k: (suite.modes[int(v[i])] if k == "mode" else v[i]) for k, v in info.items()}
+             for i in range(episodes)]
+    result.update(episode_extras(suite, infos))
   if policy.stall_flags(policy.init_carry(1)) is not None:
-    calls = calls_until_success(first, policy.n_action_steps, nfe["policy_calls"])
     result.update(stall_summary(np.asarray(out[2]), calls))
-  return result, (out[3] if return_final else None)
+  return result, (out[5] if return_final else None)
 
 
-def evaluate(policy, task: str, episodes: int = 20, seed: int = 0, episode_length: int = 200,
-             sensor=None, env: env_lib.MJXEnv | None = None) -> dict:
-  """Runs `episodes` MJX episodes at once with the policy in the loop (one program), from
-  the initial conditions the real-MetaWorld evaluator uses for the same seed."""
-  env = env or env_lib.make_env(task)
-  resets = evaluation_resets(env.task, seed, episodes)
-  return run(policy, env, resets, seed, episode_length, sensor)[0]
+def evaluate(policy, suite: SuiteInfo, task: str, episodes: int = 20, seed: int = 0,
+             episode_length: int | None = None, sensor=None, env=None,
+             timing: execution.Timing | None = None) -> dict:
+  """Runs `episodes` MJX episodes of `task` at once with the policy in the loop (one
+  program), from the initial states the CPU evaluator uses for the same seed."""
+  if suite.mjx_env is None:
+    raise ValueError(f"suite {suite.name} has no MJX form; evaluate with "
+                     f"--config.eval.backend=cpu")
+  env = env or suite.mjx_env(task)
+  resets = env.evaluation_states(seed, episodes)
+  return run(policy, env, resets, seed, int(episode_length or suite.episode_length), sensor,
+             suite=suite, timing=timing)[0]

@@ -8,9 +8,8 @@ resulting state: (qpos, qvel, mocap pose, solver warm start, controls) and the p
 fields (`body_pos`, `site_pos`), plus the task's target position. In MJX these become the
 initial `mjx.Data` and batched model fields under `jax.vmap`.
 
-Seeds follow `jaxpolicy.envs.metaworld_evaluator.evaluate`: episode i of an evaluation with seed s uses
-MetaWorld seed `s * 100_003 + i`, so the MJX evaluator starts from exactly the initial
-conditions the real-MetaWorld evaluator uses for the same seed.
+Seeds are the CPU evaluator's (`jaxpolicy.envs.suite.episode_seeds`), so the MJX evaluator
+starts from exactly the initial conditions the real MetaWorld uses for the same seed.
 """
 from __future__ import annotations
 
@@ -19,23 +18,22 @@ import dataclasses
 import flax
 import numpy as np
 
-from jaxpolicy.envs import metaworld_cpu as mw
-from jaxpolicy.envs.registry import check_task
+from jaxpolicy.envs.suite import episode_seeds
+from jaxpolicy.suites.metaworld import env as mw
 
 _ENVS: dict = {}
 
 
 def metaworld_env(task: str):
   """One cached MetaWorld env per task, reseeded for every recorded reset."""
-  task = check_task(task)
   if task not in _ENVS:
     _ENVS[task] = mw.make_env(task, seed=0)
   return _ENVS[task]
 
 
 def evaluation_seeds(seed: int, episodes: int) -> list[int]:
-  """The per-episode MetaWorld seeds of `jaxpolicy.envs.metaworld_evaluator.evaluate`."""
-  return [int(seed) * 100_003 + i for i in range(int(episodes))]
+  """The per-episode MetaWorld seeds of an evaluation (the CPU evaluator's)."""
+  return episode_seeds(seed, episodes)
 
 
 @flax.struct.dataclass
@@ -108,5 +106,5 @@ def build_resets(task: str, seeds) -> ResetBank:
 
 
 def evaluation_resets(task: str, seed: int, episodes: int) -> ResetBank:
-  """The initial states of `metaworld_evaluator.evaluate(..., episodes, seed)` for `task`."""
+  """The initial states of `the CPU evaluator's `evaluate(..., episodes, seed)`` for `task`."""
   return build_resets(task, evaluation_seeds(seed, episodes))

@@ -1,10 +1,6 @@
-"""MetaWorld v3 task names (without the "-v3" suffix) and their difficulty groups.
-
-Groups as in the DP3 and SDM papers (Easy 28 / Medium 11 / Hard 6 / Very hard 5).
-"""
+"""MetaWorld v3 task names (without the "-v3" suffix) and their difficulty groups, as in the
+DP3 and SDM papers (Easy 28 / Medium 11 / Hard 6 / Very hard 5)."""
 from __future__ import annotations
-
-import difflib
 
 EASY = ("button-press", "button-press-topdown", "button-press-topdown-wall", "button-press-wall",
         "coffee-button", "dial-turn", "door-close", "door-lock", "door-open", "door-unlock",
@@ -18,22 +14,5 @@ HARD = ("assembly", "hand-insert", "pick-out-of-hole", "pick-place", "push", "pu
 VERY_HARD = ("shelf-place", "disassemble", "stick-pull", "stick-push", "pick-place-wall")
 
 GROUPS = {"easy": EASY, "medium": MEDIUM, "hard": HARD, "very_hard": VERY_HARD}
+GROUP_LABELS = {"easy": "Easy", "medium": "Medium", "hard": "Hard", "very_hard": "Very hard"}
 TASKS = tuple(sorted(EASY + MEDIUM + HARD + VERY_HARD))
-
-
-def group_of(task: str) -> str:
-  for g, names in GROUPS.items():
-    if task in names:
-      return g
-  raise KeyError(task)
-
-
-def check_task(task: str) -> str:
-  """Returns the task name or raises ValueError with the closest valid names."""
-  name = task[:-3] if task.endswith("-v3") else task
-  if name not in TASKS:
-    close = difflib.get_close_matches(name, TASKS, n=3)
-    hint = f" Did you mean {', '.join(close)}?" if close else ""
-    raise ValueError(f"unknown MetaWorld task {task!r}.{hint} Valid tasks: "
-                     f"python -c 'import jaxpolicy.envs.registry as r; print(r.TASKS)'")
-  return name

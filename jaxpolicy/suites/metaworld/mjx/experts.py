@@ -11,9 +11,9 @@ import time
 import jax
 import numpy as np
 
-from jaxpolicy.envs import metaworld_cpu as mw
-from jaxpolicy.envs.mjx import env as env_lib
-from jaxpolicy.envs.mjx.resets import (ResetBank, evaluation_seeds, metaworld_env, snapshot,
+from jaxpolicy.suites.metaworld import env as mw
+from jaxpolicy.suites.metaworld.mjx import env as env_lib
+from jaxpolicy.suites.metaworld.mjx.resets import (ResetBank, evaluation_seeds, metaworld_env, snapshot,
                                        stack)
 
 

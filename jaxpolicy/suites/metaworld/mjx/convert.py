@@ -1,8 +1,8 @@
 """MetaWorld v3 task models converted at load time so that MuJoCo MJX accepts them.
 
 The task's own MJCF is loaded from the installed `metaworld` package through
-`mujoco.MjSpec` (no edited XML copies) and changed in four ways (DESIGN.md, "MJX
-MetaWorld-style envs"):
+`mujoco.MjSpec` (no edited XML copies) and changed in four ways (docs/environments.md, "MetaWorld in
+MJX"):
 
 * every collidable cylinder becomes an area-preserving 16-sided convex prism mesh (MJX has no
   cylinder-box / cylinder-mesh collisions), and the body holding it gets an explicit inertial
@@ -29,7 +29,6 @@ import functools
 import mujoco
 import numpy as np
 
-from jaxpolicy.envs.registry import check_task
 
 PRISM_SIDES = 16
 MAX_HULL_VERTICES = 32
@@ -43,7 +42,7 @@ WELD_DATA = np.array([0.0, 0.0, 0.0, 0.0, 0.0, 0.0, -1.0, 0.0, 0.0, 0.0, 5.0])
 def model_path(task: str) -> str:
   """Path of the MJCF file MetaWorld itself loads for `task`."""
   from metaworld.env_dict import ALL_V3_ENVIRONMENTS  # pylint: disable=g-import-not-at-top
-  cls = ALL_V3_ENVIRONMENTS[f"{check_task(task)}-v3"]
+  cls = ALL_V3_ENVIRONMENTS[f"{task}-v3"]
   return cls.model_name.fget(None)
 
 

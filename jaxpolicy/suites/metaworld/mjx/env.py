@@ -25,10 +25,10 @@ import jax.numpy as jnp
 import numpy as np
 from mujoco import mjx
 
-from jaxpolicy.envs.mjx import tasks as tasks_lib
-from jaxpolicy.envs.mjx.convert import convert_model, converted_geom_frames
-from jaxpolicy.envs.mjx.resets import ResetBank, build_resets, evaluation_seeds, task_constants
-from jaxpolicy.envs.registry import check_task
+from jaxpolicy.suites.metaworld.mjx import tasks as tasks_lib
+from jaxpolicy.suites.metaworld.mjx.convert import convert_model, converted_geom_frames
+from jaxpolicy.suites.metaworld.mjx.resets import (ResetBank, build_resets, evaluation_resets,
+                                                   evaluation_seeds, task_constants)
 
 MAX_CONTACT_POINTS = 64
 MOCAP_QUAT = np.array([1.0, 0.0, 1.0, 0.0], np.float32) / np.sqrt(2.0)  # MuJoCo normalises it
@@ -54,7 +54,7 @@ class MJXEnv:
 
   def __init__(self, task: str, resets: ResetBank | None = None, num_resets: int = 64,
                reset_seed: int = 1, max_contact_points: int = MAX_CONTACT_POINTS):
-    self.task = check_task(task)
+    self.task = task
     self.spec = tasks_lib.spec(self.task)
     self.mj_model = convert_model(self.task, max_contact_points=max_contact_points)
     self.model = mjx.put_model(self.mj_model)
@@ -131,6 +131,23 @@ class MJXEnv:
     obs = jnp.concatenate([self.frame(d), jnp.asarray(prev_frame, jnp.float32), target])
     obs = jnp.clip(obs, self.consts.obs_low, self.consts.obs_high)
     return obs, self.success_of(d, obs, target)
+
+  # -- the MJX form protocol (jaxpolicy.envs.mjx.evaluator) ---------------------------------
+
+  def evaluation_states(self, seed: int, episodes: int) -> ResetBank:
+    """The initial states of the CPU evaluator with `seed` (MetaWorld's own resets)."""
+    return evaluation_resets(self.task, seed, episodes)
+
+  def observe(self, state: State, key: str):
+    if key == "full_state":
+      return state.obs
+    if key == "agent_pos":
+      return self.agent_pos(state.data)
+    raise ValueError(f"MetaWorld in MJX has no observation {key!r}")
+
+  def episode_info(self, state: State) -> dict:
+    del state
+    return {}
 
   def reset(self, rng) -> State:
     """A post-reset state drawn uniformly from MetaWorld's recorded resets."""

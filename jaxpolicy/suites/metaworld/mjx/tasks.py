@@ -350,5 +350,4 @@ SPECS = {
 
 def spec(task: str) -> TaskSpec:
   """The task's observation layout and success predicate."""
-  from jaxpolicy.envs.registry import check_task  # pylint: disable=g-import-not-at-top
-  return SPECS[check_task(task)]
+  return SPECS[task]
