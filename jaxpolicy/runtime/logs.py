@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import time
 
 import numpy as np
 
@@ -40,7 +41,10 @@ class RunLog:
       except ImportError:
         raise ValueError("TensorBoard logging needs tensorboardX: pip install tensorboardX "
                          "(or --config.log.tensorboard=False)") from None
-      self._tb = SummaryWriter(logdir=workdir, purge_step=start_step or None, flush_secs=30)
+      # resuming from a checkpoint at start_step: drop what was logged after it; a file of
+      # its own even within the second the last one was opened (the name has seconds only)
+      self._tb = SummaryWriter(logdir=workdir, purge_step=start_step + 1 if start_step else None,
+                               flush_secs=30, filename_suffix=f".{time.time_ns()}")
     if log.get("wandb", False):
       try:
         import wandb  # pylint: disable=g-import-not-at-top

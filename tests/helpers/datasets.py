@@ -3,7 +3,8 @@ v2.1 and v3.0 folders (pyarrow parquet, PyAV mp4 with LeRobot's default AV1 enco
 the meta/ files lerobot writes), robomimic HDF5 (h5py). None of this uses jaxpolicy.
 
 The data: a made-up 6-joint arm steering towards a per-episode goal; its camera sees a smooth
-image whose bright spot follows the first two joints, so frames differ step to step.
+image whose bright spot follows two joints and whose band sweeps across with time, so every
+frame differs from its neighbours by more than the codec's error.
 """
 from __future__ import annotations
 
@@ -42,10 +43,11 @@ def robot_episodes(episodes: int = 6, length: int = 12, seed: int = 0, image: in
       yy, xx = np.mgrid[:image, :image] / (image - 1)
       for c, name in enumerate(cameras):
         frames = []
-        for s in ep["state"]:
+        for t, s in enumerate(ep["state"]):
           cx, cy = 0.5 + 0.35 * s[0], 0.5 + 0.35 * s[1 + c % 2]
           spot = np.exp(-((xx - cx) ** 2 + (yy - cy) ** 2) / 0.05)
-          frames.append(np.stack([40 + 180 * spot, 60 + 120 * xx, 200 - 150 * yy], -1))
+          band = np.exp(-((xx - (0.05 + 0.9 * t / length)) ** 2) / 0.004)   # sweeps in time
+          frames.append(np.stack([40 + 180 * spot, 60 + 120 * band, 200 - 150 * yy], -1))
         ep[f"camera:{name}"] = np.clip(np.asarray(frames), 0, 255).astype(np.uint8)
     out.append(ep)
   return out
