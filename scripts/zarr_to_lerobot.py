@@ -53,8 +53,7 @@ def read_zarr(path: str, camera: str):
 def write_mp4(path: str, frames: np.ndarray, fps: int, vcodec: str) -> None:
   os.makedirs(os.path.dirname(path), exist_ok=True)
   options = {"g": "2", "crf": "30"}
-  if vcodec == "libsvtav1":
-    options["svtav1-params"] = "log-level=0"
+  os.environ.setdefault("SVT_LOG", "1")   # SVT-AV1: errors only
   with av.open(path, "w") as out:
     stream = out.add_stream(vcodec, rate=fps, options=options)
     stream.pix_fmt = "yuv420p"

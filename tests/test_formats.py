@@ -128,6 +128,38 @@ def test_videos_are_decoded_once_into_the_frame_cache(tmp_path):
   np.testing.assert_array_equal(second, 255 - first)
 
 
+def test_the_config_names_features_as_flags_give_them(tmp_path):
+  """--config.data.state_keys=a,b reaches the config as one string ('a,b',): it names two."""
+  eps = ds.robot_episodes(episodes=3, length=6)
+  path = ds.write_lerobot_v30(str(tmp_path / "robot"), eps)
+  c = configs.load("teacher", "tiny")
+  c.data.path = path
+  c.data.state_keys = ("observation.environment_state, observation.state",)
+  raw, _ = formats.read_episodes(path, ("state",), formats.Mapping.from_config(c.data))
+  np.testing.assert_array_equal(raw["state"], np.concatenate(
+      [_cat(eps, "env_state"), _cat(eps, "state")], 1))
+
+
+@pytest.mark.parametrize("field,value,match", [
+    ("data.state_keys", ("a", "a"), r"config.data.state_keys names a feature twice"),
+    ("data.cameras", ("",), r"config.data.cameras must be a tuple of feature names"),
+    ("log.wandb_mode", "cloud", r"config.log.wandb_mode must be one of \('online', 'offline', "
+                                r"'disabled'\), got 'cloud'"),
+    ("data.action_key", "act", r"config.data.action_key picks features of a dataset of your own,"
+                               r" but data.path is empty"),
+])
+def test_mapping_and_log_fields_are_checked(field, value, match):
+  from jaxpolicy import validate  # pylint: disable=g-import-not-at-top
+  from jaxpolicy.errors import ConfigError  # pylint: disable=g-import-not-at-top
+  c = configs.load("teacher", "tiny")
+  section, name = field.split(".")
+  if section == "data" and name != "action_key":
+    c.data.path = "mine.zarr"
+  setattr(c[section], name, value)
+  with pytest.raises(ConfigError, match=match):
+    validate.check_config(c)
+
+
 def _v21(tmp_path, **kw):
   eps = ds.robot_episodes(episodes=4, length=8, image=IMAGE, **kw)
   return ds.write_lerobot_v21(str(tmp_path / "robot"), eps, fps=10), eps

@@ -31,9 +31,11 @@ class Mapping:
 
   @classmethod
   def from_config(cls, data_config) -> Mapping:
-    get = data_config.get
-    return cls(tuple(get("state_keys", ()) or ()), tuple(get("cameras", ()) or ()),
-               get("action_key", "") or "")
+    """From config.data; `--config.data.state_keys=a,b` (one string to ml_collections) too."""
+    def names(field):
+      return tuple(n.strip() for v in data_config.get(field, ()) or () for n in v.split(",")
+                   if n.strip())
+    return cls(names("state_keys"), names("cameras"), data_config.get("action_key", "") or "")
 
   def is_default(self) -> bool:
     return self == Mapping()
