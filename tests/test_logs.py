@@ -74,6 +74,26 @@ def test_a_resumed_run_drops_the_events_past_its_checkpoint(tmp_path):
   assert _read(tmp_path)["train/loss"] == [(5, 5.0), (10, 10.0), (15, 15.5), (20, 20.5)]
 
 
+def test_wandb_offline_needs_no_network_and_resumes_its_run(tmp_path, monkeypatch):
+  pytest.importorskip("wandb")
+  monkeypatch.setenv("WANDB_SILENT", "true")
+  monkeypatch.setenv("WANDB_BASE_URL", "http://127.0.0.1:9")   # nothing listens there
+  cfg = _config(tensorboard=False, wandb=True, wandb_mode="offline", wandb_project="p",
+                wandb_entity="")
+  for start, steps in ((0, (5, 10)), (10, (15,))):
+    with logs.RunLog(str(tmp_path), cfg, start_step=start) as log:
+      for step in steps:
+        log.train(step, {"loss": 1.0 / step}, 2.0, 1.0, {"model": 1e-4})
+      log.evaluation(steps[-1], {"sdm_1step": {"action_mse": 0.125}})
+  run_id = (tmp_path / "wandb_run_id").read_text().strip()
+  files = sorted(glob.glob(str(tmp_path / "wandb" / "offline-run-*" / f"run-{run_id}.wandb")))
+  assert len(files) == 2          # one per attempt, both of the workdir's one W&B run
+  record = open(files[0], "rb").read()
+  assert b"train/loss" in record and b"lr/model" in record and \
+      b"eval/sdm_1step/action_mse" in record
+  assert not glob.glob(str(tmp_path / "events.out.tfevents.*"))
+
+
 def _warmup_cosine(lr, warmup, total, count):
   """optax.warmup_cosine_decay_schedule(0, lr, warmup, total, 0) written out."""
   if count < warmup:

@@ -8,9 +8,9 @@ attempt wrote past the checkpoint it resumes from (TensorBoard's purge step).
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
+import secrets
 import time
 
 import numpy as np
@@ -24,6 +24,20 @@ def _scalar(v) -> float | None:
   if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, float, np.integer, np.floating)):
     return None
   return float(v)
+
+
+def _wandb_id(workdir: str) -> str:
+  """The workdir's W&B run id, made on its first run and kept in the workdir: a resumed run
+  continues its W&B run, a new run in a deleted and recreated workdir starts a new one."""
+  path = os.path.join(workdir, "wandb_run_id")
+  if os.path.exists(path):
+    with open(path) as f:
+      return f.read().strip()
+  run_id = secrets.token_hex(8)
+  os.makedirs(workdir, exist_ok=True)
+  with open(path, "w") as f:
+    f.write(run_id + "\n")
+  return run_id
 
 
 class RunLog:
@@ -51,13 +65,11 @@ class RunLog:
       except ImportError:
         raise ValueError("--config.log.wandb=True needs wandb: pip install 'jaxpolicy[wandb]'"
                          " (or pip install wandb)") from None
-      name = os.path.basename(os.path.normpath(workdir))
-      run_id = hashlib.sha1(os.path.abspath(workdir).encode()).hexdigest()[:16]
       self._wandb = wandb.init(
           project=log.get("wandb_project", "jaxpolicy"), entity=log.get("wandb_entity") or None,
-          name=name, id=run_id, resume="allow", dir=workdir,
-          mode=log.get("wandb_mode", "online"), config=config.to_dict(),
-          reinit="finish_previous")
+          name=os.path.basename(os.path.normpath(workdir)), id=_wandb_id(workdir),
+          resume="allow", dir=workdir, mode=log.get("wandb_mode", "online"),
+          config=config.to_dict())
 
   def __enter__(self):
     return self

@@ -113,8 +113,8 @@ def _frame_table(ep: dict, e: int, first_index: int, fps: int, fixed_lists: bool
     flat = pa.array(np.asarray(x, np.float32).ravel())
     if fixed_lists:   # datasets' Sequence(length=n): a fixed-size list
       return pa.FixedSizeListArray.from_arrays(flat, x.shape[1])
-    return pa.ListArray.from_arrays(pa.array(np.arange(0, x.size + 1, x.shape[1], dtype=np.int32)),
-                                    flat)
+    offsets = pa.array(np.arange(0, x.size + 1, x.shape[1], dtype=np.int32))
+    return pa.ListArray.from_arrays(offsets, flat)
 
   cols = {"observation.state": vec(ep["state"]),
           "observation.environment_state": vec(ep["env_state"]),
@@ -205,7 +205,8 @@ def write_lerobot_v30(path: str, eps: list[dict], fps: int = 10, episodes_per_fi
     for e in group:
       tables.append(_frame_table(eps[e], e, index, fps, True, "video"))
       meta[e].update({"data/chunk_index": chunk, "data/file_index": file,
-                      "dataset_from_index": index, "dataset_to_index": index + len(eps[e]["action"])})
+                      "dataset_from_index": index,
+                      "dataset_to_index": index + len(eps[e]["action"])})
       index += len(eps[e]["action"])
     full = os.path.join(path, data_path.format(chunk_index=chunk, file_index=file))
     os.makedirs(os.path.dirname(full), exist_ok=True)
@@ -220,7 +221,8 @@ def write_lerobot_v30(path: str, eps: list[dict], fps: int = 10, episodes_per_fi
       for e in group:
         n = len(eps[e]["action"])
         meta[e].update({f"videos/{key}/chunk_index": chunk, f"videos/{key}/file_index": file,
-                        f"videos/{key}/from_timestamp": t, f"videos/{key}/to_timestamp": t + n / fps})
+                        f"videos/{key}/from_timestamp": t,
+                        f"videos/{key}/to_timestamp": t + n / fps})
         t += n / fps
       write_mp4(os.path.join(path, video_path.format(video_key=key, chunk_index=chunk,
                                                      file_index=file)),
