@@ -21,13 +21,21 @@ setup(
         "zarr>=3",           # DP3-layout datasets (written as zarr format 2)
         "matplotlib",        # report learning curves, point-cloud pictures
         "flatbuffers",       # jax.export serialisation (launch.export, jaxpolicy.exported)
+        "tensorboardX",      # TensorBoard event files in every run's workdir (runtime/logs.py)
         "metaworld==3.1.1",
         "mujoco==3.3.0",     # metaworld 3.1.1 needs this exact version
         "mujoco-mjx==3.3.0",
     ],
     extras_require={
-        # pytest-xdist: the suite runs on two workers (pytest.ini), halving CI's wall time
-        "test": ["pytest", "pytest-xdist"],
+        # pytest-xdist: the suite runs on two workers (pytest.ini), halving CI's wall time;
+        # the formats' libraries write the datasets the readers are tested on; tensorboard's
+        # own reader checks the event files; wandb's offline mode is tested
+        "test": ["pytest", "pytest-xdist", "pyarrow", "av", "h5py", "tensorboard", "wandb"],
+        # datasets in LeRobot (parquet via pyarrow, mp4 via PyAV) and robomimic (HDF5 via h5py)
+        # format (jaxpolicy/data/formats.py); the DP3-layout zarr needs none of them
+        "formats": ["pyarrow", "av", "h5py"],
+        # Weights & Biases logging (--config.log.wandb=True)
+        "wandb": ["wandb"],
         # the PyTorch reference for benchmarks and the weight-bridge / diffusers parity tests
         "torch": ["torch==2.13.0", "diffusers"],
     },

@@ -53,9 +53,17 @@ def base_config(preset: str) -> ml_collections.ConfigDict:
   c.teacher_workdir = ""       # distillation methods: trained teacher ('' = default/train)
 
   c.data = ml_collections.ConfigDict()
-  c.data.path = ""             # a DP3-layout zarr of your own: train on it, no simulator
-                               # (evaluation = held-out action error); '' = MetaWorld
-                               # demonstrations of `task`, collected on demand into data.dir
+  c.data.path = ""             # a dataset of your own: train on it, no simulator
+                               # (evaluation = held-out action error); a DP3-layout zarr, a
+                               # LeRobot folder (v2.1 / v3.0) or a robomimic HDF5 file;
+                               # '' = MetaWorld demonstrations of `task`, collected on demand
+  # which of data.path's features the policy reads (jaxpolicy/data/formats.py); () / '' =
+  # the format's default: LeRobot observation.state, observation.images.*, action; zarr
+  # data/state (data/full_state for obs=state), data/img, data/action; robomimic: state keys
+  # must be named (e.g. robot0_eef_pos, robot0_eef_quat, robot0_gripper_qpos), actions
+  c.data.state_keys = ()       # features concatenated into the policy's state vector
+  c.data.cameras = ()          # camera features (full or short names, e.g. "top"); () = all
+  c.data.action_key = ""       # the action feature
   c.data.dir = "data"          # demonstrations are collected here on demand
   c.data.num_episodes = placeholder(int)  # successful scripted-expert episodes; None = the
                                # suite's (MetaWorld: 10, as DP3; blockpush: 100)
@@ -124,6 +132,14 @@ def base_config(preset: str) -> ml_collections.ConfigDict:
   # hide: no table geoms (MetaWorld's default, measured better than DP3's keep: see
   # docs/environments.md); keep: the table in view, as DP3
   c.pointcloud.table = placeholder(str)
+
+  # what a run writes besides metrics.jsonl (jaxpolicy/runtime/logs.py); process 0 only
+  c.log = ml_collections.ConfigDict()
+  c.log.tensorboard = True     # TensorBoard event files in the workdir (tensorboardX)
+  c.log.wandb = False          # Weights & Biases (pip install 'jaxpolicy[wandb]')
+  c.log.wandb_mode = "online"  # online | offline (no network; `wandb sync` later) | disabled
+  c.log.wandb_project = "jaxpolicy"
+  c.log.wandb_entity = ""      # '' = your default entity
 
   c.eval = ml_collections.ConfigDict()
   c.eval.episodes = 20

@@ -34,7 +34,7 @@ from jaxpolicy import execution, methods
 from jaxpolicy import nets as nets_lib
 from jaxpolicy import obs as obs_lib
 from jaxpolicy import suites
-from jaxpolicy.data import collect
+from jaxpolicy.data import collect, formats
 from jaxpolicy.data.dataset import DemoData, load_demos, unnormalize_obs
 from jaxpolicy.data.normalizer import Normalizer
 from jaxpolicy.errors import ConfigError
@@ -113,7 +113,7 @@ def default_workdir(config, method: str | None = None) -> str:
 # travel in the student config as `teacher_train` (configs/common.py), so the library never
 # reads the config files
 TEACHER_SHARED = ("preset", "task", "obs", "seed", "data", "policy", "model", "diffusion",
-                  "eval", "pointcloud")
+                  "eval", "pointcloud", "log")
 
 
 def teacher_config(config) -> ml_collections.ConfigDict:
@@ -150,10 +150,7 @@ def ensure_demo_data(config) -> str:
   named by a hash of the sensor settings, which are also stored in their attributes. A
   dataset of your own (data.path) is used as it is."""
   if offline(config):
-    if not os.path.isdir(config.data.path):
-      raise FileNotFoundError(f"data.path {config.data.path} is not a dataset directory (a "
-                              f"DP3-layout zarr: data/action, data/state, ..., "
-                              f"meta/episode_ends; see the README, 'Your own robot')")
+    formats.detect(config.data.path)   # one line when it is none of the formats
     return config.data.path
   tag, attrs = "", {}
   if obs_lib.uses_sensor(config):
@@ -184,7 +181,8 @@ def load_demo_data(config, normalizer=None) -> DemoData:
   p = config.policy
   return load_demos(path, obs_lib.keys(config.obs), p.horizon, p.n_obs_steps,
                     p.n_action_steps, val_episodes=config.data.val_episodes,
-                    seed=config.data.seed, normalizer=normalizer)
+                    seed=config.data.seed, normalizer=normalizer,
+                    mapping=formats.Mapping.from_config(config.data))
 
 
 def restore_run(workdir: str, step: int | None = None) -> Run:

@@ -22,8 +22,9 @@ import numpy as np
 from jaxpolicy import methods
 from jaxpolicy import nets as nets_lib
 from jaxpolicy import runs
+from jaxpolicy.methods.state import learning_rates
 from jaxpolicy.runs import Run, default_workdir, restore_run
-from jaxpolicy.runtime import files, sharding
+from jaxpolicy.runtime import files, logs, sharding
 from jaxpolicy.runtime.checkpoint import Checkpointer
 from jaxpolicy.validate import check_config, check_teacher, check_workdir, identity
 
@@ -163,11 +164,19 @@ def train(config, workdir: str | None = None) -> dict:
 def _train_and_evaluate(config, workdir, method, teacher, data, nets, state, rng, sensor):
   ckpt = Checkpointer(workdir)
   compiled = {}  # the run's policies, reused by every evaluation
-  try:
-    state, step = _fit(config, workdir, method, nets, data, state, ckpt, rng, compiled, sensor)
-  finally:
-    ckpt.close()
+  with logs.RunLog(workdir, config, ckpt.latest_step() or 0, sharding.is_primary()) as log:
+    try:
+      state, step = _fit(config, workdir, method, nets, data, state, ckpt, rng, compiled, log,
+                         sensor)
+    finally:
+      ckpt.close()
+    return _final_evaluation(config, workdir, method, teacher, data, nets, state, step,
+                             compiled, log, sensor)
 
+
+def _final_evaluation(config, workdir, method, teacher, data, nets, state, step, compiled, log,
+                      sensor):
+  """The run's policies (and its teacher's) evaluated at the end: eval.json, evals.jsonl."""
   if not sharding.is_primary():
     return {}
   if not config.eval.get("at_end", True):
@@ -190,6 +199,7 @@ def _train_and_evaluate(config, workdir, method, teacher, data, nets, state, rng
       results[name][pname].update(extra)
   with open(os.path.join(workdir, "evals.jsonl"), "a") as f:
     f.write(json.dumps({"step": step, "results": results[name], "final": True}) + "\n")
+  log.evaluation(step, results[name])
   runs.write_results(workdir, results, extra={
       "method": config.method, "step": step, "preset": config.preset, "obs": config.obs,
       "data_path": config.data.get("path", ""),
@@ -253,8 +263,10 @@ def live_state(config, nets, state, mesh):
   return state, lambda s: join(s, dead)
 
 
-def _fit(config, workdir, method, nets, data, state, ckpt, rng, compiled: dict, sensor=None):
-  """The step loop: resume, jitted steps, logging, periodic checkpoints and evaluations.
+def _fit(config, workdir, method, nets, data, state, ckpt, rng, compiled: dict, log,
+         sensor=None):
+  """The step loop: resume, jitted steps, logs (`log`, runtime/logs.py), periodic checkpoints
+  and evaluations.
 
   Data parallel over a ("data",) mesh of `train.num_devices` devices (0 = all): state and
   dataset replicated, the global batch sharded. Only process 0 logs, writes metrics and
@@ -286,7 +298,6 @@ def _fit(config, workdir, method, nets, data, state, ckpt, rng, compiled: dict, 
     jit_steps = {n: f.lower(state, windows, np.int32(start)).compile()
                  for n, f in jit_steps.items()}
     sharding.barrier(f"jaxpolicy_train_step_compiled_from_{start}")
-  metrics_path = os.path.join(workdir, "metrics.jsonl")
   evals_path = os.path.join(workdir, "evals.jsonl")
   history, t_last, s_last, t0 = [], time.time(), start, time.time()
   logging.info("training %s on %s (%s obs, %d train windows) for %d steps -> %s", config.method,
@@ -311,8 +322,7 @@ def _fit(config, workdir, method, nets, data, state, ckpt, rng, compiled: dict, 
         logging.info("step %d/%d  %s  %.1f steps/s  ETA %s", step, total,
                      "  ".join(f"{k} {v:.4g}" for k, v in avg.items()), rate,
                      time.strftime("%H:%M:%S", time.gmtime(eta)))
-        with open(metrics_path, "a") as f:
-          f.write(json.dumps(dict(step=step, steps_per_s=rate, wall_s=now - t0, **avg)) + "\n")
+        log.train(step, avg, rate, now - t0, learning_rates(sharding.local_copy(state)))
       if guard.signum is not None:
         ckpt.save(step, full(state), meta(step))
         logging.warning("interrupted at step %d: checkpoint saved in %s; rerun the same "
@@ -327,6 +337,7 @@ def _fit(config, workdir, method, nets, data, state, ckpt, rng, compiled: dict, 
         res = runs.evaluate_policies(config, compiled, step, sensor, data)
         with open(evals_path, "a") as f:
           f.write(json.dumps({"step": step, "results": res}) + "\n")
+        log.evaluation(step, res)
   state = full(state)
   if ckpt.latest_step() != step:
     ckpt.save(step, state, meta(step))

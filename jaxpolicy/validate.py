@@ -102,6 +102,8 @@ def check_config(config) -> None:
                       f"({config.model.n_groups})")
   _check_optimizers(config)
   check_realtime(config)
+  _check_data_mapping(config)
+  _check_log(config)
   check = getattr(methods.get(config.method), "check_config", None)
   if check is not None:
     check(config)
@@ -133,6 +135,41 @@ def check_realtime(config) -> None:
                         f"'ensemble' or 'none'")
 
 
+def _check_data_mapping(config) -> None:
+  """data.state_keys / cameras: tuples of distinct feature names; data.action_key: a name."""
+  d = config.data
+  for field in ("state_keys", "cameras"):
+    value = d.get(field, ())
+    if isinstance(value, str) or not all(isinstance(v, str) and v for v in value):
+      raise ConfigError(f"config.data.{field} must be a tuple of feature names, e.g. "
+                        f"--config.data.{field}='(\"a\", \"b\")', got {value!r}")
+    if len(set(value)) != len(value):
+      raise ConfigError(f"config.data.{field} names a feature twice: {value!r}")
+  if not isinstance(d.get("action_key", ""), str):
+    raise ConfigError(f"config.data.action_key must be a feature name, got "
+                      f"{d.get('action_key')!r}")
+  named = [f for f in ("state_keys", "cameras", "action_key") if d.get(f)]
+  if named and not runs.offline(config):
+    raise ConfigError(f"config.data.{named[0]} picks features of a dataset of your own, but "
+                      f"data.path is empty (MetaWorld demonstrations have fixed keys); set "
+                      f"--config.data.path or drop it")
+
+
+WANDB_MODES = ("online", "offline", "disabled")
+
+
+def _check_log(config) -> None:
+  log = config.get("log")
+  if log is None:            # runs saved before the section existed
+    return
+  for field in ("tensorboard", "wandb"):
+    if not isinstance(log.get(field, False), bool):
+      raise ConfigError(f"config.log.{field} must be True or False, got {log.get(field)!r}")
+  if log.get("wandb_mode", "online") not in WANDB_MODES:
+    raise ConfigError(f"config.log.wandb_mode must be one of {WANDB_MODES}, got "
+                      f"{log.get('wandb_mode')!r}")
+
+
 def _relevant(config, keys) -> dict:
   """The config sections among `keys`; the point-cloud sensor only matters for its obs."""
   d = config.to_dict()
@@ -146,7 +183,8 @@ def identity(config) -> dict:
 
 # Config fields added after runs were already written, with the value that reproduces what
 # those runs did: a saved run without the field matches a config holding this value.
-ADDED_FIELDS = {"data.path": "", "pointcloud.table": "keep"}
+ADDED_FIELDS = {"data.path": "", "pointcloud.table": "keep", "data.state_keys": (),
+                "data.cameras": (), "data.action_key": ""}
 
 
 def _diff(a: dict, b: dict, prefix="") -> list[str]:
@@ -164,7 +202,7 @@ def _added_later(name: str, in_a: bool, in_b: bool, va, vb) -> bool:
   """True when only one side has `name`, a field added later, at its old behaviour."""
   if name not in ADDED_FIELDS or in_a == in_b:
     return False
-  return (vb if in_b else va) == ADDED_FIELDS[name]
+  return (vb if in_b else va) == json.loads(json.dumps(ADDED_FIELDS[name]))  # () == []
 
 
 def check_workdir(workdir: str, config) -> None:
@@ -189,9 +227,11 @@ def check_workdir(workdir: str, config) -> None:
 def check_teacher(teacher_config, student_config, workdir: str) -> None:
   """A student must match its teacher's task, observations, architecture and schedule."""
   diff = _diff(_relevant(teacher_config, TEACHER_KEYS), _relevant(student_config, TEACHER_KEYS))
-  paths = [c.data.get("path", "") for c in (teacher_config, student_config)]
-  if paths[0] != paths[1]:
-    diff.append(f"data.path: {paths[0]!r} vs {paths[1]!r}")
+  for field in ("path", "state_keys", "cameras", "action_key"):   # the same data, features
+    a, b = (c.data.get(field, ADDED_FIELDS[f"data.{field}"])
+            for c in (teacher_config, student_config))
+    if json.dumps(a) != json.dumps(b):    # a tuple equals the list it was saved as
+      diff.append(f"data.{field}: {a!r} vs {b!r}")
   if teacher_config.method != "teacher":
     raise ConfigError(f"teacher_workdir {workdir} holds a {teacher_config.method!r} run, not a "
                       f"teacher")

@@ -206,10 +206,13 @@ def test_no_pickle_in_the_package():
 
 
 @pytest.mark.parametrize("field,obs,other", [("data.path", "state", "mine.zarr"),
-                                             ("pointcloud.table", "pointcloud", "hide")])
+                                             ("pointcloud.table", "pointcloud", "hide"),
+                                             ("data.state_keys", "lowdim", ("joints",)),
+                                             ("data.cameras", "lowdim", ("top",)),
+                                             ("data.action_key", "lowdim", "actions")])
 def test_run_written_before_a_field_existed(tmp_path, field, obs, other):
-  """A run saved before a field existed (`data.path`, `pointcloud.table`) resumes under a
-  config holding its old value, and is refused under any other value."""
+  """A run saved before a field existed (`data.path`, `pointcloud.table`, the data key
+  mapping) resumes under a config holding its old value, and is refused under any other."""
   import json
   from jaxpolicy import validate
   from jaxpolicy.errors import ConfigError

@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxpolicy import obs as obs_lib
-from jaxpolicy.data import storage
+from jaxpolicy.data import formats, storage
 from jaxpolicy.data.normalizer import MinMax, Normalizer
 
 
@@ -124,16 +124,18 @@ def check_episodes(path: str, raw: dict, ends: np.ndarray, horizon: int,
 
 def load_demos(path: str, obs_keys: tuple[str, ...], horizon: int, n_obs_steps: int,
                n_action_steps: int, val_episodes: int = 1, seed: int = 0,
-               normalizer: Normalizer | None = None) -> DemoData:
-  """Reads a DP3-layout zarr and builds normalised train/val windows.
+               normalizer: Normalizer | None = None,
+               mapping: formats.Mapping | None = None) -> DemoData:
+  """Reads a dataset (DP3-layout zarr, LeRobot folder or robomimic HDF5; `mapping` picks its
+  features, formats.py) and builds normalised train/val windows.
 
   obs_keys are policy observation keys (agent_pos, full_state, point_cloud). The
   normaliser is fitted on the training episodes unless one is given (a student reuses its
   teacher's).
   """
-  inv = obs_lib.DATASET_KEYS
+  inv = {k: obs_lib.DATASET_KEYS.get(k, k) for k in obs_keys}
   ds_keys = tuple(inv[k] for k in obs_keys) + ("action",)
-  raw, ends = storage.read_episodes(path, ds_keys)
+  raw, ends = formats.read_episodes(path, ds_keys, mapping)
   check_episodes(path, raw, ends, horizon, val_episodes)
   train_eps, val_eps = split_episodes(len(ends), val_episodes, seed)
   starts = np.concatenate([[0], ends[:-1]])

@@ -1,7 +1,7 @@
 """TrainState with EMA weights, optimisers and the diffusers-style EMA decay."""
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -12,6 +12,14 @@ from flax.training import train_state
 class TrainState(train_state.TrainState):
   """flax TrainState plus an EMA copy of the params (None when EMA is off)."""
   ema_params: Any = None
+
+
+class Scheduled(NamedTuple):
+  """An optax transformation that also gives its learning rate at each of its update counts
+  (the run's logs read it: `learning_rates`)."""
+  init: Callable
+  update: Callable
+  schedule: Callable
 
 
 def make_optimizer(lr: float, total_steps: int, warmup_steps: int, weight_decay: float,
@@ -25,7 +33,21 @@ def make_optimizer(lr: float, total_steps: int, warmup_steps: int, weight_decay:
   tx = optax.adamw(sched, b1=b1, b2=b2, eps=1e-8, weight_decay=weight_decay)
   if grad_clip:
     tx = optax.chain(optax.clip_by_global_norm(grad_clip), tx)
-  return tx
+  return Scheduled(tx.init, tx.update, sched)
+
+
+def learning_rates(state) -> dict[str, float]:
+  """{path of each TrainState in `state` ("model", "gen", ...): the learning rate its latest
+  update used}, for the optimisers `make_optimizer` built (the schedule at the update count
+  before the last, as optax's AdamW evaluates it; 0 before any update)."""
+  out = {}
+  is_ts = lambda x: isinstance(x, TrainState)
+  for path, leaf in jax.tree_util.tree_leaves_with_path(state, is_leaf=is_ts):
+    if is_ts(leaf) and isinstance(leaf.tx, Scheduled):
+      count = int(jax.device_get(leaf.step))
+      name = jax.tree_util.keystr(path, simple=True, separator="/") or "model"
+      out[name] = float(leaf.tx.schedule(count - 1)) if count > 0 else 0.0
+  return out
 
 
 def ema_decay(step, power: float = 0.75, max_value: float = 0.9999, inv_gamma: float = 1.0):
