@@ -73,6 +73,14 @@ def test_the_oracle_succeeds_in_the_mode_it_chose():
     assert info["mode"] == "b%dt%d" % logic.oracle_choice(s)
   counts = collections.Counter(logic.oracle_choice(s) for s in episode_seeds(1, 400))
   assert len(counts) == 4 and min(counts.values()) > 70     # uniform over the four modes
+  narrow = env_lib.BlockPushEnv(0, "blockpush-narrow")
+  for s in seeds[:4]:
+    first, info = _episode(narrow, oracle, s)
+    assert first >= 0 and info["mode"] == "b%dt%d" % logic.oracle_choice(s)
+  rng = np.random.default_rng(0)
+  wide = np.stack([scene.initial_qpos(rng) for _ in range(500)])
+  tight = np.stack([scene.initial_qpos(rng, "blockpush-narrow") for _ in range(500)])
+  np.testing.assert_allclose(np.ptp(tight, 0), 0.1 * np.ptp(wide, 0), rtol=0.05)
 
 
 @pytest.mark.slow

@@ -2,7 +2,8 @@
 al., 2021), built in MuJoCo with an MJX form. A pusher on a plane pushes two blocks into two
 targets; the oracle picks per episode which block goes first and into which target, so the
 first moves are not decided by the observation. Success (p2): both blocks in targets at one
-step; p1: one block in a target. Modes: see `logic`.
+step; p1: one block in a target. Modes: see `logic`. Tasks: `blockpush` draws the initial
+configuration from wide ranges; `blockpush-narrow` from a tenth of them (scene.SPREAD).
 """
 from __future__ import annotations
 
@@ -12,8 +13,7 @@ from jaxpolicy.suites.blockpush.env import BlockPushEnv, Oracle
 
 
 def _make_env(task: str, seed: int) -> BlockPushEnv:
-  del task
-  return BlockPushEnv(seed)
+  return BlockPushEnv(seed, task)
 
 
 def _make_expert(task: str) -> Oracle:
@@ -28,8 +28,8 @@ def _mjx_env(task: str):
 
 INFO = SuiteInfo(
     name="blockpush",
-    tasks=("blockpush",),
-    groups={"multimodal": ("blockpush",)},
+    tasks=("blockpush", "blockpush-narrow"),
+    groups={"multimodal": ("blockpush", "blockpush-narrow")},
     group_labels={"multimodal": "Multimodal"},
     make_env=_make_env,
     make_expert=_make_expert,

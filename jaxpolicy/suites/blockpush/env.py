@@ -10,7 +10,8 @@ from jaxpolicy.suites.blockpush import logic, scene
 class BlockPushEnv:
   """One blockpush environment (the suite protocol: reset / step / episode_info)."""
 
-  def __init__(self, seed: int = 0):
+  def __init__(self, seed: int = 0, task: str = "blockpush"):
+    self.task = task
     self.model = scene.model()
     self.data = mujoco.MjData(self.model)
     self._rng = np.random.default_rng(int(seed))
@@ -18,7 +19,7 @@ class BlockPushEnv:
 
   def reset(self, seed: int | None = None) -> dict:
     rng = self._rng if seed is None else np.random.default_rng(int(seed))
-    self.reset_to(scene.initial_qpos(rng))
+    self.reset_to(scene.initial_qpos(rng, self.task))
     return self.observe()
 
   def reset_to(self, qpos) -> None:

@@ -25,16 +25,15 @@ class BlockPushMJX:
   """The MJX form (the protocol of jaxpolicy.envs.mjx.evaluator): evaluation_states,
   init_state, step, observe, episode_info."""
 
-  task = "blockpush"
-
-  def __init__(self):
+  def __init__(self, task: str = "blockpush"):
+    self.task = task
     self.mj_model = scene.model()
     self.model = mjx.put_model(self.mj_model)
     self._data0 = mjx.make_data(self.model)
 
   def evaluation_states(self, seed: int, episodes: int) -> np.ndarray:
     """(episodes, 8) initial configurations: those of the CPU evaluator with `seed`."""
-    return np.stack([scene.initial_qpos(np.random.default_rng(s))
+    return np.stack([scene.initial_qpos(np.random.default_rng(s), self.task)
                      for s in episode_seeds(seed, episodes)]).astype(np.float32)
 
   def init_state(self, qpos) -> State:
@@ -63,10 +62,9 @@ class BlockPushMJX:
     return {"p1": state.info["p1"], "mode": state.info["arrival"]}
 
 
-@functools.lru_cache(maxsize=1)
+@functools.lru_cache(maxsize=2)
 def make_env(task: str = "blockpush") -> BlockPushMJX:
-  del task
-  return BlockPushMJX()
+  return BlockPushMJX(task)
 
 
 def oracle_rollout(env: BlockPushMJX, episode_length: int):

@@ -74,13 +74,15 @@ def model() -> mujoco.MjModel:
   return mujoco.MjModel.from_xml_string(xml())
 
 
-def initial_qpos(rng: np.random.Generator) -> np.ndarray:
+# each task's spread of the initial configuration around its centre (1 = the full ranges)
+SPREAD = {"blockpush": 1.0, "blockpush-narrow": 0.1}
+_CENTRE = np.array([0.0, -0.245, -0.105, -0.07, 0.0, 0.105, -0.07, 0.0])
+_HALF = np.array([0.05, 0.025, 0.055, 0.05, np.pi / 4, 0.055, 0.05, np.pi / 4])
+
+
+def initial_qpos(rng: np.random.Generator, task: str = "blockpush") -> np.ndarray:
   """A random initial configuration: the pusher near the bottom centre, block 0 on the left
-  and block 1 on the right of the lower half, each turned up to 45 degrees."""
-  q = np.zeros(8)
-  q[PUSHER] = [rng.uniform(-0.05, 0.05), rng.uniform(-0.27, -0.22)]
-  q[BLOCK0] = [rng.uniform(-0.16, -0.05), rng.uniform(-0.12, -0.02),
-               rng.uniform(-np.pi / 4, np.pi / 4)]
-  q[BLOCK1] = [rng.uniform(0.05, 0.16), rng.uniform(-0.12, -0.02),
-               rng.uniform(-np.pi / 4, np.pi / 4)]
-  return q
+  and block 1 on the right of the lower half, turned up to 45 degrees; `blockpush-narrow`
+  draws from a tenth of those ranges (+-5 mm, +-4.5 degrees), so that many demonstrations
+  start from nearly the same observation and take different modes from it."""
+  return _CENTRE + SPREAD[task] * rng.uniform(-_HALF, _HALF)
