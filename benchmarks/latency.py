@@ -51,9 +51,11 @@ OBS_SHAPES = {"full_state": (39,)}
 
 # --- what is measured --------------------------------------------------------------------
 
-def random_teacher_state(preset: str, rng):
+def random_teacher_state(preset: str, rng, edit=None):
   """A random teacher state (distillation methods copy its params at init)."""
   tconfig = configs.load("teacher", preset)
+  if edit is not None:
+    edit(tconfig)
   return methods.get("teacher").init(tconfig, nets_lib.build_nets(tconfig, ACTION_DIM),
                                      OBS_SHAPES, rng)
 
@@ -77,9 +79,10 @@ def identity_normalizer(obs_shapes=OBS_SHAPES, action_dim=ACTION_DIM) -> Normali
 
 
 def candidates(preset: str, method_names=None, seed: int = 0, wanted=None,
-               dtype: str = "float32") -> list[Candidate]:
+               dtype: str = "float32", edit=None) -> list[Candidate]:
   """Every registered method's policies (`make_policies` plus its INFO.baselines, e.g. the
-  teacher's DDIM-1/2 from noise), from random states; one random teacher is shared."""
+  teacher's DDIM-1/2 from noise), from random states; one random teacher is shared.
+  `edit(config)` changes every config first (e.g. the horizon)."""
   rng = jax.random.PRNGKey(seed)
   teacher_state = None
   out = []
@@ -87,9 +90,11 @@ def candidates(preset: str, method_names=None, seed: int = 0, wanted=None,
     method = methods.get(name)
     info = method.INFO
     config = configs.load(name, preset)
+    if edit is not None:
+      edit(config)
     nets = nets_lib.build_nets(config, ACTION_DIM)
     if info.needs_teacher and teacher_state is None:
-      teacher_state = random_teacher_state(preset, jax.random.fold_in(rng, 1000))
+      teacher_state = random_teacher_state(preset, jax.random.fold_in(rng, 1000), edit)
     state = method.init(config, nets, OBS_SHAPES, jax.random.fold_in(rng, i), teacher_state)
     if name == "teacher" and teacher_state is None:
       teacher_state = state

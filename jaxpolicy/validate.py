@@ -215,13 +215,39 @@ def check_workdir(workdir: str, config) -> None:
     return
   try:
     with open(path) as f:
-      saved = json.load(f)["identity"]
+      payload = json.load(f)
+    saved = payload["identity"]
   except (OSError, ValueError, KeyError) as e:
     raise ConfigError(f"cannot read {path} ({e}); use another --workdir") from None
   diff = _diff(saved, identity(config))
   if diff:
     raise ConfigError(f"workdir {workdir} holds a run of a different config "
                       f"({'; '.join(diff[:4])}). Use a new --workdir, or delete the old run.")
+  if "config" in payload:   # runs saved before the whole config was kept resume as before
+    changed = _diff(training_fields(payload["config"]), training_fields(config.to_dict()))
+    if changed:
+      raise ConfigError(f"resuming {workdir} with other training settings ({'; '.join(changed[:4])}):"
+                        f" the saved optimiser state and schedule belong to the old ones. "
+                        f"Resume with the saved values, or train into a new --workdir.")
+
+
+# train.* fields that only say how a run is carried out (logging, checkpoints, devices, its
+# calls): a resumed run may change them; every other train.* field, and the method's own
+# section (sdm.*, cd.*, step.*, ...), is the optimisation itself
+OPERATIONAL_TRAIN_FIELDS = ("log_every", "ckpt_every", "steps_per_call", "num_devices",
+                            "live_taps")
+
+
+def training_fields(config: dict) -> dict:
+  """The fields a resumed run must keep: train.* less the operational ones, and the
+  method's own section (a JSON-like dict)."""
+  d = json.loads(json.dumps(config))
+  out = {"train": {k: v for k, v in d.get("train", {}).items()
+                   if k not in OPERATIONAL_TRAIN_FIELDS}}
+  method = d.get("method", "")
+  if isinstance(d.get(method), dict):
+    out[method] = d[method]
+  return out
 
 
 def check_teacher(teacher_config, student_config, workdir: str) -> None:

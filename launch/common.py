@@ -42,12 +42,33 @@ def setup(mjx: bool | None = None):
     log.addHandler(handler)
   log.setLevel(py_logging.INFO)
   log.propagate = False
+  register_suites()
   import jax  # pylint: disable=g-import-not-at-top
   cache = os.environ.get("JAXPOLICY_CACHE_DIR",
                          os.path.join(os.path.expanduser("~"), ".cache", "jaxpolicy", "xla"))
   if cache:
     jax.config.update("jax_compilation_cache_dir", cache)
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
+
+
+def register_suites(names: str | None = None) -> list[str]:
+  """Registers the suites of the modules named in $JAXPOLICY_SUITES (comma-separated, each
+  with `INFO = SuiteInfo(...)`): a suite of your own joins every command from its own
+  files, e.g. JAXPOLICY_SUITES=my_robot.suite python -m launch.train ..."""
+  import importlib  # pylint: disable=g-import-not-at-top
+  from jaxpolicy import suites  # pylint: disable=g-import-not-at-top
+  names = os.environ.get("JAXPOLICY_SUITES", "") if names is None else names
+  done = []
+  for name in filter(None, (n.strip() for n in names.split(","))):
+    try:
+      module = importlib.import_module(name)
+    except ImportError as e:
+      print(f"error: JAXPOLICY_SUITES names {name!r}, which does not import ({e})",
+            file=sys.stderr, flush=True)
+      sys.exit(2)
+    suites.register(module.INFO)
+    done.append(module.INFO.name)
+  return done
 
 
 def _check_config_arg(argv):

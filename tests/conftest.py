@@ -18,3 +18,16 @@ import jax  # noqa: E402  pylint: disable=g-import-not-at-top,wrong-import-posit
 
 jax.config.update("jax_compilation_cache_dir", os.environ["JAXPOLICY_CACHE_DIR"])
 jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+
+# The point-mass suite of tests/helpers is registered for every test and, through
+# JAXPOLICY_SUITES, for the commands the tests start: the fast environment of the pipeline
+# tests (tests/test_suites.py shows a suite joining and leaving from its own files).
+_TESTS = os.path.dirname(os.path.abspath(__file__))
+os.environ["JAXPOLICY_SUITES"] = "helpers.pointmass"
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    p for p in (_TESTS, os.environ.get("PYTHONPATH", "")) if p)
+
+from helpers import pointmass  # noqa: E402  pylint: disable=g-import-not-at-top,wrong-import-position
+from jaxpolicy import suites  # noqa: E402  pylint: disable=g-import-not-at-top,wrong-import-position
+
+suites.register(pointmass.INFO)

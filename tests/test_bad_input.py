@@ -45,57 +45,87 @@ def _tree_digest(path):
 
 def _run(args, module="launch.train"):
   out = subprocess.run([sys.executable, "-m", module] + args, cwd=ROOT, capture_output=True,
-                       text=True, timeout=600, env=dict(os.environ, PYTHONPATH=ROOT))
+                       text=True, timeout=600,
+                       env=dict(os.environ, PYTHONPATH=os.pathsep.join(
+                           [ROOT, os.environ.get("PYTHONPATH", "")])))
   return out.returncode, out.stdout + out.stderr
 
 
 TINY = ["--config=configs/teacher.py:tiny"]
 
+# What the command line itself does: parse flags and config files (launch.common); one
+# library check (the task) shows the exit path. Each case is a fresh process (~5 s).
+_slow = lambda *case: pytest.param(*case, marks=pytest.mark.slow, id=case[0])
 CLI_CASES = [
-    ("unknown task", TINY + ["--config.task=drawer-opn"], "Did you mean drawer-open"),
-    ("unknown config key", TINY + ["--config.trian.steps=5"], "trian"),
-    ("wrong value type", TINY + ["--config.train.steps=abc"], "abc"),
-    ("zero batch size", TINY + ["--config.train.batch_size=0"],
-     "config.train.batch_size must be a positive integer"),
-    ("negative steps", TINY + ["--config.train.steps=-5"],
-     "config.train.steps must be a positive integer"),
-    ("zero horizon", TINY + ["--config.policy.horizon=0"],
-     "config.policy.horizon must be a positive integer"),
-    ("n_action_steps > horizon", TINY + ["--config.policy.n_action_steps=8"],
-     "does not fit in the horizon"),
-    ("unknown evaluation backend", TINY + ["--config.eval.backend=gpu"],
-     "unknown evaluation backend 'gpu'"),
-    ("unknown preset", ["--config=configs/teacher.py:huge"], "unknown preset 'huge'"),
-    ("unknown observation type", TINY + ["--config.obs=rgb"], "obs must be one of"),
-    ("unknown SDM normaliser", ["--config=configs/sdm.py:tiny", "--config.sdm.normalizer=l2"],
-     "sdm.normalizer must be 'dmd' or 'anchor'"),
-    ("unknown top-level field", TINY + ["--config.no_such_key=1"],
-     "unknown config field 'no_such_key'"),
-    ("field under the wrong section", TINY + ["--config.batch_size=0"],
-     "Did you mean train.batch_size?"),
-    ("optimiser field a method does not read", ["--config=configs/sdm.py:tiny",
-                                                "--config.train.lr=1e-3"],
-     "unknown config field 'train.lr'. Did you mean sdm.fake_lr, sdm.gen_lr"),
-    ("negative learning rate", TINY + ["--config.train.lr=-1e-4"],
-     "config.train.lr (a learning rate) must be > 0"),
-    ("CD with epsilon prediction", ["--config=configs/cd.py:tiny",
-                                    "--config.diffusion.prediction_type=epsilon"],
-     "CD's one-step evaluation at t = 99 needs diffusion.prediction_type='sample'"),
-    ("STEP with trailing spacing", ["--config=configs/step.py:tiny",
-                                    "--config.step.spacing=trailing"],
-     "erases the warm start"),
-    ("STEP t0 below its grid", ["--config=configs/step.py:tiny", "--config.step.t0=0"],
-     "step.t0 = 0 leaves no 2-step grid"),
+    pytest.param("unknown task", TINY + ["--config.task=drawer-opn"],
+                 "Did you mean drawer-open", id="unknown task"),
+    pytest.param("unknown config key", TINY + ["--config.trian.steps=5"], "trian",
+                 id="unknown config key"),
+    _slow("wrong value type", TINY + ["--config.train.steps=abc"], "abc"),
+    _slow("unknown preset", ["--config=configs/teacher.py:huge"], "unknown preset 'huge'"),
+    _slow("unknown top-level field", TINY + ["--config.no_such_key=1"],
+          "unknown config field 'no_such_key'"),
+    _slow("field under the wrong section", TINY + ["--config.batch_size=0"],
+          "Did you mean train.batch_size?"),
+    _slow("optimiser field a method does not read", ["--config=configs/sdm.py:tiny",
+                                                     "--config.train.lr=1e-3"],
+          "unknown config field 'train.lr'. Did you mean sdm.fake_lr, sdm.gen_lr"),
 ]
 
 
-@pytest.mark.parametrize("name,args,message", CLI_CASES, ids=[c[0] for c in CLI_CASES])
+@pytest.mark.parametrize("name,args,message", CLI_CASES)
 def test_cli_bad_config(name, args, message, tmp_path):
   rc, out = _run(args + [f"--workdir={tmp_path / 'w'}", f"--config.data.dir={tmp_path / 'd'}"])
   assert rc != 0, out
   assert message in out, out[-2000:]
   assert "Traceback" not in out, out[-2000:]
   assert not os.path.exists(tmp_path / "w" / "checkpoints")
+
+
+# The library's checks (jaxpolicy.validate, the methods' check_config), in process: the
+# config a command line would build, one line naming the problem; training stops there,
+# before anything is written (test_cli_bad_config shows the command's exit path).
+CONFIG_CASES = [
+    ("unknown task", "teacher", {"task": "drawer-opn"}, "Did you mean drawer-open"),
+    ("zero batch size", "teacher", {"train.batch_size": 0},
+     "config.train.batch_size must be a positive integer"),
+    ("negative steps", "teacher", {"train.steps": -5},
+     "config.train.steps must be a positive integer"),
+    ("zero horizon", "teacher", {"policy.horizon": 0},
+     "config.policy.horizon must be a positive integer"),
+    ("n_action_steps > horizon", "teacher", {"policy.n_action_steps": 8},
+     "does not fit in the horizon"),
+    ("unknown evaluation backend", "teacher", {"eval.backend": "gpu"},
+     "unknown evaluation backend 'gpu'"),
+    ("unknown observation type", "teacher", {"obs": "sonar"}, "obs must be one of"),
+    ("unknown SDM normaliser", "sdm", {"sdm.normalizer": "l2"},
+     "sdm.normalizer must be 'dmd' or 'anchor'"),
+    ("negative learning rate", "teacher", {"train.lr": -1e-4},
+     "config.train.lr (a learning rate) must be > 0"),
+    ("CD with epsilon prediction", "cd", {"diffusion.prediction_type": "epsilon"},
+     "CD's one-step evaluation at t = 99 needs diffusion.prediction_type='sample'"),
+    ("STEP with trailing spacing", "step", {"step.spacing": "trailing"},
+     "erases the warm start"),
+    ("STEP t0 below its grid", "step", {"step.t0": 0}, "step.t0 = 0 leaves no 2-step grid"),
+]
+
+
+@pytest.mark.parametrize("name,method,fields,message", CONFIG_CASES,
+                         ids=[c[0] for c in CONFIG_CASES])
+def test_bad_config(name, method, fields, message, tmp_path):
+  import configs
+  from jaxpolicy.errors import ConfigError
+  c = configs.load(method, "tiny")
+  for key, value in fields.items():
+    node, leaf = c, key
+    if "." in key:
+      section, leaf = key.split(".")
+      node = c[section]
+    setattr(node, leaf, value)
+  with pytest.raises(ConfigError) as e:
+    training.train(c, str(tmp_path / "w"))
+  assert message in str(e.value) and "\n" not in str(e.value)
+  assert not os.path.exists(tmp_path / "w")
 
 
 def test_missing_teacher_checkpoint(tmp_path):
@@ -108,6 +138,7 @@ def test_missing_teacher_checkpoint(tmp_path):
   assert os.listdir(junk) == ["notes.txt"]
 
 
+@pytest.mark.slow
 def test_teacher_student_mismatch(trained, tmp_path):
   before = _tree_digest(trained / "teacher")
   rc, out = _run(["--config=configs/sdm.py:tiny", f"--config.teacher_workdir={trained / 'teacher'}",
@@ -117,6 +148,7 @@ def test_teacher_student_mismatch(trained, tmp_path):
   assert _tree_digest(trained / "teacher") == before
 
 
+@pytest.mark.slow
 def test_observation_mismatch_with_teacher(trained, tmp_path):
   rc, out = _run(["--config=configs/sdm.py:tiny", f"--config.teacher_workdir={trained / 'teacher'}",
                   "--config.obs=pointcloud", f"--workdir={tmp_path / 'w'}",
@@ -124,6 +156,7 @@ def test_observation_mismatch_with_teacher(trained, tmp_path):
   assert rc != 0 and "does not match this config" in out and "obs" in out, out[-2000:]
 
 
+@pytest.mark.slow
 def test_workdir_of_another_config(trained):
   before = _tree_digest(trained / "teacher")
   rc, out = _run(TINY + ["--config.task=door-open", f"--workdir={trained / 'teacher'}",
@@ -132,6 +165,7 @@ def test_workdir_of_another_config(trained):
   assert _tree_digest(trained / "teacher") == before
 
 
+@pytest.mark.slow
 def test_corrupt_checkpoint(trained, tmp_path):
   wd = tmp_path / "copy"
   shutil.copytree(trained / "teacher", wd)
@@ -146,6 +180,7 @@ def test_corrupt_checkpoint(trained, tmp_path):
   assert _tree_digest(wd) == before
 
 
+@pytest.mark.slow
 def test_evaluate_without_checkpoint(tmp_path):
   rc, out = _run([f"--workdir={tmp_path}"], module="launch.evaluate")
   assert rc != 0 and "no checkpoint" in out, out[-2000:]
@@ -162,6 +197,7 @@ def _broken_dataset(data_dir, lengths_ok=True, keys=("state", "full_state", "act
   return path
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind,message", [("missing", "lacks data/full_state"),
                                           ("lengths", "inconsistent lengths")])
 def test_corrupt_dataset(kind, message, tmp_path):
@@ -175,6 +211,7 @@ def test_corrupt_dataset(kind, message, tmp_path):
   assert _tree_digest(path) == before
 
 
+@pytest.mark.slow
 def test_wrong_observation_shape_for_a_loaded_policy(trained):
   import jax
   import jaxpolicy
@@ -185,6 +222,7 @@ def test_wrong_observation_shape_for_a_loaded_policy(trained):
     policy({"point_cloud": np.zeros((1, 2, 128, 3), np.float32)}, jax.random.PRNGKey(0))
 
 
+@pytest.mark.slow
 def test_unknown_sweep_method(tmp_path):
   rc, out = _run(["--tasks=drawer-open", "--methods=teacher,foo", "--preset=tiny",
                   f"--workdir={tmp_path}"], module="launch.sweep")
@@ -226,4 +264,25 @@ def test_run_written_before_a_field_existed(tmp_path, field, obs, other):
   validate.check_workdir(str(tmp_path), c)          # accepted: the field's old behaviour
   setattr(c[section], name, other)
   with pytest.raises(ConfigError, match=field):
+    validate.check_workdir(str(tmp_path), c)
+
+
+def test_resuming_with_other_training_settings_is_refused(tmp_path):
+  """A resumed run keeps its optimisation (train.* and the method's section): another
+  learning rate is one line naming the field; logging and checkpoint cadence may change."""
+  import json
+  from configs import sdm as sdm_configs
+  from jaxpolicy import validate
+  from jaxpolicy.errors import ConfigError
+  c = sdm_configs.get_config("tiny")
+  (tmp_path / "config.json").write_text(json.dumps({"identity": validate.identity(c),
+                                                     "config": c.to_dict()}))
+  c.train.log_every, c.train.ckpt_every, c.train.steps_per_call = 7, 3, 1
+  validate.check_workdir(str(tmp_path), c)            # how the run is carried out: allowed
+  c.sdm.gen_lr = 1e-3
+  with pytest.raises(ConfigError, match=r"other training settings \(sdm.gen_lr: 5e-05 vs "):
+    validate.check_workdir(str(tmp_path), c)
+  c = sdm_configs.get_config("tiny")
+  c.train.steps = 99
+  with pytest.raises(ConfigError, match="train.steps: 10 vs 99"):
     validate.check_workdir(str(tmp_path), c)

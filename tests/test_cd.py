@@ -58,6 +58,7 @@ def test_boundary_scalings():
   np.testing.assert_allclose(c_out[2:], st / np.sqrt(st ** 2 + 0.25), rtol=1e-5)
 
 
+@pytest.mark.slow
 def test_target_is_the_ema_of_online_and_the_teacher_stays_frozen():
   c = cd_configs.get_config("tiny")
   nets = nets_lib.build_nets(c, 4)
@@ -125,6 +126,7 @@ def _train_cd_toy(steps=3000, lr=1e-2):
   return c, nets, state, trained, np.asarray(metrics["loss"])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("broken", [False, True])
 def test_cd_learns_the_teachers_ode_end_point(broken, monkeypatch):
   """On Gaussian data the teacher's deterministic skip-10 DDIM chain from x_99 has a known

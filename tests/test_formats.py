@@ -256,7 +256,7 @@ def test_files_that_are_none_of_the_formats(tmp_path):
 
 def test_inspect_data_reports_what_a_dataset_holds_and_its_faults(tmp_path):
   path, eps = _v21(tmp_path)
-  env = dict(os.environ, PYTHONPATH=ROOT)
+  env = dict(os.environ, PYTHONPATH=os.pathsep.join([ROOT, os.environ.get("PYTHONPATH", "")]))
   out = subprocess.run([sys.executable, "-m", "launch.inspect_data", path], cwd=ROOT,
                        capture_output=True, text=True, timeout=300, env=env)
   assert out.returncode == 0, out.stderr[-2000:]

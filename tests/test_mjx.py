@@ -33,8 +33,10 @@ from jaxpolicy.suites.metaworld.tasks import TASKS
 from jaxpolicy.methods import sdm, teacher
 from jaxpolicy.policy import build_policy
 
+
 # MJX's convex-convex collision casts a float64 sentinel above float32's range (harmless)
-pytestmark = pytest.mark.filterwarnings("ignore:overflow encountered in cast:RuntimeWarning")
+pytestmark = [pytest.mark.filterwarnings("ignore:overflow encountered in cast:RuntimeWarning"),
+              pytest.mark.slow]   # MJX compiles: minutes on a 2-core CPU, the full tier only
 
 
 def test_all_50_tasks_convert_keep_inertia_and_load_in_mjx():

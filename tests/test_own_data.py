@@ -23,7 +23,7 @@ from jaxpolicy.envs import fps, pointcloud
 from jaxpolicy.exported import ExportError, load_exported
 from jaxpolicy.policy import build_policy
 
-pytestmark = pytest.mark.xdist_group("test_own_data")   # its module fixture: one worker
+pytestmark = [pytest.mark.xdist_group("test_own_data"), pytest.mark.slow]   # its module fixture: one worker
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 A, S, P, EPISODES, T = 7, 14, 1024, 30, 24

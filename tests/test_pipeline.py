@@ -1,5 +1,6 @@
-"""End to end on the real MetaWorld (tiny presets): collect, train, checkpoint, evaluate,
-load, resume after SIGTERM, and distil with SDM."""
+"""End to end on the point-mass suite (tests/helpers/pointmass.py, tiny presets): collect,
+train, checkpoint, evaluate, load, resume after SIGTERM, and distil with SDM. MetaWorld is
+not what these test; test_pointcloud.py and test_report_sweep.py run it end to end."""
 import json
 import os
 import signal
@@ -20,12 +21,14 @@ from jaxpolicy.runtime.checkpoint import Checkpointer
 pytestmark = pytest.mark.xdist_group("test_pipeline")   # its module fixture: one worker
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TASK, OBS, ACT = "pointmass-reach", 4, 2   # the point mass: 4-d state, 2-d actions
 
 
 @pytest.fixture(scope="module")
 def shared(tmp_path_factory):
   d = tmp_path_factory.mktemp("pipeline")
   c = teacher_configs.get_config("tiny")
+  c.task = TASK
   c.data.dir = str(d / "data")
   results = training.train(c, str(d / "teacher"))
   return d, c, results
@@ -35,7 +38,7 @@ def test_teacher_train_writes_results_and_checkpoints(shared):
   d, c, results = shared
   wd = d / "teacher"
   ev = json.load(open(wd / "eval.json"))
-  r = ev["tasks"]["drawer-open"]["teacher_ddim10"]
+  r = ev["tasks"][TASK]["teacher_ddim10"]
   assert r["episodes"] == c.eval.episodes and r["nfe"] == 10
   assert r["success_rate"] == np.mean(r["successes"])      # the rate is of its own episodes
   assert r["latency_ms"] > 0 and len(r["successes"]) == c.eval.episodes
@@ -43,7 +46,7 @@ def test_teacher_train_writes_results_and_checkpoints(shared):
   assert lines[-1]["step"] == c.train.steps and np.isfinite(lines[-1]["loss"])
   assert lines[-1]["loss"] < lines[0]["loss"]      # it learns, even in 20 steps
   assert Checkpointer(str(wd)).latest_step() == c.train.steps
-  assert os.path.isdir(d / "data" / "metaworld_drawer-open_state_2ep.zarr")
+  assert os.path.isdir(d / "data" / f"pointmass_{TASK}_state_2ep.zarr")
 
 
 def test_load_policy_roundtrip(shared):
@@ -51,14 +54,14 @@ def test_load_policy_roundtrip(shared):
   run = runs.restore_run(str(d / "teacher"))
   assert run.step == c.train.steps
   policy = jaxpolicy.load_policy(str(d / "teacher"))
-  obs = {"full_state": np.zeros((3, 2, 39), np.float32)}
+  obs = {"full_state": np.zeros((3, 2, OBS), np.float32)}
   a = policy(obs, jax.random.PRNGKey(0))
-  assert a.shape == (3, c.policy.n_action_steps, 4) and np.all(np.isfinite(a))
+  assert a.shape == (3, c.policy.n_action_steps, ACT) and np.all(np.isfinite(a))
   # the restored policy is the saved one: same params -> same actions as a fresh restore
   b = jaxpolicy.load_policy(str(d / "teacher"))(obs, jax.random.PRNGKey(0))
   np.testing.assert_array_equal(a, b)
   with pytest.raises(ValueError, match="must have shape"):
-    policy({"full_state": np.zeros((3, 2, 38), np.float32)}, jax.random.PRNGKey(0))
+    policy({"full_state": np.zeros((3, 2, OBS + 1), np.float32)}, jax.random.PRNGKey(0))
 
 
 def test_bf16_inference_is_close_to_float32_and_merges_into_eval_json(shared):
@@ -70,7 +73,7 @@ def test_bf16_inference_is_close_to_float32_and_merges_into_eval_json(shared):
     run.config.eval.dtype = "bfloat16"
   bf16 = run.policies()["teacher_ddim10_bf16"]
   assert {x.dtype for x in jax.tree_util.tree_leaves(bf16.params)} == {np.dtype(jax.numpy.bfloat16)}
-  obs = {"full_state": np.random.default_rng(0).normal(size=(4, 2, 39)).astype(np.float32)}
+  obs = {"full_state": np.random.default_rng(0).normal(size=(4, 2, OBS)).astype(np.float32)}
   a, b = (np.asarray(p.chunk(obs, jax.random.PRNGKey(1))) for p in (f32, bf16))
   assert a.dtype == b.dtype == np.float32
   # bf16 has an 8-bit mantissa: close to float32 over ten DDIM steps, but not equal
@@ -80,7 +83,7 @@ def test_bf16_inference_is_close_to_float32_and_merges_into_eval_json(shared):
                        text=True, timeout=600)
   assert out.returncode == 0, out.stderr[-3000:]
   ev = json.load(open(os.path.join(wd, "eval.json")))
-  tasks = ev["tasks"]["drawer-open"]
+  tasks = ev["tasks"][TASK]
   assert tasks["teacher_ddim10"]["episodes"] == c.eval.episodes     # float32 result kept
   assert tasks["teacher_ddim10_bf16"]["episodes"] == 1
   assert ev["preset"] == "tiny" and ev["obs"] == "state"           # metadata kept
@@ -134,7 +137,7 @@ def _train_cmd(workdir, data_dir, steps):
   # 5 steps per jitted call (a lax.scan), logs every 10: the signal lands during a call or
   # between two, the checkpoint is taken after the call, and the resumed run's calls line up
   return [sys.executable, "-m", "launch.train", "--config=configs/teacher.py:tiny",
-          f"--workdir={workdir}", f"--config.data.dir={data_dir}",
+          f"--workdir={workdir}", f"--config.data.dir={data_dir}", f"--config.task={TASK}",
           f"--config.train.steps={steps}", "--config.train.log_every=10",
           "--config.train.steps_per_call=5",
           "--config.train.ckpt_every=1000", "--config.eval.at_end=false"]
@@ -177,55 +180,63 @@ def test_sigterm_then_rerun_resumes_to_the_same_params(shared, tmp_path):
 def test_sdm_run_evaluates_beside_its_teacher_and_loads(shared, tmp_path):
   d, _, _ = shared
   c = sdm_configs.get_config("tiny")
+  c.task = TASK
   c.data.dir = str(d / "data")
   c.teacher_workdir = str(d / "teacher")
   c.sdm.eval_anchor_steps = 2
-  results = training.train(c, str(tmp_path / "sdm"))["drawer-open"]
+  results = training.train(c, str(tmp_path / "sdm"))[TASK]
   assert set(results) == {"teacher_ddim10", "sdm_1step", "sdm_anchor_ddim2"}
   assert results["sdm_1step"]["nfe"] == 1 and results["sdm_anchor_ddim2"]["nfe"] == 2
   ev = json.load(open(tmp_path / "sdm" / "eval.json"))
   assert ev["teacher_workdir"] == str(d / "teacher")
   policy = jaxpolicy.load_policy(str(tmp_path / "sdm"), "sdm_1step")
-  obs = {"full_state": np.zeros((2, 2, 39), np.float32)}
+  obs = {"full_state": np.zeros((2, 2, OBS), np.float32)}
   a = policy(obs, jax.random.PRNGKey(0))
-  assert a.shape == (2, 3, 4)
+  assert a.shape == (2, 3, ACT)
   # the generator's chunk is clipped in normalised space: the actions stay inside the range
   # of the demonstrations' actions
   act = runs.restore_run(str(tmp_path / "sdm")).normalizer["action"]
-  lo, hi = np.asarray(act.unnormalize(-np.ones(4))), np.asarray(act.unnormalize(np.ones(4)))
+  lo, hi = np.asarray(act.unnormalize(-np.ones(ACT))), np.asarray(act.unnormalize(np.ones(ACT)))
   assert np.all(a >= lo - 1e-5) and np.all(a <= hi + 1e-5)
 
 
 def test_evaluator_reuses_one_tasks_simulators_and_frees_the_last():
-  """A sweep evaluates task after task in one process: the MetaWorld evaluator keeps the
-  current task's environments for its next evaluation and drops the previous task's (100
-  per task for the honest episodes, ~29 MB each: a leaderboard worker had grown to 8.6 GB)."""
+  """A sweep evaluates task after task in one process: the CPU evaluator keeps the current
+  task's environments for its next evaluation and drops the previous task's (100 per task
+  for the honest episodes, ~29 MB each on MetaWorld: a leaderboard worker had grown to
+  8.6 GB)."""
   from jaxpolicy.envs import evaluator as ev
-  mw = suites.get("metaworld")
-  first = ev._envs(mw, "drawer-open", 2)
-  assert len(first) == 2 and ev._envs(mw, "drawer-open", 1)[0] is first[0]
-  ev._envs(mw, "door-open", 1)
-  assert set(ev._ENVS) == {("metaworld", "door-open")}
+  pm = suites.get("pointmass")
+  first = ev._envs(pm, TASK, 2)
+  assert len(first) == 2 and ev._envs(pm, TASK, 1)[0] is first[0]
+  ev._envs(suites.get("blockpush"), "blockpush", 1)
+  assert set(ev._ENVS) == {("blockpush", "blockpush")}
 
 
 class _ExpertPolicy:
-  """MetaWorld's scripted expert behind the evaluator's policy interface (batched calls of
+  """A suite's scripted expert behind the evaluator's policy interface (batched calls of
   n_action_steps actions, a carry whose every call reports a stall)."""
   n_action_steps = 3
 
   def __init__(self, task):
-    from jaxpolicy.suites.metaworld import env as mw
-    self.expert, self.mw = mw.expert_policy(task), mw
+    self.expert = suites.suite_of(task).make_expert(task)
     self.nets = type("Nets", (), {"n_obs_steps": 2})()
-    self.obs_shapes = {"full_state": (39,)}
+    self.obs_shapes = {"full_state": (OBS,)}
     self.carry = None
+    self.span = self.n_action_steps
 
   def reset(self, batch):
     self.carry = {"stalled": np.ones(batch, bool)}
 
-  def __call__(self, obs, key):
-    a = [self.mw.expert_action(self.expert, s[-1]) for s in obs["full_state"]]
+  def chunk(self, obs, key, guide=None):
+    a = [self.expert({"full_state": s[-1]}) for s in obs["full_state"]]
     return np.repeat(np.asarray(a)[:, None], self.n_action_steps, axis=1)
+
+  def executable(self, chunk):
+    return chunk
+
+  def __call__(self, obs, key):
+    return self.chunk(obs, key)
 
   stall_flags = staticmethod(lambda carry: carry.get("stalled"))
 
@@ -234,20 +245,21 @@ class _ExpertPolicy:
 
 
 def test_evaluator_stops_simulating_an_episode_at_its_first_success():
-  """Success is MetaWorld's flag at any step, so an episode ends at its first success: the
+  """Success is the suite's flag at any step, so an episode ends at its first success: the
   evaluator stops stepping it and gives the results of full-length episodes (same
   successes and first-success steps) for less simulation; stalls count until the first
   success in both modes (a policy stalling on every call stalls on all of its calls)."""
   from jaxpolicy.envs import evaluator as ev
-  runs_ = {stop: ev.evaluate(_ExpertPolicy("drawer-open"), suites.get("metaworld"),
-                             "drawer-open", episodes=4, seed=1, episode_length=150,
-                             stop_on_success=stop) for stop in (True, False)}
+  runs_ = {stop: ev.evaluate(_ExpertPolicy(TASK), suites.get("pointmass"), TASK, episodes=4,
+                             seed=1, episode_length=30, stop_on_success=stop)
+           for stop in (True, False)}
   short, full = runs_[True], runs_[False]
-  assert full["env_steps"] == 4 * 150
+  assert full["env_steps"] == 4 * 30
   assert sum(full["successes"]) >= 2   # the expert succeeds, at different steps
+  assert len(set(full["first_success_step"])) >= 2
   assert short["successes"] == full["successes"]
   assert short["first_success_step"] == full["first_success_step"]
-  want = sum(f + 1 if f >= 0 else 150 for f in full["first_success_step"])
+  want = sum(f + 1 if f >= 0 else 30 for f in full["first_success_step"])
   assert short["env_steps"] == want < full["env_steps"]
   for r in (short, full):
     assert r["stall_fraction_per_episode"] == [1.0] * 4

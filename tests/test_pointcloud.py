@@ -140,6 +140,7 @@ def _nearest(points, q):
   return float(np.linalg.norm(points - np.asarray(q), axis=-1).min())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("task", ["drawer-open", "pick-place"])
 def test_sensor_sees_table_gripper_object_goal(task, sensor512):
   env, state = _run_expert(task, seed=1, steps=30)
@@ -167,6 +168,7 @@ def test_sensor_sees_table_gripper_object_goal(task, sensor512):
 
 
 
+@pytest.mark.slow
 def test_labelled_cloud_says_what_each_point_hit(sensor512):
   """The segmentation labels line up with the points: the cloud is the observed one, points
   on the hand's bodies lie near the hand, on the goal site at the goal, on the table at z = 0."""
@@ -191,6 +193,7 @@ def test_labelled_cloud_says_what_each_point_hit(sensor512):
   assert on_table.sum() > 100 and np.abs(pts[on_table, 2]).max() < 1e-3
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("task", ["drawer-open", "sweep-into"])   # sweep-into: top at z = 0.05
 def test_hidden_table_leaves_what_stands_on_it(task):
   """table='hide': no point on the table body, more on the gripper; the MJX sensor hides the
@@ -218,6 +221,7 @@ def test_hidden_table_leaves_what_stands_on_it(task):
     pointcloud.hidden_table(plain, pointcloud.sensor_spec(_config(table="hide")))
 
 
+@pytest.mark.slow
 def test_sensor_geometry_is_exact(sensor512):
   """Back-projected pixels land on the surfaces: the table at z = 0 to float precision,
   the goal sphere at its radius from its centre; the camera sits where configured."""
@@ -255,6 +259,7 @@ def test_sensor_config_errors():
 # the MJX sensor against the CPU renderer on the same state
 
 
+@pytest.mark.slow
 def test_mjx_sensor_matches_cpu_sensor():
   """MJX ray casting on the MJX-converted model == the CPU renderer on MetaWorld's model."""
   from mujoco import mjx  # pylint: disable=g-import-not-at-top
@@ -385,6 +390,7 @@ def test_dp3_layout_zarr_written_by_plain_zarr_loads(tmp_path):
 # the DP3 encoder
 
 
+@pytest.mark.slow
 def test_dp3_encoder_shapes_and_invariances():
   rng = np.random.default_rng(0)
   enc = DP3Encoder(out_dim=64)
@@ -421,6 +427,7 @@ def test_dp3_encoder_shapes_and_invariances():
 # end to end: collect point-cloud demos, train the tiny teacher, evaluate with the sensor
 
 
+@pytest.mark.slow
 def test_tiny_pointcloud_teacher_end_to_end(tmp_path, monkeypatch):
   from jaxpolicy import runs, training  # pylint: disable=g-import-not-at-top
   config = teacher_configs.get_config("tiny")
@@ -478,6 +485,7 @@ def test_tiny_pointcloud_teacher_end_to_end(tmp_path, monkeypatch):
   assert tokens == sc.model.encoder_out + 64     # point feature + the state MLP's 64
 
 
+@pytest.mark.slow
 def test_chunked_point_cloud_encoding_is_the_same_function():
   """Encoding frames in cache-sized chunks (the CPU default) gives the same features and the
   same gradients as encoding the whole batch at once, frames in the same order."""
@@ -497,6 +505,7 @@ def test_chunked_point_cloud_encoding_is_the_same_function():
     assert np.max(np.abs(a - b)) <= 1e-5 * np.max(np.abs(b)), np.max(np.abs(a - b))
 
 
+@pytest.mark.slow
 def test_pointnet_gather_sizes_follow_each_chunks_selection_and_count_its_flops():
   """`gather_sizes` reports, per chunk of frames, the smallest row count holding all its
   frames' selected points (counted here in numpy from the argmax), per frame, so a cloud of
@@ -528,6 +537,7 @@ def test_pointnet_gather_sizes_follow_each_chunks_selection_and_count_its_flops(
   assert flops[32] < 0.8 * flops[128], flops
 
 
+@pytest.mark.slow
 def test_pointnet_gradient_through_the_selected_points_is_the_plain_gradient():
   """The encoder's backward pass recomputes the per-point MLP only on the points where some
   channel peaks (at most 256 of 300 here, with repeated points making ties): its features and

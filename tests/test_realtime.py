@@ -66,7 +66,7 @@ def _expected(timing, length):
   return want
 
 
-@pytest.mark.parametrize("backend", ["cpu", "mjx"])
+@pytest.mark.parametrize("backend", ["cpu", pytest.param("mjx", marks=pytest.mark.slow)])
 @pytest.mark.parametrize("delay", [0, 2, 5])
 def test_a_delay_of_d_steps_executes_actions_from_d_steps_ago(probe_suite, backend, delay):
   span, s = 7, 3

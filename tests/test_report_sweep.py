@@ -77,8 +77,11 @@ def test_sweep_task_groups_expand():
   assert sweep.expand_tasks(["very_hard"]) == ["shelf-place", "disassemble", "stick-pull",
                                                "stick-push", "pick-place-wall"]
   assert len(sweep.expand_tasks(["metaworld"])) == 50
-  assert sweep.expand_tasks(["all"]) == sweep.expand_tasks(["metaworld", "blockpush"])
-  assert sweep.expand_tasks(["blockpush", "metaworld/hard"])[:2] == ["blockpush", "assembly"]
+  from jaxpolicy import suites
+  assert sweep.expand_tasks(["all"]) == list(suites.tasks())      # every registered suite
+  assert set(sweep.expand_tasks(["metaworld", "blockpush"])) < set(suites.tasks())
+  assert sweep.expand_tasks(["blockpush", "metaworld/hard"])[:3] == ["blockpush", "blockpush-narrow",
+                                                                 "assembly"]
   assert sweep.expand_tasks(["push", "hard"])[:2] == ["push", "assembly"]
   with pytest.raises(ValueError, match="Did you mean"):
     sweep.expand_tasks(["pushh"])
@@ -98,6 +101,7 @@ def cell_rate(root, method, policy, task="drawer-open", seed=0):
     return json.load(f)["honest"][policy]["success_rate"]
 
 
+@pytest.mark.slow
 def test_sweep_skips_finished_cells_and_resumes(tmp_path, monkeypatch):
   root = str(tmp_path / "sweep")
   args = (["drawer-open"], [0], ["teacher", "sdm"], "tiny", root, 10, 2)
@@ -407,6 +411,7 @@ def test_reading_and_protocol_gaps_follow_the_numbers():
       f"| {leaderboard.paper_average(leaderboard.PAPER_ROWS['DP3* (paper)']):.1f} |")
 
 
+@pytest.mark.slow
 def test_sweep_overrides_reach_every_cell_and_pin_the_workdir(tmp_path):
   """--set: a point-cloud sweep is the state sweep with config fields changed in every cell
   (teacher and students alike); a workdir holds one setting; a misspelt field stops first."""

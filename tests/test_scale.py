@@ -18,11 +18,14 @@ from jaxpolicy.methods import teacher
 from jaxpolicy import runs, training
 from jaxpolicy.runtime.checkpoint import Checkpointer
 
+pytestmark = pytest.mark.slow   # minutes on a 2-core CPU: the full tier only
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _env(**extra):
-  env = dict(os.environ, PYTHONPATH=ROOT, **extra)
+  env = dict(os.environ, PYTHONPATH=os.pathsep.join([ROOT, os.environ.get("PYTHONPATH", "")]),
+             **extra)
   return env
 
 

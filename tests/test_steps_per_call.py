@@ -16,6 +16,8 @@ from jaxpolicy import methods, training
 from jaxpolicy import nets as nets_lib
 from jaxpolicy.runtime import sharding
 
+pytestmark = pytest.mark.slow   # minutes on a 2-core CPU: the full tier only
+
 ACTION_DIM = 4
 
 

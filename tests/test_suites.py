@@ -1,6 +1,7 @@
 """Environment suites: a suite joins everything from its own files (the point mass of
 tests/helpers/pointmass.py), the door checks task names once, and the suites' declarations
 hold together."""
+import dataclasses
 import json
 import os
 
@@ -15,9 +16,15 @@ from jaxpolicy.errors import ConfigError
 from launch import sweep
 
 
-def _pointmass_config(tmp_path, method="teacher", steps=None):
+# the point mass under another name: conftest registers tests/helpers/pointmass.py for every
+# test, so the suite that joins and leaves here is a copy of it
+JOINER = dataclasses.replace(pointmass.INFO, name="joiner", tasks=("joiner-reach",),
+                             groups={"toy": ("joiner-reach",)})
+
+
+def _pointmass_config(tmp_path, method="teacher", steps=None, task="joiner-reach"):
   c = configs.load(method, "tiny")
-  c.task = "pointmass-reach"
+  c.task = task
   c.data.dir = str(tmp_path / "data")
   c.eval.episodes = 6
   c.eval.episode_length, c.data.num_episodes = pointmass.LENGTH, 16   # tiny's are MetaWorld's
@@ -26,57 +33,54 @@ def _pointmass_config(tmp_path, method="teacher", steps=None):
   return c
 
 
+@pytest.mark.slow
 def test_a_suite_joins_everything_from_its_own_files(tmp_path):
   """The point mass registers, collects (its expert), trains a teacher, evaluates on its CPU
   env and its compiled form from the same initial states, runs in a sweep and a report,
   and unregisters -- no shared file names it."""
-  suites.register(pointmass.INFO)
+  suites.register(JOINER)
   try:
-    assert suites.check_task("pointmass-reach") == "pointmass-reach"
-    assert suites.suite_of("pointmass-reach") is pointmass.INFO
+    assert suites.check_task("joiner-reach") == "joiner-reach"
+    assert suites.suite_of("joiner-reach") is JOINER
     c = _pointmass_config(tmp_path)
     wd = str(tmp_path / "teacher")
-    res = training.train(c, wd)["pointmass-reach"]["teacher_ddim10"]
-    assert res["suite"] == "pointmass" and res["episodes"] == 6
-    ds = os.path.join(c.data.dir, "pointmass_pointmass-reach_state_16ep.zarr")
+    res = training.train(c, wd)["joiner-reach"]["teacher_ddim10"]
+    assert res["suite"] == "joiner" and res["episodes"] == 6
+    ds = os.path.join(c.data.dir, "joiner_joiner-reach_state_16ep.zarr")
     assert os.path.isdir(ds)
     run = runs.restore_run(wd)
     pol = run.policies()["teacher_ddim10"]
-    jax_form = runs.evaluate(pol, "pointmass-reach", episodes=6, seed=3, backend="mjx")
-    cpu = runs.evaluate(pol, "pointmass-reach", episodes=6, seed=3, backend="cpu")
+    jax_form = runs.evaluate(pol, "joiner-reach", episodes=6, seed=3, backend="mjx")
+    cpu = runs.evaluate(pol, "joiner-reach", episodes=6, seed=3, backend="cpu")
     assert jax_form["backend"] == "mjx" and cpu["backend"] == "cpu"
     assert jax_form["initial_state_hashes"] == cpu["initial_state_hashes"]
     assert len(set(cpu["initial_state_hashes"])) == 6
     # the same policy noise and dynamics: the same episodes, to float rounding
     assert abs(jax_form["success_rate"] - cpu["success_rate"]) <= 1 / 6
     root = str(tmp_path / "sweep")
-    done, _ = sweep.run_sweep(["pointmass"], [0], ["teacher"], "tiny", root, 10, 2,
+    done, _ = sweep.run_sweep(["joiner"], [0], ["teacher"], "tiny", root, 10, 2,
                               log=lambda *_: None, honest_episodes=4, honest_seed=5)
     assert done == 1
-    cell = json.load(open(os.path.join(root, "pointmass-reach", "s0", "teacher", "cell.json")))
+    cell = json.load(open(os.path.join(root, "joiner-reach", "s0", "teacher", "cell.json")))
     honest = cell["honest"]["teacher_ddim10"]
     assert honest["step"] == 20 and len(honest["initial_state_hashes"]) == 4
     text = open(report.write_report(root)).read()
-    assert "pointmass" in text and "Toy" in text
+    assert "joiner" in text and "Toy" in text
   finally:
-    suites.unregister("pointmass")
-  with pytest.raises(ValueError, match="unknown task 'pointmass-reach'"):
-    suites.check_task("pointmass-reach")
+    suites.unregister("joiner")
+  with pytest.raises(ValueError, match="unknown task 'joiner-reach'"):
+    suites.check_task("joiner-reach")
 
 
 @pytest.mark.slow
 def test_a_tiny_teacher_learns_the_point_mass_reach(tmp_path):
   """The whole pipeline learns a problem whose answer is known: 600 steps of the tiny
   teacher on 16 expert demonstrations reach the goal in most episodes (the expert: all)."""
-  suites.register(pointmass.INFO)
-  try:
-    c = _pointmass_config(tmp_path, steps=600)
-    c.eval.episodes = 20
-    c.train.batch_size, c.train.lr, c.train.warmup_steps = 64, 1e-3, 20
-    res = training.train(c, str(tmp_path / "t"))["pointmass-reach"]["teacher_ddim10"]
-    assert res["success_rate"] >= 0.7
-  finally:
-    suites.unregister("pointmass")
+  c = _pointmass_config(tmp_path, steps=600, task="pointmass-reach")
+  c.eval.episodes = 20
+  c.train.batch_size, c.train.lr, c.train.warmup_steps = 64, 1e-3, 20
+  res = training.train(c, str(tmp_path / "t"))["pointmass-reach"]["teacher_ddim10"]
+  assert res["success_rate"] >= 0.7
 
 
 def test_the_door_checks_a_task_once_and_fills_the_suites_defaults():
@@ -116,4 +120,6 @@ def test_suite_declarations_hold_together():
     suites.register(clash)
   with pytest.raises(ValueError, match="built in"):
     suites.unregister("metaworld")
+  from launch import common   # pylint: disable=g-import-not-at-top
+  assert common.register_suites("helpers.pointmass") == ["pointmass"]   # JAXPOLICY_SUITES
   assert episode_seeds(2, 3) == [200_006, 200_007, 200_008]

@@ -11,6 +11,8 @@ from jaxpolicy.diffusion import samplers
 from jaxpolicy.diffusion.schedule import Schedule, timesteps
 from jaxpolicy.nets import torch_bridge, unet1d
 
+pytestmark = pytest.mark.slow   # minutes on a 2-core CPU: the full tier only
+
 
 def _our_unet(cfg, n_groups=8):
   return unet1d.ConditionalUnet1D(out_dim=cfg["input_dim"], down_dims=cfg["down_dims"],

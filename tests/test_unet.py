@@ -94,6 +94,7 @@ def np_conv_transpose1d_grads(x, w, r, stride=2, padding=1):
   return gx, gw
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("L,pruned", [(1, False), (1, True), (2, False), (4, False)])
 @pytest.mark.parametrize("batch", [3, unet1d.UPSAMPLE_TAPS_MAX_ROWS + 1])  # batched / tap-pair form
 def test_upsample_gradient_matches_numpy(L, pruned, batch):
@@ -192,6 +193,7 @@ def test_live_taps_short_sequences():
   assert unet1d.live_taps(4, 5) == (0, 5)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("horizon,dims", [(4, (16, 32, 64)), (16, (16, 32, 64)), (8, (16, 32))])
 def test_pruned_unet_equals_full(horizon, dims):
   m = unet1d.ConditionalUnet1D(out_dim=4, down_dims=dims, step_embed_dim=16)
