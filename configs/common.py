@@ -2,7 +2,7 @@
 
   tiny   -- seconds; for tests
   quick  -- the default; minutes on a 2-core laptop CPU
-  paper  -- DESIGN.md / paper sizes (GPU/TPU)
+  paper  -- the papers' sizes (GPU/TPU; docs/design.md)
 """
 from __future__ import annotations
 

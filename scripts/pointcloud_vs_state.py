@@ -4,7 +4,8 @@
         --state=runs/leaderboard --tasks=drawer-open,door-open,button-press-topdown,\
 coffee-push,sweep-into [--seed=0] [--json=OUT.json]
 
-Either sweep may be an exported one (`scripts/export_leaderboard.sh`: its `cells/`). For
+Either sweep may be a committed one, written out first with `python -m launch.cells
+unpack docs/results/leaderboard/cells.json.gz runs/leaderboard`. For
 each task and method (teacher DDIM-10, SDM one step): the honest success (100 episodes
 whose initial states both sweeps share when they used the same --honest_seed) with its
 Wilson 95 % interval, the papers' protocol (mean of the 5 best 20-episode evaluations), and

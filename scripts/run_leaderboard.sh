@@ -10,8 +10,8 @@
 # busy (MetaWorld evaluation is single-threaded), so two finish the grid sooner. Pin each to
 # its own core (`taskset -c 0 bash scripts/run_leaderboard.sh`, then `taskset -c 1 ...`):
 # the quick step's ops are too small to split over threads, and two one-core workers train
-# 2 x 20 steps/s against 30 for one two-thread process
-# (benchmarks/results/training_quick_threads_cpu_2026-12-03).
+# 2 x 20 steps/s against 30 for one two-thread process (quick teacher, 2-core AMD EPYC,
+# 2026-12-03; docs/speed.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=${1:-runs/leaderboard}

@@ -2,7 +2,7 @@
 and the predictor alone, from each run's eval.json.
 
     python scripts/step_table.py runs/step_drawer-open_state_quick_s0 [more workdirs] \
-        [--json=benchmarks/results/step.json]
+        [--json=step_table.json]
 
 Success with its Wilson 95 % interval, NFE per call (steady state), the NFE amortised over
 an episode (STEP's first call runs the teacher's DDIM-10), how often the stall excitation

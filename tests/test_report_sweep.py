@@ -477,3 +477,79 @@ def test_pointcloud_vs_state_table_pairs_episodes_on_hand_made_cells(tmp_path):
   assert res["sdm_pc_minus_teacher_pc"] == {"mean": pytest.approx(-0.1), "tasks": 1}
   text = pvs.markdown(res)
   assert "| reach | - | 1.00 [" in text and "+60.0 points" in text and "8 / 2" in text
+
+
+def _hand_made_grid(root):
+  """The files a sweep leaves: drawer-open and push, seed 0, teacher / SDM / CD; push's CD
+  failed; checkpoints beside them (never packed); latency measured apart."""
+  rng = np.random.default_rng(0)
+  names = {"teacher": "teacher_ddim10", "sdm": "sdm_1step", "cd": "cd_1step"}
+
+  def write(rel, obj):
+    path = os.path.join(root, rel)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as f:
+      if rel.endswith(".jsonl"):
+        f.writelines(json.dumps(r) + "\n" for r in obj)
+      else:
+        json.dump(obj, f)
+
+  for task in ("drawer-open", "push"):
+    for method, name in names.items():
+      cell = f"{task}/s0/{method}"
+      if (task, method) == ("push", "cd"):
+        write(f"{cell}/failed.json", {"reason": "non-finite loss = nan at step 7"})
+        continue
+      ok = [int(x) for x in rng.random(10) < 0.7]
+      honest = {name: {"success_rate": sum(ok) / 10, "successes": ok, "episodes": 10,
+                       "seed": 1000, "nfe": 1}}
+      if method == "teacher":
+        honest["teacher_ddim1_trailing"] = dict(honest[name], successes=ok[::-1])
+      write(f"{cell}/cell.json", {"task": task, "seed": 0, "method": method, "honest": honest,
+                                  "hz_b1": 100.0 + rng.random(), "latency_ms_b1": 9.5,
+                                  "cpu_s": 60.0, "wall_s": 40.0, "host": "h", "code": "c"})
+      curve = [{"step": s, "results": {name: {"success_rate": float(rng.random()),
+                                              "episodes": 20, "backend": "cpu"}}}
+               for s in (10, 20, 30)]
+      write(f"{cell}/evals.jsonl", curve)
+      write(f"{cell}/eval.json", {"tasks": {task: {name: {"nfe": 1, "action_mse": 0.01}}}})
+      write(f"{cell}/metrics.jsonl", [{"step": 10, "loss": 0.5}])
+      write(f"{cell}/checkpoints/30/params", {"weights": "not packed"})
+  write("sweep.json", {"preset": "tiny", "methods": list(names),
+                       "cells": [[t, 0, m] for t in ("drawer-open", "push") for m in names]})
+  write("latency.json", {"command": "python -m launch.report --latency", "date": "2026-12-07",
+                         "machine": "h", "cpu_busy_before": 0.0, "calls": 10,
+                         "cell_of": {m: "drawer-open/s0" for m in names},
+                         "policies": {n: {"hz_b1": 200.0, "latency_ms_b1": 5.0,
+                                          "first_call_ms_b1": 6.0, "nfe": 1}
+                                      for n in list(names.values()) + ["teacher_ddim1_trailing"]}})
+
+
+def test_a_cells_file_regenerates_the_report_of_its_grid(tmp_path):
+  """launch.cells: a grid packed into one file and written back gives the same report.md,
+  summary.json and cells.csv; the same files pack to the same bytes; no weights go in;
+  --resume leaves out the teacher of an unfinished task-seed."""
+  from launch import cells  # pylint: disable=g-import-not-at-top
+  root, back = tmp_path / "grid", tmp_path / "back"
+  _hand_made_grid(str(root))
+  report.write_report(str(root))
+  packed, again = str(tmp_path / "cells.json.gz"), str(tmp_path / "again.json.gz")
+  assert cells.pack(str(root), packed) == {"cells": 6, "files": 23}
+  cells.pack(str(root), again)
+  assert open(packed, "rb").read() == open(again, "rb").read()
+  assert not any("checkpoints" in rel for rel in cells.load(packed))
+  assert cells.unpack(packed, str(back)) == 23
+  report.write_report(str(back))
+  for name in ("report.md", "summary.json", "cells.csv"):
+    assert (back / name).read_text() == (root / name).read_text(), name
+  text = (back / "report.md").read_text()
+  assert "Measured apart from the sweep" in text and "non-finite loss = nan" in text
+  # to continue the grid: push's CD failed, so its teacher is trained again
+  cont = tmp_path / "continue"
+  cells.unpack(packed, str(cont), resume=True, log=lambda *_: None)
+  assert not (cont / "push" / "s0" / "teacher").exists()
+  assert (cont / "push" / "s0" / "sdm" / "cell.json").exists()
+  assert (cont / "drawer-open" / "s0" / "teacher" / "cell.json").exists()
+  # a file that is not one: one line
+  with pytest.raises(ValueError, match="is not a cells file"):
+    cells.load(str(root / "sweep.json"))

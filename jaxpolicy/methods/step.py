@@ -15,7 +15,7 @@ chunks, the call count, the stall flags) per batch of environments:
               + sigma_stall * eps'                                                 (stalled)
        then the k DDIM steps of the grid from t0 (k NFEs, exactly);
   k = 0 is the predictor alone (clipped to [-1, 1] like every sampler's output).
-Stalls (velocity-aware perturbation, paper Sec. 3.3; DESIGN.md's reading) follow the action
+Stalls (velocity-aware perturbation, paper Sec. 3.3; our reading: docs/methods.md) follow the action
 semantics (`step.action_kind`): for absolute actions the RMS change between the last two
 executed chunks (normalised units) below `eps_stall`; for delta actions (MetaWorld's xyz
 deltas, where constant velocity means constant actions) the RMS of the last executed xyz

@@ -383,7 +383,7 @@ class ConditionalUnet1D(nn.Module):
   projection, so the network splits in two: `films = unet.apply(p, None, t, cond)` gives
   those projections ({block name: (B, 2C)}) and `unet.apply(p, x, films=films)` the rest.
   A k-step sampler computes the k steps' projections in one batched pass outside its loop
-  (DESIGN: "compute them for all k timesteps once"). The full call projects in each block,
+  (docs/design.md, "Timestep conditioning once per call"). The full call projects in each block,
   where the projection is used: it compiles to the same program as before the split. All
   forms are one function.
   """
