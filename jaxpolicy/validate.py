@@ -57,6 +57,11 @@ def resolve(config) -> None:
     except ValueError as e:
       raise ConfigError(str(e)) from None
     suite = suites.suite_of(config.task)
+  if suite.requires is not None:
+    try:
+      suite.requires()
+    except ImportError as e:
+      raise ConfigError(str(e)) from None
   if config.eval.get("episode_length") is None:
     config.eval.episode_length = suite.episode_length
   if "realtime" in config.eval and config.eval.get("control_hz") is None:

@@ -3,6 +3,7 @@ seeds, coverage score), float per-episode scores in the evaluator, and a run tra
 LeRobot-format Push-T dataset evaluated in gym-pusht (`launch.evaluate --task=pusht`)."""
 import json
 import os
+import sys
 
 import numpy as np
 import pytest
@@ -217,6 +218,18 @@ def _data_config(path, **edit):
 def test_eval_task_is_checked_at_the_door(tmp_path, edit, match):
   c = _data_config(str(tmp_path / "ds"), **edit)
   with pytest.raises(ConfigError, match=match) as err:
+    validate.check_config(c)
+  assert "\n" not in str(err.value)
+
+
+def test_a_missing_gym_pusht_is_one_line_at_the_door(tmp_path, monkeypatch):
+  monkeypatch.setitem(sys.modules, "gym_pusht.envs.pusht", None)   # import fails
+  c = _data_config(str(tmp_path / "ds"), eval__task="pusht")
+  with pytest.raises(ConfigError, match=r"needs gym-pusht: pip install 'jaxpolicy\[pusht\]'"):
+    validate.check_config(c)
+  c = configs.load("teacher", "tiny")
+  c.task = "pusht"
+  with pytest.raises(ConfigError, match="needs gym-pusht") as err:
     validate.check_config(c)
   assert "\n" not in str(err.value)
 

@@ -45,6 +45,8 @@ class SuiteInfo:
   make_expert(task) -> a scripted expert: reset(seed) at each episode's start, then
       expert(observation dict) -> action; None when the suite has none.
   mjx_env(task) -> the MJX form (see jaxpolicy.envs.mjx.evaluator.make_rollout), or None.
+  requires() -> raises ImportError (one line naming the install) when the suite's simulator
+      is an optional package that is missing; the door calls it; None: always there.
   """
   name: str
   tasks: tuple[str, ...]
@@ -69,6 +71,7 @@ class SuiteInfo:
   sensor: dict = dataclasses.field(default_factory=dict)  # config.pointcloud defaults
   sensor_kinds: tuple[str, ...] = ()   # sensors its models support: "pointcloud"
   rest_action: tuple = ()         # the command an episode starts holding (default zeros)
+  requires: Callable | None = None
   features: dict = dataclasses.field(default_factory=dict)  # a dataset's feature (LeRobot's
                                   # names) -> the observation key offering it, for runs
                                   # trained on a dataset of their own (observation_map)

@@ -10,7 +10,8 @@ bring demonstrations (data.path) and evaluate with eval.task=pusht.
 from __future__ import annotations
 
 from jaxpolicy.envs.suite import SuiteInfo
-from jaxpolicy.suites.pusht.env import CONTROL_HZ, EPISODE_LENGTH, SUCCESS_COVERAGE, PushTEnv
+from jaxpolicy.suites.pusht.env import (CONTROL_HZ, EPISODE_LENGTH, SUCCESS_COVERAGE, PushTEnv,
+                                        gym_class)
 
 
 def _make_env(task: str, seed: int) -> PushTEnv:
@@ -31,6 +32,7 @@ INFO = SuiteInfo(
     success=f"the T covers more than {SUCCESS_COVERAGE:.0%} of the goal (gym-pusht), at any "
             f"step",
     scores=("coverage", "max_reward"),
+    requires=gym_class,
     features={"observation.state": "agent_pos", "observation.environment_state": "full_state",
               "state": "pose"},
 )
