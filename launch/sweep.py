@@ -64,9 +64,13 @@ FLAGS = flags.FLAGS
 
 def expand_tasks(names) -> list[str]:
   """Task names, with suites (metaworld, blockpush), difficulty groups (easy, ...,
-  metaworld/easy) and all expanded (jaxpolicy.suites.expand)."""
+  metaworld/easy) and all expanded (jaxpolicy.suites.expand). A sweep trains on its suites'
+  own demonstrations, so "all" leaves out suites without a scripted expert (pusht) unless
+  they are named too."""
   from jaxpolicy import suites  # pylint: disable=g-import-not-at-top
-  return suites.expand(names)
+  named = set(suites.expand([n for n in names if n != "all"]))
+  return [t for t in suites.expand(names)
+          if t in named or suites.suite_of(t).make_expert is not None]
 
 
 def honest_eval(workdir: str, episodes: int, seed: int) -> dict:

@@ -78,6 +78,7 @@ def test_sweep_task_groups_expand():
                                                "stick-push", "pick-place-wall"]
   assert len(sweep.expand_tasks(["metaworld"])) == 50
   assert sweep.expand_tasks(["all"]) == sweep.expand_tasks(["metaworld", "blockpush"])
+  assert sweep.expand_tasks(["all", "pusht"])[-1] == "pusht"   # no expert: only when named
   assert sweep.expand_tasks(["blockpush", "metaworld/hard"])[:2] == ["blockpush", "assembly"]
   assert sweep.expand_tasks(["push", "hard"])[:2] == ["push", "assembly"]
   with pytest.raises(ValueError, match="Did you mean"):
