@@ -29,11 +29,15 @@ setup(
     extras_require={
         # pytest-xdist: the suite runs on two workers (pytest.ini), halving CI's wall time;
         # the formats' libraries write the datasets the readers are tested on; tensorboard's
-        # own reader checks the event files; wandb's offline mode is tested
-        "test": ["pytest", "pytest-xdist", "pyarrow", "av", "h5py", "tensorboard", "wandb"],
+        # own reader checks the event files; wandb's offline mode is tested; the pusht suite
+        "test": ["pytest", "pytest-xdist", "pyarrow", "av", "h5py", "tensorboard", "wandb",
+                 "gym-pusht>=0.1.8,<0.2"],
         # datasets in LeRobot (parquet via pyarrow, mp4 via PyAV) and robomimic (HDF5 via h5py)
         # format (jaxpolicy/data/formats.py); the DP3-layout zarr needs none of them
         "formats": ["pyarrow", "av", "h5py"],
+        # the pusht suite: Push-T in gym-pusht, the environment LeRobot evaluates it in
+        # (pymunk physics, pygame drawing; jaxpolicy/suites/pusht)
+        "pusht": ["gym-pusht>=0.1.8,<0.2"],
         # Weights & Biases logging (--config.log.wandb=True)
         "wandb": ["wandb"],
         # the PyTorch reference for benchmarks and the weight-bridge / diffusers parity tests

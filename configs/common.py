@@ -148,6 +148,8 @@ def base_config(preset: str) -> ml_collections.ConfigDict:
   c.eval.every = 0             # 0 = evaluate only at the end
   c.eval.at_end = True         # False: no final evaluation (launch.evaluate does it later)
   c.eval.backend = "auto"      # auto | cpu (the suite's CPU simulator) | mjx
+  c.eval.task = ""             # a run on data.path: the suite task its policies are evaluated
+                               # in (e.g. pusht; '' = offline: held-out action error)
   c.eval.use_ema = True
   c.eval.dtype = "float32"     # policy compute dtype: float32 | bfloat16 (bf16 inference)
   # real-time evaluation (docs/realtime.md): the environment advances one control step per

@@ -13,8 +13,9 @@ anything; the training loop (`jaxpolicy.training`) builds on it.
 * `evaluate(policy, task, ..., backend)`: one evaluation on the task's suite, on the CPU or
   in MJX;
   `evaluate_offline`: a run on a dataset of its own (data.path, no simulator), held-out
-  action error and latency; `evaluate_policies` evaluates a run's policies either way;
-  results are read and written as JSON.
+  action error and latency; `evaluate_policies` evaluates a run's policies either way, or a
+  data.path run in the suite task eval.task names (`observation_map`); results are read and
+  written as JSON.
 """
 from __future__ import annotations
 
@@ -93,6 +94,25 @@ def offline(config) -> bool:
   """A run on a dataset of your own (data.path): no simulator; evaluation is the held-out
   action error and each policy's latency."""
   return bool(config.data.get("path", ""))
+
+
+def eval_task(config) -> str:
+  """The task a run's policies are evaluated in: its own, or for a run on a dataset of its own
+  the suite task eval.task names ('' = none: offline evaluation)."""
+  return config.eval.get("task", "") if offline(config) else config.task
+
+
+def observation_map(config, obs_shapes: dict) -> dict | None:
+  """How a run on a dataset of its own reads its eval.task's observations ({policy key:
+  suite observation keys}, SuiteInfo.observation_map), its sizes checked; None for a run
+  on its suite's demonstrations (it reads the suite's keys as they are)."""
+  if not offline(config):
+    return None
+  suite = suites.suite_of(eval_task(config))
+  mapping = suite.observation_map(tuple(obs_shapes),
+                                  formats.Mapping.from_config(config.data).state_keys)
+  suite.check_shapes(mapping, obs_shapes)
+  return mapping
 
 
 def run_name(config) -> str:
@@ -223,7 +243,7 @@ def resolve_backend(backend: str) -> str:
 
 def evaluate(policy, task: str, episodes: int = 20, seed: int = 0,
              episode_length: int | None = None, sensor=None, backend: str = "auto",
-             timing: execution.Timing | None = None) -> dict:
+             timing: execution.Timing | None = None, features: dict | None = None) -> dict:
   """One evaluation of `policy` on `task` (a checked name): `episodes` episodes at once,
   success = the suite's flag at any step, `episode_length` None = the suite's. The same seed
   gives the same initial states on both backends.
@@ -233,9 +253,18 @@ def evaluate(policy, task: str, episodes: int = 20, seed: int = 0,
   "auto" (MJX when JAX sees an accelerator and the suite has an MJX form, else the CPU).
   `sensor`: the run's point-cloud sensor, for policies that observe point clouds. `timing`
   (jaxpolicy.execution; `realtime_timing`): real-time execution, None = time stands still.
+  `features` ({policy key: suite observation keys}, `observation_map`): how a policy trained
+  on a dataset of its own reads the suite's observations (CPU only; None = as they are).
   """
   suite = suites.suite_of(task)
   chosen = resolve_backend(backend)
+  renamed = bool(features) and any(parts != (k,) for k, parts in features.items())
+  if chosen == "mjx" and renamed:
+    if backend != "auto":
+      raise ValueError(f"policy {policy.name} reads {suite.name}'s observations through its "
+                       f"dataset's features, which only the CPU evaluator maps: evaluate with "
+                       f"backend cpu")
+    chosen = "cpu"
   if chosen == "mjx" and backend == "auto":
     if suite.mjx_env is None:
       chosen = "cpu"
@@ -252,7 +281,8 @@ def evaluate(policy, task: str, episodes: int = 20, seed: int = 0,
     raise ValueError(f"policy {policy.name} observes point clouds: pass the run's sensor "
                      f"(runs.open_sensor(run.config))")
   return evaluator.evaluate(policy, suite, task, episodes=episodes, seed=seed,
-                            episode_length=episode_length, sensor=sensor, timing=timing)
+                            episode_length=episode_length, sensor=sensor, timing=timing,
+                            features=features)
 
 
 def realtime_timing(config, policy) -> tuple[execution.Timing | None, dict]:
@@ -305,8 +335,11 @@ def evaluate_policies(config, policies: dict, step: int, sensor=None, data=None)
   """Evaluates each policy as `config.eval` says; `sensor`: the run's point-cloud sensor
   (built once per run, so its renderers and the MJX programs compiled around it are
   reused); None makes one for this call and closes it. A run on a dataset of its own
-  (data.path) is evaluated offline on `data.val` (`evaluate_offline`)."""
-  if offline(config):
+  (data.path) is evaluated in the suite task eval.task names, reading its observations
+  through the dataset's features (`observation_map`), or, without one, offline on
+  `data.val` (`evaluate_offline`)."""
+  task = eval_task(config)
+  if not task:
     results = {}
     for name, pol in policies.items():
       results[name] = dict(evaluate_offline(pol, data.val if data is not None else None),
@@ -319,9 +352,10 @@ def evaluate_policies(config, policies: dict, step: int, sensor=None, data=None)
   with open_sensor(config, sensor) as sensor:
     for name, pol in policies.items():
       timing, realtime = realtime_timing(config, pol)
-      r = evaluate(pol, config.task, episodes=config.eval.episodes, seed=config.eval.seed,
+      r = evaluate(pol, task, episodes=config.eval.episodes, seed=config.eval.seed,
                    episode_length=config.eval.episode_length, sensor=sensor,
-                   backend=config.eval.get("backend", "auto"), timing=timing)
+                   backend=config.eval.get("backend", "auto"), timing=timing,
+                   features=observation_map(config, pol.obs_shapes))
       r["step"] = int(step)
       if realtime:
         r["realtime"] = realtime
@@ -331,17 +365,28 @@ def evaluate_policies(config, policies: dict, step: int, sensor=None, data=None)
   return results
 
 
+def _suite_extras(r: dict) -> str:
+  """A result's suite summaries (blockpush's p1_rate, Push-T's coverage_mean, ...)."""
+  return ", ".join(f"{k} {v:.2f}" for k, v in r.items()
+                   if k != "success_rate" and k.endswith(("_rate", "_mean"))
+                   and isinstance(v, float))
+
+
 def format_table(results: dict) -> str:
-  """results: {task: {policy: metrics}} -> a fixed-width text table."""
+  """results: {task: {policy: metrics}} -> a fixed-width text table (the suite's extras,
+  when it reports some, in a last column)."""
   num = lambda r, k, f: format(r[k], f) if r.get(k) is not None else "-"
+  extras = any(_suite_extras(r) for pols in results.values() for r in pols.values())
   lines = [f"{'task':<24}{'policy':<22}{'success':>9}{'episodes':>10}{'NFE':>5}"
-           f"{'NFE/call':>9}{'latency ms':>12}{'action MSE':>12}"]
+           f"{'NFE/call':>9}{'latency ms':>12}{'action MSE':>12}"
+           + ("  suite metrics" if extras else "")]
   for task, pols in results.items():
     for name, r in pols.items():   # NFE/call: amortised over an episode (first call included)
       lines.append(f"{task:<24}{name:<22}{num(r, 'success_rate', '.2f'):>9}"
                    f"{r.get('episodes', 0):>10d}{r['nfe']:>5d}"
                    f"{r.get('nfe_amortised', r['nfe']):>9.2f}{num(r, 'latency_ms', '.2f'):>12}"
-                   f"{num(r, 'action_mse', '.4g'):>12}")
+                   f"{num(r, 'action_mse', '.4g'):>12}"
+                   + (f"  {_suite_extras(r)}" if extras else ""))
   return "\n".join(lines)
 
 

@@ -190,8 +190,8 @@ def _final_evaluation(config, workdir, method, teacher, data, nets, state, step,
   policies.update(run.policies(reuse=compiled))
   name = runs.run_name(config)
   results = {name: runs.evaluate_policies(config, policies, step, sensor, data)}
-  if data.val is not None and not runs.offline(config):  # held-out action error (offline
-    for pname, pol in policies.items():                    # evaluation has it already)
+  if data.val is not None and runs.eval_task(config):   # held-out action error (offline
+    for pname, pol in policies.items():                  # evaluation has it already)
       results[name][pname]["action_mse"] = pol.action_mse(data.val, jax.random.PRNGKey(0))
   final = getattr(method, "final_metrics", None)  # {policy name: {extra metric: value}}
   if final is not None:

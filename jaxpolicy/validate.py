@@ -7,6 +7,7 @@ import os
 
 from jaxpolicy import execution, methods, nets, runs, suites
 from jaxpolicy import obs as obs_lib
+from jaxpolicy.data import formats
 from jaxpolicy.diffusion.schedule import PREDICTION_TYPES, SPACINGS
 from jaxpolicy.errors import ConfigError
 
@@ -43,9 +44,12 @@ def _check_optimizers(config) -> None:
 def resolve(config) -> None:
   """Checks the task once (a ConfigError with the closest names) and fills the fields a
   config leaves to its suite (None: episode length, demonstrations, the point-cloud camera
-  and crop), in place. A run on a dataset of its own needs no task; its defaults are
-  MetaWorld's. Idempotent."""
-  if runs.offline(config) and config.task not in suites.tasks():
+  and crop), in place. A run on a dataset of its own needs no task; its defaults are those
+  of the suite its eval.task names, else MetaWorld's. Idempotent."""
+  if config.eval.get("task", ""):
+    _check_eval_task(config)
+    suite = suites.suite_of(config.eval.task)
+  elif runs.offline(config) and config.task not in suites.tasks():
     suite = suites.get("metaworld")
   else:
     try:
@@ -53,6 +57,11 @@ def resolve(config) -> None:
     except ValueError as e:
       raise ConfigError(str(e)) from None
     suite = suites.suite_of(config.task)
+  if suite.requires is not None:
+    try:
+      suite.requires()
+    except ImportError as e:
+      raise ConfigError(str(e)) from None
   if config.eval.get("episode_length") is None:
     config.eval.episode_length = suite.episode_length
   if "realtime" in config.eval and config.eval.get("control_hz") is None:
@@ -63,6 +72,21 @@ def resolve(config) -> None:
     for field, value in suite.sensor.items():
       if config.pointcloud.get(field) is None:
         config.pointcloud[field] = value
+
+
+def _check_eval_task(config) -> None:
+  """eval.task: a suite task, for a run on a dataset of its own whose observations that
+  suite offers (data.state_keys mapped through its features)."""
+  if not runs.offline(config):
+    raise ConfigError(f"config.eval.task ({config.eval.task!r}) names the suite task a run on "
+                      f"a dataset of its own (data.path) is evaluated in; this run trains on "
+                      f"{config.task}'s demonstrations: drop it, or set --config.task")
+  try:
+    config.eval.task = suites.check_task(config.eval.task)
+    suites.suite_of(config.eval.task).observation_map(
+        obs_lib.keys(config.obs), formats.Mapping.from_config(config.data).state_keys)
+  except ValueError as e:
+    raise ConfigError(f"config.eval.task: {e}") from None
 
 
 def check_config(config) -> None:

@@ -1,12 +1,16 @@
 """Evaluate a saved run's policies and merge the results into a file in its workdir.
 
     python -m launch.evaluate --workdir=runs/sdm_drawer-open_state_quick_s0 [--episodes=20]
+    python -m launch.evaluate --workdir=runs/teacher_pusht_lowdim_quick_s0 --task=pusht
 
-On the suite's CPU simulator (e.g. the real MetaWorld) by default, results in <workdir>/eval.json. --backend=mjx evaluates
-in MJX (jaxpolicy.envs.mjx) and writes <workdir>/eval_mjx.json unless --results names
-another file. --dtype=bfloat16 evaluates with bfloat16 params and network compute (names
-get a "_bf16" suffix). Merging keeps what the file holds (its metadata, other tasks and
-policies) and replaces the entries of the policies evaluated now.
+On the suite's CPU simulator (e.g. the real MetaWorld) by default, results in
+<workdir>/eval.json. A run trained on a dataset of its own (data.path) is evaluated offline
+(held-out action error) unless --task names a suite task to evaluate it in (config
+eval.task; its policies read that suite's observations through the dataset's features).
+--backend=mjx evaluates in MJX (jaxpolicy.envs.mjx) and writes <workdir>/eval_mjx.json unless
+--results names another file. --dtype=bfloat16 evaluates with bfloat16 params and network
+compute (names get a "_bf16" suffix). Merging keeps what the file holds (its metadata, other
+tasks and policies) and replaces the entries of the policies evaluated now.
 """
 import json
 import os
@@ -18,7 +22,10 @@ from launch import common
 flags.DEFINE_string("workdir", None, "A run directory with checkpoints.")
 flags.DEFINE_integer("episodes", 20, "Episodes per policy.")
 flags.DEFINE_integer("seed", 0, "Evaluation seed (same seed = same initial conditions).")
-flags.DEFINE_string("task", "", "Task to evaluate on (default: the run's task).")
+flags.DEFINE_string("task", "", "Task to evaluate on (default: the run's task; for a run on a "
+                    "dataset of its own, the suite task to evaluate it in, e.g. pusht).")
+flags.DEFINE_integer("episode_length", 0, "Control steps per episode (0: the run's "
+                     "eval.episode_length; the suite's for a data.path run given --task).")
 flags.DEFINE_string("dtype", "", "Policy compute dtype, float32 | bfloat16 (default: the run's "
                     "eval.dtype).")
 flags.DEFINE_string("backend", "", "auto | cpu | mjx (default: the run's eval.backend).")
@@ -37,34 +44,50 @@ def _saved_backend(workdir: str) -> str:
     return "auto"
 
 
+def evaluate(workdir: str, task: str = "", episodes: int = 20, seed: int = 0,
+             episode_length: int = 0, dtype: str = "", backend: str = "",
+             results_name: str = "") -> dict:
+  """Evaluates the run in `workdir` as the flags say; {task: {policy: result}}, also merged
+  into the results file."""
+  from jaxpolicy import runs  # pylint: disable=g-import-not-at-top
+  from jaxpolicy.validate import check_config  # pylint: disable=g-import-not-at-top
+  r = runs.restore_run(workdir)
+  c = r.config
+  with c.unlocked():
+    if runs.offline(c):
+      if task and task != c.eval.get("task", ""):   # another suite: its length, its rate
+        c.eval.episode_length, c.eval.control_hz = None, None
+      c.eval.task = task or c.eval.get("task", "")
+    else:
+      c.task = task or c.task
+    c.eval.episodes, c.eval.seed = episodes, seed
+    if episode_length:
+      c.eval.episode_length = episode_length
+    c.eval.dtype = dtype or c.eval.get("dtype", "float32")
+    c.eval.backend = backend or c.eval.backend
+  check_config(c)
+  chosen = runs.resolve_backend(c.eval.backend)
+  name = results_name or ("eval_mjx.json" if chosen == "mjx" else "eval.json")
+  key = runs.eval_task(c) or runs.run_name(c)
+  results = {key: runs.evaluate_policies(c, r.policies(), r.step)}
+  print(runs.format_table(results))
+  # kept: the file's metadata and earlier results of other policies / tasks (e.g. float32
+  # beside bfloat16)
+  payload = runs.read_results(workdir, name)
+  merged = payload.pop("tasks")
+  for t, res in results.items():
+    merged.setdefault(t, {}).update(res)
+  payload.update(method=c.method, step=r.step)
+  runs.write_results(workdir, merged, extra=payload, name=name)
+  return results
+
+
 def main(argv):
   del argv
   common.setup(mjx=(FLAGS.backend or _saved_backend(FLAGS.workdir)) == "mjx")
-  from jaxpolicy import runs  # pylint: disable=g-import-not-at-top
-  from jaxpolicy.validate import check_config  # pylint: disable=g-import-not-at-top
-
-  def run():
-    r = runs.restore_run(FLAGS.workdir)
-    task = FLAGS.task or r.config.task
-    with r.config.unlocked():
-      r.config.task, r.config.eval.episodes, r.config.eval.seed = task, FLAGS.episodes, FLAGS.seed
-      r.config.eval.dtype = FLAGS.dtype or r.config.eval.get("dtype", "float32")
-      r.config.eval.backend = FLAGS.backend or r.config.eval.backend
-    check_config(r.config)
-    backend = runs.resolve_backend(r.config.eval.backend)
-    name = FLAGS.results or ("eval_mjx.json" if backend == "mjx" else "eval.json")
-    results = {task: runs.evaluate_policies(r.config, r.policies(), r.step)}
-    print(runs.format_table(results))
-    # kept: the file's metadata and earlier results of other policies / tasks (e.g. float32
-    # beside bfloat16)
-    payload = runs.read_results(FLAGS.workdir, name)
-    merged = payload.pop("tasks")
-    for t, res in results.items():
-      merged.setdefault(t, {}).update(res)
-    payload.update(method=r.config.method, step=r.step)
-    runs.write_results(FLAGS.workdir, merged, extra=payload, name=name)
-
-  common.run_guarded(run)
+  common.run_guarded(lambda: evaluate(FLAGS.workdir, FLAGS.task, FLAGS.episodes, FLAGS.seed,
+                                      FLAGS.episode_length, FLAGS.dtype, FLAGS.backend,
+                                      FLAGS.results))
 
 
 if __name__ == "__main__":

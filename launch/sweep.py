@@ -64,17 +64,24 @@ FLAGS = flags.FLAGS
 
 def expand_tasks(names) -> list[str]:
   """Task names, with suites (metaworld, blockpush), difficulty groups (easy, ...,
-  metaworld/easy) and all expanded (jaxpolicy.suites.expand)."""
+  metaworld/easy) and all expanded (jaxpolicy.suites.expand). A sweep trains on its suites'
+  own demonstrations, so "all" leaves out suites without a scripted expert (pusht) unless
+  they are named too."""
   from jaxpolicy import suites  # pylint: disable=g-import-not-at-top
-  return suites.expand(names)
+  named = set(suites.expand([n for n in names if n != "all"]))
+  return [t for t in suites.expand(names)
+          if t in named or suites.suite_of(t).make_expert is not None]
 
 
 def honest_eval(workdir: str, episodes: int, seed: int) -> dict:
   """The final main policy, plus the untrained baselines its method declares, on `episodes`
   episodes from `seed`: {policy: success, successes, episodes, seed, nfe, the checkpoint's
-  step, each episode's initial-state hash, and the suite's extras (p1, modes)}."""
-  from jaxpolicy import runs  # pylint: disable=g-import-not-at-top
+  step, each episode's initial-state hash, and the suite's extras (p1, coverage, modes)}."""
+  from jaxpolicy import runs, suites  # pylint: disable=g-import-not-at-top
   run = runs.restore_run(workdir)
+  suite = suites.suite_of(run.config.task)
+  extras = (suite.metrics + suite.scores + tuple(f"{m}_rate" for m in suite.metrics)
+            + tuple(f"{m}_mean" for m in suite.scores))
   out = {}
   with runs.open_sensor(run.config) as sensor:   # None for state observations
     for name, pol in run.main_and_baselines().items():
@@ -82,7 +89,7 @@ def honest_eval(workdir: str, episodes: int, seed: int) -> dict:
                         episode_length=run.config.eval.episode_length, sensor=sensor,
                         backend="cpu")
       keep = ("success_rate", "successes", "episodes", "seed", "nfe", "nfe_amortised",
-              "backend", "initial_state_hashes", "p1", "p1_rate", "modes", "mode_counts")
+              "backend", "initial_state_hashes", "modes", "mode_counts") + extras
       out[name] = dict({k: r[k] for k in keep if k in r}, step=int(run.step))
   return out
 

@@ -33,9 +33,15 @@ def _envs(suite: SuiteInfo, task: str, n: int) -> list:
   return envs[:n]
 
 
-def observe(env, obs: dict, sensor=None) -> dict:
-  """An environment's observation plus its sensor's (point clouds, camera frames)."""
-  return dict(obs, **sensor(env)) if sensor is not None else obs
+def observe(env, obs: dict, sensor=None, features=None) -> dict:
+  """An environment's observation plus its sensor's (point clouds, camera frames);
+  `features` ({policy key: observation keys}, SuiteInfo.observation_map) adds each policy
+  key as its observation keys concatenated."""
+  obs = dict(obs, **sensor(env)) if sensor is not None else obs
+  if features:
+    obs = dict(obs, **{k: np.concatenate([np.ravel(obs[p]) for p in parts]).astype(np.float32)
+                       for k, parts in features.items()})
+  return obs
 
 
 def state_hash(obs: dict) -> str:
@@ -51,13 +57,17 @@ def state_hash(obs: dict) -> str:
 
 
 def episode_extras(suite: SuiteInfo, infos: list[dict]) -> dict:
-  """The suite's per-episode extras (its `metrics`, e.g. p1, and mode labels) and their rates
-  and counts."""
+  """The suite's per-episode extras and their summaries: `metrics` (0/1, e.g. p1) with their
+  rate, `scores` (floats, e.g. Push-T's coverage) with their mean, mode labels with counts."""
   out = {}
   for m in suite.metrics:
     vals = [int(bool(i[m])) for i in infos]
     out[m] = vals
     out[f"{m}_rate"] = float(np.mean(vals)) if vals else float("nan")
+  for m in suite.scores:
+    vals = [float(i[m]) for i in infos]
+    out[m] = vals
+    out[f"{m}_mean"] = float(np.mean(vals)) if vals else float("nan")
   if suite.modes:
     modes = [i["mode"] for i in infos]
     out["modes"] = modes
@@ -76,13 +86,15 @@ def rtc_guide(plan: dict, t: int, timing: execution.Timing, xp=np):
 
 def evaluate(policy, suite: SuiteInfo, task: str, episodes: int = 20, seed: int = 0,
              episode_length: int | None = None, sensor=None,
-             stop_on_success: bool = True, timing: execution.Timing | None = None) -> dict:
+             stop_on_success: bool = True, timing: execution.Timing | None = None,
+             features: dict | None = None) -> dict:
   """Runs `episodes` episodes of `task` at once; success = the suite's flag at any step.
 
   `sensor(env) -> {key: array}` adds point clouds or camera frames for policies that observe
   them. `timing` (jaxpolicy.execution): how chunks execute while the policy computes; None
   = time stands still during a call (sync, no delay). A carried sampler's stalls count until
-  an episode's first success.
+  an episode's first success. `features`: how a policy trained on a dataset of its own reads
+  the suite's observations (`observe`).
   """
   episode_length = int(episode_length or suite.episode_length)
   timing = timing or execution.Timing(0, policy.span, policy.n_action_steps)
@@ -94,7 +106,7 @@ def evaluate(policy, suite: SuiteInfo, task: str, episodes: int = 20, seed: int 
   for env, s in zip(envs, episode_seeds(seed, episodes)):
     o = env.reset(seed=s)
     hashes.append(state_hash({k: o[k] for k in suite.obs_keys}))
-    o = observe(env, o, sensor)
+    o = observe(env, o, sensor, features)
     for k in hist:
       hist[k].append([o[k]] * n_obs)
   success = np.zeros(episodes, bool)
@@ -110,7 +122,8 @@ def evaluate(policy, suite: SuiteInfo, task: str, episodes: int = 20, seed: int 
     policy(batch(), key)
   policy.reset(episodes)
   plan = execution.empty_plan(np, episodes, episode_length, timing.span, suite.action_dim)
-  last = np.broadcast_to(suite.rest(), (episodes, suite.action_dim)).copy()
+  last = np.stack([np.asarray(env.rest_action(), np.float32) if hasattr(env, "rest_action")
+                   else suite.rest() for env in envs])   # what holding means before any
   requests = {r: (arrival, base) for r, arrival, base in execution.schedule(timing,
                                                                            episode_length)}
   pending = None
@@ -147,7 +160,7 @@ def evaluate(policy, suite: SuiteInfo, task: str, episodes: int = 20, seed: int 
       env_steps += 1
       if succ and not success[i]:
         success[i], first[i] = True, t
-      o = observe(env, o, sensor)
+      o = observe(env, o, sensor, features)
       for k in hist:
         hist[k][i] = hist[k][i][1:] + [o[k]]
   calls = calls_until_success(first, requests, call)

@@ -10,9 +10,9 @@ from __future__ import annotations
 import difflib
 
 from jaxpolicy.envs.suite import SuiteInfo
-from jaxpolicy.suites import blockpush, metaworld
+from jaxpolicy.suites import blockpush, metaworld, pusht
 
-_REGISTRY: dict[str, SuiteInfo] = {s.INFO.name: s.INFO for s in (metaworld, blockpush)}
+_REGISTRY: dict[str, SuiteInfo] = {s.INFO.name: s.INFO for s in (metaworld, blockpush, pusht)}
 _BUILT_IN = tuple(_REGISTRY)
 
 

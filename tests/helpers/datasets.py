@@ -4,7 +4,8 @@ the meta/ files lerobot writes), robomimic HDF5 (h5py). None of this uses jaxpol
 
 The data: a made-up 6-joint arm steering towards a per-episode goal; its camera sees a smooth
 image whose bright spot follows two joints and whose band sweeps across with time, so every
-frame differs from its neighbours by more than the codec's error.
+frame differs from its neighbours by more than the codec's error. `pusht_episodes` records
+Push-T-like data in gym-pusht itself.
 """
 from __future__ import annotations
 
@@ -53,6 +54,30 @@ def robot_episodes(episodes: int = 6, length: int = 12, seed: int = 0, image: in
   return out
 
 
+def pusht_episodes(episodes: int = 4, length: int = 20, seed: int = 0) -> list[dict]:
+  """Push-T-like demonstrations recorded in gym-pusht itself (its own environment, not
+  jaxpolicy's): a controller that steers the agent at the T's centre with noise. Keys as
+  robot_episodes: "state" = agent_pos (2), "env_state" = the T's keypoints (16), "action" =
+  the target position (2) -- what LeRobot's pusht_keypoints dataset holds."""
+  os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
+  from gym_pusht.envs.pusht import PushTEnv  # pylint: disable=g-import-not-at-top
+  env = PushTEnv(obs_type="environment_state_agent_pos")
+  rng = np.random.default_rng(seed)
+  out = []
+  for e in range(episodes):
+    obs, _ = env.reset(seed=10_000 + seed * 1000 + e)
+    rec = {"state": [], "env_state": [], "action": []}
+    for _ in range(length):
+      centre = obs["environment_state"].reshape(8, 2).mean(0)
+      action = obs["agent_pos"] + 0.4 * (centre - obs["agent_pos"]) + rng.normal(0, 5, 2)
+      rec["state"].append(obs["agent_pos"])
+      rec["env_state"].append(obs["environment_state"])
+      rec["action"].append(action)
+      obs = env.step(action)[0]
+    out.append({k: np.asarray(v, np.float32) for k, v in rec.items()})
+  return out
+
+
 def write_mp4(path: str, frames: np.ndarray, fps: int, codec: str = "libsvtav1") -> None:
   """LeRobot's default video settings: libsvtav1, yuv420p, a key frame every 2 frames, crf 30."""
   os.makedirs(os.path.dirname(path), exist_ok=True)
@@ -72,11 +97,12 @@ def write_mp4(path: str, frames: np.ndarray, fps: int, codec: str = "libsvtav1")
 
 
 def _features(eps, fps, video: bool, image_dtype: str, v3: bool) -> dict:
+  s, e, a = (eps[0][k].shape[1] for k in ("state", "env_state", "action"))
   feats = {
-      "observation.state": {"dtype": "float32", "shape": [S],
-                            "names": [f"joint_{i}" for i in range(S)]},
-      "observation.environment_state": {"dtype": "float32", "shape": [E], "names": None},
-      "action": {"dtype": "float32", "shape": [A], "names": [f"joint_{i}" for i in range(A)]},
+      "observation.state": {"dtype": "float32", "shape": [s],
+                            "names": [f"joint_{i}" for i in range(s)]},
+      "observation.environment_state": {"dtype": "float32", "shape": [e], "names": None},
+      "action": {"dtype": "float32", "shape": [a], "names": [f"joint_{i}" for i in range(a)]},
   }
   for k in eps[0]:
     if k.startswith("camera:"):
