@@ -4,7 +4,8 @@
     export_policy(policy, config, out_dir)         # any built Policy
 
 The artifact (read by `jaxpolicy.exported`, see there): `act` = the policy's whole call
-(normalise -> encode -> sample -> unnormalise -> the executed actions) as a `jax.export`
+(normalise -> encode -> sample -> unnormalise -> the chunk's `span` actions from the first
+executed position to the horizon's end) as a `jax.export`
 program with a symbolic batch dimension, lowered for CPU and CUDA, taking the weights as
 arguments (stored beside it in `params.npz`, plain arrays), the observation history, the
 sampler's carried state (STEP's previous chunk, stall flags, call count; empty for the
@@ -82,7 +83,7 @@ def export_policy(policy, config, out_dir: str, raw_points: int = 0,
     if preprocess is not None:
       obs = dict(obs, point_cloud=preprocess(obs["point_cloud"]))
     chunk, carry = policy.apply(params, obs, carry, rng)
-    return policy.executed(chunk), carry
+    return policy.executable(chunk), carry   # (B, span, A): async execution needs them all
 
   def initial_state(batch_marker):
     return policy.init_carry(batch_marker.shape[0])
@@ -114,6 +115,7 @@ def export_policy(policy, config, out_dir: str, raw_points: int = 0,
       "action_dim": int(policy.nets.action_dim),
       "n_action_steps": int(policy.n_action_steps),
       "horizon": int(policy.nets.horizon),
+      "span": int(policy.span),
       "nfe": int(policy.nfe),
       "nfe_first_call": int(policy.nfe_first or policy.nfe),
       "stateful": bool(jax.tree_util.tree_leaves(carry)),

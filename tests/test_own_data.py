@@ -239,12 +239,51 @@ def test_bad_artifacts_and_observations_are_one_line_each(tmp_path):
       f.seek(100)
       f.write(bytes([byte[0] ^ 0xFF]))
 
-  with pytest.raises(ExportError, match="format_version 99; this loader reads version 1"):
+  with pytest.raises(ExportError, match="format_version 99; this loader reads versions 1, 2"):
     load_exported(broken("newer", newer))
   with pytest.raises(ExportError, match="act.jaxexport does not match its checksum"):
     load_exported(broken("corrupt", corrupt))
   with pytest.raises(ExportError, match="holds no exported policy"):
     load_exported(str(tmp_path))
+
+
+def test_exported_chunk_is_the_whole_span_and_format_1_still_acts(tmp_path):
+  """`chunk` returns every action from the first executed one to the horizon's end (the
+  in-process policy's `executable`), `act` its first n_action_steps; an artifact of format 1
+  (whose program returned the executed actions only) still acts, and its `chunk` asks for a
+  new export in one line."""
+  def dp_like(c):
+    c.policy.horizon, c.policy.n_action_steps = 8, 3
+  pol, config = _random_policy("sdm", "lowdim", {"agent_pos": (S,)}, dp_like)
+  assert pol.span == 7
+  good = str(tmp_path / "v2")
+  m = export.export_policy(pol, config, good)
+  assert (m["format_version"], m["span"], m["n_action_steps"]) == (2, 7, 3)
+  obs = {"agent_pos": np.random.default_rng(4).normal(size=(2, 2, S)).astype(np.float32)}
+  key = jax.random.PRNGKey(7)
+  policy = load_exported(good)
+  chunk, _ = policy.chunk(obs, policy.initial_state(2), key)
+  acts, _ = policy.act(obs, policy.initial_state(2), key)
+  want = np.asarray(pol.executable(pol.chunk(obs, key)))
+  assert chunk.shape == (2, 7, A) and acts.shape == (2, 3, A)
+  np.testing.assert_allclose(chunk, want, atol=1e-5)
+  np.testing.assert_allclose(acts, want[:, :3], atol=1e-5)
+
+  pol.executable = pol.executed     # the program format 1 wrote: the executed actions only
+  old = str(tmp_path / "v1")
+  export.export_policy(pol, config, old)
+  mpath = os.path.join(old, "manifest.json")
+  m1 = json.load(open(mpath))
+  m1["format_version"] = 1
+  del m1["span"]
+  json.dump(m1, open(mpath, "w"))
+  policy1 = load_exported(old)
+  acts1, _ = policy1.act(obs, policy1.initial_state(2), key)
+  np.testing.assert_allclose(acts1, acts, atol=1e-6)
+  with pytest.raises(ExportError, match="is format 1, whose program returns only the executed "
+                                        "actions; export it again for chunk") as e:
+    policy1.chunk(obs, policy1.initial_state(2), key)
+  assert "\n" not in str(e.value)
 
 
 @pytest.mark.parametrize("fault,kwargs,match", [
