@@ -14,7 +14,7 @@ import pytest
 import zarr
 
 import configs
-from jaxpolicy import export, methods, runs, training, validate
+from jaxpolicy import export, methods, robot, runs, training, validate
 from jaxpolicy import nets as nets_lib
 from jaxpolicy.data import storage
 from jaxpolicy.data.dataset import load_demos
@@ -284,6 +284,64 @@ def test_exported_chunk_is_the_whole_span_and_format_1_still_acts(tmp_path):
                                         "actions; export it again for chunk") as e:
     policy1.chunk(obs, policy1.initial_state(2), key)
   assert "\n" not in str(e.value)
+  with pytest.raises(ValueError, match="returns only the executed actions .format 1.; export "
+                                       "it again for the runner"):
+    robot.from_exported(policy1)
+
+
+@pytest.mark.slow   # an export, two compiles and a subprocess: ~25 s on the 2-core machine
+def test_the_runner_drives_exported_and_in_process_policies_alike(tmp_path):
+  """jaxpolicy.robot's adapters: on a simulated clock at 80 Hz with a 25 ms policy the
+  exported and the in-process policy send the same actions (the chunk requested at step 0
+  runs steps 2-4); so does the runner copied into the artifact, run with only jax and
+  numpy."""
+  def dp_like(c):
+    c.policy.horizon, c.policy.n_action_steps = 8, 3
+  pol, config = _random_policy("sdm", "lowdim", {"agent_pos": (S,)}, dp_like)
+  good = str(tmp_path / "v2")
+  export.export_policy(pol, config, good)
+  policy = load_exported(good)
+  frame = np.random.default_rng(4).normal(size=S).astype(np.float32)
+  sent = {}
+  for kind, chunk_policy in (("exported", robot.from_exported(policy)),
+                             ("in-process", robot.from_policy(pol))):
+    clock, out = robot.SimClock(), []
+    runner = robot.Runner(robot.with_latency(chunk_policy, clock, 0.025),
+                          lambda: {"agent_pos": frame}, out.append, 80.0, [True] * A,
+                          clock=clock, seed=3)
+    runner.run(6)
+    sent[kind] = np.stack(out)
+  first, _ = policy.chunk({"agent_pos": np.stack([frame, frame])[None]}, policy.initial_state(1),
+                          jax.random.fold_in(jax.random.PRNGKey(3), 0))
+  np.testing.assert_allclose(sent["exported"], sent["in-process"], atol=1e-5)
+  np.testing.assert_allclose(sent["exported"][2:5], first[0, 2:5], atol=1e-5)
+  assert (sent["exported"][:2] == 0).all()     # held while the first chunk computed
+  # on a robot computer: the artifact's own loader and runner, with jaxpolicy unimportable
+  code = f"""
+import json, sys
+class NoJaxpolicy:
+  def find_spec(self, name, path=None, target=None):
+    if name.split(".")[0] == "jaxpolicy":
+      raise ImportError(name)
+sys.meta_path.insert(0, NoJaxpolicy())
+sys.path.insert(0, {good!r})
+import numpy as np
+from jaxpolicy_loader import load_exported
+from jaxpolicy_robot import Runner, SimClock, from_exported, with_latency
+frame, clock, out = np.asarray({frame.tolist()!r}, np.float32), SimClock(), []
+policy = with_latency(from_exported(load_exported({good!r})), clock, 0.025)
+Runner(policy, lambda: {{"agent_pos": frame}}, out.append, 80.0, [True] * {A}, clock=clock,
+       seed=3).run(6)
+banned = ("flax", "optax", "orbax", "jaxpolicy", "metaworld", "mujoco", "torch", "zarr")
+print("RESULT " + json.dumps({{"sent": np.stack(out).tolist(),
+      "imported": sorted(m for m in sys.modules if m.split(".")[0] in banned)}}))
+"""
+  run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       timeout=600, cwd="/")
+  assert run.returncode == 0, run.stderr[-3000:]
+  got = json.loads(next(l for l in run.stdout.splitlines() if l.startswith("RESULT "))[7:])
+  assert got["imported"] == []
+  np.testing.assert_allclose(got["sent"], sent["exported"], atol=1e-6)
 
 
 @pytest.mark.parametrize("fault,kwargs,match", [
