@@ -4,14 +4,15 @@
     export_policy(policy, config, out_dir)         # any built Policy
 
 The artifact (read by `jaxpolicy.exported`, see there): `act` = the policy's whole call
-(normalise -> encode -> sample -> unnormalise -> the executed actions) as a `jax.export`
-program with a symbolic batch dimension, lowered for CPU and CUDA, taking the weights as
-arguments (stored beside it in `params.npz`, plain arrays), the observation history, the
-sampler's carried state (STEP's previous chunk, stall flags, call count; empty for the
-others) and a PRNG key; `initial_state` = the carried state of new episodes. With
-`raw_points` a point-cloud policy takes the camera's raw cloud (raw_points x 3, world frame)
-and crops it to the config's box and farthest-point samples it inside `act`, as the sensor
-did for its training data.
+(normalise -> encode -> sample -> unnormalise -> the chunk's `span` actions from the first
+executed position on) as a `jax.export` program with a symbolic batch dimension, lowered
+for CPU and CUDA, taking the weights as arguments (stored beside it in `params.npz`, plain
+arrays), the observation history, the sampler's carried state (STEP's previous chunk, stall
+flags, call count; empty for the others) and a PRNG key; `initial_state` = the carried
+state of new episodes; a copy of the robot runner (jaxpolicy.robot) sits beside the loader.
+With `raw_points` a point-cloud policy takes the camera's raw cloud (raw_points x 3, world
+frame) and crops it to the config's box and farthest-point samples it inside `act`, as the
+sensor did for its training data.
 """
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import export as jax_export
 
-from jaxpolicy import exported, runs
+from jaxpolicy import execution, exported, robot, runs
 from jaxpolicy.envs import fps, pointcloud
 
 PLATFORMS = ("cpu", "cuda")
@@ -82,7 +83,7 @@ def export_policy(policy, config, out_dir: str, raw_points: int = 0,
     if preprocess is not None:
       obs = dict(obs, point_cloud=preprocess(obs["point_cloud"]))
     chunk, carry = policy.apply(params, obs, carry, rng)
-    return policy.executed(chunk), carry
+    return policy.executable(chunk), carry   # (B, span, A): async execution needs them all
 
   def initial_state(batch_marker):
     return policy.init_carry(batch_marker.shape[0])
@@ -105,6 +106,8 @@ def export_policy(policy, config, out_dir: str, raw_points: int = 0,
   with open(os.path.join(out_dir, "params.npz"), "wb") as f:
     np.savez(f, **{f"p{i:05d}": x for i, x in enumerate(leaves)})
   shutil.copyfile(exported.__file__, os.path.join(out_dir, "jaxpolicy_loader.py"))
+  for module, copy in ((robot, "jaxpolicy_robot.py"), (execution, "jaxpolicy_execution.py")):
+    shutil.copyfile(module.__file__, os.path.join(out_dir, copy))   # the runner, jax + numpy
   manifest = {
       "format_version": exported.FORMAT_VERSION,
       "policy": policy.name,
@@ -114,6 +117,7 @@ def export_policy(policy, config, out_dir: str, raw_points: int = 0,
       "action_dim": int(policy.nets.action_dim),
       "n_action_steps": int(policy.n_action_steps),
       "horizon": int(policy.nets.horizon),
+      "span": int(policy.span),
       "nfe": int(policy.nfe),
       "nfe_first_call": int(policy.nfe_first or policy.nfe),
       "stateful": bool(jax.tree_util.tree_leaves(carry)),

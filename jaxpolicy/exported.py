@@ -5,15 +5,18 @@
     policy = load_exported(DIR)
     state = policy.initial_state(batch=1)
     actions, state = policy.act(obs_history, state, rng=0)   # (B, n_action_steps, A)
+    chunk, state = policy.chunk(obs_history, state, rng=1)   # (B, span, A): all of them
 
 `python -m launch.export` writes DIR: `act.jaxexport` and `initial_state.jaxexport` (serialised
 `jax.export` programs, StableHLO with a symbolic batch dimension, lowered for CPU and CUDA),
 `params.npz` (the weights as plain arrays, read without pickle), `manifest.json` (what the
-program takes and returns, NFE, dtype, the config and versions that made it, checksums) and
-a copy of this file as `jaxpolicy_loader.py`. Normalisation, the sampler (STEP's carried
-state included) and, for point-cloud policies exported with `raw_points`, the crop and
-farthest-point sampling of a raw camera cloud all run inside `act`; actions come out in the
-robot's own units. This module imports no other part of jaxpolicy, so it runs on a robot
+program takes and returns, `span`, NFE, dtype, the config and versions that made it,
+checksums) and a copy of this file as `jaxpolicy_loader.py`. Format 2's program returns the
+`span` actions from the first executed one on; format 1's (still read: `act` runs, `chunk`
+asks to export again) returned the executed ones only. Normalisation, the sampler (STEP's
+carried state included) and, for point-cloud policies exported with `raw_points`, the crop
+and farthest-point sampling of a raw camera cloud all run inside the program; actions come
+out in the robot's own units. This module imports no other part of jaxpolicy, so it runs on a robot
 computer with only jax and numpy installed.
 """
 from __future__ import annotations
@@ -27,7 +30,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax import export as jax_export
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+READS = (1, 2)   # format 1: the program returned n_action_steps actions, not the span
 FILES = ("act.jaxexport", "initial_state.jaxexport", "params.npz")
 
 
@@ -54,15 +58,16 @@ def read_manifest(directory: str) -> dict:
   except ValueError as e:
     raise ExportError(f"{path} is not valid JSON ({e}): the artifact is corrupt") from None
   version = manifest.get("format_version")
-  if version != FORMAT_VERSION:
-    raise ExportError(f"{path} has format_version {version!r}; this loader reads version "
-                      f"{FORMAT_VERSION}. Export the policy again with this jaxpolicy, or "
-                      f"load it with the jaxpolicy_loader.py written beside it")
+  if version not in READS:
+    raise ExportError(f"{path} has format_version {version!r}; this loader reads versions "
+                      f"{', '.join(map(str, READS))}. Export the policy again with this "
+                      f"jaxpolicy, or load it with the jaxpolicy_loader.py written beside it")
   return manifest
 
 
 class ExportedPolicy:
-  """An exported policy: `act(obs_history, state, rng) -> (actions, state)`."""
+  """An exported policy: `act(obs_history, state, rng) -> (actions, state)`, and
+  `chunk(...)` -> (all `span` actions, state) for asynchronous execution."""
 
   def __init__(self, directory: str):
     self.directory = directory
@@ -88,6 +93,9 @@ class ExportedPolicy:
     self.n_action_steps = int(m["n_action_steps"])
     self.action_dim = int(m["action_dim"])
     self.nfe = int(m["nfe"])
+    self.format_version = int(m["format_version"])
+    self.span = int(m["span"]) if self.format_version >= 2 else None
+    self.name = m["policy"]
     self._act_jit = jax.jit(self._act.call)
     self._init_jit = jax.jit(self._init.call)
 
@@ -112,6 +120,18 @@ class ExportedPolicy:
     `initial_state` or the previous call; rng: an int seed or a jax PRNG key. Returns the
     (B, n_action_steps, action_dim) actions to execute, in the robot's units, and the state
     for the next call."""
+    actions, state = self._call(obs_history, state, rng)
+    return actions[:, :self.n_action_steps], state
+
+  def chunk(self, obs_history: dict, state, rng=0):
+    """As `act`, but all (B, span, action_dim) actions from the first executed one to the
+    horizon's end (the first n_action_steps are `act`'s): what asynchronous execution needs."""
+    if self.span is None:
+      raise ExportError(f"artifact {self.directory} is format {self.format_version}, whose "
+                        f"program returns only the executed actions; export it again for chunk()")
+    return self._call(obs_history, state, rng)
+
+  def _call(self, obs_history: dict, state, rng):
     self.check_obs(obs_history)
     key = jax.random.PRNGKey(rng) if isinstance(rng, (int, np.integer)) else rng
     obs = {k: jnp.asarray(v, jnp.float32) for k, v in obs_history.items()}

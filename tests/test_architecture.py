@@ -13,7 +13,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # own layer or of layers below; within a layer the imports must not form a cycle.
 LAYERS = (
     ("jaxpolicy.errors", "jaxpolicy.obs", "jaxpolicy.stats", "jaxpolicy.runtime",
-     "jaxpolicy.diffusion", "jaxpolicy.exported", "jaxpolicy.execution"),
+     "jaxpolicy.diffusion", "jaxpolicy.exported", "jaxpolicy.execution", "jaxpolicy.robot"),
     ("jaxpolicy.nets", "jaxpolicy.envs"),
     ("jaxpolicy.suites",),   # the environment suites and their one list
     ("jaxpolicy.data",),

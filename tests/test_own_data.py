@@ -14,7 +14,7 @@ import pytest
 import zarr
 
 import configs
-from jaxpolicy import export, methods, runs, training, validate
+from jaxpolicy import export, methods, robot, runs, training, validate
 from jaxpolicy import nets as nets_lib
 from jaxpolicy.data import storage
 from jaxpolicy.data.dataset import load_demos
@@ -239,12 +239,109 @@ def test_bad_artifacts_and_observations_are_one_line_each(tmp_path):
       f.seek(100)
       f.write(bytes([byte[0] ^ 0xFF]))
 
-  with pytest.raises(ExportError, match="format_version 99; this loader reads version 1"):
+  with pytest.raises(ExportError, match="format_version 99; this loader reads versions 1, 2"):
     load_exported(broken("newer", newer))
   with pytest.raises(ExportError, match="act.jaxexport does not match its checksum"):
     load_exported(broken("corrupt", corrupt))
   with pytest.raises(ExportError, match="holds no exported policy"):
     load_exported(str(tmp_path))
+
+
+def test_exported_chunk_is_the_whole_span_and_format_1_still_acts(tmp_path):
+  """`chunk` returns every action from the first executed one to the horizon's end (the
+  in-process policy's `executable`), `act` its first n_action_steps; an artifact of format 1
+  (whose program returned the executed actions only) still acts, and its `chunk` asks for a
+  new export in one line."""
+  def dp_like(c):
+    c.policy.horizon, c.policy.n_action_steps = 8, 3
+  pol, config = _random_policy("sdm", "lowdim", {"agent_pos": (S,)}, dp_like)
+  assert pol.span == 7
+  good = str(tmp_path / "v2")
+  m = export.export_policy(pol, config, good)
+  assert (m["format_version"], m["span"], m["n_action_steps"]) == (2, 7, 3)
+  obs = {"agent_pos": np.random.default_rng(4).normal(size=(2, 2, S)).astype(np.float32)}
+  key = jax.random.PRNGKey(7)
+  policy = load_exported(good)
+  chunk, _ = policy.chunk(obs, policy.initial_state(2), key)
+  acts, _ = policy.act(obs, policy.initial_state(2), key)
+  want = np.asarray(pol.executable(pol.chunk(obs, key)))
+  assert chunk.shape == (2, 7, A) and acts.shape == (2, 3, A)
+  np.testing.assert_allclose(chunk, want, atol=1e-5)
+  np.testing.assert_allclose(acts, want[:, :3], atol=1e-5)
+
+  pol.executable = pol.executed     # the program format 1 wrote: the executed actions only
+  old = str(tmp_path / "v1")
+  export.export_policy(pol, config, old)
+  mpath = os.path.join(old, "manifest.json")
+  m1 = json.load(open(mpath))
+  m1["format_version"] = 1
+  del m1["span"]
+  json.dump(m1, open(mpath, "w"))
+  policy1 = load_exported(old)
+  acts1, _ = policy1.act(obs, policy1.initial_state(2), key)
+  np.testing.assert_allclose(acts1, acts, atol=1e-6)
+  with pytest.raises(ExportError, match="is format 1, whose program returns only the executed "
+                                        "actions; export it again for chunk") as e:
+    policy1.chunk(obs, policy1.initial_state(2), key)
+  assert "\n" not in str(e.value)
+  with pytest.raises(ValueError, match="returns only the executed actions .format 1.; export "
+                                       "it again for the runner"):
+    robot.from_exported(policy1)
+
+
+@pytest.mark.slow   # an export, two compiles and a subprocess: ~25 s on the 2-core machine
+def test_the_runner_drives_exported_and_in_process_policies_alike(tmp_path):
+  """jaxpolicy.robot's adapters: on a simulated clock at 80 Hz with a 25 ms policy the
+  exported and the in-process policy send the same actions (the chunk requested at step 0
+  runs steps 2-4); so does the runner copied into the artifact, run with only jax and
+  numpy."""
+  def dp_like(c):
+    c.policy.horizon, c.policy.n_action_steps = 8, 3
+  pol, config = _random_policy("sdm", "lowdim", {"agent_pos": (S,)}, dp_like)
+  good = str(tmp_path / "v2")
+  export.export_policy(pol, config, good)
+  policy = load_exported(good)
+  frame = np.random.default_rng(4).normal(size=S).astype(np.float32)
+  sent = {}
+  for kind, chunk_policy in (("exported", robot.from_exported(policy)),
+                             ("in-process", robot.from_policy(pol))):
+    clock, out = robot.SimClock(), []
+    runner = robot.Runner(robot.with_latency(chunk_policy, clock, 0.025),
+                          lambda: {"agent_pos": frame}, out.append, 80.0, [True] * A,
+                          clock=clock, seed=3)
+    runner.run(6)
+    sent[kind] = np.stack(out)
+  first, _ = policy.chunk({"agent_pos": np.stack([frame, frame])[None]}, policy.initial_state(1),
+                          jax.random.fold_in(jax.random.PRNGKey(3), 0))
+  np.testing.assert_allclose(sent["exported"], sent["in-process"], atol=1e-5)
+  np.testing.assert_allclose(sent["exported"][2:5], first[0, 2:5], atol=1e-5)
+  assert (sent["exported"][:2] == 0).all()     # held while the first chunk computed
+  # on a robot computer: the artifact's own loader and runner, with jaxpolicy unimportable
+  code = f"""
+import json, sys
+class NoJaxpolicy:
+  def find_spec(self, name, path=None, target=None):
+    if name.split(".")[0] == "jaxpolicy":
+      raise ImportError(name)
+sys.meta_path.insert(0, NoJaxpolicy())
+sys.path.insert(0, {good!r})
+import numpy as np
+from jaxpolicy_loader import load_exported
+from jaxpolicy_robot import Runner, SimClock, from_exported, with_latency
+frame, clock, out = np.asarray({frame.tolist()!r}, np.float32), SimClock(), []
+policy = with_latency(from_exported(load_exported({good!r})), clock, 0.025)
+Runner(policy, lambda: {{"agent_pos": frame}}, out.append, 80.0, [True] * {A}, clock=clock,
+       seed=3).run(6)
+banned = ("flax", "optax", "orbax", "jaxpolicy", "metaworld", "mujoco", "torch", "zarr")
+print("RESULT " + json.dumps({{"sent": np.stack(out).tolist(),
+      "imported": sorted(m for m in sys.modules if m.split(".")[0] in banned)}}))
+"""
+  run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       timeout=600, cwd="/")
+  assert run.returncode == 0, run.stderr[-3000:]
+  got = json.loads(next(l for l in run.stdout.splitlines() if l.startswith("RESULT "))[7:])
+  assert got["imported"] == []
+  np.testing.assert_allclose(got["sent"], sent["exported"], atol=1e-6)
 
 
 @pytest.mark.parametrize("fault,kwargs,match", [
