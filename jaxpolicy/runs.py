@@ -112,7 +112,7 @@ def default_workdir(config, method: str | None = None) -> str:
 # travel in the student config as `teacher_train` (configs/common.py), so the library never
 # reads the config files
 TEACHER_SHARED = ("preset", "task", "obs", "seed", "data", "policy", "model", "diffusion",
-                  "eval", "pointcloud")
+                  "eval", "pointcloud", "rgb")
 
 
 def teacher_config(config) -> ml_collections.ConfigDict:
@@ -180,7 +180,7 @@ def load_demo_data(config, normalizer=None) -> DemoData:
   """Demonstration windows for a config (see `ensure_demo_data`)."""
   path = ensure_demo_data(config)
   p = config.policy
-  return load_demos(path, obs_lib.keys(config.obs), p.horizon, p.n_obs_steps,
+  return load_demos(path, obs_lib.keys_of(config), p.horizon, p.n_obs_steps,
                     p.n_action_steps, val_episodes=config.data.val_episodes,
                     seed=config.data.seed, normalizer=normalizer)
 
@@ -259,7 +259,8 @@ def evaluate_offline(policy, windows, calls: int = 30, rng=None) -> dict:
     return out
   out["action_mse"] = policy.action_mse(windows, rng)
   obs = unnormalize_obs(policy.normalizer, windows.take(np.arange(1))["obs"])
-  obs = {k: np.asarray(v, np.float32) for k, v in obs.items()}
+  obs = {k: np.asarray(v, np.uint8 if obs_lib.is_image_key(k) else np.float32)
+         for k, v in obs.items()}   # camera frames stay uint8
   policy.reset(1)
   for _ in range(2):                    # compile; a carried sampler's two branches
     policy(obs, rng)

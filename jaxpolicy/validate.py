@@ -13,9 +13,9 @@ from jaxpolicy.errors import ConfigError
 # config sections that define what a run *is*; a workdir holding a run that differs in
 # any of them belongs to another experiment.
 IDENTITY_KEYS = ("method", "task", "obs", "seed", "policy", "model", "diffusion", "data",
-                 "pointcloud")
+                 "pointcloud", "rgb")
 # sections a teacher and its students must share
-TEACHER_KEYS = ("task", "obs", "policy", "model", "diffusion", "pointcloud")
+TEACHER_KEYS = ("task", "obs", "policy", "model", "diffusion", "pointcloud", "rgb")
 
 
 def _positive(config, path):
@@ -76,15 +76,64 @@ def check_config(config) -> None:
     raise ConfigError(f"every model.down_dims entry must be divisible by model.n_groups "
                       f"({config.model.n_groups})")
   _check_optimizers(config)
+  if obs_lib.uses_camera(config):
+    check_rgb(config)
   check = getattr(methods.get(config.method), "check_config", None)
   if check is not None:
     check(config)
 
 
+def _pair(value) -> tuple | None:
+  """(height, width) of an int or a pair of positive ints, else None."""
+  v = (value, value) if isinstance(value, int) and not isinstance(value, bool) else value
+  try:
+    v = tuple(v)
+  except TypeError:
+    return None
+  ok = len(v) == 2 and all(isinstance(x, int) and not isinstance(x, bool) and x > 0 for x in v)
+  return v if ok else None
+
+
+def check_rgb(config) -> None:
+  """The camera settings of an obs='rgb' config (`config.rgb`), and its evaluation backend:
+  MJX has no rasteriser (`obs.check_mjx`)."""
+  if "rgb" not in config:
+    raise ConfigError("obs='rgb' needs a config.rgb section (see configs/common.py, c.rgb)")
+  r = config.rgb
+  cams = r.cameras
+  if (isinstance(cams, str) or not cams
+      or not all(isinstance(c, str) and c for c in cams) or len(set(cams)) != len(cams)):
+    raise ConfigError(f"config.rgb.cameras must be a tuple of distinct camera names, e.g. "
+                      f"('corner2',), got {cams!r}")
+  size, crop = _pair(r.image_size), _pair(r.crop)
+  if size is None:
+    raise ConfigError(f"config.rgb.image_size must be (height, width), got {r.image_size!r}")
+  if crop is None or crop[0] > size[0] or crop[1] > size[1]:
+    raise ConfigError(f"config.rgb.crop must be (height, width) no larger than "
+                      f"config.rgb.image_size {size}, got {r.crop!r}")
+  try:
+    nets.vision.check_variant(r.encoder, r.pooling)
+  except ValueError as e:
+    raise ConfigError(f"config.{e}") from None
+  for name in ("num_keypoints", "feature_dim"):
+    _positive(config, f"rgb.{name}")
+  for cam, pos in r.camera_pos.items():
+    if len(tuple(pos)) not in (0, 3):
+      raise ConfigError(f"config.rgb.camera_pos.{cam} must be () or an (x, y, z) position, "
+                        f"got {pos!r}")
+  if config.eval.get("backend", "auto") == "mjx":
+    try:
+      obs_lib.check_mjx(config.obs)
+    except ValueError as e:
+      raise ConfigError(str(e)) from None
+
+
 def _relevant(config, keys) -> dict:
-  """The config sections among `keys`; the point-cloud sensor only matters for its obs."""
+  """The config sections among `keys`; the point-cloud sensor and the cameras only matter
+  for their obs."""
   d = config.to_dict()
-  keep = [k for k in keys if k in d and (k != "pointcloud" or obs_lib.uses_sensor(config))]
+  keep = [k for k in keys if k in d and (k != "pointcloud" or obs_lib.uses_sensor(config))
+          and (k != "rgb" or obs_lib.uses_camera(config))]
   return json.loads(json.dumps({k: d[k] for k in keep}))
 
 
