@@ -66,7 +66,7 @@ CLI_CASES = [
     ("unknown evaluation backend", TINY + ["--config.eval.backend=gpu"],
      "unknown evaluation backend 'gpu'"),
     ("unknown preset", ["--config=configs/teacher.py:huge"], "unknown preset 'huge'"),
-    ("unknown observation type", TINY + ["--config.obs=rgb"], "obs must be one of"),
+    ("unknown observation type", TINY + ["--config.obs=rgbd"], "obs must be one of"),
     ("unknown SDM normaliser", ["--config=configs/sdm.py:tiny", "--config.sdm.normalizer=l2"],
      "sdm.normalizer must be 'dmd' or 'anchor'"),
     ("unknown top-level field", TINY + ["--config.no_such_key=1"],

@@ -124,14 +124,8 @@ class CameraSensor:
       if fast:
         model.vis.quality.shadowsize = 0
         model.vis.quality.offsamples = 0
-    gl = os.environ.get("MUJOCO_GL", "")
-    try:
-      renderer = mujoco.Renderer(model, h, w)
-    except Exception as e:  # pylint: disable=broad-except  (GL failures take several types)
-      raise CameraError(f"no renderer for the camera sensor: MuJoCo could not open an OpenGL "
-                        f"context with MUJOCO_GL={gl or '(unset)'} ({type(e).__name__}: "
-                        f"{str(e).splitlines()[0] if str(e) else ''}); set MUJOCO_GL=egl "
-                        f"(or osmesa) before anything imports mujoco") from None
+    check_gl(w, h)
+    renderer = mujoco.Renderer(model, h, w)
     if fast:
       for f in (mujoco.mjtRndFlag.mjRND_SHADOW, mujoco.mjtRndFlag.mjRND_REFLECTION):
         renderer.scene.flags[f] = 0
@@ -172,6 +166,34 @@ class CameraSensor:
       e.renderer.close()
     self._by_sig.clear()
     self._by_id.clear()
+
+
+def check_gl(width: int = 8, height: int = 8) -> None:
+  """Raises CameraError (one line naming MUJOCO_GL) when MuJoCo cannot open an offscreen
+  OpenGL context in this process (checked before a Renderer, whose half-built destructor
+  would bury the cause)."""
+  global _GL_OK
+  if _GL_OK:
+    return
+  gl = os.environ.get("MUJOCO_GL", "")
+  try:
+    from mujoco import gl_context  # pylint: disable=g-import-not-at-top
+    ctx = gl_context.GLContext(width, height)
+    try:
+      ctx.make_current()
+      mujoco.MjrContext(mujoco.MjModel.from_xml_string("<mujoco/>"),
+                        mujoco.mjtFontScale.mjFONTSCALE_150).free()
+    finally:
+      ctx.free()
+  except Exception as e:  # pylint: disable=broad-except  (GL failures take several types)
+    cause = str(e).splitlines()[0] if str(e) else ""
+    raise CameraError(f"no renderer for the camera sensor: MuJoCo could not open an OpenGL "
+                      f"context with MUJOCO_GL={gl or '(unset)'} ({type(e).__name__}: {cause});"
+                      f" set MUJOCO_GL=egl (or osmesa) before anything imports mujoco") from None
+  _GL_OK = True
+
+
+_GL_OK = False
 
 
 def make_camera_sensor(config) -> CameraSensor:
