@@ -182,8 +182,8 @@ def base_config(preset: str) -> ml_collections.ConfigDict:
     c.eval.episode_length = 12
     c.pointcloud.num_points = 64
     c.pointcloud.image_size = 32
-    c.rgb.image_size = (32, 32)          # the small network's 32x downsampling: a 1x1 map
-    c.rgb.crop = (28, 28)
+    c.rgb.image_size = (40, 40)          # the smallest crop whose feature map is 2x2
+    c.rgb.crop = (36, 36)
     c.rgb.num_keypoints = 8
     c.rgb.feature_dim = 16
   return c

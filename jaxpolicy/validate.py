@@ -117,6 +117,11 @@ def check_rgb(config) -> None:
     raise ConfigError(f"config.{e}") from None
   for name in ("num_keypoints", "feature_dim"):
     _positive(config, f"rgb.{name}")
+  fmap = nets.vision.feature_map_size(crop)
+  if r.pooling == "spatial_softmax" and min(fmap) < 2:
+    raise ConfigError(f"config.rgb.crop {crop} leaves the ResNet a {fmap[0]}x{fmap[1]} feature "
+                      f"map, where spatial softmax's keypoints are constant (the image cannot "
+                      f"reach the policy); crop at least 33x33, or set rgb.pooling='avg'")
   for cam, pos in r.camera_pos.items():
     if len(tuple(pos)) not in (0, 3):
       raise ConfigError(f"config.rgb.camera_pos.{cam} must be () or an (x, y, z) position, "

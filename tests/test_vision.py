@@ -183,3 +183,11 @@ def test_bridge_refuses_what_it_cannot_map():
     torch_bridge.load_resnet_into(shapes, got)
   with pytest.raises(torch_bridge.TorchBridgeError, match=r"no camera 'img_top'; it has \['img'\]"):
     torch_bridge.load_resnet_into(shapes, got, "img_top")
+
+
+@pytest.mark.parametrize("size", [(33, 40), (76, 76), (56, 97)])
+def test_feature_map_size_is_the_trunks(size):
+  trunk = vision.ResNetGN(*vision.VARIANTS["resnet18_small"])
+  x = jax.ShapeDtypeStruct((1,) + size + (3,), jnp.float32)
+  out = jax.eval_shape(lambda v: trunk.init_with_output(jax.random.PRNGKey(0), v)[0], x)
+  assert out.shape[1:3] == vision.feature_map_size(size)

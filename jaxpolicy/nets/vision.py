@@ -37,6 +37,17 @@ def check_variant(variant: str, pooling: str) -> None:
     raise ValueError(f"rgb.pooling must be one of {POOLINGS}, got {pooling!r}")
 
 
+def feature_map_size(crop: tuple) -> tuple:
+  """(h, w) of the trunk's last feature map for (h, w) input frames: the stem's stride-2 7x7
+  conv and 3x3 max-pool, then stages 2-4's stride-2 3x3 convs (each padded)."""
+  def one(n):
+    n = (n + 2 * 3 - 7) // 2 + 1
+    for _ in range(4):          # max-pool, then the first block of stages 2, 3, 4
+      n = (n + 2 - 3) // 2 + 1
+    return n
+  return tuple(one(int(n)) for n in crop)
+
+
 def _norm(channels: int, name: str) -> nn.GroupNorm:
   return nn.GroupNorm(num_groups=max(1, channels // GN_CHANNELS_PER_GROUP), epsilon=GN_EPS,
                       name=name)
