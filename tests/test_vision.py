@@ -191,3 +191,27 @@ def test_feature_map_size_is_the_trunks(size):
   x = jax.ShapeDtypeStruct((1,) + size + (3,), jnp.float32)
   out = jax.eval_shape(lambda v: trunk.init_with_output(jax.random.PRNGKey(0), v)[0], x)
   assert out.shape[1:3] == vision.feature_map_size(size)
+
+
+def test_the_torch_benchmark_encoder_is_ours():
+  """benchmarks/torch_reference.py's DP image encoder, given our weights, computes our
+  features (centre crop, both cameras): the PyTorch side of the speed rows runs the same
+  function."""
+  torch = pytest.importorskip("torch")
+  from benchmarks import torch_reference as tr
+  keys = ("img_corner2", "img_topview")
+  enc = vision.RGBEncoder(keys, "resnet18_small", num_kp=8, feature_dim=16)
+  rng = np.random.default_rng(0)
+  obs = {k: rng.integers(0, 256, (3, 44, 40, 3), dtype=np.uint8) for k in keys}
+  obs["agent_pos"] = rng.normal(size=(3, 9)).astype(np.float32)
+  crop = (36, 33)
+  x = {k: vision.preprocess(jnp.asarray(v), crop) if k in keys else jnp.asarray(v)
+       for k, v in obs.items()}
+  params = enc.init(jax.random.PRNGKey(0), x)
+  params = jax.tree_util.tree_map(   # non-trivial GroupNorm affines
+      lambda p: p + 0.1 * jax.random.normal(jax.random.PRNGKey(1), p.shape), params)
+  want = np.asarray(enc.apply(params, x))
+  ref = tr.image_encoder_from_jax(params, keys, (44, 40), crop).eval()
+  with torch.no_grad():
+    got = ref({k: torch.from_numpy(v) for k, v in obs.items()}).numpy()
+  np.testing.assert_allclose(got, want, atol=2e-4 * np.abs(want).max(), rtol=1e-3)
