@@ -34,8 +34,8 @@ cost).
 `benchmarks/torch_reference.py`: DP3's ConditionalUnet1D with full kernels, the state MLP,
 DP3's PointNet or DP's image encoder (ResNet-18-GN + spatial softmax, random crops in
 training, frames uint8 until cropped), fused AdamW, the EMA with foreach ops, the same loss
-and batch; a fixed batch, so PyTorch pays no data sampling) and reports `torch_steps_per_s` and `ratio`
-(JAX / PyTorch steps/s).
+and batch; a fixed batch, so PyTorch pays no data sampling) and reports `torch_steps_per_s`
+and `ratio` (JAX / PyTorch steps/s).
 
 Methods are data: every method in `jaxpolicy.methods` is measured.
 """

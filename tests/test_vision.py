@@ -172,7 +172,8 @@ def test_bridge_refuses_what_it_cannot_map():
   # BatchNorm dicts (running statistics, a classifier): norms start as fresh GroupNorms
   bn = dict(sd, **{"bn1.running_mean": np.zeros(16), "fc.weight": np.zeros((10, 128))})
   got = torch_bridge.resnet_params_from_torch(bn)
-  assert np.all(np.asarray(got["bn1"]["scale"]) == 1) and np.all(np.asarray(got["bn1"]["bias"]) == 0)
+  assert np.all(np.asarray(got["bn1"]["scale"]) == 1)
+  assert np.all(np.asarray(got["bn1"]["bias"]) == 0)
   kept = torch_bridge.resnet_params_from_torch(bn, keep_norm_affine=True)
   np.testing.assert_array_equal(kept["bn1"]["scale"], sd["bn1.weight"])
   # into an encoder: the trunk's width must match the configured variant
