@@ -2,12 +2,14 @@
 
     python -m benchmarks.latency [--preset=tiny|quick|paper] [--batch=1,20] [--out=FILE.json]
                                  [--iters=N] [--torch] [--policies=teacher_ddim10,sdm_1step]
-                                 [--dtype=float32|bfloat16]
+                                 [--dtype=float32|bfloat16] [--obs=state|rgb]
 
 Every policy is built through the real code path from randomly initialised states
 (configs/<method>.py preset -> build_nets -> method.init -> method.make_policies ->
-build_policy with an identity normaliser; state observations, 4-d actions) and measured as
-one compiled call: normalise -> encoder -> sampler -> unnormalise. Compile time is measured
+build_policy with an identity normaliser; state observations, or with --obs=rgb the
+preset's camera frames (uint8, cropped and scaled inside the call) + the 9-d robot state;
+4-d actions) and measured as one compiled call: normalise -> encoder -> sampler ->
+unnormalise. Compile time is measured
 apart (lower + compile); then warm-up calls and timed calls, each waited on with
 `block_until_ready`. Per program: XLA's FLOPs (XLA counts a lax.scan body once, so the
 evaluations it missed are added from the U-Net's own cost analysis at that batch), the
@@ -41,6 +43,7 @@ import configs
 from benchmarks import common
 from jaxpolicy import methods
 from jaxpolicy import nets as nets_lib
+from jaxpolicy import obs as obs_lib
 from jaxpolicy.nets import unet1d
 from jaxpolicy.data.normalizer import MinMax, Normalizer
 from jaxpolicy.policy import PolicySpec, build_policy
@@ -51,13 +54,29 @@ OBS_SHAPES = {"full_state": (39,)}
 
 # --- what is measured --------------------------------------------------------------------
 
-def random_teacher_state(preset: str, rng, edit=None):
+def load_config(method: str, preset: str, obs: str = "state"):
+  config = configs.load(method, preset)
+  config.obs = obs
+  return config
+
+
+def obs_shapes_of(config) -> dict:
+  """Per-frame observation shapes measured: MetaWorld's state, or the config's camera
+  frames (uint8 (H, W, 3)) and the 9-d robot state."""
+  if not obs_lib.kind(config.obs).images:
+    return dict(OBS_SHAPES)
+  size = tuple(config.rgb.image_size)
+  return {**{k: size + (3,) for k in obs_lib.camera_keys(config.rgb.cameras)},
+          "agent_pos": (9,)}
+
+
+def random_teacher_state(preset: str, rng, obs: str = "state", edit=None):
   """A random teacher state (distillation methods copy its params at init)."""
-  tconfig = configs.load("teacher", preset)
+  tconfig = load_config("teacher", preset, obs)
   if edit is not None:
     edit(tconfig)
   return methods.get("teacher").init(tconfig, nets_lib.build_nets(tconfig, ACTION_DIM),
-                                     OBS_SHAPES, rng)
+                                     obs_shapes_of(tconfig), rng)
 
 
 @dataclasses.dataclass
@@ -69,17 +88,19 @@ class Candidate:
   nets: nets_lib.Nets
   spec: PolicySpec
   torch_sampler: tuple | None
+  obs_shapes: dict = dataclasses.field(default_factory=lambda: dict(OBS_SHAPES))
 
 
 def identity_normalizer(obs_shapes=OBS_SHAPES, action_dim=ACTION_DIM) -> Normalizer:
   ident = lambda n: MinMax(np.ones(n, np.float32), np.zeros(n, np.float32))
   fields = {"action": ident(action_dim)}
-  fields.update({k: ident(s[-1]) for k, s in obs_shapes.items()})
+  fields.update({k: ident(s[-1]) for k, s in obs_shapes.items()
+                 if not obs_lib.is_image_key(k)})   # camera frames have no normaliser
   return Normalizer(fields)
 
 
 def candidates(preset: str, method_names=None, seed: int = 0, wanted=None,
-               dtype: str = "float32", edit=None) -> list[Candidate]:
+               dtype: str = "float32", obs: str = "state", edit=None) -> list[Candidate]:
   """Every registered method's policies (`make_policies` plus its INFO.baselines, e.g. the
   teacher's DDIM-1/2 from noise), from random states; one random teacher is shared.
   `edit(config)` changes every config first (e.g. the horizon)."""
@@ -89,13 +110,14 @@ def candidates(preset: str, method_names=None, seed: int = 0, wanted=None,
   for i, name in enumerate(method_names or methods.names()):
     method = methods.get(name)
     info = method.INFO
-    config = configs.load(name, preset)
+    config = load_config(name, preset, obs)
     if edit is not None:
       edit(config)
+    shapes = obs_shapes_of(config)
     nets = nets_lib.build_nets(config, ACTION_DIM)
     if info.needs_teacher and teacher_state is None:
-      teacher_state = random_teacher_state(preset, jax.random.fold_in(rng, 1000), edit)
-    state = method.init(config, nets, OBS_SHAPES, jax.random.fold_in(rng, i), teacher_state)
+      teacher_state = random_teacher_state(preset, jax.random.fold_in(rng, 1000), obs, edit)
+    state = method.init(config, nets, shapes, jax.random.fold_in(rng, i), teacher_state)
     if name == "teacher" and teacher_state is None:
       teacher_state = state
     if "step" in config and config.step.eval_baselines:   # measured once, as the teacher's
@@ -109,7 +131,7 @@ def candidates(preset: str, method_names=None, seed: int = 0, wanted=None,
       if wanted and pname not in wanted:
         continue
       ts = info.torch_reference(config, pname) if info.torch_reference else None
-      out.append(Candidate(pname, name, config, nets, spec, ts))
+      out.append(Candidate(pname, name, config, nets, spec, ts, shapes))
     del state
   return out
 
@@ -165,12 +187,11 @@ def steady_program(policy, obs, carry):
 
 
 def measure_policy(c: Candidate, batch: int, args, probe: dict, torch_on: bool) -> dict:
-  policy = build_policy(c.name, c.config, c.nets, identity_normalizer(), c.spec, OBS_SHAPES)
+  policy = build_policy(c.name, c.config, c.nets, identity_normalizer(c.obs_shapes), c.spec,
+                        c.obs_shapes)
   compile_s, compiled = policy.compiled_cost(batch)
-  rng = np.random.default_rng(batch)
-  obs_np = rng.normal(size=(batch, c.nets.n_obs_steps) + OBS_SHAPES["full_state"])
-  obs_np = obs_np.astype(np.float32)
-  obs = {"full_state": jnp.asarray(obs_np)}
+  obs_np = random_obs(c.obs_shapes, batch, c.nets.n_obs_steps, np.random.default_rng(batch))
+  obs = {k: jnp.asarray(v) for k, v in obs_np.items()}
   # The steady state: a mid-episode carry (two calls into an episode), as every call after
   # an episode's first sees it; a carried sampler's first call (STEP: the teacher's sampler
   # from noise) is timed apart from a fresh carry.
@@ -203,7 +224,8 @@ def measure_policy(c: Candidate, batch: int, args, probe: dict, torch_on: bool) 
   unet_bytes = common.tree_bytes(unet_run)
   cond_bytes = common.tree_bytes(unet1d.conditioning_params(unet_run["params"]))
   other_bytes = common.tree_bytes(policy.params) - unet_bytes
-  io_bytes = obs_np.nbytes + 4 * batch * c.nets.horizon * c.nets.action_dim
+  io_bytes = (sum(v.nbytes for v in obs_np.values())
+              + 4 * batch * c.nets.horizon * c.nets.action_dim)
   # the conditioning's weights are read once per call, the rest once per evaluation
   floor_bytes = (policy.nfe * (unet_bytes - cond_bytes) + min(policy.nfe, 1) * cond_bytes
                  + other_bytes + io_bytes)
@@ -232,19 +254,38 @@ def measure_policy(c: Candidate, batch: int, args, probe: dict, torch_on: bool) 
   return row
 
 
+def random_obs(obs_shapes: dict, batch: int, n_obs: int, rng) -> dict:
+  """Random observations: uint8 camera frames, standard-normal float32 otherwise."""
+  return {k: (rng.integers(0, 256, (batch, n_obs) + tuple(s), dtype=np.uint8)
+              if obs_lib.is_image_key(k) else
+              rng.normal(size=(batch, n_obs) + tuple(s)).astype(np.float32))
+          for k, s in obs_shapes.items()}
+
+
 def measure_torch(c: Candidate, batch: int, obs_np, args) -> dict:
   import torch  # pylint: disable=g-import-not-at-top
   from benchmarks import torch_reference as ref  # pylint: disable=g-import-not-at-top
   device = "cuda" if (torch.cuda.is_available() and jax.devices()[0].platform == "gpu") else "cpu"
   d = c.config.diffusion
-  tp = ref.TorchPolicy(ref.state_encoder_from_jax(c.spec.encoder_params),
-                       ref.unet_from_jax(_unet_params(c.spec.sampler_params),
-                                         c.config.model.n_groups),
-                       identity_normalizer(), c.nets.horizon, c.nets.action_dim, c.torch_sampler,
-                       d.num_train_timesteps, d.prediction_type, d.clip_sample, device)
+  unet = ref.unet_from_jax(_unet_params(c.spec.sampler_params), c.config.model.n_groups)
+  if c.nets.image_crop:   # DP's image encoder with the same weights; frames in as uint8
+    keys = tuple(k for k in c.obs_shapes if obs_lib.is_image_key(k))
+    enc = ref.image_encoder_from_jax(c.spec.encoder_params, keys, c.config.rgb.image_size,
+                                     c.nets.image_crop, c.config.rgb.pooling).eval()
+    tp = ref.TorchPolicy(enc, unet, identity_normalizer(c.obs_shapes), c.nets.horizon,
+                         c.nets.action_dim, c.torch_sampler, d.num_train_timesteps,
+                         d.prediction_type, d.clip_sample, device, obs_key=None)
+  else:
+    tp = ref.TorchPolicy(ref.state_encoder_from_jax(c.spec.encoder_params), unet,
+                         identity_normalizer(), c.nets.horizon, c.nets.action_dim,
+                         c.torch_sampler, d.num_train_timesteps, d.prediction_type,
+                         d.clip_sample, device)
   if args.torch_threads:
     torch.set_num_threads(args.torch_threads)
-  obs = torch.from_numpy(obs_np).to(device)
+  if len(obs_np) == 1:
+    obs = torch.from_numpy(next(iter(obs_np.values()))).to(device)
+  else:
+    obs = {k: torch.from_numpy(v).to(device) for k, v in obs_np.items()}
   sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
 
   def call():
@@ -304,7 +345,7 @@ def table(rows) -> str:
 def run(preset: str = "quick", batches=(1, 20), iters: int = 100, warmup: int = 3,
         max_seconds: float = 20.0, torch_on: bool = False, policies=None, probe_mb=None,
         probe_n=None, out: str | None = None, torch_threads: int = 0, method_names=None,
-        dtype: str = "float32", log=print) -> dict:
+        dtype: str = "float32", log=print, obs: str = "state") -> dict:
   """Measures every registered policy (of `method_names`, default all) at each batch size;
   returns (and writes) the JSON."""
   args = argparse.Namespace(iters=iters, warmup=warmup, max_seconds=max_seconds,
@@ -321,7 +362,8 @@ def run(preset: str = "quick", batches=(1, 20), iters: int = 100, warmup: int = 
   log(f"probe: {probe['bandwidth_GBps']:.1f} GB/s, {probe['peak_GFLOPs']:.1f} GFLOP/s "
       f"({dtype} matmul)")
   t0 = time.perf_counter()
-  cands = candidates(preset, method_names, wanted=set(policies) if policies else None, dtype=dtype)
+  cands = candidates(preset, method_names, wanted=set(policies) if policies else None, dtype=dtype,
+                     obs=obs)
   if policies:
     missing = sorted(set(policies) - {c.name for c in cands})
     if missing:
@@ -342,8 +384,9 @@ def run(preset: str = "quick", batches=(1, 20), iters: int = 100, warmup: int = 
                          "dtype": dtype,
                          "max_seconds": max_seconds, "torch": torch_on,
                          "torch_threads": torch_threads or None,
-                         "action_dim": ACTION_DIM, "obs_shapes": {k: list(v) for k, v in
-                                                                   OBS_SHAPES.items()}},
+                         "action_dim": ACTION_DIM, "obs": obs,
+                         "obs_shapes": {k: list(v) for k, v in
+                                        (cands[0].obs_shapes if cands else OBS_SHAPES).items()}},
             "results": rows, "summary": summarise(rows)}
   log(table(rows))
   log(FLOOR_NOTE)
@@ -445,6 +488,9 @@ def parse_args(argv):
   p.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"),
                  help="policy params and network compute dtype (bf16 inference); the "
                       "PyTorch reference stays float32")
+  p.add_argument("--obs", default="state", choices=("state", "rgb"),
+                 help="observations: MetaWorld's state, or the preset's camera frames + "
+                      "robot state (DP's image encoder)")
   p.add_argument("--probe_mb", type=int, default=None, help="bandwidth probe size in MiB")
   p.add_argument("--probe_n", type=int, default=None, help="matmul probe size n (n x n)")
   p.add_argument("--exported", default="",
@@ -471,7 +517,7 @@ def main(argv=None):
   return run(a.preset, a.batches, a.iters, a.warmup, a.max_seconds, a.torch,
              [x for x in a.policies.split(",") if x] or None, a.probe_mb, a.probe_n, a.out,
              a.torch_threads, method_names=[x for x in a.methods.split(",") if x] or None,
-             dtype=a.dtype)
+             dtype=a.dtype, obs=a.obs)
 
 
 if __name__ == "__main__":

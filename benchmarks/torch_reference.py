@@ -280,12 +280,14 @@ class TorchPolicy:
   def __init__(self, encoder: StateEncoder, unet: ConditionalUnet1D, normalizer, horizon: int,
                action_dim: int, sampler, num_train_timesteps: int = 100,
                prediction_type: str = "sample", clip_sample: bool = True,
-               device: str = "cpu"):
+               device: str = "cpu", obs_key: str | None = "full_state"):
     self.device = torch.device(device)
     self.encoder = encoder.to(self.device)
     self.unet = unet.to(self.device)
     t = lambda a: torch.as_tensor(np.asarray(a, np.float32), device=self.device)
-    obs_norm = normalizer["full_state"]
+    # obs_key None: a dict of observations (camera frames pass as uint8; agent_pos normalised)
+    self.obs_key = obs_key
+    obs_norm = normalizer[obs_key or "agent_pos"]
     self.obs_scale, self.obs_offset = t(obs_norm.scale), t(obs_norm.offset)
     self.act_scale, self.act_offset = t(normalizer["action"].scale), t(normalizer["action"].offset)
     self.horizon, self.action_dim, self.sampler = horizon, action_dim, tuple(sampler)
@@ -301,10 +303,17 @@ class TorchPolicy:
 
   @torch.no_grad()
   def __call__(self, full_state, noise=None):
-    """full_state (B, n_obs_steps, D) raw -> (B, horizon, A) unnormalised actions."""
-    b, n = full_state.shape[:2]
-    obs = full_state * self.obs_scale + self.obs_offset
-    cond = self.encoder(obs.reshape(b * n, -1)).reshape(b, -1)
+    """full_state (B, n_obs_steps, D) raw, or a dict of (B, n_obs_steps, ...) observations
+    (obs_key None) -> (B, horizon, A) unnormalised actions."""
+    if self.obs_key is None:
+      obs = dict(full_state)
+      obs["agent_pos"] = obs["agent_pos"] * self.obs_scale + self.obs_offset
+      b = obs["agent_pos"].shape[0]
+      cond = encode_history(self.encoder, obs)
+    else:
+      b, n = full_state.shape[:2]
+      obs = full_state * self.obs_scale + self.obs_offset
+      cond = self.encoder(obs.reshape(b * n, -1)).reshape(b, -1)
     if noise is None:
       noise = torch.randn(b, self.horizon, self.action_dim, device=self.device)
     x = self.sample(cond, noise)
@@ -491,3 +500,137 @@ class SDMTrainStep:
     self.opt_d.step()
     self.step += 1
     return loss_d.detach(), loss_g.detach()
+
+
+# --- Diffusion Policy's image encoder (ResNet-18 with GroupNorm, spatial softmax) ----------
+
+class BasicBlockGN(nn.Module):
+  """torchvision's BasicBlock with DP's GroupNorm(channels // 16) for its BatchNorms."""
+
+  def __init__(self, cin: int, cout: int, stride: int):
+    super().__init__()
+    gn = lambda c: nn.GroupNorm(max(1, c // 16), c)
+    self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+    self.bn1 = gn(cout)
+    self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+    self.bn2 = gn(cout)
+    self.downsample = (nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), gn(cout))
+                       if stride != 1 or cin != cout else None)
+
+  def forward(self, x):
+    h = torch.relu(self.bn1(self.conv1(x)))
+    h = self.bn2(self.conv2(h))
+    return torch.relu(h + (x if self.downsample is None else self.downsample(x)))
+
+
+class ResNetGN(nn.Module):
+  """torchvision's resnet18 trunk (no avgpool / fc), GroupNorm-replaced as DP does; its
+  state dict has torchvision's names. (N, 3, H, W) -> (N, C, H/32, W/32)."""
+
+  def __init__(self, widths=(64, 128, 256, 512), blocks=(2, 2, 2, 2)):
+    super().__init__()
+    self.conv1 = nn.Conv2d(3, widths[0], 7, 2, 3, bias=False)
+    self.bn1 = nn.GroupNorm(max(1, widths[0] // 16), widths[0])
+    self.maxpool = nn.MaxPool2d(3, 2, 1)
+    cin = widths[0]
+    for i, (w, n) in enumerate(zip(widths, blocks)):
+      layer = []
+      for j in range(n):
+        layer.append(BasicBlockGN(cin, w, 2 if (i > 0 and j == 0) else 1))
+        cin = w
+      setattr(self, f"layer{i + 1}", nn.Sequential(*layer))
+    self.n_layers = len(widths)
+
+  def forward(self, x):
+    x = self.maxpool(torch.relu(self.bn1(self.conv1(x))))
+    for i in range(self.n_layers):
+      x = getattr(self, f"layer{i + 1}")(x)
+    return x
+
+
+class SpatialSoftmax(nn.Module):
+  """robomimic's SpatialSoftmax (1x1 conv to num_kp maps, softmax, expected x, y)."""
+
+  def __init__(self, cin: int, h: int, w: int, num_kp: int = 32):
+    super().__init__()
+    self.nets = nn.Conv2d(cin, num_kp, 1)
+    pos_x, pos_y = np.meshgrid(np.linspace(-1.0, 1.0, w), np.linspace(-1.0, 1.0, h))
+    self.register_buffer("pos_x", torch.from_numpy(pos_x.reshape(1, -1)).float())
+    self.register_buffer("pos_y", torch.from_numpy(pos_y.reshape(1, -1)).float())
+    self.num_kp = num_kp
+
+  def forward(self, x):
+    x = self.nets(x)
+    att = torch.softmax(x.flatten(2).flatten(0, 1), dim=-1)          # (N K, H W)
+    xy = torch.cat([(self.pos_x * att).sum(1, keepdim=True),
+                    (self.pos_y * att).sum(1, keepdim=True)], 1)
+    return xy.view(-1, self.num_kp * 2)
+
+
+class ImageEncoder(nn.Module):
+  """DP's obs encoder for uint8 frames + agent_pos: per camera a random (training) or centre
+  crop, [0, 255] -> [-1, 1], ResNetGN, spatial softmax + Linear (or global average pooling),
+  concatenated with the state. obs: {camera key: (N, H, W, 3) uint8, "agent_pos": (N, D)}."""
+
+  def __init__(self, camera_keys, image_size, crop, widths=(64, 128, 256, 512),
+               pooling: str = "spatial_softmax", num_kp: int = 32, feature_dim: int = 64):
+    super().__init__()
+    from jaxpolicy.nets.vision import feature_map_size
+    self.keys, self.crop, self.size, self.pooling = tuple(camera_keys), tuple(crop), \
+        tuple(image_size), pooling
+    fh, fw = feature_map_size(crop)
+    self.backbones = nn.ModuleList([ResNetGN(widths) for _ in self.keys])
+    if pooling == "spatial_softmax":
+      self.pools = nn.ModuleList([SpatialSoftmax(widths[-1], fh, fw, num_kp)
+                                  for _ in self.keys])
+      self.outs = nn.ModuleList([nn.Linear(2 * num_kp, feature_dim) for _ in self.keys])
+
+  def _crop(self, x):
+    (H, W), (h, w) = self.size, self.crop
+    if self.training:    # DP's CropRandomizer: a corner per frame
+      i = torch.randint(0, H - h + 1, (x.shape[0],), device=x.device)
+      j = torch.randint(0, W - w + 1, (x.shape[0],), device=x.device)
+      rows = (i[:, None] + torch.arange(h, device=x.device))[:, :, None]
+      cols = (j[:, None] + torch.arange(w, device=x.device))[:, None, :]
+      return x[torch.arange(x.shape[0], device=x.device)[:, None, None], rows, cols]
+    top, left = (H - h) // 2, (W - w) // 2
+    return x[:, top:top + h, left:left + w]
+
+  def forward(self, obs):
+    feats = []
+    for n, k in enumerate(self.keys):
+      x = self._crop(obs[k]).permute(0, 3, 1, 2).float() / 127.5 - 1.0
+      f = self.backbones[n](x)
+      if self.pooling == "spatial_softmax":
+        f = self.outs[n](self.pools[n](f))
+      else:
+        f = f.mean(dim=(2, 3))
+      feats.append(f)
+    return torch.cat(feats + [obs["agent_pos"].float()], dim=-1)
+
+
+def image_encoder_from_jax(enc_params, camera_keys, image_size, crop,
+                           pooling: str = "spatial_softmax") -> ImageEncoder:
+  """DP's image encoder in PyTorch with the weights of a `jaxpolicy` RGBEncoder."""
+  p = enc_params["params"] if "params" in enc_params else enc_params
+  first = p[f"camera_{camera_keys[0]}"]
+  bb = first["backbone"]
+  widths = tuple(int(bb[f"layer{i + 1}_0"]["conv1"]["kernel"].shape[-1]) for i in range(4))
+  num_kp = int(first["pool"]["keypoints"]["kernel"].shape[-1]) if "pool" in first else 32
+  fdim = int(first["out"]["kernel"].shape[-1]) if "out" in first else 64
+  enc = ImageEncoder(camera_keys, image_size, crop, widths, pooling, num_kp, fdim)
+  t = lambda a: torch.from_numpy(np.array(a, np.float32))
+  sd = {}
+  for n, k in enumerate(camera_keys):
+    cam = p[f"camera_{k}"]
+    for name, v in torch_bridge.resnet_params_to_torch(cam["backbone"]).items():
+      sd[f"backbones.{n}.{name}"] = torch.from_numpy(v)
+    if pooling == "spatial_softmax":
+      kp = np.asarray(cam["pool"]["keypoints"]["kernel"])          # (1, 1, C, K)
+      sd[f"pools.{n}.nets.weight"] = t(kp[0, 0].T[:, :, None, None])
+      sd[f"pools.{n}.nets.bias"] = t(cam["pool"]["keypoints"]["bias"])
+      sd[f"pools.{n}.pos_x"], sd[f"pools.{n}.pos_y"] = enc.pools[n].pos_x, enc.pools[n].pos_y
+      sd[f"outs.{n}.weight"] = t(np.asarray(cam["out"]["kernel"]).T)
+      sd[f"outs.{n}.bias"] = t(cam["out"]["bias"])
+  enc.load_state_dict(sd, strict=True)
+  return enc

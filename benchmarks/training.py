@@ -10,7 +10,8 @@ The step is the one `jaxpolicy/training.py` runs: sample a batch of windows on d
 `method.train_step`, `jax.jit` with the state donated, the step key
 `fold_in(rng, step)`, `train.steps_per_call` steps per call (a `lax.scan`; the preset's, or
 each of `--steps_per_call`), per-step times being a call's over its steps. The data are synthetic windows of the right shapes (MetaWorld's 39-d
-state, or point clouds of `--num_points` xyz points + the 9-d robot state; 4-d actions;
+state, point clouds of `--num_points` xyz points + the 9-d robot state, or the preset's
+uint8 camera frames (`config.rgb`) + the 9-d robot state; 4-d actions;
 the preset's horizon / n_obs_steps / batch size), or with `--clouds` the windows of a
 DP3-layout point-cloud dataset; the states randomly initialised
 (distillation methods from a random teacher). Compile time is measured apart (lower +
@@ -30,10 +31,11 @@ need about twice as many points as MetaWorld scenes, so pass `--clouds` for a re
 cost).
 
 `--torch` times the same step in eager PyTorch in this process (teacher and SDM,
-`benchmarks/torch_reference.py`: DP3's ConditionalUnet1D with full kernels, the state MLP
-or DP3's PointNet, fused AdamW, the EMA with foreach ops, the same loss and batch; a fixed
-batch, so PyTorch pays no data sampling) and reports `torch_steps_per_s` and `ratio`
-(JAX / PyTorch steps/s).
+`benchmarks/torch_reference.py`: DP3's ConditionalUnet1D with full kernels, the state MLP,
+DP3's PointNet or DP's image encoder (ResNet-18-GN + spatial softmax, random crops in
+training, frames uint8 until cropped), fused AdamW, the EMA with foreach ops, the same loss
+and batch; a fixed batch, so PyTorch pays no data sampling) and reports `torch_steps_per_s`
+and `ratio` (JAX / PyTorch steps/s).
 
 Methods are data: every method in `jaxpolicy.methods` is measured.
 """
@@ -59,7 +61,7 @@ from jaxpolicy.data.dataset import Windows, load_demos, window_indices
 from jaxpolicy.nets import encoders
 from jaxpolicy.runtime import sharding
 
-OBS_KINDS = ("state", "pointcloud")
+OBS_KINDS = ("state", "pointcloud", "rgb")
 TORCH_METHODS = ("teacher", "sdm")   # the steps benchmarks/torch_reference.py implements
 
 
@@ -79,6 +81,9 @@ def obs_shapes(config) -> dict:
   kind = obs_lib.kind(config.obs)
   if kind.point_cloud:
     return {"point_cloud": (config.pointcloud.num_points, 3), "agent_pos": (9,)}
+  if kind.images:
+    size = tuple(config.rgb.image_size) + (3,)
+    return {**{k: size for k in obs_lib.camera_keys(config.rgb.cameras)}, "agent_pos": (9,)}
   return {k: (39,) for k in kind.keys}
 
 
@@ -88,7 +93,9 @@ def synthetic_windows(config, episodes: int = 10, length: int = 100, seed: int =
   rng = np.random.default_rng(seed)
   n = episodes * length
   ends = np.arange(1, episodes + 1) * length
-  obs = {k: jnp.asarray(rng.uniform(-1, 1, size=(n,) + tuple(s)), jnp.float32)
+  obs = {k: jnp.asarray(rng.integers(0, 256, size=(n,) + tuple(s)), jnp.uint8)
+         if obs_lib.is_image_key(k) else
+         jnp.asarray(rng.uniform(-1, 1, size=(n,) + tuple(s)), jnp.float32)
          for k, s in obs_shapes(config).items()}
   action = jnp.asarray(rng.uniform(-1, 1, size=(n, ACTION_DIM)), jnp.float32)
   win = lambda shift: jnp.asarray(window_indices(ends, p.horizon, p.n_obs_steps - 1,
@@ -266,10 +273,20 @@ def torch_step(name: str, config, threads: int | None = None, device: str = "cpu
     torch.set_num_threads(threads)
   torch.manual_seed(0)
   shapes = obs_shapes(config)
-  encoder = tr.make_encoder(shapes, tuple(config.model.encoder_hidden), config.model.encoder_out)
   p, m, bs = config.policy, config.model, config.train.batch_size
   gen = torch.Generator().manual_seed(0)
-  obs = {k: torch.rand((bs, p.n_obs_steps) + tuple(v), generator=gen) * 2 - 1
+  if obs_lib.kind(config.obs).images:
+    from jaxpolicy.nets import vision
+    r = config.rgb
+    encoder = tr.ImageEncoder(obs_lib.camera_keys(r.cameras), tuple(r.image_size),
+                              tuple(r.crop), vision.VARIANTS[r.encoder][0], r.pooling,
+                              r.num_keypoints, r.feature_dim)
+  else:
+    encoder = tr.make_encoder(shapes, tuple(config.model.encoder_hidden),
+                              config.model.encoder_out)
+  obs = {k: (torch.randint(0, 256, (bs, p.n_obs_steps) + tuple(v), generator=gen,
+                           dtype=torch.uint8) if obs_lib.is_image_key(k) else
+             torch.rand((bs, p.n_obs_steps) + tuple(v), generator=gen) * 2 - 1)
          for k, v in shapes.items()}
   with torch.no_grad():
     feat = tr.encode_history(encoder, {k: v[:1] for k, v in obs.items()}).shape[-1]

@@ -47,8 +47,9 @@ def base_config(preset: str) -> ml_collections.ConfigDict:
   c.preset = preset
   c.method = "teacher"
   c.task = "drawer-open"       # a task of any suite (jaxpolicy.suites.tasks())
-  c.obs = "state"              # "state" (MetaWorld's 39-d), "lowdim" (data/state alone) or
-                               # "pointcloud" (DP3: data/point_cloud + data/state)
+  c.obs = "state"              # "state" (MetaWorld's 39-d), "lowdim" (data/state alone),
+                               # "pointcloud" (DP3: data/point_cloud + data/state) or "rgb"
+                               # (DP's images: data/img or data/img_<camera> + data/state)
   c.seed = 0
   c.teacher_workdir = ""       # distillation methods: trained teacher ('' = default/train)
 
@@ -141,6 +142,27 @@ def base_config(preset: str) -> ml_collections.ConfigDict:
   c.log.wandb_project = "jaxpolicy"
   c.log.wandb_entity = ""      # '' = your default entity
 
+  # camera images (obs="rgb"; Diffusion Policy's image policies), see jaxpolicy/envs/camera.py
+  # and jaxpolicy/nets/vision.py. One camera is data/img, several data/img_<camera>.
+  c.rgb = ml_collections.ConfigDict()
+  # cameras rendered on the CPU (not in MJX); None = the suite's (MetaWorld: corner2 moved
+  # to DP3's position; blockpush: overhead). camera_pos: per-camera moves beyond the
+  # suite's, e.g. `--config.rgb.camera_pos.corner2="()"` keeps the model's own
+  c.rgb.cameras = placeholder(tuple)
+  c.rgb.camera_pos = ml_collections.ConfigDict()
+  # quick: 64x64 frames cropped to 56x56 and the quarter-width ResNet-18 (a 2-core CPU);
+  # paper: DP's robomimic sizes, 84x84 cropped to 76x76, and the full ResNet-18
+  c.rgb.image_size = (64, 64)            # rendered (height, width)
+  c.rgb.crop = (56, 56)                  # random crop in training, centre crop otherwise
+  c.rgb.encoder = "resnet18_small"       # "resnet18" (DP) | "resnet18_small" (16-32-64-128)
+  c.rgb.pooling = "spatial_softmax"      # "spatial_softmax" (DP: 32 keypoints + linear) | "avg"
+  c.rgb.num_keypoints = 32
+  c.rgb.feature_dim = 64                 # per camera after spatial softmax's linear layer
+  c.rgb.render = "fast"                  # fast: no shadows/reflections/MSAA (~13x faster on a
+                                         # CPU's software GL); full: MuJoCo's defaults
+  c.rgb.imagenet_norm = False            # False: pixels to [-1, 1] (DP's default); True:
+                                         # ImageNet mean/std (torchvision's pretrained weights)
+
   c.eval = ml_collections.ConfigDict()
   c.eval.episodes = 20
   c.eval.seed = 0
@@ -174,6 +196,9 @@ def base_config(preset: str) -> ml_collections.ConfigDict:
     c.eval.every = 10_000
     c.pointcloud.num_points = 512
     c.pointcloud.image_size = 128
+    c.rgb.image_size = (84, 84)
+    c.rgb.crop = (76, 76)
+    c.rgb.encoder = "resnet18"
   elif preset == "tiny":
     c.data.num_episodes = 2
     c.model.down_dims = (16, 32)
@@ -190,4 +215,8 @@ def base_config(preset: str) -> ml_collections.ConfigDict:
     c.eval.episode_length = 12
     c.pointcloud.num_points = 64
     c.pointcloud.image_size = 32
+    c.rgb.image_size = (40, 40)          # the smallest crop whose feature map is 2x2
+    c.rgb.crop = (36, 36)
+    c.rgb.num_keypoints = 8
+    c.rgb.feature_dim = 16
   return c

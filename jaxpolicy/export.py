@@ -12,7 +12,8 @@ flags, call count; empty for the others) and a PRNG key; `initial_state` = the c
 state of new episodes; a copy of the robot runner (jaxpolicy.robot) sits beside the loader.
 With `raw_points` a point-cloud policy takes the camera's raw cloud (raw_points x 3, world
 frame) and crops it to the config's box and farthest-point samples it inside `act`, as the
-sensor did for its training data.
+sensor did for its training data. Camera frames go in raw, uint8 (B, n_obs, H, W, 3) as the
+camera gives them; the centre crop and the scaling happen inside `act`.
 """
 from __future__ import annotations
 
@@ -27,7 +28,9 @@ import numpy as np
 from jax import export as jax_export
 
 from jaxpolicy import execution, exported, robot, runs
+from jaxpolicy import obs as obs_lib
 from jaxpolicy.envs import fps, pointcloud
+from jaxpolicy.policy import input_dtype
 
 PLATFORMS = ("cpu", "cuda")
 
@@ -92,7 +95,7 @@ def export_policy(policy, config, out_dir: str, raw_points: int = 0,
   S = jax.ShapeDtypeStruct
   marker = S((b,), jnp.int32)
   carry = jax.eval_shape(initial_state, marker)
-  obs = {k: S((b, n_obs) + s, jnp.float32) for k, s in obs_shapes.items()}
+  obs = {k: S((b, n_obs) + s, input_dtype(k)) for k, s in obs_shapes.items()}
   params = [S(x.shape, x.dtype) for x in leaves]
   rng = S((2,), jnp.uint32)
   act_exp = jax_export.export(jax.jit(act), platforms=platforms)(params, obs, carry, rng)
@@ -113,6 +116,7 @@ def export_policy(policy, config, out_dir: str, raw_points: int = 0,
       "policy": policy.name,
       "method": config.method,
       "obs_shapes": {k: list(v) for k, v in obs_shapes.items()},
+      "obs_dtypes": {k: np.dtype(input_dtype(k)).name for k in obs_shapes},
       "n_obs_steps": n_obs,
       "action_dim": int(policy.nets.action_dim),
       "n_action_steps": int(policy.n_action_steps),
@@ -128,6 +132,11 @@ def export_policy(policy, config, out_dir: str, raw_points: int = 0,
           "crop_low": list(pointcloud.sensor_spec(config).crop_low),
           "crop_high": list(pointcloud.sensor_spec(config).crop_high),
           "sampling": "farthest-point sampling on xyz inside the crop box (world frame)"},
+      "images": None if not policy.nets.image_crop else {
+          "keys": [k for k in obs_shapes if obs_lib.is_image_key(k)],
+          "crop": list(policy.nets.image_crop),
+          "scaling": "ImageNet mean/std" if policy.nets.imagenet_norm else "[0, 255] -> [-1, 1]",
+          "preprocessing": "centre crop, then scaling, inside act"},
       "params": {"count": len(leaves), "bytes": int(sum(x.nbytes for x in leaves))},
       "config": config.to_dict(),
       "versions": _versions(),

@@ -15,8 +15,9 @@ checksums) and a copy of this file as `jaxpolicy_loader.py`. Format 2's program 
 `span` actions from the first executed one on; format 1's (still read: `act` runs, `chunk`
 asks to export again) returned the executed ones only. Normalisation, the sampler (STEP's
 carried state included) and, for point-cloud policies exported with `raw_points`, the crop
-and farthest-point sampling of a raw camera cloud all run inside the program; actions come
-out in the robot's own units. This module imports no other part of jaxpolicy, so it runs on a robot
+and farthest-point sampling of a raw camera cloud and, for camera policies, the centre crop
+and scaling of raw uint8 (H, W, 3) frames all run inside the program; actions come out in
+the robot's own units. This module imports no other part of jaxpolicy, so it runs on a robot
 computer with only jax and numpy installed.
 """
 from __future__ import annotations
@@ -89,6 +90,9 @@ class ExportedPolicy:
     with np.load(os.path.join(directory, "params.npz"), allow_pickle=False) as z:
       self._params = [jnp.asarray(z[f"p{i:05d}"]) for i in range(len(z.files))]
     self.obs_shapes = {k: tuple(v) for k, v in m["obs_shapes"].items()}
+    # artifacts written before camera policies take every observation as float32
+    self.obs_dtypes = {k: np.dtype(m.get("obs_dtypes", {}).get(k, "float32"))
+                       for k in self.obs_shapes}
     self.n_obs_steps = int(m["n_obs_steps"])
     self.n_action_steps = int(m["n_action_steps"])
     self.action_dim = int(m["action_dim"])
@@ -110,6 +114,9 @@ class ExportedPolicy:
     for k, shape in self.obs_shapes.items():
       got = tuple(np.shape(obs[k]))
       want = (self.n_obs_steps,) + shape
+      if self.obs_dtypes[k] == np.uint8:
+        _check_frames(k, got, np.asarray(obs[k]).dtype if not hasattr(obs[k], "dtype")
+                      else np.dtype(obs[k].dtype), shape)
       if got[1:] != want or len(got) != len(want) + 1:
         raise ExportError(f"observation {k!r} must have shape (batch, "
                           f"{', '.join(map(str, want))}) (n_obs_steps={self.n_obs_steps}), "
@@ -134,9 +141,20 @@ class ExportedPolicy:
   def _call(self, obs_history: dict, state, rng):
     self.check_obs(obs_history)
     key = jax.random.PRNGKey(rng) if isinstance(rng, (int, np.integer)) else rng
-    obs = {k: jnp.asarray(v, jnp.float32) for k, v in obs_history.items()}
+    obs = {k: jnp.asarray(v, self.obs_dtypes[k]) for k, v in obs_history.items()}
     actions, state = self._act_jit(self._params, obs, state, key)
     return np.asarray(actions), state
+
+
+def _check_frames(key: str, got: tuple, dtype, shape: tuple) -> None:
+  """Camera frames must be uint8 and channel-last (H, W, 3): one line for each fault."""
+  if dtype != np.uint8:
+    raise ExportError(f"observation {key!r} must be uint8 camera frames (values 0-255), got "
+                      f"{dtype}; pass the camera's raw frames (the policy scales them)")
+  if got[-3:] == (shape[2],) + tuple(shape[:2]) and tuple(got[-3:]) != tuple(shape):
+    raise ExportError(f"observation {key!r} has shape {got}: channel-first frames; give "
+                      f"channel-last (..., {', '.join(map(str, shape))}) frames, e.g. "
+                      f"np.moveaxis(frames, -3, -1)")
 
 
 def _read(path: str) -> bytearray:

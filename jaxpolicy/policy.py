@@ -17,9 +17,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxpolicy import obs as obs_lib
 from jaxpolicy.data.dataset import normalize_obs
 from jaxpolicy.data.normalizer import Normalizer
-from jaxpolicy.nets import Nets, inference_unet_params
+from jaxpolicy.nets import Nets, inference_unet_params, vision
 
 
 @dataclasses.dataclass
@@ -135,6 +136,9 @@ class Policy:
                        f"got {sorted(obs)}")
     for k, shape in self.obs_shapes.items():
       got = tuple(np.shape(obs[k]))
+      if obs_lib.is_image_key(k):   # uint8 (H, W, 3): dtype and channel order named
+        dtype = obs[k].dtype if hasattr(obs[k], "dtype") else np.asarray(obs[k]).dtype
+        vision.check_frames(k, got, dtype, tuple(shape))
       if len(got) != len(shape) + 2 or got[1] != n or got[2:] != tuple(shape):
         raise ValueError(f"observation {k!r} must have shape (batch, {n}, "
                          f"{', '.join(map(str, shape))}) (n_obs_steps={n}), got {got}")
@@ -149,9 +153,7 @@ class Policy:
     batch = np.shape(next(iter(obs.values())))[0]
     if self._carry is None or _batch_of(self._carry, batch) != batch:
       self.reset(batch)
-    out, self._carry = self._jit(self.params, {k: jnp.asarray(v, jnp.float32)
-                                               for k, v in obs.items()}, self._carry, rng,
-                                 guide)
+    out, self._carry = self._jit(self.params, as_inputs(obs), self._carry, rng, guide)
     return out
 
   @property
@@ -171,7 +173,7 @@ class Policy:
     """Batch-1 latency on zero observations, after warm-up: the steady state (calls after
     an episode's first, a mid-episode carry; median) and an episode's first call apart
     (STEP's runs the teacher's sampler from noise). Resets the carry."""
-    obs = {k: np.zeros((1, self.nets.n_obs_steps) + tuple(s), np.float32)
+    obs = {k: np.zeros((1, self.nets.n_obs_steps) + tuple(s), input_dtype(k))
            for k, s in self.obs_shapes.items()}
     self.reset(1)
     for i in range(3):
@@ -196,7 +198,7 @@ class Policy:
     """(compile seconds, compiled executable) for a batch size, compiled apart.
 
     The executable takes (params, obs, carry, rng)."""
-    obs = {k: jax.ShapeDtypeStruct((batch, self.nets.n_obs_steps) + tuple(s), jnp.float32)
+    obs = {k: jax.ShapeDtypeStruct((batch, self.nets.n_obs_steps) + tuple(s), input_dtype(k))
            for k, s in self.obs_shapes.items()}
     t0 = time.perf_counter()
     lowered = self._jit.lower(self.params, obs, self.init_carry(batch), jax.random.PRNGKey(0))
@@ -219,6 +221,16 @@ class PolicySpec:
   carry_from_batch: Callable | None = None
   nfe_first: int | None = None   # network evaluations of an episode's first call, if not nfe
   guidable: bool = False         # sample takes guide=(target, weights) (real-time chunking)
+
+
+def input_dtype(key: str):
+  """The dtype a policy takes observation `key` in: uint8 camera frames, else float32."""
+  return np.uint8 if obs_lib.is_image_key(key) else np.float32
+
+
+def as_inputs(obs: dict) -> dict:
+  """Observations as the policy's compiled call takes them (`input_dtype`)."""
+  return {k: jnp.asarray(v, input_dtype(k)) for k, v in obs.items()}
 
 
 def _batch_of(carry, default: int) -> int:

@@ -39,7 +39,7 @@ from jaxpolicy.data import collect, formats
 from jaxpolicy.data.dataset import DemoData, load_demos, unnormalize_obs
 from jaxpolicy.data.normalizer import Normalizer
 from jaxpolicy.errors import ConfigError
-from jaxpolicy.envs import evaluator, pointcloud
+from jaxpolicy.envs import camera, evaluator, pointcloud
 from jaxpolicy.policy import Policy, build_policy
 from jaxpolicy.runtime import files, sharding
 from jaxpolicy.runtime.checkpoint import Checkpointer
@@ -133,7 +133,7 @@ def default_workdir(config, method: str | None = None) -> str:
 # travel in the student config as `teacher_train` (configs/common.py), so the library never
 # reads the config files
 TEACHER_SHARED = ("preset", "task", "obs", "seed", "data", "policy", "model", "diffusion",
-                  "eval", "pointcloud", "log")
+                  "eval", "pointcloud", "log", "rgb")
 
 
 def teacher_config(config) -> ml_collections.ConfigDict:
@@ -151,12 +151,15 @@ def teacher_config(config) -> ml_collections.ConfigDict:
 
 @contextlib.contextmanager
 def open_sensor(config, sensor=None):
-  """The run's point-cloud sensor: `sensor` when given, else a new one for `config`
-  (collection and evaluation share it), closed on exit; None for state observations."""
-  if sensor is not None or not obs_lib.uses_sensor(config) or offline(config):
+  """The run's sensor -- the point-cloud sensor or the cameras -- `sensor` when given, else a
+  new one for `config` (collection and evaluation share it), closed on exit; None for
+  state observations."""
+  wants = obs_lib.uses_sensor(config) or obs_lib.uses_camera(config)
+  if sensor is not None or not wants or (offline(config) and not config.eval.get("task")):
     yield sensor
     return
-  sensor = pointcloud.make_sensor(config)
+  sensor = (pointcloud.make_sensor(config) if obs_lib.uses_sensor(config)
+            else camera.make_camera_sensor(config))
   try:
     yield sensor
   finally:
@@ -173,8 +176,10 @@ def ensure_demo_data(config) -> str:
     formats.detect(config.data.path)   # one line when it is none of the formats
     return config.data.path
   tag, attrs = "", {}
-  if obs_lib.uses_sensor(config):
-    attrs = {"sensor": pointcloud.sensor_spec(config).to_dict()}
+  if obs_lib.uses_sensor(config) or obs_lib.uses_camera(config):
+    spec = (pointcloud.sensor_spec(config) if obs_lib.uses_sensor(config)
+            else camera.camera_spec(config))
+    attrs = {"sensor": spec.to_dict()}
     tag = hashlib.sha1(json.dumps(attrs, sort_keys=True).encode()).hexdigest()[:8]
   suite = suites.suite_of(config.task)
   path = collect.demo_path(config.data.dir, suite, config.task, config.data.num_episodes,
@@ -199,7 +204,7 @@ def load_demo_data(config, normalizer=None) -> DemoData:
   """Demonstration windows for a config (see `ensure_demo_data`)."""
   path = ensure_demo_data(config)
   p = config.policy
-  return load_demos(path, obs_lib.keys(config.obs), p.horizon, p.n_obs_steps,
+  return load_demos(path, obs_lib.keys_of(config), p.horizon, p.n_obs_steps,
                     p.n_action_steps, val_episodes=config.data.val_episodes,
                     seed=config.data.seed, normalizer=normalizer,
                     mapping=formats.Mapping.from_config(config.data))
@@ -265,21 +270,24 @@ def evaluate(policy, task: str, episodes: int = 20, seed: int = 0,
                        f"dataset's features, which only the CPU evaluator maps: evaluate with "
                        f"backend cpu")
     chosen = "cpu"
+  images = any(obs_lib.is_image_key(k) for k in policy.obs_shapes)
   if chosen == "mjx" and backend == "auto":
-    if suite.mjx_env is None:
+    if suite.mjx_env is None or images:   # MJX has no rasteriser
       chosen = "cpu"
     elif "point_cloud" in policy.obs_shapes:
       from jaxpolicy.envs.mjx import pointcloud as mjx_pc  # pylint: disable=g-import-not-at-top
       if sensor is None or not mjx_pc.supports(sensor.spec):
         logging.info("no MJX form of the point-cloud sensor: evaluating on the CPU")
         chosen = "cpu"
+  if chosen == "mjx" and images:
+    obs_lib.check_mjx("rgb")   # one line: evaluate camera policies on the CPU
   if chosen == "mjx":
     from jaxpolicy.envs.mjx import evaluator as mjx_evaluator  # pylint: disable=g-import-not-at-top
     return mjx_evaluator.evaluate(policy, suite, task, episodes=episodes, seed=seed,
                                   episode_length=episode_length, sensor=sensor, timing=timing)
-  if sensor is None and "point_cloud" in policy.obs_shapes:
-    raise ValueError(f"policy {policy.name} observes point clouds: pass the run's sensor "
-                     f"(runs.open_sensor(run.config))")
+  if sensor is None and ("point_cloud" in policy.obs_shapes or images):
+    raise ValueError(f"policy {policy.name} observes point clouds or camera frames: pass the "
+                     f"run's sensor (runs.open_sensor(run.config))")
   return evaluator.evaluate(policy, suite, task, episodes=episodes, seed=seed,
                             episode_length=episode_length, sensor=sensor, timing=timing,
                             features=features)
@@ -317,7 +325,8 @@ def evaluate_offline(policy, windows, calls: int = 30, rng=None) -> dict:
     return out
   out["action_mse"] = policy.action_mse(windows, rng)
   obs = unnormalize_obs(policy.normalizer, windows.take(np.arange(1))["obs"])
-  obs = {k: np.asarray(v, np.float32) for k, v in obs.items()}
+  obs = {k: np.asarray(v, np.uint8 if obs_lib.is_image_key(k) else np.float32)
+         for k, v in obs.items()}   # camera frames stay uint8
   policy.reset(1)
   for _ in range(2):                    # compile; a carried sampler's two branches
     policy(obs, rng)

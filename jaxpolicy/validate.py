@@ -9,14 +9,15 @@ from jaxpolicy import execution, methods, nets, runs, suites
 from jaxpolicy import obs as obs_lib
 from jaxpolicy.data import formats
 from jaxpolicy.diffusion.schedule import PREDICTION_TYPES, SPACINGS
+from jaxpolicy.data import formats
 from jaxpolicy.errors import ConfigError
 
 # config sections that define what a run *is*; a workdir holding a run that differs in
 # any of them belongs to another experiment.
 IDENTITY_KEYS = ("method", "task", "obs", "seed", "policy", "model", "diffusion", "data",
-                 "pointcloud")
+                 "pointcloud", "rgb")
 # sections a teacher and its students must share
-TEACHER_KEYS = ("task", "obs", "policy", "model", "diffusion", "pointcloud")
+TEACHER_KEYS = ("task", "obs", "policy", "model", "diffusion", "pointcloud", "rgb")
 
 
 def _positive(config, path):
@@ -72,6 +73,16 @@ def resolve(config) -> None:
     for field, value in suite.sensor.items():
       if config.pointcloud.get(field) is None:
         config.pointcloud[field] = value
+  if "rgb" in config:
+    if config.rgb.get("cameras") is None:
+      config.rgb.cameras = (_dataset_cameras(config) if runs.offline(config)
+                            and config.obs == "rgb" else tuple(suite.cameras))
+    moves = {c: p for c, p in suite.cameras.items()
+             if p and c in config.rgb.cameras and c not in config.rgb.camera_pos}
+    if moves:
+      with config.rgb.camera_pos.unlocked():
+        for cam, pos in moves.items():
+          config.rgb.camera_pos[cam] = tuple(pos)
 
 
 def _check_eval_task(config) -> None:
@@ -87,6 +98,19 @@ def _check_eval_task(config) -> None:
         obs_lib.keys(config.obs), formats.Mapping.from_config(config.data).state_keys)
   except ValueError as e:
     raise ConfigError(f"config.eval.task: {e}") from None
+
+
+def _dataset_cameras(config) -> tuple:
+  """The cameras of a dataset of your own a camera run reads (data.cameras, or all of
+  them), as config.rgb.cameras names them: their policy keys are the dataset's keys."""
+  try:
+    source = formats.open_source(config.data.path)
+    keys = formats.image_keys(source, formats.Mapping.from_config(config.data))
+  except (ValueError, OSError) as e:
+    raise ConfigError(f"data.path {config.data.path}: {e}") from None
+  if not keys:
+    raise ConfigError(f"data.path {config.data.path} holds no camera; obs='rgb' needs one")
+  return ("img",) if list(keys) == ["img"] else tuple(k[len("img_"):] for k in keys)
 
 
 def check_config(config) -> None:
@@ -128,6 +152,8 @@ def check_config(config) -> None:
   check_realtime(config)
   _check_data_mapping(config)
   _check_log(config)
+  if obs_lib.uses_camera(config):
+    check_rgb(config)
   check = getattr(methods.get(config.method), "check_config", None)
   if check is not None:
     check(config)
@@ -194,10 +220,62 @@ def _check_log(config) -> None:
                       f"{log.get('wandb_mode')!r}")
 
 
+def _pair(value) -> tuple | None:
+  """(height, width) of an int or a pair of positive ints, else None."""
+  v = (value, value) if isinstance(value, int) and not isinstance(value, bool) else value
+  try:
+    v = tuple(v)
+  except TypeError:
+    return None
+  ok = len(v) == 2 and all(isinstance(x, int) and not isinstance(x, bool) and x > 0 for x in v)
+  return v if ok else None
+
+
+def check_rgb(config) -> None:
+  """The camera settings of an obs='rgb' config (`config.rgb`), and its evaluation backend:
+  MJX has no rasteriser (`obs.check_mjx`)."""
+  if "rgb" not in config:
+    raise ConfigError("obs='rgb' needs a config.rgb section (see configs/common.py, c.rgb)")
+  r = config.rgb
+  cams = r.cameras
+  if (isinstance(cams, str) or not cams
+      or not all(isinstance(c, str) and c for c in cams) or len(set(cams)) != len(cams)):
+    raise ConfigError(f"config.rgb.cameras must be a tuple of distinct camera names, e.g. "
+                      f"('corner2',), got {cams!r}")
+  size, crop = _pair(r.image_size), _pair(r.crop)
+  if size is None:
+    raise ConfigError(f"config.rgb.image_size must be (height, width), got {r.image_size!r}")
+  if crop is None or crop[0] > size[0] or crop[1] > size[1]:
+    raise ConfigError(f"config.rgb.crop must be (height, width) no larger than "
+                      f"config.rgb.image_size {size}, got {r.crop!r}")
+  try:
+    nets.vision.check_variant(r.encoder, r.pooling)
+  except ValueError as e:
+    raise ConfigError(f"config.{e}") from None
+  for name in ("num_keypoints", "feature_dim"):
+    _positive(config, f"rgb.{name}")
+  fmap = nets.vision.feature_map_size(crop)
+  if r.pooling == "spatial_softmax" and min(fmap) < 2:
+    raise ConfigError(f"config.rgb.crop {crop} leaves the ResNet a {fmap[0]}x{fmap[1]} feature "
+                      f"map, where spatial softmax's keypoints are constant (the image cannot "
+                      f"reach the policy); crop at least 33x33, or set rgb.pooling='avg'")
+  for cam, pos in r.camera_pos.items():
+    if len(tuple(pos)) not in (0, 3):
+      raise ConfigError(f"config.rgb.camera_pos.{cam} must be () or an (x, y, z) position, "
+                        f"got {pos!r}")
+  if config.eval.get("backend", "auto") == "mjx":
+    try:
+      obs_lib.check_mjx(config.obs)
+    except ValueError as e:
+      raise ConfigError(str(e)) from None
+
+
 def _relevant(config, keys) -> dict:
-  """The config sections among `keys`; the point-cloud sensor only matters for its obs."""
+  """The config sections among `keys`; the point-cloud sensor and the cameras only matter
+  for their obs."""
   d = config.to_dict()
-  keep = [k for k in keys if k in d and (k != "pointcloud" or obs_lib.uses_sensor(config))]
+  keep = [k for k in keys if k in d and (k != "pointcloud" or obs_lib.uses_sensor(config))
+          and (k != "rgb" or obs_lib.uses_camera(config))]
   return json.loads(json.dumps({k: d[k] for k in keep}))
 
 

@@ -237,9 +237,12 @@ def test_no_pickle_in_the_package():
         if f.endswith(".py"):
           text = open(os.path.join(dp, f)).read()
           for needle in ("import pickle", "from pickle", "pickle.load", "cloudpickle", "dill",
-                         "allow_pickle=True", "torch.load("):
+                         "allow_pickle=True"):
             if needle in text:
               bad.append(f"{f}: {needle}")
+          # torch.load only with weights_only=True (tensors, no code run)
+          bad += [f"{f}: {line.strip()}" for line in text.splitlines()
+                  if "torch.load(" in line and "weights_only=True" not in line]
   assert not bad, bad
 
 

@@ -36,10 +36,12 @@ def _stored(v) -> np.ndarray:
 
 def collect_episodes(suite: SuiteInfo, task: str, num_episodes: int, seed: int = 0,
                      episode_length: int | None = None, max_attempts: int | None = None,
-                     sensor=None, log_every: int = 1, infos: list | None = None) -> list[dict]:
-  """Runs the scripted expert until `num_episodes` successful episodes are recorded; a
-  sensor adds its keys (point clouds, camera frames) to every frame. `infos` (a list)
-  receives each kept episode's `episode_info()` (its mode, for multimodal suites)."""
+                     sensor=None, log_every: int = 1, infos: list | None = None,
+                     require_success: bool = True) -> list[dict]:
+  """Runs the scripted expert until `num_episodes` successful episodes are recorded (any
+  episodes, without `require_success`); a sensor adds its keys (point clouds, camera
+  frames) to every frame. `infos` (a list) receives each kept episode's `episode_info()`
+  (its mode, for multimodal suites)."""
   if suite.make_expert is None:
     raise ValueError(f"suite {suite.name} has no scripted expert: bring demonstrations of "
                      f"your own (--config.data.path)")
@@ -68,7 +70,7 @@ def collect_episodes(suite: SuiteInfo, task: str, num_episodes: int, seed: int =
       success |= succ
       if success and suite.demo_stops_at_success:
         break
-    if success:
+    if success or not require_success:
       episodes.append({obs_lib.DATASET_KEYS.get(k, k): np.stack(v) for k, v in rec.items()})
       if infos is not None:
         infos.append(env.episode_info())

@@ -7,7 +7,9 @@ outside the episode repeat its first/last step. The observation is the window's 
 are `[n_obs_steps - 1, n_obs_steps - 1 + n_action_steps)` of the window.
 
 The whole (normalised) dataset and the window index table live on the device, so a batch
-is one gather inside the jitted train step: no per-sample Python in the hot path.
+is one gather inside the jitted train step: no per-sample Python in the hot path. Camera
+frames stay uint8 there (no float copy of the dataset, no min/max normaliser): the encoder
+crops and scales each batch inside the step (`nets.Nets.encode`).
 """
 from __future__ import annotations
 
@@ -101,6 +103,9 @@ def check_episodes(path: str, raw: dict, ends: np.ndarray, horizon: int,
   for k, v in raw.items():
     if not np.issubdtype(v.dtype, np.number):
       raise storage.DatasetError(f"dataset {path}: data/{k} has dtype {v.dtype}, not numbers")
+    if obs_lib.is_image_key(k):
+      check_images(path, k, v)
+      continue   # integers: finite
     bad = ~np.isfinite(v.reshape(len(v), -1)).all(axis=1)
     if bad.any():
       step = int(np.argmax(bad))
@@ -122,6 +127,21 @@ def check_episodes(path: str, raw: dict, ends: np.ndarray, horizon: int,
                                f"shorter horizon")
 
 
+def check_images(path: str, key: str, frames: np.ndarray) -> None:
+  """Camera frames must be uint8 (N, H, W, 3): one line for float frames or channel-first
+  (N, 3, H, W) ones."""
+  if frames.dtype != np.uint8:
+    raise storage.DatasetError(f"dataset {path}: data/{key} has dtype {frames.dtype}; camera "
+                               f"frames must be uint8 (0-255), e.g. (frames * 255).round()"
+                               f".astype(np.uint8) for [0, 1] floats")
+  if frames.ndim == 4 and frames.shape[1] == 3 and frames.shape[-1] != 3:
+    raise storage.DatasetError(f"dataset {path}: data/{key} has shape {frames.shape}, "
+                               f"channel-first frames; store them channel-last (N, H, W, 3)")
+  if frames.ndim != 4 or frames.shape[-1] != 3:
+    raise storage.DatasetError(f"dataset {path}: data/{key} has shape {frames.shape}; camera "
+                               f"frames must be (N, height, width, 3) RGB")
+
+
 def load_demos(path: str, obs_keys: tuple[str, ...], horizon: int, n_obs_steps: int,
                n_action_steps: int, val_episodes: int = 1, seed: int = 0,
                normalizer: Normalizer | None = None,
@@ -129,11 +149,11 @@ def load_demos(path: str, obs_keys: tuple[str, ...], horizon: int, n_obs_steps: 
   """Reads a dataset (DP3-layout zarr, LeRobot folder or robomimic HDF5; `mapping` picks its
   features, formats.py) and builds normalised train/val windows.
 
-  obs_keys are policy observation keys (agent_pos, full_state, point_cloud). The
+  obs_keys are policy observation keys (agent_pos, full_state, point_cloud, img...). The
   normaliser is fitted on the training episodes unless one is given (a student reuses its
-  teacher's).
+  teacher's); camera frames get none and stay uint8 on the device.
   """
-  inv = {k: obs_lib.DATASET_KEYS.get(k, k) for k in obs_keys}
+  inv = {k: obs_lib.dataset_key(k) for k in obs_keys}
   ds_keys = tuple(inv[k] for k in obs_keys) + ("action",)
   raw, ends = formats.read_episodes(path, ds_keys, mapping)
   check_episodes(path, raw, ends, horizon, val_episodes)
@@ -145,10 +165,12 @@ def load_demos(path: str, obs_keys: tuple[str, ...], horizon: int, n_obs_steps: 
   if normalizer is None:
     fields = {"action": MinMax.fit(raw["action"][train_mask])}
     for k in obs_keys:
+      if obs_lib.is_image_key(k):
+        continue
       x = raw[inv[k]][train_mask]
       fields[k] = MinMax.fit(x[..., :3] if k == "point_cloud" else x)
     normalizer = Normalizer(fields)
-  obs = {k: jnp.asarray(v, jnp.float32) for k, v in
+  obs = {k: jnp.asarray(v, jnp.uint8 if obs_lib.is_image_key(k) else jnp.float32) for k, v in
          normalize_obs(normalizer, {k: raw[inv[k]] for k in obs_keys}).items()}
   action = jnp.asarray(normalizer["action"].normalize(raw["action"]), jnp.float32)
   def make(eps):
@@ -164,9 +186,13 @@ def load_demos(path: str, obs_keys: tuple[str, ...], horizon: int, n_obs_steps: 
 
 
 def _map_obs(obs: dict, fn_of):
-  """Applies each key's min/max map (`fn_of(key)`); a point cloud's xyz only (colour kept)."""
+  """Applies each key's min/max map (`fn_of(key)`); a point cloud's xyz only (colour kept);
+  camera frames pass unchanged (the encoder scales them)."""
   out = {}
   for k, x in obs.items():
+    if obs_lib.is_image_key(k):
+      out[k] = x
+      continue
     fn = fn_of(k)
     if k == "point_cloud":
       xyz = fn(x[..., :3])

@@ -4,19 +4,27 @@
     data/state       (N, 9)        DP3's agent_pos
     data/full_state  (N, 39)       MetaWorld's observation
     data/point_cloud (N, P, 3|6)   optional
+    data/img         (N, H, W, 3)  uint8, optional (one camera; data/img_<camera> for several)
     meta/episode_ends (E,)         int64, cumulative
 
 Written as zarr format 2 so DP3's own tools (zarr 2.x) read our files; files written by
 DP3 load here directly. Writes go to a temporary directory that is renamed into place,
-so an interrupted collection never leaves a half-written dataset behind.
+so an interrupted collection never leaves a half-written dataset behind. Camera frames are
+stored uint8 in chunks of a few frames (`IMAGE_CHUNK_BYTES`), compressed with Blosc/zstd.
 """
 from __future__ import annotations
 
 import os
 import shutil
 
+import numcodecs
 import numpy as np
 import zarr
+
+from jaxpolicy import obs as obs_lib
+
+IMAGE_CHUNK_BYTES = 256 << 10     # camera frames: as many frames per chunk as fit in this
+IMAGE_CODEC = dict(cname="zstd", clevel=5, shuffle=numcodecs.Blosc.SHUFFLE)
 
 class DatasetError(ValueError):
   pass
@@ -33,8 +41,14 @@ def write_episodes(path: str, episodes: list[dict], attrs: dict | None = None) -
   data = root.create_group("data")
   for k in keys:
     arr = np.concatenate([np.asarray(e[k]) for e in episodes], axis=0)
-    chunks = (min(len(arr), 1000),) + arr.shape[1:]
-    data.create_array(k, shape=arr.shape, dtype=arr.dtype, chunks=chunks)[...] = arr
+    extra = {}
+    if obs_lib.is_image_key(k):   # a few frames per chunk, compressed
+      frames = max(1, IMAGE_CHUNK_BYTES // max(1, arr[:1].nbytes))
+      chunks = (min(len(arr), frames),) + arr.shape[1:]
+      extra["compressors"] = numcodecs.Blosc(**IMAGE_CODEC)
+    else:
+      chunks = (min(len(arr), 1000),) + arr.shape[1:]
+    data.create_array(k, shape=arr.shape, dtype=arr.dtype, chunks=chunks, **extra)[...] = arr
   ends = np.cumsum([len(e["action"]) for e in episodes]).astype(np.int64)
   meta = root.create_group("meta")
   meta.create_array("episode_ends", shape=ends.shape, dtype=ends.dtype)[...] = ends

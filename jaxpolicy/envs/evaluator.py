@@ -33,6 +33,13 @@ def _envs(suite: SuiteInfo, task: str, n: int) -> list:
   return envs[:n]
 
 
+def _stacked(frames) -> np.ndarray:
+  """A batch of observation histories: floating observations as float32, camera frames
+  (uint8) as they are."""
+  a = np.asarray(frames)
+  return a.astype(np.float32) if np.issubdtype(a.dtype, np.floating) else a
+
+
 def observe(env, obs: dict, sensor=None, features=None) -> dict:
   """An environment's observation plus its sensor's (point clouds, camera frames);
   `features` ({policy key: observation keys}, SuiteInfo.observation_map) adds each policy
@@ -114,7 +121,7 @@ def evaluate(policy, suite: SuiteInfo, task: str, episodes: int = 20, seed: int 
   stalls = np.zeros(episodes)
   latencies, call, env_steps, held = [], 0, 0, 0
   key = jax.random.PRNGKey(seed)
-  batch = lambda: {k: np.asarray(v, np.float32) for k, v in hist.items()}
+  batch = lambda: {k: _stacked(v) for k, v in hist.items()}
   # compile and run a first and a second call (a carried sampler's two branches: the first
   # execution of each costs extra) before the episodes, so every call below is timed warm
   policy.reset(episodes)

@@ -280,7 +280,7 @@ def sample_cloud(points, mask, num_points: int):
 # CPU: MuJoCo's renderer
 
 
-def _model_signature(model: mujoco.MjModel) -> str:
+def model_signature(model: mujoco.MjModel) -> str:
   """Hash of everything a render context depends on (geometry, meshes, textures)."""
   h = hashlib.sha1()
   for a in (model.geom_type, model.geom_dataid, model.geom_size, model.geom_group,
@@ -399,7 +399,7 @@ class RenderSensor:
   def _entry(self, model) -> _RenderEntry:
     hit = self._by_id.get(id(model))
     if hit is None or hit[0] is not model:
-      hit = (model, _model_signature(model))
+      hit = (model, model_signature(model))
       self._by_id[id(model)] = hit
     sig = hit[1]
     if sig not in self._by_sig:

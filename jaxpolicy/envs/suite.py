@@ -69,7 +69,9 @@ class SuiteInfo:
   demo_stops_at_success: bool = False  # a demonstration ends at the success step (else it
                                   # runs the episode length, as DP3's MetaWorld demos)
   sensor: dict = dataclasses.field(default_factory=dict)  # config.pointcloud defaults
-  sensor_kinds: tuple[str, ...] = ()   # sensors its models support: "pointcloud"
+  sensor_kinds: tuple[str, ...] = ()   # sensors its models support: "pointcloud", "rgb"
+  cameras: dict = dataclasses.field(default_factory=dict)  # config.rgb defaults: camera ->
+                                  # position it is moved to (() = the model's own)
   rest_action: tuple = ()         # the command an episode starts holding (default zeros)
   requires: Callable | None = None
   features: dict = dataclasses.field(default_factory=dict)  # a dataset's feature (LeRobot's

@@ -37,8 +37,11 @@ def init(config, nets: nets_lib.Nets, obs_shapes, rng, teacher_state=None) -> Te
 def train_step(config, nets: nets_lib.Nets, state: TeacherState, batch, rng):
   schedule = schedule_of(config)
 
+  # camera frames: a random crop per frame (DP's augmentation) from a key of its own
+  k_crop, rng = jax.random.split(rng) if nets.augments else (None, rng)
+
   def loss_fn(params):
-    cond = nets.encode(params["encoder"], batch["obs"])
+    cond = nets.encode(params["encoder"], batch["obs"], k_crop)
     return losses.denoising_loss(schedule, nets.denoiser(params["unet"], cond), batch["action"], rng)
 
   loss, grads = jax.value_and_grad(loss_fn)(state.model.params)

@@ -11,17 +11,24 @@ import jax.numpy as jnp
 
 from jaxpolicy import obs as obs_lib
 from jaxpolicy.runtime import host
+from jaxpolicy.nets import vision
 from jaxpolicy.nets.encoders import DP3Encoder, StateEncoder, encode_history
 from jaxpolicy.nets.unet1d import (ConditionalUnet1D, LiveTaps, check_horizon, inference_layout,
                                    live_tap_ranges, prune_params)
 
 
 def make_encoder(config) -> nn.Module:
-  """DP3's point-cloud encoder for point-cloud observations, else the state MLP on the
-  kind's one key."""
+  """DP3's point-cloud encoder for point-cloud observations, DP's image encoder for camera
+  frames (`vision.RGBEncoder`), else the state MLP on the kind's one key."""
   kind = obs_lib.kind(config.obs)
   if kind.point_cloud:
     return DP3Encoder(out_dim=config.model.encoder_out)
+  if kind.images:
+    r = config.rgb
+    vision.check_variant(r.encoder, r.pooling)
+    return vision.RGBEncoder(camera_keys=obs_lib.camera_keys(r.cameras), variant=r.encoder,
+                             pooling=r.pooling, num_kp=r.num_keypoints,
+                             feature_dim=r.feature_dim)
   return StateEncoder(hidden_dims=tuple(config.model.encoder_hidden),
                       out_dim=config.model.encoder_out, key=kind.keys[0])
 
@@ -91,6 +98,8 @@ class Nets:
   action_dim: int
   compute_dtype: str = "float32"
   chunk_bytes: int = 0     # > 0: encode point clouds in chunks of frames (CPU caches)
+  image_crop: tuple = ()   # camera frames: the (h, w) crop the encoder sees
+  imagenet_norm: bool = False   # camera frames: ImageNet mean/std instead of [-1, 1]
 
   def with_compute_dtype(self, dtype: str) -> Nets:
     check_compute_dtype(dtype)
@@ -103,10 +112,50 @@ class Nets:
     """`tree`'s floating leaves in the compute dtype (unchanged in float32)."""
     return tree if self.compute_dtype == "float32" else cast_floating(tree, self.compute_dtype)
 
-  def encode(self, enc_params, obs):
+  def encode(self, enc_params, obs, rng=None):
+    """(B, n_obs_steps, ...) observations -> (B, n_obs_steps * feat) global condition.
+
+    Camera frames (uint8) are cropped and scaled here, inside the caller's compiled
+    program (`vision.preprocess`): `rng` given, a random crop per frame (training
+    augmentation), else the centre crop (evaluation, frozen encoders)."""
+    obs = self.preprocess(obs, rng)
     cond = encode_history(self.encoder, self.cast(enc_params), self.cast(obs),
                           self.frames_per_chunk(obs))
     return cond.astype(jnp.float32)
+
+  @property
+  def augments(self) -> bool:
+    """Whether `encode` takes an rng (camera frames: random crops in training)."""
+    return bool(self.image_crop)
+
+  def preprocess(self, obs, rng=None):
+    """`obs` with its camera frames cropped and scaled to float32 (`vision.preprocess`);
+    several cameras draw independent crops."""
+    keys = [k for k in obs if obs_lib.is_image_key(k)]
+    if not keys:
+      return obs
+    out = dict(obs)
+    for i, k in enumerate(keys):
+      key = None if rng is None else jax.random.fold_in(rng, i)
+      out[k] = vision.preprocess(obs[k], self.image_crop, key, self.imagenet_norm)
+    return out
+
+  def encoder_frame_shapes(self, obs_shapes: dict) -> dict:
+    """Per-frame shapes the encoder module sees: camera frames at the crop size."""
+    out = {}
+    for k, s in obs_shapes.items():
+      if obs_lib.is_image_key(k):
+        h, w = self.image_crop
+        if len(s) != 3 or s[2] != 3:
+          raise ValueError(f"camera frames {k!r} must be (height, width, 3) per frame, got "
+                           f"{tuple(s)}")
+        if s[0] < h or s[1] < w:
+          raise ValueError(f"camera frames {k!r} of shape {tuple(s)} are smaller than the "
+                           f"crop config.rgb.crop = {(h, w)}; lower the crop or render larger "
+                           f"frames (config.rgb.image_size)")
+        s = (h, w, s[2])
+      out[k] = tuple(s)
+    return out
 
   def frames_per_chunk(self, obs) -> int:
     """Frames per chunk for the point-cloud encoder (0: all at once).
@@ -143,7 +192,8 @@ class Nets:
 
     def init_fn(rng):
       k1, k2 = jax.random.split(rng)
-      frame = {k: S((1,) + tuple(s), jnp.float32) for k, s in obs_shapes.items()}
+      frame = {k: S((1,) + tuple(s), jnp.float32)
+               for k, s in self.encoder_frame_shapes(obs_shapes).items()}
       enc = self.encoder.lazy_init(k1, frame)
       feat = jax.eval_shape(lambda p, o: self.encoder.apply(p, o), enc, frame).shape[-1]
       cond = S((1, self.n_obs_steps * feat), jnp.float32)
@@ -155,7 +205,8 @@ class Nets:
     # program compiles slowly on CPU (seconds; a random draw per parameter) and every run,
     # teacher, student and restore builds its own Nets
     key = (repr(self.encoder), repr(self.unet), self.horizon, self.n_obs_steps,
-           self.action_dim, tuple(sorted((k, tuple(v)) for k, v in obs_shapes.items())))
+           self.action_dim, self.image_crop,
+           tuple(sorted((k, tuple(v)) for k, v in obs_shapes.items())))
     if key not in _INIT_FNS:
       _INIT_FNS[key] = jax.jit(init_fn)
     return _INIT_FNS[key](rng)
@@ -197,8 +248,12 @@ CPU_CHUNK_BYTES = 2 << 20   # the PointNet's activations per chunk of frames on 
 def build_nets(config, action_dim: int) -> Nets:
   chunk = CPU_CHUNK_BYTES if (obs_lib.kind(config.obs).point_cloud
                               and jax.default_backend() == "cpu") else 0
+  crop, imagenet = (), False
+  if obs_lib.kind(config.obs).images:
+    crop, imagenet = tuple(int(x) for x in config.rgb.crop), bool(config.rgb.imagenet_norm)
   return Nets(make_encoder(config), make_unet(config, action_dim), config.policy.horizon,
-              config.policy.n_obs_steps, action_dim, chunk_bytes=chunk)
+              config.policy.n_obs_steps, action_dim, chunk_bytes=chunk, image_crop=crop,
+              imagenet_norm=imagenet)
 
 
 def inference_unet_params(unet_params, config):

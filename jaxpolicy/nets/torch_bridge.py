@@ -364,3 +364,148 @@ def unet_config_from_flax(p) -> dict:
   cond_dim = int(p["down0_res0"]["cond_encoder"]["kernel"].shape[0])
   return dict(input_dim=int(k0.shape[1]), global_cond_dim=cond_dim - d,
               down_dims=tuple(down_dims), kernel_size=int(k0.shape[0]), step_embed_dim=d)
+
+
+# --- torchvision ResNet-18 -> the image encoder's trunk ----------------------------------
+#
+# torchvision's names (resnet18().state_dict(), with or without DP's BatchNorm -> GroupNorm
+# replacement): conv1.weight (64, 3, 7, 7); bn1.{weight, bias[, running_mean, running_var,
+# num_batches_tracked]}; layer{1-4}.{0,1}.{conv1, bn1, conv2, bn2}; layer{2-4}.0.downsample.{0
+# (1x1 conv), 1 (norm)}; fc.* (the classifier, unused). Conv2d weight (O, I, kh, kw) -> flax
+# kernel (kh, kw, I, O); norm weight/bias -> GroupNorm scale/bias.
+
+def _resnet_layout(widths: Sequence[int], blocks: Sequence[int]):
+  """[(torch module name, kind, flax path, torch weight shape)] of a ResNet trunk
+  (`vision.ResNetGN`'s tree); kind is 'conv2d' or 'norm'."""
+  w0 = widths[0]
+  layout = [("conv1", "conv2d", ("conv1",), (w0, 3, 7, 7)), ("bn1", "norm", ("bn1",), (w0,))]
+  cin = w0
+  for i, (w, n) in enumerate(zip(widths, blocks)):
+    for j in range(n):
+      t, f = f"layer{i + 1}.{j}", f"layer{i + 1}_{j}"
+      layout += [(f"{t}.conv1", "conv2d", (f, "conv1"), (w, cin, 3, 3)),
+                 (f"{t}.bn1", "norm", (f, "bn1"), (w,)),
+                 (f"{t}.conv2", "conv2d", (f, "conv2"), (w, w, 3, 3)),
+                 (f"{t}.bn2", "norm", (f, "bn2"), (w,))]
+      if j == 0 and (i > 0 or cin != w):
+        layout += [(f"{t}.downsample.0", "conv2d", (f, "downsample_conv"), (w, cin, 1, 1)),
+                   (f"{t}.downsample.1", "norm", (f, "downsample_norm"), (w,))]
+      cin = w
+  return layout
+
+
+_NORM_BUFFERS = ("running_mean", "running_var", "num_batches_tracked")
+
+
+def read_torch_file(path: str) -> dict:
+  """A state dict saved with `torch.save`, read with `torch.load(weights_only=True)`: tensors
+  and plain containers only, no pickled code is run. Needs torch (imported here only)."""
+  import torch  # pylint: disable=g-import-not-at-top
+  obj = torch.load(path, map_location="cpu", weights_only=True)
+  if isinstance(obj, dict) and "state_dict" in obj and isinstance(obj["state_dict"], dict):
+    obj = obj["state_dict"]
+  if not isinstance(obj, dict):
+    raise TorchBridgeError(f"{path} holds a {type(obj).__name__}, not a state dict; save "
+                           f"model.state_dict()")
+  return obj
+
+
+def resnet_params_from_torch(state_dict, prefix: str = "", keep_norm_affine: bool = False):
+  """A torchvision ResNet-18 state dict (or the path of one) -> `vision.ResNetGN` params.
+
+  The width and block counts are read from the shapes (ResNet-18: 64-512, two blocks per
+  stage; the quarter-width `resnet18_small` too). A BatchNorm state dict (running statistics
+  present, e.g. torchvision's pretrained weights) has its norms reset to GroupNorm's initial
+  scale 1 and bias 0, as DP's `replace_bn_with_gn` builds fresh GroupNorms
+  (`keep_norm_affine=True` keeps BatchNorm's affine weights instead); the running statistics
+  and the classifier (`fc`) are dropped. Any missing, unexpected or mis-shaped name stops
+  with one message listing them.
+  """
+  if isinstance(state_dict, str):
+    state_dict = read_torch_file(state_dict)
+  sd = _strip_prefix(state_dict, prefix)
+  if "conv1.weight" not in sd or "layer1.0.conv1.weight" not in sd:
+    raise TorchBridgeError(f"not a torchvision ResNet state dict: no conv1.weight / "
+                           f"layer1.0.conv1.weight{f' under prefix {prefix!r}' if prefix else ''}"
+                           f" (its first names: {_listing(sorted(state_dict)[:6])})")
+  widths, blocks = [], []
+  while f"layer{len(widths) + 1}.0.conv1.weight" in sd:
+    i = len(widths) + 1
+    widths.append(int(np.shape(sd[f"layer{i}.0.conv1.weight"])[0]))
+    n = 0
+    while f"layer{i}.{n}.conv1.weight" in sd:
+      n += 1
+    blocks.append(n)
+  layout = _resnet_layout(widths, blocks)
+  batchnorm = any(n.endswith(".running_mean") or n == "bn1.running_mean" for n in sd)
+  want = {}
+  for name, kind, _, shape in layout:
+    want[f"{name}.weight"] = tuple(shape)
+    if kind == "norm":
+      want[f"{name}.bias"] = (shape[0],)
+  ignored = lambda n: n.startswith("fc.") or n.rsplit(".", 1)[-1] in _NORM_BUFFERS
+  missing = [n for n in want if n not in sd]
+  unexpected = sorted(n for n in sd if n not in want and not ignored(n))
+  misshaped = [f"{n} {tuple(np.shape(sd[n]))} (expected {want[n]})" for n in want
+               if n in sd and tuple(np.shape(sd[n])) != want[n]]
+  if missing or unexpected or misshaped:
+    parts = ([f"missing {len(missing)}: {_listing(missing)}"] if missing else []) + \
+            ([f"unexpected {len(unexpected)}: {_listing(unexpected)}"] if unexpected else []) + \
+            ([f"mis-shaped {len(misshaped)}: {_listing(misshaped)}"] if misshaped else [])
+    raise TorchBridgeError(f"state dict does not match a torchvision ResNet with widths "
+                           f"{tuple(widths)} and blocks {tuple(blocks)}: " + "; ".join(parts))
+  params: dict = {}
+  for name, kind, path, _ in layout:
+    w = _to_numpy(sd[f"{name}.weight"])
+    if kind == "conv2d":
+      _set(params, path + ("kernel",), jnp.asarray(np.transpose(w, (2, 3, 1, 0))))
+    else:
+      b = _to_numpy(sd[f"{name}.bias"])
+      if batchnorm and not keep_norm_affine:
+        w, b = np.ones_like(w), np.zeros_like(b)
+      _set(params, path + ("scale",), jnp.asarray(w))
+      _set(params, path + ("bias",), jnp.asarray(b))
+  return params
+
+
+def resnet_params_to_torch(params) -> dict[str, np.ndarray]:
+  """`vision.ResNetGN` params -> a state dict with torchvision's names (GroupNorm weights
+  under the BatchNorms' names, no classifier): what `resnet_params_from_torch` reads."""
+  p = params["params"] if "params" in params else params
+  widths, blocks = [], []
+  while f"layer{len(widths) + 1}_0" in p:
+    i = len(widths) + 1
+    widths.append(int(p[f"layer{i}_0"]["conv1"]["kernel"].shape[-1]))
+    blocks.append(sum(1 for k in p if k.startswith(f"layer{i}_")))
+  out = {}
+  for name, kind, path, _ in _resnet_layout(widths, blocks):
+    mod = _get(p, path)
+    if kind == "conv2d":
+      out[f"{name}.weight"] = np.array(np.transpose(np.asarray(mod["kernel"], np.float32),
+                                                    (3, 2, 0, 1)), order="C")
+    else:
+      out[f"{name}.weight"] = np.array(mod["scale"], np.float32)
+      out[f"{name}.bias"] = np.array(mod["bias"], np.float32)
+  return out
+
+
+def load_resnet_into(encoder_params, backbone, camera_key: str = "img"):
+  """`encoder_params` (an `vision.RGBEncoder`'s) with camera `camera_key`'s trunk replaced by
+  `backbone` (from `resnet_params_from_torch`); shapes must match leaf for leaf."""
+  has_root = "params" in encoder_params
+  p = dict(encoder_params["params"] if has_root else encoder_params)
+  name = f"camera_{camera_key}"
+  if name not in p:
+    cams = sorted(k[len("camera_"):] for k in p if k.startswith("camera_"))
+    raise TorchBridgeError(f"the encoder has no camera {camera_key!r}; it has {cams}")
+  target = p[name]["backbone"]
+  got = {jax.tree_util.keystr(k): tuple(np.shape(v))
+         for k, v in jax.tree_util.tree_flatten_with_path(backbone)[0]}
+  want = {jax.tree_util.keystr(k): tuple(np.shape(v))
+          for k, v in jax.tree_util.tree_flatten_with_path(target)[0]}
+  if got != want:
+    diff = sorted(set(got.items()) ^ set(want.items()))
+    raise TorchBridgeError(f"the torch ResNet does not match camera {camera_key!r}'s trunk "
+                           f"(rgb.encoder sets its width): {_listing(f'{k} {s}' for k, s in diff)}")
+  p[name] = dict(p[name], backbone=backbone)
+  return {"params": p} if has_root else p

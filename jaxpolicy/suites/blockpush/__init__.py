@@ -45,5 +45,6 @@ INFO = SuiteInfo(
     demo_stops_at_success=True,
     sensor={"camera": "overhead", "camera_pos": (), "crop_low": (-0.35, -0.35, 0.005),
             "crop_high": (0.35, 0.35, 0.2), "table": "keep"},
-    sensor_kinds=("pointcloud",),
+    sensor_kinds=("pointcloud", "rgb"),
+    cameras={"overhead": ()},
 )

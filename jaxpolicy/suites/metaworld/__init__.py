@@ -31,6 +31,7 @@ INFO = SuiteInfo(
     # DP3's sensor: corner2 moved to (0.6, 0.295, 0.8), the workspace box, the table hidden
     sensor={"camera": "corner2", "camera_pos": (0.6, 0.295, 0.8),
             "crop_low": (-0.6, 0.25, -0.01), "crop_high": (0.6, 1.05, 0.7), "table": "hide"},
-    sensor_kinds=("pointcloud",),
+    sensor_kinds=("pointcloud", "rgb"),
+    cameras={"corner2": (0.6, 0.295, 0.8)},     # DP3's corner2, moved as DP3 does
     rest_action=(0.0, 0.0, 0.0, -1.0),   # MetaWorld's reset leaves the gripper open
 )
