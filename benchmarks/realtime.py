@@ -90,7 +90,7 @@ def _paper_latencies(args, config) -> dict:
 
 
 def run_rows(args) -> None:
-  from jaxpolicy import execution, runs, suites  # pylint: disable=g-import-not-at-top
+  from jaxpolicy import evaluation, execution, suites  # pylint: disable=g-import-not-at-top
   os.makedirs(args.out, exist_ok=True)
   path = os.path.join(args.out, "rows.jsonl")
   done = set()
@@ -104,13 +104,14 @@ def run_rows(args) -> None:
     suite = suites.suite_of(suites.check_task(task))
     pols = load_policies(args.root, task)
     for name, (pol, config) in pols.items():
-      if args.paper_preset and not paper:
+      extra = [e for e in args.extra.split(",") if e]
+      if "paper" in extra and args.paper_preset and not paper:
         paper = _paper_latencies(args, config)
-      lats = [(str(x), float(x)) for x in args.latencies.split(",")]
-      if any((task, name, "own", m, s) not in done for m in ("sync", "async")
-             for s in args.stitching.split(",")):
+      lats = [(str(x), float(x)) for x in args.latencies.split(",") if x]
+      if "own" in extra and any((task, name, "own", m, s) not in done
+                                for m in ("sync", "async") for s in args.stitching.split(",")):
         lats.append(("own", pol.latency_b1(calls=30)["latency_ms_b1"]))
-      if name in paper:
+      if "paper" in extra and name in paper:
         lats.append(("paper", paper[name]))
       for label, ms in lats:
         delay = execution.delay_steps(ms, suite.control_hz)
@@ -123,7 +124,7 @@ def run_rows(args) -> None:
             if delay >= suite.episode_length:
               continue
             wall0, cpu0 = time.time(), _cpu_s()
-            r = runs.evaluate(pol, task, episodes=args.episodes, seed=args.seed,
+            r = evaluation.evaluate(pol, task, episodes=args.episodes, seed=args.seed,
                               episode_length=suite.episode_length, backend="cpu",
                               timing=timing)
             row = {"task": task, "policy": name, "latency": label, "latency_ms": ms,
@@ -151,6 +152,9 @@ def main(argv=None):
   p.add_argument("--episodes", type=int, default=100)
   p.add_argument("--seed", type=int, default=1000)
   p.add_argument("--paper_preset", default="paper")
+  p.add_argument("--extra", default="own,paper", help="latency points besides --latencies: "
+                 "own (each policy's batch-1 latency measured now; run with the machine "
+                 "idle) and paper (its paper-size network's)")
   p.add_argument("--out", required=True)
   p.add_argument("--report_only", action="store_true")
   args = p.parse_args(argv)

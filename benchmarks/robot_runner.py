@@ -208,12 +208,12 @@ def run_in_process(workdir: str, name: str, task: str, episodes: int, seed: int,
                    delay: int | None, mode: str) -> dict:
   """The run's in-process policy on the CPU evaluator: frozen in time (delay None) or in
   real-time mode with `delay` control steps."""
-  from jaxpolicy import load_policy, runs  # pylint: disable=g-import-not-at-top
+  from jaxpolicy import evaluation, load_policy  # pylint: disable=g-import-not-at-top
   pol = load_policy(workdir, name)
   timing = None
   if delay is not None:
     timing = execution.Timing(delay, pol.span, pol.n_action_steps, mode)
-  r = runs.evaluate(pol, task, episodes=episodes, seed=seed, backend="cpu", timing=timing)
+  r = evaluation.evaluate(pol, task, episodes=episodes, seed=seed, backend="cpu", timing=timing)
   return {"policy": name, "driver": "in-process, CPU evaluator" + (
               f", real time, delay {delay}" if delay is not None else ", frozen time"),
           "mode": mode if delay is not None else "sync (no delay)",

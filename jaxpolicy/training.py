@@ -21,7 +21,7 @@ import numpy as np
 
 from jaxpolicy import methods
 from jaxpolicy import nets as nets_lib
-from jaxpolicy import runs
+from jaxpolicy import demos, evaluation, runs
 from jaxpolicy.methods.state import learning_rates
 from jaxpolicy.runs import Run, default_workdir, restore_run
 from jaxpolicy.runtime import files, logs, sharding
@@ -147,7 +147,7 @@ def train(config, workdir: str | None = None) -> dict:
     files.write_json(os.path.join(workdir, "config.json"),
                      {"identity": identity(config), "config": config.to_dict()})
 
-  data = runs.load_demo_data(config, normalizer=teacher.normalizer if teacher else None)
+  data = demos.load_demo_data(config, normalizer=teacher.normalizer if teacher else None)
   if teacher is not None and data.obs_shapes != teacher.obs_shapes:
     raise ValueError(f"teacher observation shapes {teacher.obs_shapes} differ from the data's "
                      f"{data.obs_shapes}")
@@ -156,7 +156,7 @@ def train(config, workdir: str | None = None) -> dict:
   state = method.init(config, nets, data.obs_shapes, jax.random.fold_in(rng, 1),
                       teacher.state if teacher else None)
   # one point-cloud sensor for every evaluation of the run (renderers made on first use)
-  with runs.open_sensor(config) as sensor:
+  with demos.open_sensor(config) as sensor:
     return _train_and_evaluate(config, workdir, method, teacher, data, nets, state, rng,
                                sensor)
 
@@ -189,7 +189,7 @@ def _final_evaluation(config, workdir, method, teacher, data, nets, state, step,
       if teacher is not None else {}
   policies.update(run.policies(reuse=compiled))
   name = runs.run_name(config)
-  results = {name: runs.evaluate_policies(config, policies, step, sensor, data)}
+  results = {name: evaluation.evaluate_policies(config, policies, step, sensor, data)}
   if data.val is not None and runs.eval_task(config):   # held-out action error (offline
     for pname, pol in policies.items():                  # evaluation has it already)
       results[name][pname]["action_mse"] = pol.action_mse(data.val, jax.random.PRNGKey(0))
@@ -200,11 +200,11 @@ def _final_evaluation(config, workdir, method, teacher, data, nets, state, step,
   with open(os.path.join(workdir, "evals.jsonl"), "a") as f:
     f.write(json.dumps({"step": step, "results": results[name], "final": True}) + "\n")
   log.evaluation(step, results[name])
-  runs.write_results(workdir, results, extra={
+  evaluation.write_results(workdir, results, extra={
       "method": config.method, "step": step, "preset": config.preset, "obs": config.obs,
       "data_path": config.data.get("path", ""),
       "teacher_workdir": teacher.workdir if teacher else None})
-  print(runs.format_table(results), flush=True)
+  print(evaluation.format_table(results), flush=True)
   return results
 
 
@@ -334,7 +334,7 @@ def _fit(config, workdir, method, nets, data, state, ckpt, rng, compiled: dict, 
         run = Run(config, workdir, nets, sharding.local_copy(full(state)), data.normalizer,
                   data.obs_shapes, data.action_dim, step)
         compiled.update(run.policies(reuse=compiled))
-        res = runs.evaluate_policies(config, compiled, step, sensor, data)
+        res = evaluation.evaluate_policies(config, compiled, step, sensor, data)
         with open(evals_path, "a") as f:
           f.write(json.dumps({"step": step, "results": res}) + "\n")
         log.evaluation(step, res)

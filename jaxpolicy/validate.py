@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 
-from jaxpolicy import execution, methods, nets, runs, suites
+from jaxpolicy import evaluation, execution, methods, nets, runs, suites
 from jaxpolicy import obs as obs_lib
 from jaxpolicy.data import formats
 from jaxpolicy.diffusion.schedule import PREDICTION_TYPES, SPACINGS
@@ -119,7 +119,7 @@ def check_config(config) -> None:
   try:
     methods.get(config.method)
     obs_lib.kind(config.obs)
-    runs.resolve_backend(config.eval.backend)
+    evaluation.resolve_backend(config.eval.backend)
     nets.check_compute_dtype(config.eval.get("dtype", "float32"))
   except ValueError as e:
     raise ConfigError(str(e)) from None

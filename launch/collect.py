@@ -26,7 +26,7 @@ def main(argv):
   del argv
   common.setup()
   from configs import common as configs_common  # pylint: disable=g-import-not-at-top
-  from jaxpolicy import obs, runs, validate  # pylint: disable=g-import-not-at-top
+  from jaxpolicy import demos, obs, validate  # pylint: disable=g-import-not-at-top
 
   def run():
     obs.kind(FLAGS.obs)  # validates --obs
@@ -36,7 +36,7 @@ def main(argv):
     if FLAGS.episodes:
       config.data.num_episodes = FLAGS.episodes
     validate.resolve(config)   # the door: the task, and the suite's defaults
-    return runs.ensure_demo_data(config)   # the same dataset training would use
+    return demos.ensure_demo_data(config)   # the same dataset training would use
 
   path = common.run_guarded(run)
   print(path)

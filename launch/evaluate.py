@@ -49,7 +49,7 @@ def evaluate(workdir: str, task: str = "", episodes: int = 20, seed: int = 0,
              results_name: str = "") -> dict:
   """Evaluates the run in `workdir` as the flags say; {task: {policy: result}}, also merged
   into the results file."""
-  from jaxpolicy import runs  # pylint: disable=g-import-not-at-top
+  from jaxpolicy import evaluation, runs  # pylint: disable=g-import-not-at-top
   from jaxpolicy.validate import check_config  # pylint: disable=g-import-not-at-top
   r = runs.restore_run(workdir)
   c = r.config
@@ -66,19 +66,19 @@ def evaluate(workdir: str, task: str = "", episodes: int = 20, seed: int = 0,
     c.eval.dtype = dtype or c.eval.get("dtype", "float32")
     c.eval.backend = backend or c.eval.backend
   check_config(c)
-  chosen = runs.resolve_backend(c.eval.backend)
+  chosen = evaluation.resolve_backend(c.eval.backend)
   name = results_name or ("eval_mjx.json" if chosen == "mjx" else "eval.json")
   key = runs.eval_task(c) or runs.run_name(c)
-  results = {key: runs.evaluate_policies(c, r.policies(), r.step)}
-  print(runs.format_table(results))
+  results = {key: evaluation.evaluate_policies(c, r.policies(), r.step)}
+  print(evaluation.format_table(results))
   # kept: the file's metadata and earlier results of other policies / tasks (e.g. float32
   # beside bfloat16)
-  payload = runs.read_results(workdir, name)
+  payload = evaluation.read_results(workdir, name)
   merged = payload.pop("tasks")
   for t, res in results.items():
     merged.setdefault(t, {}).update(res)
   payload.update(method=c.method, step=r.step)
-  runs.write_results(workdir, merged, extra=payload, name=name)
+  evaluation.write_results(workdir, merged, extra=payload, name=name)
   return results
 
 

@@ -68,9 +68,9 @@ def main():
   a = ap.parse_args()
   rows = [run_exported(a.artifact, a.task, a.episodes, a.seed)]
   if a.compare_workdir:
-    from jaxpolicy import load_policy, runs  # pylint: disable=g-import-not-at-top
+    from jaxpolicy import evaluation, load_policy  # pylint: disable=g-import-not-at-top
     pol = load_policy(a.compare_workdir, rows[0]["policy"])
-    r = runs.evaluate(pol, a.task, episodes=a.episodes, seed=a.seed, backend="cpu")
+    r = evaluation.evaluate(pol, a.task, episodes=a.episodes, seed=a.seed, backend="cpu")
     rows.append({"success_rate": r["success_rate"], "successes": r["successes"],
                  "episodes": a.episodes, "seed": a.seed, "wall_s": r["wall_s"],
                  "policy": pol.name, "mode": "in-process"})

@@ -19,9 +19,10 @@ LAYERS = (
     ("jaxpolicy.data",),
     ("jaxpolicy.policy",),
     ("jaxpolicy.methods",),
-    ("jaxpolicy.runs", "jaxpolicy.leaderboard"),
+    ("jaxpolicy.runs", "jaxpolicy.demos", "jaxpolicy.evaluation"),
     ("jaxpolicy.validate", "jaxpolicy.report", "jaxpolicy.export"),
     ("jaxpolicy.training",),
+    ("jaxpolicy.sweep",),    # grids of cells: trains through the training loop
     ("jaxpolicy",),          # the package's face (its __init__ only): load_policy
 )
 OUTSIDE = ("configs", "launch", "benchmarks", "scripts", "tests")

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import configs
-from jaxpolicy import runs, suites, training
+from jaxpolicy import demos, training
 from jaxpolicy.envs.suite import episode_seeds
 from jaxpolicy.suites.blockpush import env as env_lib
 from jaxpolicy.suites.blockpush import logic, scene
@@ -118,7 +118,7 @@ def test_collect_train_and_evaluate_on_blockpush_with_modes(tmp_path):
   assert res["suite"] == "blockpush" and 0 <= res["p1_rate"] <= 1
   assert sum(res["mode_counts"].values()) == 3 and len(res["modes"]) == 3
   from jaxpolicy.data import storage   # pylint: disable=g-import-not-at-top
-  attrs = storage.read_attrs(runs.ensure_demo_data(c))
+  attrs = storage.read_attrs(demos.ensure_demo_data(c))
   assert attrs["suite"] == "blockpush" and len(attrs["episode_info"]) == 4
   assert {i["mode"] for i in attrs["episode_info"]} <= set(logic.MODES[:4])
   pc = configs.load("teacher", "tiny")
@@ -126,7 +126,7 @@ def test_collect_train_and_evaluate_on_blockpush_with_modes(tmp_path):
                                                         str(tmp_path / "data"), 2)
   from jaxpolicy import validate   # pylint: disable=g-import-not-at-top
   validate.resolve(pc)
-  raw, _ = storage.read_episodes(runs.ensure_demo_data(pc), ("point_cloud", "full_state"))
+  raw, _ = storage.read_episodes(demos.ensure_demo_data(pc), ("point_cloud", "full_state"))
   cloud = np.asarray(raw["point_cloud"][0])
   assert cloud.shape == (pc.pointcloud.num_points, 3)
   blocks = raw["full_state"][0][[2, 3, 6, 7]].reshape(2, 2)

@@ -16,7 +16,7 @@ pytest.importorskip("av")
 pytest.importorskip("h5py")
 
 import configs  # noqa: E402
-from jaxpolicy import runs, training  # noqa: E402
+from jaxpolicy import demos, runs, training  # noqa: E402
 from jaxpolicy.data import formats, video  # noqa: E402
 from jaxpolicy.data.dataset import load_demos  # noqa: E402
 from jaxpolicy.data.storage import DatasetError  # noqa: E402
@@ -309,7 +309,7 @@ def test_teacher_and_sdm_train_on_each_format(tmp_path, fmt):
   state_dim = 7 if fmt == "robomimic" else ds.S
   assert run.obs_shapes == {"agent_pos": (state_dim,)} and run.action_dim == ds.A
   # the normaliser was fitted on the training episodes of the data written
-  data = runs.load_demo_data(c)
+  data = demos.load_demo_data(c)
   acts = _cat([eps[e] for e in data.train_episodes], "action")
   np.testing.assert_allclose(run.normalizer["action"].unnormalize(np.array([-1.0, 1.0])[:, None]
                                                                   * np.ones(ds.A)),

@@ -19,7 +19,7 @@ import pytest
 from mujoco import mjx
 
 from configs import sdm as sdm_configs
-from jaxpolicy import runs
+from jaxpolicy import evaluation
 from jaxpolicy import nets as nets_lib
 from jaxpolicy.data.normalizer import MinMax, Normalizer
 from jaxpolicy import suites
@@ -166,11 +166,11 @@ def test_resets_are_metaworlds_evaluation_resets():
 def test_every_task_has_a_success_predicate_and_backends_are_named():
   assert all(callable(tasks.spec(t).success) for t in TASKS) and len(TASKS) == 50
   assert [t for t in TASKS if tasks.spec(t).needs_forward] == ["stick-push"]
-  assert runs.resolve_backend("mjx") == "mjx"
-  assert runs.resolve_backend("auto") == ("cpu" if jax.default_backend() == "cpu" else "mjx")
-  assert runs.resolve_backend("metaworld") == "cpu"   # the CPU backend's name before suites
+  assert evaluation.resolve_backend("mjx") == "mjx"
+  assert evaluation.resolve_backend("auto") == ("cpu" if jax.default_backend() == "cpu" else "mjx")
+  assert evaluation.resolve_backend("metaworld") == "cpu"   # the CPU backend's name before suites
   with pytest.raises(ValueError, match="backend"):
-    runs.resolve_backend("gpu")
+    evaluation.resolve_backend("gpu")
 
 
 def random_sdm_policy(seed=0):
@@ -229,7 +229,7 @@ def test_evaluate_dispatches_to_the_mjx_evaluator(monkeypatch):
   seen = {}
   monkeypatch.setattr(evaluator, "evaluate", lambda *a, **k: seen.update(k) or {"ok": 1})
   policy = random_sdm_policy()
-  assert runs.evaluate(policy, "reach", episodes=3, seed=4, episode_length=7,
+  assert evaluation.evaluate(policy, "reach", episodes=3, seed=4, episode_length=7,
                        backend="mjx") == {"ok": 1}
   assert (seen["episodes"], seen["seed"], seen["episode_length"]) == (3, 4, 7)
 

@@ -429,7 +429,7 @@ def test_dp3_encoder_shapes_and_invariances():
 
 @pytest.mark.slow
 def test_tiny_pointcloud_teacher_end_to_end(tmp_path, monkeypatch):
-  from jaxpolicy import runs, training  # pylint: disable=g-import-not-at-top
+  from jaxpolicy import demos, runs, training  # pylint: disable=g-import-not-at-top
   config = teacher_configs.get_config("tiny")
   config.obs = "pointcloud"
   config.data.dir = str(tmp_path / "data")
@@ -456,7 +456,7 @@ def test_tiny_pointcloud_teacher_end_to_end(tmp_path, monkeypatch):
   assert r["success_rate"] == np.mean(r["successes"])
   ev = json.load(open(tmp_path / "teacher" / "eval.json"))
   assert ev["obs"] == "pointcloud"
-  path = runs.ensure_demo_data(config)   # named after the sensor settings; already there
+  path = demos.ensure_demo_data(config)   # named after the sensor settings; already there
   assert os.path.basename(path).startswith("metaworld_drawer-open_pointcloud_2ep_")
   assert storage.read_attrs(path)["sensor"]["num_points"] == config.pointcloud.num_points
   raw, ends = storage.read_episodes(str(path), ("point_cloud", "state", "action"))

@@ -14,7 +14,7 @@ gym_pusht = pytest.importorskip("gym_pusht")   # the optional extra `pusht`
 
 import configs  # noqa: E402  pylint: disable=g-import-not-at-top,wrong-import-position
 from helpers import datasets  # noqa: E402  pylint: disable=g-import-not-at-top
-from jaxpolicy import execution, runs, suites, training, validate  # noqa: E402
+from jaxpolicy import evaluation, execution, runs, suites, training, validate  # noqa: E402
 from jaxpolicy.data import collect  # noqa: E402
 from jaxpolicy.envs import evaluator  # noqa: E402
 from jaxpolicy.envs.suite import episode_seeds  # noqa: E402
@@ -176,7 +176,7 @@ def test_float_scores_are_reported_with_their_mean_and_flags_with_their_rate():
                                 [{"p1": True, "mode": "none"}, {"p1": False, "mode": "none"}])
   assert bp["p1"] == [1, 0] and bp["p1_rate"] == 0.5
   row = {"success_rate": 0.5, "episodes": 2, "nfe": 10, "latency_ms": 1.0, **out}
-  assert "coverage_mean 0.60" in runs.format_table({"pusht": {"teacher_ddim10": row}})
+  assert "coverage_mean 0.60" in evaluation.format_table({"pusht": {"teacher_ddim10": row}})
 
 
 def test_a_policy_reads_the_suites_observations_through_its_datasets_features():
@@ -285,7 +285,7 @@ def test_a_run_on_lerobot_push_t_data_is_evaluated_in_gym_pusht(tmp_path, monkey
   with run.config.unlocked():
     run.config.eval.task = "pusht"
   start = _env().reset(seed=episode_seeds(0, 1)[0])["agent_pos"]
-  r = runs.evaluate(pol, "pusht", episodes=1, episode_length=5, backend="cpu",
+  r = evaluation.evaluate(pol, "pusht", episodes=1, episode_length=5, backend="cpu",
                     timing=execution.Timing(4, pol.span, pol.n_action_steps),
                     features=runs.observation_map(run.config, run.obs_shapes))
   assert r["held_steps"] == 4 and len(sent) == 5

@@ -6,6 +6,9 @@ import numpy as np
 import pytest
 
 from jaxpolicy import report
+from jaxpolicy.report import groups, stats
+from jaxpolicy.report import text as rtext
+from jaxpolicy import sweep as sweep_lib
 from launch import sweep
 
 
@@ -34,7 +37,7 @@ def test_group_averages_and_std_over_seeds():
   # all tasks per seed: seed0 1.8 / 3 = 0.6, seed1 1.2 / 3 = 0.4
   assert agg["group"][("all", "sdm")] == pytest.approx((0.5, 0.1))
   assert ("medium", "sdm") not in agg["group"]
-  assert report._fmt(agg["group"][("easy", "sdm")]) == "70.0 ± 10.0"
+  assert rtext._fmt(agg["group"][("easy", "sdm")]) == "70.0 ± 10.0"
 
 
 def test_tasks_with_fewer_seeds_count_once_in_every_average():
@@ -42,7 +45,7 @@ def test_tasks_with_fewer_seeds_count_once_in_every_average():
   averages tasks, not task-seeds: a task's seeds are averaged first. A spread over seeds is
   shown only where all of a group's tasks ran the same seeds; missing and NaN values count
   as not run; intervals resample tasks."""
-  from jaxpolicy import leaderboard
+
   cells = {("drawer-open", 0, "sdm"): {"top5": 1.0},                       # Easy, seed 0 only
            ("push", 0, "sdm"): {"top5": 0.0}, ("push", 1, "sdm"): {"top5": 0.2},   # Hard
            ("push", 2, "sdm"): {"top5": 0.4},
@@ -50,16 +53,16 @@ def test_tasks_with_fewer_seeds_count_once_in_every_average():
   agg = report.aggregate(cells, "top5")["group"]
   assert agg[("hard", "sdm")] == pytest.approx((0.2, np.std([0.0, 0.2, 0.4])))
   assert agg[("easy", "sdm")][0] == 1.0 and np.isnan(agg[("easy", "sdm")][1])
-  assert report._fmt(agg[("easy", "sdm")]) == "100.0"                    # no "± 0.0"
+  assert rtext._fmt(agg[("easy", "sdm")]) == "100.0"                    # no "± 0.0"
   # the two tasks' mean, not 0.367 (seed 0: (1.0 + 0.0) / 2, seeds 1-2: push alone); no
   # spread, since the tasks ran different seeds
   assert agg[("all", "sdm")][0] == pytest.approx(0.6) and np.isnan(agg[("all", "sdm")][1])
   # the honest protocol: the same task weighting, intervals resampling tasks
   values = {k[:2]: v["top5"] for k, v in cells.items()}
-  gm = leaderboard.by_group(values)
+  gm = stats.by_group(values)
   assert gm["all"][0] == pytest.approx(0.6) and gm["all"][3:] == (2, 4)
-  assert leaderboard._ci(gm["hard"]) == "20.0 [one task]"     # 3 seeds, still one task
-  s = leaderboard.summary({}, None, report.aggregate(cells, "top5"))
+  assert rtext._ci(gm["hard"]) == "20.0 [one task]"     # 3 seeds, still one task
+  s = rtext.summary({}, None, report.aggregate(cells, "top5"))
   assert s["protocols"]["papers_top5"]["sdm"]["easy"]["std_over_seeds"] is None
   json.dumps(s, allow_nan=False)                                   # strict JSON
 
@@ -214,7 +217,8 @@ def test_a_failing_cell_is_recorded_and_the_sweep_goes_on(tmp_path, monkeypatch)
   """A teacher whose demonstrations cannot be collected: its cell and its students' get
   failed.json with the reason, the next task still trains, a rerun skips them,
   --retry_failed trains them again, and the report lists them with the reason."""
-  from jaxpolicy import leaderboard, training
+  from jaxpolicy import training
+
   root = str(tmp_path / "sweep")
   trained, lines = [], []
 
@@ -223,7 +227,7 @@ def test_a_failing_cell_is_recorded_and_the_sweep_goes_on(tmp_path, monkeypatch)
       raise RuntimeError("the scripted expert for push succeeded in only 2 of 30 episodes")
     trained.append(wd)
   monkeypatch.setattr(training, "train", fake_train)
-  monkeypatch.setattr(sweep, "measure_hz", lambda wd: {"hz_b1": 1.0})
+  monkeypatch.setattr(sweep_lib, "measure_hz", lambda wd: {"hz_b1": 1.0})
   args = (["push", "drawer-open"], [0], ["teacher", "sdm"], "tiny", root, 10, 2)
   assert sweep.run_sweep(*args, log=lines.append) == (2, 0)     # drawer-open's two cells
   assert [os.path.basename(w) for w in trained] == ["teacher", "sdm"]
@@ -235,7 +239,7 @@ def test_a_failing_cell_is_recorded_and_the_sweep_goes_on(tmp_path, monkeypatch)
   assert any("FAILED" in l and "the sweep goes on" in l for l in lines)
   assert not os.path.exists(os.path.join(root, "push", "s0", "teacher", "claim"))  # released
   # the report lists both, with the reason
-  fails = leaderboard.failures({}, json.load(open(os.path.join(root, "sweep.json"))),
+  fails = stats.failures({}, json.load(open(os.path.join(root, "sweep.json"))),
                                report.load_failures(root))
   assert "push seed 0 teacher: failed: RuntimeError: the scripted expert for push " \
          "succeeded in only 2 of 30 episodes" in fails
@@ -256,7 +260,8 @@ def test_a_failing_cell_is_recorded_and_the_sweep_goes_on(tmp_path, monkeypatch)
 
 
 def test_plan_only_adds_cells_to_the_grid_and_trains_nothing(tmp_path, monkeypatch):
-  from jaxpolicy import leaderboard, training
+  from jaxpolicy import training
+
   root = str(tmp_path / "sweep")
   monkeypatch.setattr(training, "train", lambda config, wd: pytest.fail("trained"))
   assert sweep.run_sweep(["push"], [1, 2], ["teacher", "sdm"], "tiny", root, 10, 2,
@@ -266,7 +271,7 @@ def test_plan_only_adds_cells_to_the_grid_and_trains_nothing(tmp_path, monkeypat
   grid = json.load(open(os.path.join(root, "sweep.json")))
   assert len(grid["cells"]) == 8 and grid["seeds"] == [0, 1, 2]
   assert not [d for d in os.listdir(root) if d != "sweep.json"]   # no cell directory
-  assert "push seed 1 sdm, teacher: not finished" in leaderboard.failures({}, grid)
+  assert "push seed 1 sdm, teacher: not finished" in stats.failures({}, grid)
 
 
 def test_wilson_interval_against_the_closed_form():
@@ -311,7 +316,7 @@ def _honest(policy, k, n=100):
 
 
 def test_honest_protocol_groups_pairs_and_failures_on_hand_made_cells():
-  from jaxpolicy import leaderboard
+
   # drawer-open: Easy; push: Hard. Teacher, SDM per (task, seed); CD only on drawer-open.
   cells = {}
   succ = {("drawer-open", 0): (90, 85, 70), ("drawer-open", 1): (80, 80, 60),
@@ -323,26 +328,26 @@ def test_honest_protocol_groups_pairs_and_failures_on_hand_made_cells():
     cells[(t, s, "sdm")] = {"honest": _honest("sdm_1step", ks), "cpu_s": 1800.0}
     if kc is not None:
       cells[(t, s, "cd")] = {"honest": _honest("cd_1step", kc)}
-  values = leaderboard.honest_values(cells)
-  gm = leaderboard.group_means(values["SDM (1 step)"])
+  values = stats.honest_values(cells)
+  gm = stats.group_means(values["SDM (1 step)"])
   assert gm["easy"][0] == pytest.approx(0.825) and gm["hard"][0] == pytest.approx(0.225)
   assert gm["all"][0] == pytest.approx((0.85 + 0.8 + 0.3 + 0.15) / 4)
   assert gm["all"][3:] == (2, 4)                       # 2 tasks, 4 cells
   assert gm["easy"][1] <= gm["easy"][0] <= gm["easy"][2]
-  diffs = leaderboard.paired_differences(cells)
+  diffs = stats.paired_differences(cells)
   # SDM - teacher per cell: -5, 0, -10, +10 points
   assert diffs["SDM - teacher"]["all"][0] == pytest.approx(-0.0125)
   assert diffs["SDM - teacher"]["hard"][0] == pytest.approx(0.0)
   assert diffs["SDM - CD"]["all"][3:] == (1, 2)         # only where both exist
   grid = {"cells": [list(k) for k in cells] + [["push", 0, "cd"]]}
-  fails = leaderboard.failures(cells, grid)
+  fails = stats.failures(cells, grid)
   assert "push seed 0 cd: not finished" in fails
   assert any(f.startswith("push seed 1: teacher 5 %") for f in fails)
-  md = leaderboard.markdown(cells, grid)
+  md = rtext.honest_markdown(cells, grid)
   assert "| SDM (1 step) | 82.5 [" in md and "SDM (paper)" in md and "| push | Hard |" in md
   # differences in signed points; one task per group here: no interval to resample
   assert "| SDM - teacher | -2.5 [one task] | +0.0 [one task] | -1.3 [-2.5, +0.0] |" in md
-  s = leaderboard.summary(cells, grid, report.aggregate(
+  s = rtext.summary(cells, grid, report.aggregate(
       {k: {"top5": 0.5} for k in cells}, "top5"))
   assert s["finished_cells"] == len(cells) and s["planned_cells"] == len(cells) + 1
   assert s["cpu_hours"] == pytest.approx(4 * 1.0 + 4 * 0.5)
@@ -355,7 +360,7 @@ def test_reading_and_protocol_gaps_follow_the_numbers():
   interval excludes 0 reads as one, a tie as no difference; the papers' protocol minus the
   honest one splits into checkpoint selection and the episode sets; paper rows average the
   50 tasks by group size."""
-  from jaxpolicy import leaderboard
+
   tasks = ["hammer", "sweep", "coffee-push", "soccer", "basketball", "bin-picking",
            "box-close", "coffee-pull"]                            # Medium
   cells = {}
@@ -368,7 +373,7 @@ def test_reading_and_protocol_gaps_follow_the_numbers():
     cells[(t, 0, "sdm")] = {"honest": _honest("sdm_1step", kt + 20 + i % 2),   # clearly better
                             "top5": 0.5, "final": 0.5}
     cells[(t, 0, "cd")] = {"honest": _honest("cd_1step", kt + 20 + (i % 2) - 1 + 2 * (i % 2 == 0))}
-  gaps = leaderboard.protocol_gap(cells)
+  gaps = stats.protocol_gap(cells)
   # teacher: top5 - honest = +10 points in every cell, of which +5 selection, +5 episodes
   assert gaps["top5_minus_honest"]["teacher"]["all"][0] == pytest.approx(0.10)
   assert gaps["top5_minus_final"]["teacher"]["all"][0] == pytest.approx(0.05)
@@ -376,7 +381,7 @@ def test_reading_and_protocol_gaps_follow_the_numbers():
   assert "cd" not in gaps["top5_minus_honest"]                    # no top5: not counted
   for k in list(cells)[:12]:
     cells[k].update(host="AMD EPYC (AVX2), 2 CPUs", code="abc1234")
-  text = leaderboard.reading(cells, {"cells": [list(k) for k in cells]},
+  text = rtext.reading(cells, {"cells": [list(k) for k in cells]},
                              {"policies": {"teacher_ddim10": {"hz_b1": 100.0},
                                            "sdm_1step": {"hz_b1": 500.0}}})
   lines = {l.split("**")[1]: l for l in text.splitlines() if l.startswith("* **")}
@@ -394,11 +399,11 @@ def test_reading_and_protocol_gaps_follow_the_numbers():
   # seeds each task ran (the tasks are what the interval resamples)
   few = {k: v for k, v in cells.items() if k[0] in tasks[:3]}
   few.update({(t, s, m): v for (t, _, m), v in few.items() for s in (1, 2, 3)})
-  text = leaderboard.reading(few, {"cells": [list(k) for k in few], "preset": "quick"})
+  text = rtext.reading(few, {"cells": [list(k) for k in few], "preset": "quick"})
   assert "over 3 tasks (12 task-seeds): too few tasks for a claim" in text
   assert "excludes 0" not in text
   # summary.json: the papers' protocol with a bootstrap interval over tasks too
-  s = leaderboard.summary(cells, {"cells": [list(k) for k in cells]},
+  s = rtext.summary(cells, {"cells": [list(k) for k in cells]},
                           report.aggregate({k: v for k, v in cells.items() if "top5" in v},
                                            "top5"))
   top5 = s["protocols"]["papers_top5"]["teacher"]["medium"]
@@ -406,11 +411,11 @@ def test_reading_and_protocol_gaps_follow_the_numbers():
   assert top5["mean"] == pytest.approx(np.mean([(40 + 10 * i) / 100 + 0.1 for i in range(8)]))
   assert s["protocols"]["papers_final"]["sdm"]["all"]["mean"] == pytest.approx(0.5)
   assert "cd" not in s["protocols"]["papers_final"]          # its cells have no evaluations
-  avg = leaderboard.paper_average(leaderboard.PAPER_ROWS["SDM (paper)"])
+  avg = stats.paper_average(groups.PAPER_ROWS["SDM (paper)"])
   assert avg == pytest.approx((28 * 86.5 + 11 * 65.8 + 6 * 35.8 + 5 * 71.6) / 50)
-  assert leaderboard.paper_rows(["medium"])[2] == "| SDM (paper) | 65.8 | - |"
-  assert leaderboard.paper_rows(list(leaderboard.PAPER_GROUPS), nfe=True)[0].endswith(
-      f"| {leaderboard.paper_average(leaderboard.PAPER_ROWS['DP3* (paper)']):.1f} |")
+  assert rtext.paper_rows(["medium"])[2] == "| SDM (paper) | 65.8 | - |"
+  assert rtext.paper_rows(list(groups.PAPER_GROUPS), nfe=True)[0].endswith(
+      f"| {stats.paper_average(groups.PAPER_ROWS['DP3* (paper)']):.1f} |")
 
 
 @pytest.mark.slow

@@ -10,7 +10,7 @@ import pytest
 
 import configs
 from helpers import pointmass
-from jaxpolicy import report, runs, suites, training, validate
+from jaxpolicy import evaluation, report, runs, suites, training, validate
 from jaxpolicy.envs.suite import SuiteInfo, episode_seeds
 from jaxpolicy.errors import ConfigError
 from launch import sweep
@@ -50,8 +50,8 @@ def test_a_suite_joins_everything_from_its_own_files(tmp_path):
     assert os.path.isdir(ds)
     run = runs.restore_run(wd)
     pol = run.policies()["teacher_ddim10"]
-    jax_form = runs.evaluate(pol, "joiner-reach", episodes=6, seed=3, backend="mjx")
-    cpu = runs.evaluate(pol, "joiner-reach", episodes=6, seed=3, backend="cpu")
+    jax_form = evaluation.evaluate(pol, "joiner-reach", episodes=6, seed=3, backend="mjx")
+    cpu = evaluation.evaluate(pol, "joiner-reach", episodes=6, seed=3, backend="cpu")
     assert jax_form["backend"] == "mjx" and cpu["backend"] == "cpu"
     assert jax_form["initial_state_hashes"] == cpu["initial_state_hashes"]
     assert len(set(cpu["initial_state_hashes"])) == 6
