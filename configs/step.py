@@ -5,8 +5,9 @@
 Trains the predictor against the trained teacher (training the teacher first when
 missing, like configs/sdm.py), then evaluates on the real MetaWorld, per k in step.ks:
 STEP (k NFEs), the teacher's DDIM with the same k from pure noise (trailing spacing, and
-leading for k >= 2: the leading one-step grid is the teacher at t = 0 on pure noise) and the predictor alone (k = 0), with the predictor's MSE against the teacher's
-full-step output on held-out windows. Presets: quick (default) | paper | tiny.
+leading for k >= 2: the leading one-step grid is the teacher at t = 0 on pure noise) and
+the predictor alone (k = 0), with the predictor's MSE against the teacher's full-step
+output on held-out windows. Presets: quick (default) | paper | tiny.
 
 step.* fields:
   dim, heads, blocks, mlp_dim   predictor size (d 128, 4 heads, 2 blocks, MLP 256)

@@ -250,8 +250,8 @@ def test_a_second_time_input_adds_only_its_embedding_and_is_required():
   params = two.init(jax.random.PRNGKey(0), x, t, cond, timestep2=t)
   extra = {k: v for k, v in shapes(params).items() if k not in base}
   assert {k: v for k, v in shapes(params).items() if k in base} == base
-  assert sorted(extra) == ["['params']['step_mlp_h0']['bias']", "['params']['step_mlp_h0']['kernel']",
-                           "['params']['step_mlp_h1']['bias']", "['params']['step_mlp_h1']['kernel']"]
+  assert sorted(extra) == [f"['params']['step_mlp_h{i}']['{p}']" for i in (0, 1)
+                           for p in ("bias", "kernel")]
   assert {"step_mlp_h0", "step_mlp_h1"} <= set(unet1d.conditioning_params(params["params"]))
   y0 = two.apply(params, x, t, cond, timestep2=jnp.zeros(2))
   y1 = two.apply(params, x, t, cond, timestep2=jnp.full((2,), 50.0))
