@@ -169,10 +169,11 @@ def _unet_cost(nets, unet_params, batch: int) -> dict:
   cond_dim = film_in - p["step_mlp1"]["bias"].shape[0]
   x = S((batch, nets.horizon, nets.action_dim), jnp.float32)
   t, cond = S((batch,), jnp.int32), S((batch, cond_dim), jnp.float32)
-  compiled = jax.jit(lambda p, x, t, c: nets.denoiser(p, c)(x, t)).lower(
+  two = getattr(nets.unet, "time_inputs", 1) == 2   # MeanFlow's (t, t - r)
+  compiled = jax.jit(lambda p, x, t, c: nets.denoiser(p, c)(x, t, t if two else None)).lower(
       unet_params, x, t, cond).compile()
-  films = jax.eval_shape(lambda p, t, c: nets.denoiser(p, c).conditioning(t[None]), unet_params,
-                         t, cond)
+  films = jax.eval_shape(lambda p, t, c: nets.denoiser(p, c).conditioning(
+      t[None], t[None] if two else None), unet_params, t, cond)
   trunk = jax.jit(lambda p, x, f, c: nets.denoiser(p, c).with_conditioning(
       x, jax.tree_util.tree_map(lambda v: v[0], f))).lower(unet_params, x, films, cond).compile()
   return dict(common.program_cost(compiled), trunk=common.program_cost(trunk))

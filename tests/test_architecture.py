@@ -142,22 +142,22 @@ def test_a_fifth_method_joins_everything_from_its_own_files(tmp_path):
   from launch import sweep
   methods.register(fifth_method)
   try:
-    assert methods.names()[-1] == "bc" and methods.get("bc") is fifth_method
+    assert methods.names()[-1] == "fifth" and methods.get("fifth") is fifth_method
     root = str(tmp_path / "sweep")
-    done, _ = sweep.run_sweep(["drawer-open"], [0], ["bc"], "tiny", root, 10, 2,
+    done, _ = sweep.run_sweep(["drawer-open"], [0], ["fifth"], "tiny", root, 10, 2,
                               log=lambda *_: None, honest_episodes=2, honest_seed=3)
-    assert done == 2   # the teacher (implied) and bc
-    cell = json.load(open(os.path.join(root, "drawer-open", "s0", "bc", "cell.json")))
-    assert set(cell["honest"]) == {"bc_1step"} and cell["hz_b1"] > 0
-    ev = json.load(open(os.path.join(root, "drawer-open", "s0", "bc", "eval.json")))
-    assert ev["tasks"]["drawer-open"]["bc_1step"]["nfe"] == 1
+    assert done == 2   # the teacher (implied) and fifth
+    cell = json.load(open(os.path.join(root, "drawer-open", "s0", "fifth", "cell.json")))
+    assert set(cell["honest"]) == {"fifth_1step"} and cell["hz_b1"] > 0
+    ev = json.load(open(os.path.join(root, "drawer-open", "s0", "fifth", "eval.json")))
+    assert ev["tasks"]["drawer-open"]["fifth_1step"]["nfe"] == 1
     text = open(report.write_report(root)).read()
-    assert "| bc (`bc_1step`) | 1 |" in text and "| BC (1 step) |" in text
-    cands = latency.candidates("tiny", method_names=["bc"])
-    assert [(c.name, c.spec.nfe) for c in cands] == [("bc_1step", 1)]
-    r = training_bench.run("tiny", iters=2, warmup=1, method_names=["bc"], log=lambda *_: None)
-    assert r["results"][0]["method"] == "bc" and r["results"][0]["steps_per_s"] > 0
+    assert "| fifth (`fifth_1step`) | 1 |" in text and "| Fifth (1 step) |" in text
+    cands = latency.candidates("tiny", method_names=["fifth"])
+    assert [(c.name, c.spec.nfe) for c in cands] == [("fifth_1step", 1)]
+    r = training_bench.run("tiny", iters=2, warmup=1, method_names=["fifth"], log=lambda *_: None)
+    assert r["results"][0]["method"] == "fifth" and r["results"][0]["steps_per_s"] > 0
   finally:
-    methods.unregister("bc")
-  with pytest.raises(ValueError, match="unknown method 'bc'"):
-    methods.get("bc")
+    methods.unregister("fifth")
+  with pytest.raises(ValueError, match="unknown method 'fifth'"):
+    methods.get("fifth")

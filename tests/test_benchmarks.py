@@ -22,7 +22,8 @@ def _positive(row, keys):
 def test_latency_tiny(tmp_path):
   out = tmp_path / "latency.json"
   argv = ["--preset=tiny", "--batch=1,2", "--iters=3", "--warmup=1", f"--out={out}",
-          "--policies=teacher_ddim10,sdm_1step,teacher_ddim2_trailing,step_k2,step_predictor_only",
+          "--policies=teacher_ddim10,sdm_1step,teacher_ddim2_trailing,step_k2,step_predictor_only,"
+          "bc_1step,meanflow_1step,mip_2step",
           "--probe_mb=8", "--probe_n=256"]
   if HAS_TORCH:
     argv += ["--torch", "--torch_threads=1"]
@@ -33,7 +34,8 @@ def test_latency_tiny(tmp_path):
   assert r["probe"]["bandwidth_Bps"] > 0 and r["probe"]["peak_flops"] > 0
   rows = {(x["policy"], x["batch"]): x for x in r["results"]}
   assert set(rows) == {(p, b) for p in ("teacher_ddim10", "sdm_1step", "teacher_ddim2_trailing",
-                                        "step_k2", "step_predictor_only") for b in (1, 2)}
+                                        "step_k2", "step_predictor_only", "bc_1step",
+                                        "meanflow_1step", "mip_2step") for b in (1, 2)}
   for row in rows.values():
     _positive(row, ["compile_s", "median_ms", "p90_ms", "hz", "samples_per_s", "flops",
                     "flops_per_nfe", "floor_bytes", "floor_ms", "achieved_over_floor",
@@ -55,6 +57,15 @@ def test_latency_tiny(tmp_path):
                                          "step_predictor_only"))
     assert p0["flops"] < rows[("sdm_1step", b)]["flops"]
     assert 0 < k2["flops"] - d2["flops"] <= p0["flops"]
+  # the methods trained from data run the same U-Net: bc and MeanFlow once (MeanFlow with
+  # its second time embedding), MIP twice
+  for b in (1, 2):
+    sdm_f = rows[("sdm_1step", b)]["flops"]
+    assert rows[("bc_1step", b)]["nfe"] == rows[("meanflow_1step", b)]["nfe"] == 1
+    assert abs(rows[("bc_1step", b)]["flops"] / sdm_f - 1) < 0.05
+    assert 1 <= rows[("meanflow_1step", b)]["flops"] / sdm_f < 1.3
+    assert rows[("mip_2step", b)]["nfe"] == 2
+    assert 1.8 < rows[("mip_2step", b)]["flops"] / sdm_f < 2.2
   # horizon 4: dead-tap pruning runs fewer weights than the full U-Net has
   assert t["unet_params_run"] < t["unet_params"]
   assert r["summary"]["sdm_over_teacher_speedup"]["batch1"] > 0

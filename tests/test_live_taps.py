@@ -1,12 +1,13 @@
 """Live-tap training: one optimiser step on the live kernel taps equals one on full kernels.
 
 For every method that trains a U-Net (teacher, SDM's G and D, CD's online net and its EMA
-target) one train step from the same state and key is taken twice: on the full state, and
-on the state the training loop steps with `train.live_taps` (split to the live taps,
-`training.live_state`), then joined back. On the live taps, params, AdamW moments and EMA
-must agree to float tolerance; the dead taps keep their values under live-tap training
-(full-kernel AdamW only shrinks them by its weight decay: their gradients are exactly
-zero), and the joined state has full, PyTorch-shaped kernels for checkpoints.
+target, bc, MeanFlow's through its jvp, MIP) one train step from the same state and key is
+taken twice: on the full state, and on the state the training loop steps with
+`train.live_taps` (split to the live taps, `training.live_state`), then joined back. On
+the live taps, params, AdamW moments and EMA must agree to float tolerance; the dead taps
+keep their values under live-tap training (full-kernel AdamW only shrinks them by its
+weight decay: their gradients are exactly zero), and the joined state has full,
+PyTorch-shaped kernels for checkpoints.
 """
 import jax
 import jax.numpy as jnp
@@ -53,7 +54,8 @@ def _kernel_range(path, ranges):
 
 
 @pytest.mark.parametrize("method,horizon", [("teacher", 4), ("teacher", 16),
-                                            ("sdm", 4), ("cd", 4)])
+                                            ("sdm", 4), ("cd", 4), ("bc", 4), ("meanflow", 4),
+                                            ("mip", 4)])
 def test_one_step_equals_full_kernels_on_live_taps(method, horizon):
   ranges = unet1d.live_tap_ranges(horizon, (8, 16, 32))
   # horizon 4: lengths 4, 2, 1 -- dead taps at 2 and 1. At 16 (DP's

@@ -90,7 +90,7 @@ def test_bf16_inference_is_close_to_float32_and_merges_into_eval_json(shared):
   assert jaxpolicy.load_policy(wd, "teacher_ddim10", dtype="bfloat16").name.endswith("_bf16")
 
 
-@pytest.mark.parametrize("method", ["teacher", "sdm", "cd", "step"])
+@pytest.mark.parametrize("method", ["teacher", "sdm", "cd", "step", "bc", "meanflow", "mip"])
 def test_bf16_policies_run_every_matmul_in_bf16(method):
   """Every dot product of a bf16 policy (encoder, U-Net or generator, STEP's predictor)
   takes bf16 operands: no float32 upcast of the weights anywhere (lowered, not run)."""
@@ -108,7 +108,8 @@ def test_bf16_policies_run_every_matmul_in_bf16(method):
   tstate = zeros(jax.eval_shape(lambda: tmod.init(tconfig, nets, shapes, key)))
   state = zeros(jax.eval_shape(lambda: mod.init(config, nets, shapes, key, tstate)))
   bf16 = nets.with_compute_dtype("bfloat16")
-  main = {"teacher": "teacher_ddim10", "sdm": "sdm_1step", "cd": "cd_1step", "step": "step_k2"}
+  main = {"teacher": "teacher_ddim10", "sdm": "sdm_1step", "cd": "cd_1step", "step": "step_k2",
+          "bc": "bc_1step", "meanflow": "meanflow_1step", "mip": "mip_2step"}
   spec = mod.make_policies(config, bf16, state, identity_normalizer())[main[method]]
   pol = build_policy(main[method], config, bf16, identity_normalizer(), spec, shapes)
   obs = {"full_state": jax.ShapeDtypeStruct((2, 2, 39), jax.numpy.float32)}
@@ -118,6 +119,30 @@ def test_bf16_policies_run_every_matmul_in_bf16(method):
   operands = [re.search(r":\s*\((.*)\)\s*->", l).group(1) for l in dots]
   assert all("f32" not in o and "bf16" in o for o in operands), [
       o for o in operands if "f32" in o][:3]
+
+
+@pytest.mark.slow   # a training and 2 real-MetaWorld episodes per method, in a subprocess
+@pytest.mark.parametrize("method,nfe", [("bc", 1), ("meanflow", 1), ("mip", 2)])
+def test_a_method_trained_from_data_alone_runs_the_tiny_pipeline(shared, tmp_path, method, nfe):
+  """launch.train on configs/<method>.py:tiny: trained from the demonstrations with no
+  teacher (none is trained or evaluated beside it), evaluated, saved and loadable."""
+  from jaxpolicy import methods
+  d, _, _ = shared
+  wd = tmp_path / method
+  out = subprocess.run([sys.executable, "-m", "launch.train", f"--config=configs/{method}.py:tiny",
+                        f"--workdir={wd}", f"--config.data.dir={d / 'data'}"], cwd=ROOT,
+                       capture_output=True, text=True, timeout=900)
+  assert out.returncode == 0, out.stderr[-3000:]
+  main = methods.info(method).main_policy
+  ev = json.load(open(wd / "eval.json"))
+  assert set(ev["tasks"]["drawer-open"]) == {main} and ev["teacher_workdir"] is None
+  r = ev["tasks"]["drawer-open"][main]
+  assert r["nfe"] == nfe and r["episodes"] == 2 and np.isfinite(r["action_mse"])
+  lines = [json.loads(l) for l in open(wd / "metrics.jsonl")]
+  assert lines[-1]["step"] == 20 and all(np.isfinite(l["loss"]) for l in lines)
+  policy = jaxpolicy.load_policy(str(wd), main)
+  a = policy({"full_state": np.zeros((3, 2, 39), np.float32)}, jax.random.PRNGKey(0))
+  assert a.shape == (3, 3, 4) and np.all(np.isfinite(a))
 
 
 def test_checkpoint_roundtrip_exact(shared, tmp_path):

@@ -166,11 +166,15 @@ def test_one_step_policy_evaluates_the_network_once():
 MU, S = np.array([0.4, -0.3]), np.array([0.15, 0.3])
 
 
+SEEDS = (0, 1, 2, 3)
+
+
 def _train_sdm_toy(steps=2000, gen_lr=1e-2, fake_lr=3e-2):
   """SDM's own train_step: the frozen teacher P is the exact score of N(MU, S^2); D (a
   Gaussian-posterior denoiser, learned by SDM's fake-score loss) and P start equal, as in
   SDM; G (affine, x = a z + b) starts nearly collapsed at 0, like a teacher U-Net run once
-  from noise. Returns G's (mean, std) per dim."""
+  from noise. Per seed of SEEDS (the step keys): G's (mean, std) per dim averaged over the
+  second half of training, where G's std still swings (0.8-1.5 of S step to step)."""
   c = tiny_config(gen_every=2, warmup_steps=20)
   c.train.steps = steps
   nets, enc, batch_of = toys.toy_nets(2)
@@ -180,21 +184,35 @@ def _train_sdm_toy(steps=2000, gen_lr=1e-2, fake_lr=3e-2):
                           ema=False)
   state = sdm.SDMState(gen, fake, toys.gaussian(MU, S), enc, jnp.zeros((), jnp.int32))
   batch = batch_of(256)
-  state, _ = jax.jit(lambda s: jax.lax.scan(lambda s, k: sdm.train_step(c, nets, s, batch, k),
-                                            s, jax.random.split(jax.random.PRNGKey(0), steps)))(
-                                                state)
-  return np.asarray(state.gen.params["b"]), np.abs(np.asarray(state.gen.params["a"]))
+
+  def one(s, k):
+    s, _ = sdm.train_step(c, nets, s, batch, k)
+    return s, (s.gen.params["b"], jnp.abs(s.gen.params["a"]))
+
+  run = jax.jit(jax.vmap(lambda seed: jax.lax.scan(
+      one, state, jax.random.split(jax.random.PRNGKey(seed), steps))[1]))
+  means, stds = (np.asarray(v)[:, steps // 2:].mean(axis=1) for v in run(jnp.asarray(SEEDS)))
+  return means, stds
 
 
-@pytest.mark.parametrize("variant", ["sdm", "wrong_sign", "frozen_fake_score"])
+@pytest.mark.parametrize("variant", ["sdm", "wrong_sign", "frozen_fake_score", "batch_mean"])
 def test_sdm_learns_the_teachers_distribution(variant, monkeypatch):
-  """G's one-step samples converge to the teacher's distribution (mean within 0.03, std
-  within 20 %) with a *learned* D; moving G along P - D (wrong sign) or never training D
-  (D = P: no direction) does not get there."""
+  """G's one-step samples reach the teacher's distribution on every one of four seeds: over
+  the second half of training, mean within 0.03 and std within 20 % (correct SDM: at most
+  13 % off, worst dim of seeds 0-7). Moving G along P - D (wrong sign) or never training D
+  (D = P: no direction) misses the mean; moving every sample by the batch's mean direction
+  gets the mean right but leaves the spread to chance (29-133 % of S on these seeds): only
+  the distribution check catches it."""
+  right = sdm.generator_direction
   if variant == "wrong_sign":
-    right = sdm.generator_direction
     monkeypatch.setattr(sdm, "generator_direction", lambda *a: -right(*a))
+  if variant == "batch_mean":
+    monkeypatch.setattr(sdm, "generator_direction", lambda *a: jnp.broadcast_to(
+        jnp.mean(right(*a), axis=0, keepdims=True), a[2].shape))
   kw = {"fake_lr": 1e-12} if variant == "frozen_fake_score" else {}
-  mean, std = _train_sdm_toy(**kw)
-  ok = np.all(np.abs(mean - MU) < 0.03) and np.all(np.abs(std / S - 1) < 0.2)
-  assert ok == (variant == "sdm"), (variant, mean, std)
+  means, stds = _train_sdm_toy(**kw)
+  mean_ok = np.all(np.abs(means - MU) < 0.03, axis=1)
+  std_ok = np.all(np.abs(stds / S - 1) < 0.2, axis=1)
+  assert bool(np.all(mean_ok & std_ok)) == (variant == "sdm"), (variant, means, stds / S)
+  if variant == "batch_mean":
+    assert mean_ok.all() and not std_ok.all()

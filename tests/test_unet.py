@@ -174,6 +174,95 @@ def test_group_norm_mish_and_its_gradients_match_float64(shape, groups):
         want, rel=1e-3, abs=1e-3)
 
 
+def test_plain_group_norm_mish_has_the_forward_derivative_the_fused_op_lacks():
+  """`group_norm_mish_plain` computes the fused op's values, and `jax.jvp` through it matches
+  float64 central differences of the numpy reference; the fused op refuses jvp (its rule is
+  reverse-mode only), which is why MeanFlow's U-Net runs the plain one."""
+  rng = np.random.default_rng(5)
+  shape, groups = (3, 4, 16), 8
+  x = rng.normal(size=shape) * 3 + 1
+  scale, bias = rng.normal(size=shape[-1:]), rng.normal(size=shape[-1:])
+  f32 = lambda a: jnp.asarray(a, jnp.float32)
+  args = (f32(x), f32(scale), f32(bias))
+  plain = lambda x, s, b: unet1d.group_norm_mish_plain(x, s, b, groups)
+  np.testing.assert_array_equal(np.asarray(plain(*args)),
+                                np.asarray(unet1d.group_norm_mish(*args, groups)))
+  dirs = [rng.normal(size=a.shape) for a in (x, scale, bias)]
+  _, tangent = jax.jvp(plain, args, tuple(f32(d) for d in dirs))
+  eps = 1e-6
+  hi = np_group_norm_mish(*[a + eps * d for a, d in zip((x, scale, bias), dirs)], groups)
+  lo = np_group_norm_mish(*[a - eps * d for a, d in zip((x, scale, bias), dirs)], groups)
+  np.testing.assert_allclose(np.asarray(tangent), (hi - lo) / (2 * eps), rtol=1e-3, atol=1e-3)
+  with pytest.raises(TypeError, match="custom_vjp"):
+    jax.jvp(lambda x: unet1d.group_norm_mish(x, args[1], args[2], groups), args[:1], args[:1])
+
+
+def _two_time_unet(fused: bool):
+  return unet1d.ConditionalUnet1D(out_dim=4, down_dims=(16, 32), step_embed_dim=16,
+                                  fused_norm=fused, time_inputs=2)
+
+
+def test_unet_for_jvp_is_the_fused_one_and_its_jvp_matches_finite_differences():
+  """The U-Net with the plain GroupNorm + Mish computes the fused one's function (same
+  params); its jvp in (x, t, t - r), MeanFlow's tangent, matches float64 central
+  differences of the same network run in float64."""
+  rng = np.random.default_rng(6)
+  B, H = 3, 4
+  x = jnp.asarray(rng.normal(size=(B, H, 4)), jnp.float32)
+  t, h = jnp.asarray([10.0, 55.5, 99.0]), jnp.asarray([0.0, 20.0, 60.0])
+  cond = jnp.asarray(rng.normal(size=(B, 8)), jnp.float32)
+  plain, fused = _two_time_unet(False), _two_time_unet(True)
+  params = plain.init(jax.random.PRNGKey(0), x, t, cond, timestep2=h)
+  f = lambda m: (lambda x, t, h: m.apply(params, x, t, cond, timestep2=h))
+  np.testing.assert_allclose(np.asarray(f(plain)(x, t, h)), np.asarray(f(fused)(x, t, h)),
+                             rtol=1e-6, atol=1e-6)
+  jvp = jax.jit(lambda *a: jax.jvp(f(plain), a[:3], a[3:])[1])
+  p64 = lambda: jax.tree_util.tree_map(lambda a: jnp.asarray(a, jnp.float64), params)
+  g = lambda p, *a: np.asarray(plain.apply(p, *a[:2], jnp.asarray(cond, jnp.float64),
+                                           timestep2=a[2]))
+  dx = rng.normal(size=x.shape)
+  zero = np.zeros(B)
+  # along x (eps 1e-3), and along the times (eps 1e-2: the time embedding computes in
+  # float32, whose rounding of t + eps limits a smaller step)
+  for d, eps, atol in (((dx, zero, zero), 1e-3, 5e-5),
+                       ((0 * dx, np.ones(B), np.array([0.5, -1.0, 2.0])), 1e-2, 2e-3)):
+    tangent = jvp(x, t, h, *(jnp.asarray(v, jnp.float32) for v in d))
+    with jax.enable_x64(True):
+      a64 = [np.asarray(v, np.float64) for v in (x, t, h)]
+      fd = (g(p64(), *[a + eps * v for a, v in zip(a64, d)])
+            - g(p64(), *[a - eps * v for a, v in zip(a64, d)])) / (2 * eps)
+    np.testing.assert_allclose(np.asarray(tangent), fd, rtol=1e-2, atol=atol)
+    assert np.abs(fd).max() > 0.1      # the derivative is not trivially zero
+
+
+def test_a_second_time_input_adds_only_its_embedding_and_is_required():
+  """time_inputs=2 adds the `step_mlp_h*` layers and nothing else (the other methods'
+  U-Net, and its params, are unchanged); they count as timestep conditioning; the second
+  time changes the output; a missing or unexpected one is refused."""
+  x, t, cond = jnp.zeros((2, 4, 4)), jnp.asarray([3.0, 40.0]), jnp.ones((2, 8))
+  shapes = lambda tree: {jax.tree_util.keystr(k): v.shape
+                         for k, v in jax.tree_util.tree_flatten_with_path(tree)[0]}
+  one = unet1d.ConditionalUnet1D(out_dim=4, down_dims=(16, 32), step_embed_dim=16)
+  base = shapes(one.init(jax.random.PRNGKey(0), x, t, cond))
+  plain_one = unet1d.ConditionalUnet1D(out_dim=4, down_dims=(16, 32), step_embed_dim=16,
+                                       fused_norm=False)
+  assert shapes(plain_one.init(jax.random.PRNGKey(0), x, t, cond)) == base
+  two = _two_time_unet(False)
+  params = two.init(jax.random.PRNGKey(0), x, t, cond, timestep2=t)
+  extra = {k: v for k, v in shapes(params).items() if k not in base}
+  assert {k: v for k, v in shapes(params).items() if k in base} == base
+  assert sorted(extra) == [f"['params']['step_mlp_h{i}']['{p}']" for i in (0, 1)
+                           for p in ("bias", "kernel")]
+  assert {"step_mlp_h0", "step_mlp_h1"} <= set(unet1d.conditioning_params(params["params"]))
+  y0 = two.apply(params, x, t, cond, timestep2=jnp.zeros(2))
+  y1 = two.apply(params, x, t, cond, timestep2=jnp.full((2,), 50.0))
+  assert np.abs(np.asarray(y0 - y1)).max() > 1e-3
+  with pytest.raises(ValueError, match="2 time input"):
+    two.apply(params, x, t, cond)
+  with pytest.raises(ValueError, match="1 time input"):
+    one.apply(one.init(jax.random.PRNGKey(0), x, t, cond), x, t, cond, timestep2=t)
+
+
 def test_group_norm_mish_in_bfloat16_keeps_float32_statistics():
   """bf16 in, bf16 out; the statistics in float32, so a large common offset (where bf16
   E[x^2] - E[x]^2 would cancel to nothing) still normalises."""

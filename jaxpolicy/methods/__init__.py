@@ -17,10 +17,10 @@ INFO.needs_teacher. A method defined elsewhere joins with `register(module)`.
 """
 from __future__ import annotations
 
-from jaxpolicy.methods import cd, sdm, step, teacher
+from jaxpolicy.methods import bc, cd, meanflow, mip, sdm, step, teacher
 from jaxpolicy.methods.common import MethodInfo
 
-_REGISTRY = {m.INFO.name: m for m in (teacher, cd, sdm, step)}
+_REGISTRY = {m.INFO.name: m for m in (teacher, cd, sdm, step, bc, meanflow, mip)}
 _BUILT_IN = tuple(_REGISTRY)
 
 

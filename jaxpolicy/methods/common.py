@@ -64,6 +64,29 @@ class TeacherState:
   model: state_lib.TrainState  # params = {"encoder": ..., "unet": ...}
 
 
+@flax.struct.dataclass
+class ModelState:
+  """The state of a method that trains one {encoder, unet} pair from the demonstrations
+  alone, no teacher (bc, meanflow, mip)."""
+  model: state_lib.TrainState  # params = {"encoder": ..., "unet": ...}
+
+
+def init_model_state(config, nets, obs_shapes, rng) -> ModelState:
+  """Fresh params for `nets` with the config's train.* optimiser (AdamW, cosine) and EMA."""
+  t = config.train
+  tx = state_lib.make_optimizer(t.lr, t.steps, t.warmup_steps, t.weight_decay, *t.betas,
+                                grad_clip=t.grad_clip or None)
+  return ModelState(state_lib.create(None, nets.init(rng, obs_shapes), tx, ema=t.ema))
+
+
+def fit_step(config, state: ModelState, loss_fn):
+  """One optimiser (and EMA) step of `loss_fn(params) -> (loss, metrics)`."""
+  (loss, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.model.params)
+  model = state_lib.apply_update(state.model, grads, config.train.ema_power,
+                                 config.train.ema_max)
+  return ModelState(model), {"loss": loss, **metrics}
+
+
 def teacher_from_params(params) -> TeacherState:
   """A TeacherState holding trained params and no optimiser (e.g. the abstract target a
   student's checkpoint restores into)."""

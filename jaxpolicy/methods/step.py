@@ -9,20 +9,22 @@ Inference, one jitted function carrying (previous chunk, the executed parts of t
 chunks, the call count, the stall flags) per batch of environments:
   first call of an episode: pure-noise DDIM with the teacher's configured sampler
       (`nfe_first` = its steps, reported apart from the steady-state k);
-  then a_hat = predictor(obs, previous chunk) and
-       x_t0 = sqrt(abar_t0) * s * a_hat + sqrt(1 - abar_t0) * sigma * eps          (moving)
-       x_t0 = sqrt(abar_t0) * s_stall * a_hat + sqrt(1 - abar_t0) * sigma * eps
-              + sigma_stall * eps'                                                 (stalled)
-       then the k DDIM steps of the grid from t0 (k NFEs, exactly);
-  k = 0 is the predictor alone (clipped to [-1, 1] like every sampler's output).
+  then a_hat = predictor(obs, previous chunk),
+       x_t0 = sqrt(abar_t0) * s * a_hat + sqrt(1 - abar_t0) * sigma * eps
+       (s_stall for s when stalled) and the k DDIM steps of the grid from t0 (k NFEs);
+  k = 0 is the predictor alone (clipped to [-1, 1] like every sampler's output);
+  a stalled call returns clip(chunk + sigma_stall * eps'): the executed actions move by
+  N(0, sigma_stall^2) (normalised units) for every k and t0.
 Stalls (velocity-aware perturbation, paper Sec. 3.3; our reading: docs/methods.md) follow the action
 semantics (`step.action_kind`): for absolute actions the RMS change between the last two
 executed chunks (normalised units) below `eps_stall`; for delta actions (MetaWorld's xyz
 deltas, where constant velocity means constant actions) the RMS of the last executed xyz
 deltas themselves, in the action's own units, below `eps_stall_delta`. The first two calls
 of an episode are never stalled.
-t0: -1 = the leading k-step grid (k = 2 -> t = 50, 0; k = 4 -> 75, 50, 25, 0); t0 >= 0
-starts the grid exactly at t0 (k steps evenly spaced down to 0). Trailing spacing is
+t0: -1 = the leading k-step grid (k = 2 -> t = 50, 0; k = 4 -> 75, 50, 25, 0), but k = 1
+starts at `t0_k1` (50: one x0 prediction of the teacher from x_50), since the leading
+one-step grid is {0}, where the teacher's pass is a near-identity on the warm start; t0 >= 0
+starts every grid exactly at t0 (k steps evenly spaced down to 0). Trailing spacing is
 refused: every trailing grid starts at t = 99, where sqrt(abar) ~ 5e-4 erases the warm
 start and STEP would silently be DDIM-k from noise.
 """
@@ -85,6 +87,14 @@ def check_config(config):
       raise ConfigError(f"step.{name} must be >= 0, got {s[name]}")
   if s.get("delta_dims", 3) < 1:
     raise ConfigError(f"step.delta_dims must be >= 1, got {s.delta_dims}")
+  if not 0 <= t0_k1(config) < T:
+    raise ConfigError(f"step.t0_k1 (where k = 1 warm-starts) must be in [0, {T}), got "
+                      f"{t0_k1(config)}")
+
+
+def t0_k1(config) -> int:
+  """The warm-start time of k = 1 on the default grids (step.t0 = -1)."""
+  return config.step.get("t0_k1", 50)   # also for runs saved before the field (theirs: 0)
 
 
 def action_kind(config) -> str:
@@ -152,18 +162,19 @@ def train_step(config, nets, state: StepState, batch, rng):
   return state.replace(predictor=model), {"loss": loss}
 
 
-def warm_start(schedule, a_hat, noise, t0: int, s, sigma, excitation=0.0, noise2=None):
-  """x_t0 = sqrt(abar_t0) s a_hat + sqrt(1 - abar_t0) sigma noise + excitation noise2.
-
-  s, sigma, excitation: scalars or per-sample (B,) values; noise2 (eps') only when an
-  excitation is given.
-  """
+def warm_start(schedule, a_hat, noise, t0: int, s, sigma):
+  """x_t0 = sqrt(abar_t0) s a_hat + sqrt(1 - abar_t0) sigma noise; s, sigma: scalars or
+  per-sample (B,) values."""
   abar = float(schedule.alphas_cumprod[t0])
   per_sample = lambda v: jnp.reshape(jnp.asarray(v, jnp.float32), (-1, 1, 1))
-  x = jnp.sqrt(abar) * per_sample(s) * a_hat + jnp.sqrt(1.0 - abar) * per_sample(sigma) * noise
-  if noise2 is not None:
-    x = x + per_sample(excitation) * noise2
-  return x
+  return jnp.sqrt(abar) * per_sample(s) * a_hat + jnp.sqrt(1.0 - abar) * per_sample(sigma) * noise
+
+
+def excite(chunk, stall, sigma_stall: float, noise):
+  """clip(chunk + sigma_stall eps') where `stall` (B,), the chunk elsewhere: the stall
+  excitation, in the actions' normalised units."""
+  kick = jnp.where(stall, sigma_stall, 0.0)[:, None, None] * noise
+  return jnp.clip(chunk + kick, -1.0, 1.0)
 
 
 def stalled(config, carry, unnormalize):
@@ -196,9 +207,12 @@ def _executed(config, x):
 
 
 def step_grid(config, k: int):
-  """(ts, prev_ts) of STEP's k steps: the leading grid, or k steps from step.t0 exactly."""
+  """(ts, prev_ts) of STEP's k steps: the leading grid (k = 1: from step.t0_k1), or k steps
+  from step.t0 exactly."""
   schedule = schedule_of(config)
   t0 = config.step.t0
+  if t0 < 0 and k == 1:
+    t0 = t0_k1(config)
   return samplers.ddim_grid(schedule, k, "leading", first_timestep=t0 if t0 >= 0 else None)
 
 
@@ -232,13 +246,12 @@ def step_sampler(config, nets, k: int, action_normalizer=None, perturb: bool = T
       if not perturb:
         stall = jnp.zeros_like(stall)
       if k == 0:
-        return jnp.clip(a_hat, -1.0, 1.0), stall
-      x = warm_start(schedule, a_hat, jax.random.normal(k_noise, a_hat.shape), int(ts[0]),
-                     jnp.where(stall, s.s_stall, s.s), s.sigma,
-                     jnp.where(stall, s.sigma_stall, 0.0),
-                     jax.random.normal(k_excite, a_hat.shape))
-      return samplers.ddim_sample(schedule, nets.denoiser(params["unet"], cond), x, ts,
-                                  prev_ts), stall
+        x = jnp.clip(a_hat, -1.0, 1.0)
+      else:
+        x = warm_start(schedule, a_hat, jax.random.normal(k_noise, a_hat.shape), int(ts[0]),
+                       jnp.where(stall, s.s_stall, s.s), s.sigma)
+        x = samplers.ddim_sample(schedule, nets.denoiser(params["unet"], cond), x, ts, prev_ts)
+      return excite(x, stall, s.sigma_stall, jax.random.normal(k_excite, x.shape)), stall
 
     def first(_):
       return cold(params["unet"], cond, k_cold), jnp.zeros((cond.shape[0],), bool)
@@ -275,9 +288,12 @@ def make_policies(config, nets, state: StepState, normalizer):
     sample, nfe, nfe_first = step_sampler(config, nets, k, normalizer["action"])
     name = "step_predictor_only" if k == 0 else f"step_k{k}"
     out[name] = PolicySpec(sample, enc, params, nfe, init_carry, from_batch, nfe_first)
-  if s.eval_baselines:  # the teacher from pure noise with the same k, both spacings
+  if s.eval_baselines:  # the teacher from pure noise with the same k, both spacings (but
+    # DDIM-1 leading: the teacher at t = 0 on pure noise is no sampler)
     out.update(ddim_baselines(config, nets, state.teacher, [k for k in s.ks if k > 0],
-                              ("leading", "trailing")))
+                              ("trailing",)))
+    out.update(ddim_baselines(config, nets, state.teacher, [k for k in s.ks if k > 1],
+                              ("leading",)))
   return out
 
 

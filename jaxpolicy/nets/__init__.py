@@ -34,10 +34,16 @@ def make_encoder(config) -> nn.Module:
 
 
 def make_unet(config, action_dim: int) -> ConditionalUnet1D:
-  check_horizon(config.policy.horizon, len(config.model.down_dims))
-  return ConditionalUnet1D(out_dim=action_dim, down_dims=tuple(config.model.down_dims),
-                           kernel_size=config.model.kernel_size, n_groups=config.model.n_groups,
-                           step_embed_dim=config.model.step_embed_dim)
+  """The config's U-Net. `model.fused_norm` and `model.time_inputs` exist only in configs
+  that need them (MeanFlow: False and 2); elsewhere the defaults, the network every other
+  method trains."""
+  m = config.model
+  check_horizon(config.policy.horizon, len(m.down_dims))
+  return ConditionalUnet1D(out_dim=action_dim, down_dims=tuple(m.down_dims),
+                           kernel_size=m.kernel_size, n_groups=m.n_groups,
+                           step_embed_dim=m.step_embed_dim,
+                           fused_norm=m.get("fused_norm", True),
+                           time_inputs=m.get("time_inputs", 1))
 
 
 COMPUTE_DTYPES = ("float32", "bfloat16")
@@ -197,8 +203,10 @@ class Nets:
       enc = self.encoder.lazy_init(k1, frame)
       feat = jax.eval_shape(lambda p, o: self.encoder.apply(p, o), enc, frame).shape[-1]
       cond = S((1, self.n_obs_steps * feat), jnp.float32)
+      t = S((1,), jnp.int32)
+      second = {"timestep2": t} if getattr(self.unet, "time_inputs", 1) == 2 else {}
       unet = self.unet.lazy_init(k2, S((1, self.horizon, self.action_dim), jnp.float32),
-                                 S((1,), jnp.int32), cond)
+                                 t, cond, **second)
       return {"encoder": enc, "unet": unet}
 
     # one compiled initialiser per architecture and observation shapes in a process: the
@@ -222,20 +230,23 @@ class Denoiser:
   `conditioning(ts)` gives the FiLM projections for timesteps `ts` of shape (k, B), in one
   batched pass, and `with_conditioning(x_t, c)` the rest for one of them (`c` a (B, ...)
   slice), so a k-step sampler reads the projection weights once per call instead of k
-  times (`samplers.ddim_sample`).
+  times (`samplers.ddim_sample`). A U-Net with two time inputs takes the second as `t2`.
   """
 
   def __init__(self, nets: Nets, params, cond):
     self.nets, self.params, self.cond = nets, params, cond
 
-  def __call__(self, x, t):
-    return self.nets.unet.apply(self.params, self.nets.cast(x), t, self.cond).astype(x.dtype)
+  def __call__(self, x, t, t2=None):
+    second = {} if t2 is None else {"timestep2": t2}
+    return self.nets.unet.apply(self.params, self.nets.cast(x), t, self.cond,
+                                **second).astype(x.dtype)
 
-  def conditioning(self, ts):
+  def conditioning(self, ts, ts2=None):
     k, b = ts.shape
     cond = jnp.broadcast_to(self.cond[None], (k,) + self.cond.shape).reshape(
         (k * b,) + self.cond.shape[1:])
-    films = self.nets.unet.apply(self.params, None, ts.reshape(k * b), cond)
+    second = {} if ts2 is None else {"timestep2": ts2.reshape(k * b)}
+    films = self.nets.unet.apply(self.params, None, ts.reshape(k * b), cond, **second)
     return jax.tree_util.tree_map(lambda f: f.reshape((k, b) + f.shape[1:]), films)
 
   def with_conditioning(self, x, films):

@@ -111,10 +111,19 @@ def group_norm_mish(x, scale, bias, groups: int, eps: float = 1e-5):
 group_norm_mish.defvjp(_group_norm_mish_fwd, _group_norm_mish_bwd)
 
 
+def group_norm_mish_plain(x, scale, bias, groups: int, eps: float = 1e-5):
+  """The same function as `group_norm_mish` composed of plain ops, so every transformation
+  applies (`jax.jvp` included: MeanFlow's training step); its gradient is autodiff's, slower
+  to run than the fused rule."""
+  return _group_norm_mish_fwd(x, scale, bias, groups, eps)[0]
+
+
 class GroupNormMish(nn.Module):
-  """`group_norm_mish` with flax GroupNorm's parameters (`scale`, `bias`)."""
+  """`group_norm_mish` with flax GroupNorm's parameters (`scale`, `bias`); `fused=False`
+  computes it with `group_norm_mish_plain` (same params, same values)."""
   num_groups: int
   epsilon: float = 1e-5
+  fused: bool = True
 
   @nn.compact
   def __call__(self, x):
@@ -123,7 +132,8 @@ class GroupNormMish(nn.Module):
       raise ValueError(f"{c} channels do not split into {self.num_groups} groups")
     scale = self.param("scale", nn.initializers.ones_init(), (c,))
     bias = self.param("bias", nn.initializers.zeros_init(), (c,))
-    return group_norm_mish(x, scale, bias, self.num_groups, self.epsilon)
+    norm = group_norm_mish if self.fused else group_norm_mish_plain
+    return norm(x, scale, bias, self.num_groups, self.epsilon)
 
 
 def live_taps(length: int, kernel_size: int, stride: int = 1) -> tuple[int, int]:
@@ -339,11 +349,12 @@ class Conv1dBlock(nn.Module):
   features: int
   kernel_size: int
   n_groups: int = 8
+  fused_norm: bool = True
 
   @nn.compact
   def __call__(self, x):
     x = Conv1d(self.features, self.kernel_size, name="conv")(x)
-    return GroupNormMish(self.n_groups, name="norm")(x)
+    return GroupNormMish(self.n_groups, fused=self.fused_norm, name="norm")(x)
 
 
 class ConditionalResidualBlock1D(nn.Module):
@@ -351,6 +362,7 @@ class ConditionalResidualBlock1D(nn.Module):
   features: int
   kernel_size: int = 5
   n_groups: int = 8
+  fused_norm: bool = True
 
   @nn.compact
   def __call__(self, x, cond=None, film=None):
@@ -359,12 +371,14 @@ class ConditionalResidualBlock1D(nn.Module):
     project = lambda: Dense(2 * self.features, name="cond_encoder")(mish(cond))
     if x is None:
       return project()
-    h = Conv1dBlock(self.features, self.kernel_size, self.n_groups, name="block0")(x)
+    block = lambda name: Conv1dBlock(self.features, self.kernel_size, self.n_groups,
+                                     self.fused_norm, name=name)
+    h = block("block0")(x)
     if film is None:
       film = project()
     scale, bias = film[:, None, :self.features], film[:, None, self.features:]
     h = scale * h + bias
-    h = Conv1dBlock(self.features, self.kernel_size, self.n_groups, name="block1")(h)
+    h = block("block1")(h)
     res = x if x.shape[-1] == self.features else Conv1d(self.features, 1, name="residual_conv")(x)
     return h + res
 
@@ -386,12 +400,19 @@ class ConditionalUnet1D(nn.Module):
   (docs/design.md, "Timestep conditioning once per call"). The full call projects in each block,
   where the projection is used: it compiles to the same program as before the split. All
   forms are one function.
+
+  `time_inputs=2` adds a second time input (`timestep2`, MeanFlow's interval t - r) with
+  its own embedding MLP (`step_mlp_h*`) summed with the first's; `fused_norm=False` runs
+  the plain GroupNorm + Mish (`group_norm_mish_plain`), which `jax.jvp` differentiates.
+  The defaults build exactly the network (params, program) every other method trains.
   """
   out_dim: int
   down_dims: Sequence[int] = (64, 128, 256)
   kernel_size: int = 5
   n_groups: int = 8
   step_embed_dim: int = 128
+  fused_norm: bool = True
+  time_inputs: int = 1
 
   def block_dims(self) -> list[tuple[str, int]]:
     """(name, channels) of the residual blocks, in the order the trunk runs them."""
@@ -404,16 +425,25 @@ class ConditionalUnet1D(nn.Module):
       out += [(f"up{i}_res0", d), (f"up{i}_res1", d)]
     return out
 
+  def _embed(self, t, dtype, prefix: str):
+    e = sinusoidal_embedding(t, self.step_embed_dim).astype(dtype)
+    e = Dense(self.step_embed_dim * 4, name=f"{prefix}0")(e)
+    return Dense(self.step_embed_dim, name=f"{prefix}1")(mish(e))
+
   @nn.compact
-  def __call__(self, x, timestep=None, global_cond=None, films=None):
+  def __call__(self, x, timestep=None, global_cond=None, films=None, timestep2=None):
     # the inputs' dtype is the compute dtype (float32; bfloat16 for bf16 inference, see Nets)
-    blocks = {name: ConditionalResidualBlock1D(d, self.kernel_size, self.n_groups, name=name)
+    blocks = {name: ConditionalResidualBlock1D(d, self.kernel_size, self.n_groups,
+                                               self.fused_norm, name=name)
               for name, d in self.block_dims()}
+    if (timestep2 is not None) != (self.time_inputs == 2 and films is None):
+      raise ValueError(f"this U-Net has {self.time_inputs} time input(s): pass timestep2 "
+                       "exactly when it has 2 (and no films)")
     if films is None:
       dtype = (global_cond if x is None else x).dtype
-      e = sinusoidal_embedding(timestep, self.step_embed_dim).astype(dtype)
-      e = Dense(self.step_embed_dim * 4, name="step_mlp0")(e)
-      e = Dense(self.step_embed_dim, name="step_mlp1")(mish(e))
+      e = self._embed(timestep, dtype, "step_mlp")
+      if self.time_inputs == 2:
+        e = e + self._embed(timestep2, dtype, "step_mlp_h")
       cond = jnp.concatenate([e, global_cond.astype(e.dtype)], axis=-1)
       if x is None:
         return {name: block(None, cond) for name, block in blocks.items()}
@@ -438,7 +468,8 @@ class ConditionalUnet1D(nn.Module):
     for i, d in enumerate(reversed(dims[:-1])):
       x = res(res(jnp.concatenate([x, skips.pop()], axis=-1)))
       x = Upsample1d(d, name=f"up{i}_upsample")(x)
-    x = Conv1dBlock(dims[0], self.kernel_size, self.n_groups, name="final_block")(x)
+    x = Conv1dBlock(dims[0], self.kernel_size, self.n_groups, self.fused_norm,
+                    name="final_block")(x)
     return Conv1d(self.out_dim, 1, name="final_conv")(x)
 
 

@@ -4,5 +4,5 @@ from configs import common
 
 def get_config(arg=None):
   c = common.base_config(common.parse_arg(arg))
-  c.method = "bc"
+  c.method = "fifth"
   return c

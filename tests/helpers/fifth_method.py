@@ -1,7 +1,7 @@
-"""A throwaway fifth method, defined outside the library (tests/test_architecture.py adds it
-with `jaxpolicy.methods.register`): behaviour cloning, the U-Net run once as a deterministic
-map from the observation to the action chunk (input zeros, t = 0), trained by MSE against
-the demonstrations. One network evaluation per call."""
+"""A throwaway method, defined outside the library (tests/test_architecture.py adds it with
+`jaxpolicy.methods.register`): the U-Net run once as a deterministic map from the
+observation to the action chunk (input zeros, t = 0), trained by MSE against the
+demonstrations (what the built-in `bc` does). One network evaluation per call."""
 from __future__ import annotations
 
 import os
@@ -14,8 +14,8 @@ from jaxpolicy.methods import state as state_lib
 from jaxpolicy.methods.common import MethodInfo, policy_params
 from jaxpolicy.policy import PolicySpec
 
-INFO = MethodInfo(name="bc", label="BC (1 step)", main_policy="bc_1step",
-                  style=("tab:purple", "v", "--", 5),
+INFO = MethodInfo(name="fifth", label="Fifth (1 step)", main_policy="fifth_1step",
+                  style=("tab:gray", "v", "--", 5),
                   config_file=os.path.join(os.path.dirname(__file__), "fifth_config.py"))
 
 
@@ -52,4 +52,4 @@ def make_policies(config, nets, state: BCState, normalizer):
   del normalizer
   params = policy_params(state.model, config.eval.use_ema)
   sample = lambda unet_params, cond, rng: jnp.clip(_predict(nets, unet_params, cond), -1, 1)
-  return {"bc_1step": PolicySpec(sample, params["encoder"], params["unet"], 1)}
+  return {"fifth_1step": PolicySpec(sample, params["encoder"], params["unet"], 1)}

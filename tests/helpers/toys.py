@@ -10,10 +10,13 @@ mean of a noisy sample is known in closed form:
   {"alpha", "beta"}    a per-timestep affine x0 model alpha[t] + beta[t] * x (the family
                        that holds the consistency function of Gaussian data).
 `toy_nets` wraps it in `Nets` with a real (tiny) state encoder whose output the toys
-ignore, so the methods' own `train_step`s run unchanged.
+ignore, so the methods' own `train_step`s run unchanged. `mlp_nets` does the same with
+`ToyMLP`, a small learnable network with the U-Net's call signature, for answers no closed
+form above holds (a noise-to-two-modes map).
 """
 import dataclasses
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -82,3 +85,33 @@ def ddim_chain_f64(mu, s, x, ts, prev_ts, T: int = 100):
     ab_prev = abar[p] if p >= 0 else 1.0
     x = np.sqrt(ab_prev) * np.clip(x0, -1, 1) + np.sqrt(1 - ab_prev) * eps
   return x
+
+
+class ToyMLP(nn.Module):
+  """An MLP over (flattened chunk, time(s) / 100, condition) with the U-Net's call
+  signature, `apply(params, x, t, cond[, timestep2=...])`; `time_inputs` as the U-Net's."""
+  hidden: int = 128
+  layers: int = 3
+  time_inputs: int = 1
+
+  @nn.compact
+  def __call__(self, x, timestep=None, global_cond=None, films=None, timestep2=None):
+    del films
+    b, h, a = x.shape
+    times = [timestep] + ([timestep2] if self.time_inputs == 2 else [])
+    y = jnp.concatenate([x.reshape(b, h * a)] + [t.astype(jnp.float32)[:, None] / 100.0
+                                                  for t in times] + [global_cond], axis=-1)
+    for i in range(self.layers):
+      y = nn.silu(nn.Dense(self.hidden, name=f"dense{i}")(y))
+    return nn.Dense(h * a, name="out")(y).reshape(b, h, a)
+
+
+def mlp_nets(action_dim: int, horizon: int = 1, time_inputs: int = 1, hidden: int = 128):
+  """(Nets with a ToyMLP, a batch maker) for observation-free toys: one constant frame."""
+  enc = StateEncoder(hidden_dims=(8,), out_dim=4)
+  nets = nets_lib.Nets(enc, ToyMLP(hidden, time_inputs=time_inputs), horizon, 1, action_dim)
+
+  def batch(actions):
+    return {"obs": {"full_state": jnp.zeros((actions.shape[0], 1, 3))}, "action": actions}
+
+  return nets, batch
