@@ -9,7 +9,6 @@ from jaxpolicy import evaluation, execution, methods, nets, runs, suites
 from jaxpolicy import obs as obs_lib
 from jaxpolicy.data import formats
 from jaxpolicy.diffusion.schedule import PREDICTION_TYPES, SPACINGS
-from jaxpolicy.data import formats
 from jaxpolicy.errors import ConfigError
 
 # config sections that define what a run *is*; a workdir holding a run that differs in

@@ -17,7 +17,7 @@ pytest.importorskip("h5py")
 
 import configs  # noqa: E402
 from jaxpolicy import demos, runs, training  # noqa: E402
-from jaxpolicy.data import formats, video  # noqa: E402
+from jaxpolicy.data import formats  # noqa: E402
 from jaxpolicy.data.dataset import load_demos  # noqa: E402
 from jaxpolicy.data.storage import DatasetError  # noqa: E402
 from helpers import datasets as ds  # noqa: E402

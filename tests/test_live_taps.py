@@ -17,7 +17,7 @@ import pytest
 import configs
 from jaxpolicy import methods, training
 from jaxpolicy import nets as nets_lib
-from jaxpolicy.nets import unet1d
+from jaxpolicy.nets import live_taps as live_taps_lib
 from jaxpolicy.runtime import sharding
 
 OBS = {"full_state": (39,)}
@@ -57,7 +57,7 @@ def _kernel_range(path, ranges):
                                             ("sdm", 4), ("cd", 4), ("bc", 4), ("meanflow", 4),
                                             ("mip", 4)])
 def test_one_step_equals_full_kernels_on_live_taps(method, horizon):
-  ranges = unet1d.live_tap_ranges(horizon, (8, 16, 32))
+  ranges = live_taps_lib.live_tap_ranges(horizon, (8, 16, 32))
   # horizon 4: lengths 4, 2, 1 -- dead taps at 2 and 1. At 16 (DP's
   # setting, 16, 8, 4) every tap of a 5-wide kernel sees data: live = full, nothing sliced.
   assert (len(ranges) > 0) == (horizon < 16)

@@ -10,7 +10,6 @@ import pytest
 import configs
 from helpers import probe
 from jaxpolicy import execution, suites, validate
-from jaxpolicy.diffusion import samplers
 from jaxpolicy.envs import evaluator
 from jaxpolicy.envs.mjx import evaluator as mjx_evaluator
 from jaxpolicy.errors import ConfigError

@@ -3,7 +3,6 @@ stored as uint8 zarr, a tiny teacher and SDM student trained on them offline and
 the artifact takes raw uint8 frames and acts as the in-process policy does; every method
 runs on frames through the teacher's frozen encoder; bad frames and configs, one line each."""
 import os
-import sys
 
 import jax
 import jax.numpy as jnp

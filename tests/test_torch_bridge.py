@@ -10,6 +10,7 @@ import pytest
 from jaxpolicy.diffusion import samplers
 from jaxpolicy.diffusion.schedule import Schedule, timesteps
 from jaxpolicy.nets import torch_bridge, unet1d
+from jaxpolicy.nets import live_taps as live_taps_lib
 
 pytestmark = pytest.mark.slow   # minutes on a 2-core CPU: the full tier only
 
@@ -67,7 +68,7 @@ def test_torch_state_dict_gives_same_outputs(horizon, down_dims, kernel_size):
   got = np.asarray(apply(params, *args))
   assert np.abs(want).max() > 0.1    # a non-degenerate output
   np.testing.assert_allclose(got, want, rtol=1e-5, atol=2e-5)
-  pruned = {"params": unet1d.prune_params(params["params"], horizon, down_dims, kernel_size)}
+  pruned = {"params": live_taps_lib.prune_params(params["params"], horizon, down_dims, kernel_size)}
   np.testing.assert_allclose(np.asarray(apply(pruned, *args)), want,
                              rtol=1e-5, atol=2e-5)
   policy = {"params": unet1d.inference_layout(pruned["params"])}   # as a policy runs it
@@ -213,7 +214,7 @@ def test_additive_conditioning_and_wrong_target_are_refused():
   with pytest.raises(torch_bridge.TorchBridgeError, match="does not match the target"):
     torch_bridge.unet_params_from_torch(sd, like=other)
   # the export refuses dead-tap-pruned params
-  pruned = {"params": unet1d.prune_params(p["params"], 4, (16, 32))}
+  pruned = {"params": live_taps_lib.prune_params(p["params"], 4, (16, 32))}
   with pytest.raises(torch_bridge.TorchBridgeError, match="pruned"):
     torch_bridge.unet_params_to_torch(pruned)
   with pytest.raises(torch_bridge.TorchBridgeError, match="policy's inference params"):

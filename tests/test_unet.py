@@ -4,7 +4,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxpolicy.nets import unet1d
+from jaxpolicy.nets import kernels, unet1d
+from jaxpolicy.nets import live_taps as live_taps_lib
 
 
 def np_conv1d(x, w, b, stride=1):
@@ -48,7 +49,7 @@ def test_conv_matches_numpy(L, k, stride, batch):
   got = m.apply(p, jnp.asarray(x, jnp.float32))
   np.testing.assert_allclose(np.asarray(got), np_conv1d(x, w, b, stride), atol=1e-5)
   # the statically pruned kernel gives the same result
-  lo, hi = unet1d.live_taps(L, k, stride)
+  lo, hi = kernels.live_taps(L, k, stride)
   pruned = {"params": {"kernel": p["params"]["kernel"][lo:hi], "bias": p["params"]["bias"]}}
   np.testing.assert_allclose(np.asarray(m.apply(pruned, jnp.asarray(x, jnp.float32))),
                              np.asarray(got), atol=1e-6)
@@ -61,7 +62,7 @@ def test_conv_matches_numpy(L, k, stride, batch):
 
 
 @pytest.mark.parametrize("L", [1, 2, 4])
-@pytest.mark.parametrize("batch", [2, unet1d.UPSAMPLE_TAPS_MAX_ROWS + 1])  # batched / tap-pair form
+@pytest.mark.parametrize("batch", [2, kernels.UPSAMPLE_TAPS_MAX_ROWS + 1])  # batched / tap-pair form
 def test_upsample_matches_numpy_conv_transpose(L, batch):
   rng = np.random.default_rng(1)
   x = rng.normal(size=(batch, L, 6))
@@ -96,7 +97,7 @@ def np_conv_transpose1d_grads(x, w, r, stride=2, padding=1):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("L,pruned", [(1, False), (1, True), (2, False), (4, False)])
-@pytest.mark.parametrize("batch", [3, unet1d.UPSAMPLE_TAPS_MAX_ROWS + 1])  # batched / tap-pair form
+@pytest.mark.parametrize("batch", [3, kernels.UPSAMPLE_TAPS_MAX_ROWS + 1])  # batched / tap-pair form
 def test_upsample_gradient_matches_numpy(L, pruned, batch):
   """Both upsample forms give the exact output gradient, for full kernels and for the two
   live taps at length 1."""
@@ -104,7 +105,7 @@ def test_upsample_gradient_matches_numpy(L, pruned, batch):
   x, w = rng.normal(size=(batch, L, 6)), rng.normal(size=(4, 6, 5))
   r = rng.normal(size=(batch, 2 * L, 5))
   kernel = w[1:3] if pruned else w
-  loss = lambda x, k: jnp.sum(jnp.asarray(r, jnp.float32) * unet1d.conv_transpose_s2(x, k))
+  loss = lambda x, k: jnp.sum(jnp.asarray(r, jnp.float32) * kernels.conv_transpose_s2(x, k))
   gx, gk = jax.grad(loss, argnums=(0, 1))(jnp.asarray(x, jnp.float32),
                                            jnp.asarray(kernel, jnp.float32))
   want_x, want_w = np_conv_transpose1d_grads(x, w, r)
@@ -120,12 +121,12 @@ def test_mish_and_its_gradient_match_float64():
   sp = np.logaddexp(x64, 0.0)
   want = x64 * np.tanh(sp)
   want_slope = np.tanh(sp) + x64 * (1 - np.tanh(sp) ** 2) / (1 + np.exp(-x64))
-  got = np.asarray(jax.jit(unet1d.mish)(xf), np.float64)
-  slope = np.asarray(jax.jit(jax.vmap(jax.grad(unet1d.mish)))(xf), np.float64)
+  got = np.asarray(jax.jit(kernels.mish)(xf), np.float64)
+  slope = np.asarray(jax.jit(jax.vmap(jax.grad(kernels.mish)))(xf), np.float64)
   np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-7)
   np.testing.assert_allclose(slope, want_slope, rtol=1e-5, atol=1e-6)
   # bfloat16 in, bfloat16 out, to bfloat16's precision
-  got16 = unet1d.mish(jnp.asarray(x, jnp.bfloat16))
+  got16 = kernels.mish(jnp.asarray(x, jnp.bfloat16))
   assert got16.dtype == jnp.bfloat16
   np.testing.assert_allclose(np.asarray(got16, np.float64), want, rtol=2e-2, atol=1e-2)
 
@@ -149,10 +150,10 @@ def test_group_norm_mish_and_its_gradients_match_float64(shape, groups):
   scale, bias = rng.normal(size=shape[-1:]), rng.normal(size=shape[-1:])
   r = rng.normal(size=shape)
   f32 = lambda a: jnp.asarray(a, jnp.float32)
-  got = unet1d.group_norm_mish(f32(x), f32(scale), f32(bias), groups)
+  got = kernels.group_norm_mish(f32(x), f32(scale), f32(bias), groups)
   np.testing.assert_allclose(np.asarray(got), np_group_norm_mish(x, scale, bias, groups),
                              rtol=1e-4, atol=1e-5)
-  loss = lambda x, s, b: jnp.sum(f32(r) * unet1d.group_norm_mish(x, s, b, groups))
+  loss = lambda x, s, b: jnp.sum(f32(r) * kernels.group_norm_mish(x, s, b, groups))
   grads = jax.jit(jax.grad(loss, argnums=(0, 1, 2)))(f32(x), f32(scale), f32(bias))
   np_loss = lambda x, s, b: np.sum(r * np_group_norm_mish(x, s, b, groups))
   eps = 1e-6
@@ -184,9 +185,9 @@ def test_plain_group_norm_mish_has_the_forward_derivative_the_fused_op_lacks():
   scale, bias = rng.normal(size=shape[-1:]), rng.normal(size=shape[-1:])
   f32 = lambda a: jnp.asarray(a, jnp.float32)
   args = (f32(x), f32(scale), f32(bias))
-  plain = lambda x, s, b: unet1d.group_norm_mish_plain(x, s, b, groups)
+  plain = lambda x, s, b: kernels.group_norm_mish_plain(x, s, b, groups)
   np.testing.assert_array_equal(np.asarray(plain(*args)),
-                                np.asarray(unet1d.group_norm_mish(*args, groups)))
+                                np.asarray(kernels.group_norm_mish(*args, groups)))
   dirs = [rng.normal(size=a.shape) for a in (x, scale, bias)]
   _, tangent = jax.jvp(plain, args, tuple(f32(d) for d in dirs))
   eps = 1e-6
@@ -194,7 +195,7 @@ def test_plain_group_norm_mish_has_the_forward_derivative_the_fused_op_lacks():
   lo = np_group_norm_mish(*[a - eps * d for a, d in zip((x, scale, bias), dirs)], groups)
   np.testing.assert_allclose(np.asarray(tangent), (hi - lo) / (2 * eps), rtol=1e-3, atol=1e-3)
   with pytest.raises(TypeError, match="custom_vjp"):
-    jax.jvp(lambda x: unet1d.group_norm_mish(x, args[1], args[2], groups), args[:1], args[:1])
+    jax.jvp(lambda x: kernels.group_norm_mish(x, args[1], args[2], groups), args[:1], args[:1])
 
 
 def _two_time_unet(fused: bool):
@@ -269,7 +270,7 @@ def test_group_norm_mish_in_bfloat16_keeps_float32_statistics():
   rng = np.random.default_rng(4)
   x = rng.normal(size=(2, 4, 16)) + 30.0
   scale, bias = np.ones(16), np.zeros(16)
-  got = unet1d.group_norm_mish(jnp.asarray(x, jnp.bfloat16), jnp.asarray(scale, jnp.bfloat16),
+  got = kernels.group_norm_mish(jnp.asarray(x, jnp.bfloat16), jnp.asarray(scale, jnp.bfloat16),
                                jnp.asarray(bias, jnp.bfloat16), 4)
   assert got.dtype == jnp.bfloat16
   want = np_group_norm_mish(np.asarray(jnp.asarray(x, jnp.bfloat16), np.float64), scale, bias, 4)
@@ -277,9 +278,9 @@ def test_group_norm_mish_in_bfloat16_keeps_float32_statistics():
 
 
 def test_live_taps_short_sequences():
-  assert unet1d.live_taps(1, 5) == (2, 3)   # only the centre tap
-  assert unet1d.live_taps(2, 5) == (1, 4)   # three taps
-  assert unet1d.live_taps(4, 5) == (0, 5)
+  assert kernels.live_taps(1, 5) == (2, 3)   # only the centre tap
+  assert kernels.live_taps(2, 5) == (1, 4)   # three taps
+  assert kernels.live_taps(4, 5) == (0, 5)
 
 
 @pytest.mark.slow
@@ -292,7 +293,7 @@ def test_pruned_unet_equals_full(horizon, dims):
   c = jnp.asarray(rng.normal(size=(3, 10)), jnp.float32)
   p = m.init(jax.random.PRNGKey(0), x, t, c)
   full = m.apply(p, x, t, c)
-  pp = {"params": unet1d.prune_params(p["params"], horizon, dims)}
+  pp = {"params": live_taps_lib.prune_params(p["params"], horizon, dims)}
   n_full = sum(a.size for a in jax.tree_util.tree_leaves(p))
   n_pruned = sum(a.size for a in jax.tree_util.tree_leaves(pp))
   if horizon == 4:
@@ -321,12 +322,12 @@ def test_out_major_dot_in_bfloat16_accumulates_in_float32_on_two_rows_or_more(le
   rng = np.random.default_rng(0)
   w = jnp.asarray(rng.standard_normal((48, 40)), jnp.bfloat16)
   x = jnp.asarray(rng.standard_normal(lead + (40,)), jnp.bfloat16)
-  y = jax.jit(unet1d._dot_out_major)(x, w)
+  y = jax.jit(kernels._dot_out_major)(x, w)
   ref = np.asarray(x, np.float64) @ np.asarray(w, np.float64).T
   assert y.shape == lead + (48,) and y.dtype == jnp.bfloat16
   # float32 accumulation, then one bf16 rounding of the result (8-bit mantissa)
   np.testing.assert_allclose(np.asarray(y, np.float64), ref, rtol=2 ** -8, atol=1e-2)
-  hlo = jax.jit(unet1d._dot_out_major).lower(x, w).as_text()
+  hlo = jax.jit(kernels._dot_out_major).lower(x, w).as_text()
   dots = [l for l in hlo.splitlines() if "stablehlo.dot_general" in l]
   assert len(dots) == 1
   operands, result = re.search(r":\s*\((.*)\)\s*->\s*(.*)$", dots[0]).groups()
@@ -334,7 +335,7 @@ def test_out_major_dot_in_bfloat16_accumulates_in_float32_on_two_rows_or_more(le
   rows = int(np.prod(lead))
   if rows == 1:   # the zero row beside the one real row
     assert re.search(r"tensor<2x40xbf16>", operands), operands
-  f32 = jax.jit(unet1d._dot_out_major)(x.astype(jnp.float32), w.astype(jnp.float32))
+  f32 = jax.jit(kernels._dot_out_major)(x.astype(jnp.float32), w.astype(jnp.float32))
   assert f32.dtype == jnp.float32
   np.testing.assert_allclose(np.asarray(f32, np.float64), ref, rtol=1e-5, atol=1e-4)
 
@@ -345,13 +346,13 @@ def test_out_major_dot_in_bfloat16_exports_with_a_symbolic_batch():
   rng = np.random.default_rng(1)
   w = jnp.asarray(rng.standard_normal((24, 16)), jnp.bfloat16)
   b, = export.symbolic_shape("b")
-  exp = export.export(jax.jit(unet1d._dot_out_major))(
+  exp = export.export(jax.jit(kernels._dot_out_major))(
       jax.ShapeDtypeStruct((b, 3, 16), jnp.bfloat16), w)
   assert "concatenate" in exp.mlir_module()            # the zero row, for any batch
   for n in (1, 2):
     x = jnp.asarray(rng.standard_normal((n, 3, 16)), jnp.bfloat16)
     np.testing.assert_allclose(np.asarray(exp.call(x, w), np.float32),
-                               np.asarray(unet1d._dot_out_major(x, w), np.float32),
+                               np.asarray(kernels._dot_out_major(x, w), np.float32),
                                rtol=2 ** -7, atol=1e-2)
 
 

@@ -13,8 +13,8 @@ from jaxpolicy import obs as obs_lib
 from jaxpolicy.runtime import host
 from jaxpolicy.nets import vision
 from jaxpolicy.nets.encoders import DP3Encoder, StateEncoder, encode_history
-from jaxpolicy.nets.unet1d import (ConditionalUnet1D, LiveTaps, check_horizon, inference_layout,
-                                   live_tap_ranges, prune_params)
+from jaxpolicy.nets.live_taps import LiveTaps, live_tap_ranges, prune_params
+from jaxpolicy.nets.unet1d import ConditionalUnet1D, check_horizon, inference_layout
 
 
 def make_encoder(config) -> nn.Module:
@@ -184,7 +184,7 @@ class Nets:
 
   def live_taps(self) -> LiveTaps:
     """Splits training states into the U-Net's live kernel taps at this horizon and the
-    dead ones (`unet1d.LiveTaps`)."""
+    dead ones (`live_taps.LiveTaps`)."""
     u = self.unet
     return LiveTaps(live_tap_ranges(self.horizon, tuple(u.down_dims), u.kernel_size))
 

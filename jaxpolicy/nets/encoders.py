@@ -9,7 +9,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from jaxpolicy.nets.unet1d import mish
+from jaxpolicy.nets.kernels import mish
 
 
 class StateEncoder(nn.Module):

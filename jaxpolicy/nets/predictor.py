@@ -14,7 +14,7 @@ from __future__ import annotations
 import flax.linen as nn
 import jax.numpy as jnp
 
-from jaxpolicy.nets.unet1d import sinusoidal_embedding
+from jaxpolicy.nets.kernels import sinusoidal_embedding
 
 
 class Block(nn.Module):

@@ -333,7 +333,7 @@ def unet_params_to_torch(params) -> dict[str, np.ndarray]:
   """Our full-shape U-Net params -> a PyTorch state dict (numpy values) with DP3's names.
 
   `torch_model.load_state_dict({k: torch.from_numpy(v) for k, v in sd.items()})` loads it.
-  Dead-tap-pruned params (see unet1d.prune_params) are refused: export the full ones.
+  Dead-tap-pruned params (see live_taps.prune_params) are refused: export the full ones.
   """
   p = params["params"] if "params" in params else params
   if "kernel_nk" in p.get("step_mlp1", {}):
