@@ -355,7 +355,7 @@ def run(preset: str = "quick", batches=(1, 20), iters: int = 100, warmup: int = 
   env = common.environment()
   if torch_on:
     try:
-      import torch  # pylint: disable=g-import-not-at-top,unused-import
+      import torch  # noqa: F401  pylint: disable=g-import-not-at-top,unused-import
     except ImportError:
       raise SystemExit("--torch needs PyTorch: pip install torch==2.13.0") from None
   log(f"device: {env['device_kind']} ({env['platform']}), jax {env['packages']['jax']}")

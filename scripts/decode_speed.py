@@ -71,16 +71,16 @@ def main():
       for size in (int(s) for s in a.sizes.split(",")):
         path = os.path.join(d, f"{codec}_{size}.mp4")
         encode(path, clip(a.frames, size), codec)
-        dec = best(lambda: video._decode_file(path), a.repeats)   # pylint: disable=protected-access
+        dec = best(lambda: video._decode_file(path), a.repeats)  # noqa: B023  pylint: disable=protected-access
 
         def write_cache():
           for f in os.listdir(os.environ["JAXPOLICY_FRAME_CACHE"]) if os.path.isdir(
               os.environ["JAXPOLICY_FRAME_CACHE"]) else ():
             os.remove(os.path.join(os.environ["JAXPOLICY_FRAME_CACHE"], f))
-          video.decode(path)
+          video.decode(path)  # noqa: B023
 
         write = best(write_cache, a.repeats)
-        read = best(lambda: np.asarray(video.decode(path).frames[:]) + 0, a.repeats)
+        read = best(lambda: np.asarray(video.decode(path).frames[:]) + 0, a.repeats)  # noqa: B023
         mb = os.path.getsize(path) / 1e6
         print(f"{codec:<10} {size:>5} {a.frames:>6} {mb:>6.2f} {a.frames / dec:>11.0f} "
               f"{a.frames / write:>16.0f} {a.frames / read:>15.0f}", flush=True)

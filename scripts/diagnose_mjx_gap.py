@@ -210,7 +210,7 @@ def contacts(args) -> dict:
   t0 = time.perf_counter()
   diffs, results, boxes = [], [], []
   ids = {name(g): g for g in range(m.ngeom)}
-  for t, (s, body_pos) in enumerate(states):
+  for s, body_pos in states:
     for k in keys:
       getattr(d, k)[:] = s[k]
     m.body_pos[:] = body_pos

@@ -61,7 +61,7 @@ def plot(points, state, agent_pos, crop_low, crop_high, title, out):
     ax.set_aspect("equal")
   ax = fig.add_subplot(1, 4, 4, projection="3d")
   ax.scatter(points[:, 0], points[:, 1], points[:, 2], c=points[:, 2], s=3, cmap="viridis")
-  for label, (p, color, marker) in marks.items():
+  for p, color, marker in marks.values():
     p = np.atleast_2d(p)
     ax.scatter(p[:, 0], p[:, 1], p[:, 2], facecolors="none", edgecolors=color, marker=marker,
                s=120, linewidths=1.5)

@@ -115,8 +115,8 @@ def test_torch_ddim_loop_matches_jax_sampler():
                            spacing).numpy()
     ts, prev = samplers.ddim_grid(schedule, k, spacing)
     denoise = lambda xt, t: ours.apply(params, xt, t, jnp.asarray(c))
-    got = np.asarray(jax.jit(lambda x0: samplers.ddim_sample(schedule, denoise, x0, ts, prev))(
-        jnp.asarray(x)))
+    sample = lambda x0: samplers.ddim_sample(schedule, denoise, x0, ts, prev)  # noqa: B023
+    got = np.asarray(jax.jit(sample)(jnp.asarray(x)))
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
 
 

@@ -58,11 +58,10 @@ def init(config, nets, obs_shapes, rng, teacher_state) -> CDState:
   del nets, obs_shapes, rng
   c = config.cd
   tparams = teacher_params(teacher_state, use_ema=True)
-  copy = lambda tree: jax.tree_util.tree_map(jnp.array, tree)
   tx = state_lib.make_optimizer(c.lr, config.train.steps, c.warmup_steps, c.weight_decay,
                                 *c.betas, grad_clip=c.grad_clip)
-  online = state_lib.create(None, copy(tparams["unet"]), tx, ema=False)
-  return CDState(online, copy(tparams["unet"]), copy(tparams["unet"]), copy(tparams["encoder"]))
+  online = state_lib.create(None, state_lib.copy(tparams["unet"]), tx, ema=False)
+  return CDState(online, state_lib.copy(tparams["unet"]), state_lib.copy(tparams["unet"]), state_lib.copy(tparams["encoder"]))
 
 
 def boundary_scalings(config, t):

@@ -26,7 +26,8 @@ from jaxpolicy.diffusion import losses, samplers
 from jaxpolicy.diffusion.schedule import timesteps
 from jaxpolicy.errors import ConfigError
 from jaxpolicy.methods import state as state_lib
-from jaxpolicy.methods.common import MethodInfo, ddim_sampler, schedule_of, teacher_params
+from jaxpolicy.methods.common import (MethodInfo, ddim_sampler, policy_params, schedule_of,
+                                      teacher_params)
 from jaxpolicy.policy import PolicySpec
 
 def _torch_reference(config, name):
@@ -74,14 +75,13 @@ def init(config, nets, obs_shapes, rng, teacher_state) -> SDMState:
   del nets, obs_shapes, rng
   s = config.sdm
   tparams = teacher_params(teacher_state, use_ema=s.init == "ema")
-  copy = lambda tree: jax.tree_util.tree_map(jnp.array, tree)
   steps = config.train.steps
-  gen = state_lib.create(None, copy(tparams["unet"]),
+  gen = state_lib.create(None, state_lib.copy(tparams["unet"]),
                          _optimizer(config, s.gen_lr, -(-steps // s.gen_every)), ema=config.train.ema)
-  fake = state_lib.create(None, copy(tparams["unet"]), _optimizer(config, s.fake_lr, steps),
+  fake = state_lib.create(None, state_lib.copy(tparams["unet"]), _optimizer(config, s.fake_lr, steps),
                           ema=False)
-  return SDMState(gen=gen, fake=fake, real=copy(tparams["unet"]),
-                  encoder=copy(tparams["encoder"]), step=jnp.zeros((), jnp.int32))
+  return SDMState(gen=gen, fake=fake, real=state_lib.copy(tparams["unet"]),
+                  encoder=state_lib.copy(tparams["encoder"]), step=jnp.zeros((), jnp.int32))
 
 
 def sample_t(config, rng, batch: int):
@@ -171,8 +171,7 @@ def one_step_sampler(config, nets):
 
 def make_policies(config, nets, state: SDMState, normalizer):
   del normalizer
-  gen = state.gen.ema_params if (config.eval.use_ema and state.gen.ema_params is not None) \
-      else state.gen.params
+  gen = policy_params(state.gen, config.eval.use_ema)
   sample, nfe = one_step_sampler(config, nets)
   out = {"sdm_1step": PolicySpec(sample, state.encoder, gen, nfe)}
   if config.sdm.eval_anchor_steps:

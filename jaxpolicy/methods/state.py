@@ -61,8 +61,14 @@ def update_ema(ema, params, decay):
   return jax.tree_util.tree_map(lambda e, p: decay * e + (1.0 - decay) * p, ema, params)
 
 
+def copy(tree):
+  """A copy of a params tree in new buffers (a student starts from the teacher's weights
+  without sharing them, so donating one never invalidates the other)."""
+  return jax.tree_util.tree_map(jnp.array, tree)
+
+
 def create(apply_fn, params, tx, ema: bool) -> TrainState:
-  ema_params = jax.tree_util.tree_map(jnp.array, params) if ema else None
+  ema_params = copy(params) if ema else None
   state = TrainState.create(apply_fn=apply_fn, params=params, tx=tx, ema_params=ema_params)
   return state.replace(step=jnp.zeros((), jnp.int32))  # an array leaf, as after a step
 

@@ -39,8 +39,8 @@ from jaxpolicy.diffusion import samplers
 from jaxpolicy import suites
 from jaxpolicy.errors import ConfigError
 from jaxpolicy.methods import state as state_lib
-from jaxpolicy.methods.common import (MethodInfo, ddim_baselines, ddim_sampler, schedule_of,
-                                     teacher_params)
+from jaxpolicy.methods.common import (MethodInfo, ddim_baselines, ddim_sampler, policy_params,
+                                      schedule_of, teacher_params)
 from jaxpolicy.nets.predictor import Predictor
 from jaxpolicy.policy import PolicySpec
 
@@ -143,8 +143,7 @@ def init(config, nets, obs_shapes, rng, teacher_state) -> StepState:
   t = config.train
   tx = state_lib.make_optimizer(t.lr, t.steps, t.warmup_steps, t.weight_decay, *t.betas,
                                 grad_clip=t.grad_clip or None)
-  copy = lambda tree: jax.tree_util.tree_map(jnp.array, tree)
-  return StepState(state_lib.create(None, params, tx, ema=t.ema), copy(tparams))
+  return StepState(state_lib.create(None, params, tx, ema=t.ema), state_lib.copy(tparams))
 
 
 def train_step(config, nets, state: StepState, batch, rng):
@@ -276,10 +275,8 @@ def carry_from_batch_fn(config, nets):
 
 def make_policies(config, nets, state: StepState, normalizer):
   s = config.step
-  pred_params = state.predictor.ema_params if (config.eval.use_ema and
-                                               state.predictor.ema_params is not None) \
-      else state.predictor.params
-  params = {"predictor": pred_params, "unet": state.teacher["unet"]}
+  params = {"predictor": policy_params(state.predictor, config.eval.use_ema),
+            "unet": state.teacher["unet"]}
   enc = state.teacher["encoder"]
   init_carry = init_carry_fn(config, nets)
   from_batch = carry_from_batch_fn(config, nets)

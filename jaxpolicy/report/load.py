@@ -92,7 +92,7 @@ def apply_latency(root: str, cells: dict) -> dict | None:
     return None
   with open(path) as f:
     lat = json.load(f)
-  for (_, _, method), cell in cells.items():
+  for cell in cells.values():
     row = lat["policies"].get(cell["policy"])
     if row is not None:
       cell.update(hz_b1=row["hz_b1"], latency_ms_b1=row["latency_ms_b1"],

@@ -117,7 +117,7 @@ def _features(eps, fps, video: bool, image_dtype: str, v3: bool) -> dict:
                ("index", "int64"), ("task_index", "int64")):
     feats[k] = {"dtype": t, "shape": [1], "names": None}
   if v3:
-    for k, f in feats.items():
+    for f in feats.values():
       if f["dtype"] != "video":
         f["fps"] = fps
   del video

@@ -95,7 +95,7 @@ def make_rollout(env, policy, episode_length: int, sensor=None, return_final: bo
     batch = jax.tree_util.tree_leaves(resets)[0].shape[0]
     states = jax.vmap(env.init_state)(resets)
     o = obs_of(states)
-    initial = {k: jax.vmap(lambda s: env.observe(s, k))(states) for k in env_keys}
+    initial = {k: jax.vmap(lambda s, k=k: env.observe(s, k))(states) for k in env_keys}
     hist = {k: jnp.repeat(v[:, None], n_obs, axis=1) for k, v in o.items()}
     plan = execution.empty_plan(jnp, batch, episode_length, timing.span, a_dim)
     pending = jnp.zeros((batch, timing.span, a_dim), jnp.float32)
