@@ -87,8 +87,8 @@ def group_norm_mish(x, scale, bias, groups: int, eps: float = 1e-5):
   One function with its own reverse-mode rule: the backward pass recomputes the normalised
   input from (x, mean, 1/std) and runs two group reductions and one elementwise pass,
   where autodiff of flax's GroupNorm and Mish left XLA's CPU backend a dozen separate
-  passes over each activation (the quick teacher's train step: 48.5 -> 59.3 steps/s on a
-  2-core CPU, 2026-12-03). Reverse mode only (no `jax.jvp` through it).
+  passes over each activation (a faster train step on CPUs: docs/speed.md, "What each
+  optimisation is"). Reverse mode only (no `jax.jvp` through it).
   """
   return _group_norm_mish_fwd(x, scale, bias, groups, eps)[0]
 
@@ -207,8 +207,8 @@ def _interleave_taps(z):
 
 
 def _upsample_pairs(x, kernel):
-  """The same as two dots over tap pairs (each phase's taps concatenated): its gradient was
-  1.2-1.8x faster than the batched form's at batch 128 (2-core CPU, 2026-12-02)."""
+  """The same as two dots over tap pairs (each phase's taps concatenated): its gradient is
+  faster than the batched form's at training batch sizes on CPUs (docs/speed.md)."""
   B, L, _ = x.shape
   if kernel.shape[0] == 2:
     even, odd = x @ kernel[0], x @ kernel[1]
