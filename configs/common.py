@@ -157,8 +157,9 @@ def base_config(preset: str) -> ml_collections.ConfigDict:
   c.rgb.pooling = "spatial_softmax"      # "spatial_softmax" (DP: 32 keypoints + linear) | "avg"
   c.rgb.num_keypoints = 32
   c.rgb.feature_dim = 64                 # per camera after spatial softmax's linear layer
-  c.rgb.render = "fast"                  # fast: no shadows/reflections/MSAA (~13x faster on a
-                                         # CPU's software GL); full: MuJoCo's defaults
+  c.rgb.render = "fast"                  # fast: no shadows/reflections/MSAA (far faster on a
+                                         # CPU's software GL, docs/cameras.md); full: MuJoCo's
+                                         # defaults
   c.rgb.imagenet_norm = False            # False: pixels to [-1, 1] (DP's default); True:
                                          # ImageNet mean/std (torchvision's pretrained weights)
 

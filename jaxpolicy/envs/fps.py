@@ -59,8 +59,8 @@ def farthest_point_sampling(points, num_samples: int, mask=None, start=0, rng=No
     idx = idx.at[i].set(cur)
     q = jax.lax.dynamic_slice_in_dim(coords, cur, 1, axis=1)
     dist = jnp.minimum(dist, jnp.sum(jnp.square(coords - q), axis=0))
-    # argmax with ties to the lowest index, as max + min-index (3-4x faster than
-    # jnp.argmax in XLA's CPU loop)
+    # argmax with ties to the lowest index, as max + min-index (faster than jnp.argmax in
+    # XLA's CPU loop)
     nxt = jnp.min(jnp.where(dist == jnp.max(dist), iota, n)).astype(jnp.int32)
     return idx, dist, nxt
 

@@ -23,7 +23,7 @@ _MISH_LINEAR_FROM = 20.0
 def mish(x):
   """x * tanh(softplus(x)) (PyTorch's Mish) from one exp: with e = exp(x) and n = e (e + 2),
   tanh(log(1 + e)) = n / (n + 2). Its derivative, tanh(sp) + x sech^2(sp) sigmoid(x), reuses
-  the same exp (custom JVP). 3-4x faster forward + backward on CPU than composing tanh,
+  the same exp (custom JVP). Faster forward + backward on CPU than composing tanh,
   softplus and their autodiff, as accurate against float64 (tests/test_unet.py)."""
   return _mish_and_slope(x)[0]
 
@@ -122,15 +122,14 @@ def _dot_out_major(x, kernel_nk):
 
   With few rows (a policy's call at a small batch) the weight is the dot's left operand and
   the (N, rows) product is transposed after an optimization barrier: XLA's CPU dot then
-  streams the weight up to 1.7-2.4x faster at 2-32 rows (134 MB weight, 2-core AVX2 CPU: 4
-  rows 14.0 -> 8.1 ms, 32 rows 44 -> 19 ms; equal at 1 and 80). Without the barrier XLA
-  folds the transpose into the dot's layout and picks the slow form again.
+  streams the weight faster at 2-32 rows (measured in docs/speed.md, "What each
+  optimisation is"). Without the barrier XLA folds the transpose into the dot's layout and
+  picks the slow form again.
 
   In bfloat16 the dot accumulates into and returns float32 (cast back after): XLA's CPU dot
   runs bf16 natively on AVX512-BF16 only for a float32 result, and at two rows or more; a
-  bf16 result, or one row, takes an emulated path ~15x slower (2-core AMD EPYC with
-  AVX512-BF16, a 4096 x 4096 weight: 1 row 23 ms, 2 rows 1.3 ms, float32 1.9 ms). So a
-  single bf16 row gets a zero row beside it.
+  bf16 result, or one row, takes a much slower emulated path (docs/speed.md). So a single
+  bf16 row gets a zero row beside it.
   """
   kernel_nk = kernel_nk.astype(x.dtype)
   bf16 = x.dtype == jnp.bfloat16

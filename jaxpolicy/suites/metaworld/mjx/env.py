@@ -42,7 +42,7 @@ class MJXEnv:
   resets: the ResetBank `reset(rng)` samples from; default: `num_resets` MetaWorld resets
   with seeds `evaluation_seeds(reset_seed, num_resets)`.
   max_contact_points: MJX keeps this many closest contact points per condim group (0 = every
-  candidate: 2268 constraint rows on drawer-open instead of 464, ~2.3x slower steps; the
+  candidate: 2268 constraint rows on drawer-open instead of 464, and slower steps; the
   active contacts of these scenes are far fewer, so the limit does not change them).
   """
 
