@@ -3,14 +3,9 @@ of many samples from the same initial observation, beside the oracle's four.
 
     python -m benchmarks.blockpush_first_move --workdir=runs/.../teacher --out=DIR
 
-For each of --states initial states (the honest protocol's, seed --seed) every policy of
-the run (its main policy and the teacher's DDIM-k from noise) is sampled --samples times on
-that observation; each sample's first executed action is assigned to the block whose
-oracle first action (towards that block: the target does not change the first move) is
-nearest, or to "between" when its distance to both is above --tol (action units, [-1, 1]).
-A policy that averages the modes puts its samples between them; one that samples them
-goes for either block from the same observation. Writes
-first_move.json and first_move.png (one state's samples against the oracle's actions).
+Each sample's first executed action is assigned to the block the oracle's nearest first move
+goes for, or to "between" (farther than --tol from both); writes first_move.json and
+first_move.png. The method and what it found: docs/environments.md, "blockpush".
 """
 from __future__ import annotations
 

@@ -3,12 +3,9 @@
 * `time_calls`: warm-up calls, then timed calls (each ends in `block_until_ready`), the
   median / p90 / min in milliseconds; a time budget caps slow programs.
 * `environment`: device, platform and package versions for the JSON.
-* `probe_bandwidth`, `probe_peak_flops`: what this device actually sustains on a large
-  elementwise copy and a large float32 matmul (best of a few runs), the denominators of
-  the floor time.
-* `program_cost`: FLOPs and bytes of a compiled program from XLA's cost analysis, and its
-  argument/output sizes from the memory analysis.
-* `floor_ms`: max(bytes / bandwidth, FLOPs / peak).
+* `probe_bandwidth`, `probe_peak_flops`: what this device sustains on a large copy and a
+  large float32 matmul, the floor's denominators; `program_cost`: FLOPs, bytes and sizes of a
+  compiled program from XLA's analyses; `floor_ms`: max(bytes / bandwidth, FLOPs / peak).
 * `format_table`: a fixed-width table of dict rows.
 """
 from __future__ import annotations

@@ -3,15 +3,10 @@
     python -m benchmarks.fidelity --tasks=reach,push,drawer-open --episodes=20 --out=fidelity.json
     python -m benchmarks.fidelity --tasks=all --episodes=20 --out=fidelity_all.json
 
-For every task, MetaWorld's own scripted expert runs the same `episodes` episodes (the
-seeded resets of the CPU evaluator, identical on both sides) on the real MetaWorld and in
-MJX (a batch at a time, jaxpolicy.suites.metaworld.mjx.experts). The JSON is rewritten
-after every task, so a long run keeps what it has measured, and a rerun with the same --out
-and settings skips the tasks already in it (resumes); tasks whose MJX success is
-more than 10 points off MetaWorld's are listed at the end. MJX numbers are "MJX-MetaWorld":
-the physics differ by millimetres to centimetres (docs/environments.md), compare success statistics,
-not trajectories. Use a GPU for all 50 tasks: on a 2-core CPU each task compiles for
-minutes and steps at tens of env-steps/s.
+MetaWorld's own scripted expert runs the same seeded episodes on both sides; the JSON is
+rewritten after every task and a rerun with the same --out resumes. Compare success
+statistics, not trajectories; all 50 tasks are for a GPU. The protocol and the published
+figures: docs/environments.md, "MetaWorld in MJX" (Fidelity).
 """
 from absl import app, flags
 

@@ -1,26 +1,12 @@
-"""Every GPU figure the README promises, in one command, within a time budget.
+"""Every GPU figure the docs promise, in one command, within a time budget.
 
     python -m benchmarks.gpu_suite [--preset=paper] [--out_dir=DIR] [--budget_s=480]
 
-On a CUDA machine (`--preset=paper`, the default) it measures, in this order:
-
-1. **latency**: batch-1 latency of every registered policy at the preset's size, float32
-   and bfloat16 (median / p90, compile time apart; `benchmarks.latency`), with PyTorch
-   beside it when torch is importable (on CUDA when torch has CUDA);
-2. **training**: steps/s of the teacher and SDM train steps (state and point-cloud
-   observations; `benchmarks.training`, a few iterations), PyTorch beside it likewise;
-3. **mjx_throughput**: env-steps/s of batched MJX evaluation with SDM's one-step policy in
-   the loop at 256, 1024 and 4096 environments (`jaxpolicy.envs.mjx.evaluator`, compile
-   time apart);
-4. **mjx_eval**: a 20-episode MJX evaluation of three tasks timed end to end, compile time
-   apart, and the 50-task time it implies (compilation is per task: on the 2-core CPU it
-   took a median 172 s and up to 1,592 s per task, so the JSON says where the time goes).
-
-Policies are randomly initialised through the real code path (speed does not depend on
-the weights). A section that would start after `--budget_s` is skipped and says so; the
-JSON (`gpu_suite.json`) and the Markdown table (`gpu_suite.md`) are rewritten after each
-section, so a killed run keeps what it measured. `--preset=tiny` runs the same sections
-at toy sizes on any machine: the CI smoke test. Nothing is installed by this module.
+Sections, in order: latency (batch 1, float32 and bfloat16) and training, with PyTorch beside
+them when torch imports; mjx_throughput (env-steps/s at 256-4096 environments); mjx_eval
+(three tasks end to end, and the 50-task time it implies). gpu_suite.json and gpu_suite.md
+are rewritten after each section; a section past the budget is skipped. `--preset=tiny` is
+the CI smoke test. Details: docs/speed.md, "How it is measured".
 """
 from __future__ import annotations
 

@@ -4,26 +4,10 @@
                                  [--iters=N] [--torch] [--policies=teacher_ddim10,sdm_1step]
                                  [--dtype=float32|bfloat16] [--obs=state|rgb]
 
-Every policy is built through the real code path from randomly initialised states
-(configs/<method>.py preset -> build_nets -> method.init -> method.make_policies ->
-build_policy with an identity normaliser; state observations, or with --obs=rgb the
-preset's camera frames (uint8, cropped and scaled inside the call) + the 9-d robot state;
-4-d actions) and measured as one compiled call: normalise -> encoder -> sampler ->
-unnormalise. Compile time is measured
-apart (lower + compile); then warm-up calls and timed calls, each waited on with
-`block_until_ready`. Per program: XLA's FLOPs (XLA counts a lax.scan body once, so the
-evaluations it missed are added from the U-Net's own cost analysis at that batch), the
-unavoidable bytes (the U-Net weights as run, read once per network evaluation but for the
-timestep conditioning's -- step MLP and FiLM layers -- which a k-step sampler reads once
-per call, plus the encoder's weights, the observation and the action chunk), and the floor time
-max(bytes / bandwidth, FLOPs / peak) with both denominators measured on this device;
-achieved/floor is median over floor. With --torch, the PyTorch reference
-(`benchmarks/torch_reference.py`: the same weights, the anchors' eager per-step loop) is
-timed in the same process for the policies that have one, and the JAX/PyTorch latency
-ratio reported. The same command runs on CPU and GPU.
-
-Methods are data: every method in `jaxpolicy.methods` is measured, its policies and its
-INFO.baselines, with INFO.torch_reference naming the PyTorch anchor of a policy.
+Every policy of every registered method, built from random weights through the real code
+path, timed as one compiled call (normalise -> encode -> sample -> unnormalise) against the
+floor max(bytes / bandwidth, FLOPs / peak) measured on this device; CPU and GPU alike. What
+the floor counts, and the published figures: docs/speed.md.
 """
 from __future__ import annotations
 

@@ -3,15 +3,10 @@
     python -m benchmarks.realtime --root=runs/rt_h4 --out=docs/results/realtime_h4
     python -m benchmarks.realtime --root=runs/rt_h4 --out=... --report_only
 
-For every task of a sweep (--root: teacher, sdm, cd, step cells of one seed) each policy --
-the teacher's DDIM-10, its DDIM-1 and DDIM-2 from noise (trailing), SDM, CD, STEP k = 2 --
-runs --episodes episodes (initial states from --seed, shared by every policy and latency) at
-every latency of --latencies (ms; the delay is ceil(latency * control_hz / 1000) control
-steps of the suite's control rate), sync and async (each --stitching that the policy can
-do), plus at its own batch-1 latency measured on this machine ("own") and at the latency of
-its network at --paper_preset size (benchmarks.latency's random-weight timing: "paper").
-Rows go to <out>/rows.jsonl as they finish (rerunning skips them); the report (table.md,
-success_vs_latency.png, summary.json) is rewritten at the end. Wall and CPU time per row.
+Every policy of a sweep's cells (--root, one seed) at every latency of --latencies, at its
+own and at its paper-size latency, sync and async with each stitching it can do; rows go to
+<out>/rows.jsonl as they finish (reruns skip them), the report is rewritten at the end. The
+protocol: docs/realtime.md, "Success against latency".
 """
 from __future__ import annotations
 

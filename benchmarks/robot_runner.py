@@ -6,17 +6,9 @@ policy on the real MetaWorld in real time.
     python -m benchmarks.robot_runner metaworld --artifact=DIR [--workdir=RUN] \
         [--task=drawer-open] [--episodes=20] [--seed=0] [--modes=sync,async] [--out=F.json]
 
-plant: the probe plant (its observation is the control step; the policy's action i of a
-chunk says the step it is planned for and the observation it came from) at `hz` for
-`seconds`, a policy of `latency_ms` that sleeps (`sleep`, the GIL free), multiplies numpy
-matrices (`numpy`) or spins in Python holding the GIL (`python`, the worst case for the
-control thread). Reports period jitter, lateness, the control thread's own time per period
-(`control_overhead`: blocking), and actions lost (planned but not sent) or misplaced, checked
-against the policy's call log. metaworld: the exported policy driven by the runner, the env
-stepped once per period by the control thread, on the wall clock (the policy at its real
-latency) and on a simulated clock at its measured batch-1 latency; beside it the in-process
-policy (`--workdir`) on the CPU evaluator, frozen in time and in real-time mode at the
-same delay, on the same initial states.
+plant: period jitter, lateness, control overhead, and actions lost or misplaced; metaworld:
+the artifact's success driven by the runner beside the in-process policy on the same
+initial states. What each measures, and results: docs/realtime.md, "Measured".
 """
 from __future__ import annotations
 

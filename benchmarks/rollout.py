@@ -3,17 +3,10 @@
     python -m benchmarks.rollout [--backend=mjx|cpu] [--batch=1,8,32] [--steps=N]
                                  [--task=reach] [--preset=tiny] [--out=FILE.json]
 
-The policy is SDM's one-step generator (or --policy=teacher_ddim10, ...) built through the
-real code path from randomly initialised states (configs/<method>.py preset -> build_nets
--> method.init -> method.make_policies -> build_policy, identity normaliser); the actions
-it produces do not matter for speed. mjx: one compiled program per batch size (vmap over
-environments, lax.scan over `steps` control steps, policy inside, the evaluator's own
-`make_rollout`); its compile time is measured apart (lower + compile), then `--repeats`
-full rollouts are timed. cpu: `jaxpolicy.envs.evaluator` on the suite's CPU simulator
-(batched policy call, a host loop over C MuJoCo envs); the policy's compile time is
-measured apart. env-steps/s = batch * steps / median rollout seconds. On CPU, MJX needs
-XLA_FLAGS=--xla_cpu_use_fusion_emitters=false: set here for --backend=mjx before JAX starts
-its backend (it slows other CPU compiles, so not for --backend=cpu).
+mjx: one compiled program per batch size (the evaluator's `make_rollout`), compile time
+apart; cpu: the suite's CPU evaluator. env-steps/s = batch * steps / median rollout seconds.
+Sets XLA_FLAGS=--xla_cpu_use_fusion_emitters=false for --backend=mjx before JAX starts (only
+there: it slows other CPU compiles). Details: docs/speed.md, "How it is measured".
 """
 from __future__ import annotations
 

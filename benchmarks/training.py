@@ -3,41 +3,11 @@
     python -m benchmarks.training [--preset=tiny|quick|paper] [--out=FILE.json] [--iters=N]
                                   [--methods=teacher,sdm] [--obs=state,pointcloud]
                                   [--num_points=N] [--clouds=DATA.zarr]
-                                  [--live_taps=on|off|both] [--steps_per_call=1,10]
-                                  [--torch]
+                                  [--live_taps=on|off|both] [--steps_per_call=1,10] [--torch]
 
-The step is the one `jaxpolicy/training.py` runs: sample a batch of windows on device,
-`method.train_step`, `jax.jit` with the state donated, the step key
-`fold_in(rng, step)`, `train.steps_per_call` steps per call (a `lax.scan`; the preset's, or
-each of `--steps_per_call`), per-step times being a call's over its steps. The data are synthetic windows of the right shapes (MetaWorld's 39-d
-state, point clouds of `--num_points` xyz points + the 9-d robot state, or the preset's
-uint8 camera frames (`config.rgb`) + the 9-d robot state; 4-d actions;
-the preset's horizon / n_obs_steps / batch size), or with `--clouds` the windows of a
-DP3-layout point-cloud dataset; the states randomly initialised
-(distillation methods from a random teacher). Compile time is measured apart (lower +
-compile); then, after warm-up steps, each timed step is waited on (median / p90 ms per
-step), and a run of steps dispatched back to back gives steps/s and samples/s (SDM's
-generator update every c-th step is part of that average).
-
-The floor: XLA's FLOP count of the compiled step (live taps only when `train.live_taps`
-is on) over this device's sustained matmul rate (`common.probe_peak_flops`); `floor_ratio`
-is the measured step time over that floor. XLA counts a `lax.cond` as its costlier branch
-on every step (`conditionals` > 0: SDM's generator update, taken every `sdm.gen_every`-th
-step), so there the floor is an upper bound and the ratio a lower bound. The point-cloud
-encoder's backward pass gathers the points its channels peak at (a chunk's frames together)
-into one of a few row counts (`encoders.pointnet_max`); its FLOPs are counted at the mean
-points per frame the benchmark's clouds take (`gather_size_mean`; uniform random clouds
-need about twice as many points as MetaWorld scenes, so pass `--clouds` for a real scene's
-cost).
-
-`--torch` times the same step in eager PyTorch in this process (teacher and SDM,
-`benchmarks/torch_reference.py`: DP3's ConditionalUnet1D with full kernels, the state MLP,
-DP3's PointNet or DP's image encoder (ResNet-18-GN + spatial softmax, random crops in
-training, frames uint8 until cropped), fused AdamW, the EMA with foreach ops, the same loss
-and batch; a fixed batch, so PyTorch pays no data sampling) and reports `torch_steps_per_s`
-and `ratio` (JAX / PyTorch steps/s).
-
-Methods are data: every method in `jaxpolicy.methods` is measured.
+Times the train step `jaxpolicy/training.py` runs on synthetic windows (or a dataset's
+clouds), against XLA's FLOP floor and, with --torch, eager PyTorch in the same process. What
+is timed, how the floor is counted, and the published figures: docs/speed.md.
 """
 from __future__ import annotations
 

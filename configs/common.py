@@ -116,9 +116,8 @@ def base_config(preset: str) -> ml_collections.ConfigDict:
   # point-cloud sensor (obs="pointcloud"; DP3), see jaxpolicy/envs/pointcloud.py. Shared by
   # demonstration collection and evaluation (CPU renderer and MJX ray casting alike).
   c.pointcloud = ml_collections.ConfigDict()
-  # quick: 128 points from a 64x64 depth image (the PointNet's cost grows with the points:
-  # a quick-size teacher step took ~0.07 s with state, ~0.3 s with 128 points and ~0.9 s
-  # with 512 on a 2-core CPU, 2026-12-02); paper: DP3's 512 points from 128x128.
+  # quick: 128 points from a 64x64 depth image (the PointNet's cost grows with the points,
+  # so a CPU run keeps them few; docs/speed.md); paper: DP3's 512 points from 128x128.
   c.pointcloud.num_points = 128          # farthest-point samples per frame
   c.pointcloud.image_size = 64           # depth image, square; or (height, width)
   # camera, camera_pos, crop box and table: None = the suite's (MetaWorld: DP3's corner2
@@ -158,8 +157,9 @@ def base_config(preset: str) -> ml_collections.ConfigDict:
   c.rgb.pooling = "spatial_softmax"      # "spatial_softmax" (DP: 32 keypoints + linear) | "avg"
   c.rgb.num_keypoints = 32
   c.rgb.feature_dim = 64                 # per camera after spatial softmax's linear layer
-  c.rgb.render = "fast"                  # fast: no shadows/reflections/MSAA (~13x faster on a
-                                         # CPU's software GL); full: MuJoCo's defaults
+  c.rgb.render = "fast"                  # fast: no shadows/reflections/MSAA (far faster on a
+                                         # CPU's software GL, docs/cameras.md); full: MuJoCo's
+                                         # defaults
   c.rgb.imagenet_norm = False            # False: pixels to [-1, 1] (DP's default); True:
                                          # ImageNet mean/std (torchvision's pretrained weights)
 

@@ -4,11 +4,7 @@
 
 Trains the teacher's encoder and U-Net from the demonstrations alone (no teacher), with the
 teacher's optimiser and step budget, and evaluates `mip_2step` (NFE 2, deterministic).
-Presets: quick (default) | paper | tiny.
-
-mip.* fields:
-  t_star    the second step's time: it denoises t* a + (1 - t*) z in training, and refines
-            the first step's output at inference (the paper: 0.9)
+Presets: quick (default) | paper | tiny. The method: docs/methods.md, "bc, MeanFlow, MIP".
 """
 import ml_collections
 
@@ -19,5 +15,7 @@ def get_config(arg=None):
   c = common.base_config(common.parse_arg(arg))
   c.method = "mip"
   c.mip = ml_collections.ConfigDict()
+  # the second step's time: it denoises t* a + (1 - t*) z in training and refines the first
+  # step's output at inference (the paper: 0.9)
   c.mip.t_star = 0.9
   return c

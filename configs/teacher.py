@@ -2,9 +2,9 @@
 
     python -m launch.train --config=configs/teacher.py --config.task=drawer-open
 
-The quick preset (default) collects 10 scripted demonstrations, trains on a 2-core CPU in
-about 10 minutes and should reach >= 0.8 success on drawer-open over 20 real-MetaWorld
-episodes. Presets: quick | paper | tiny (e.g. --config=configs/teacher.py:paper).
+The quick preset (default) collects 10 scripted demonstrations, is sized to train on a
+2-core CPU, and evaluates on 20 real-MetaWorld episodes; what it reaches per task is in
+docs/results.md. Presets: quick | paper | tiny (e.g. --config=configs/teacher.py:paper).
 """
 from configs import common
 

@@ -1,17 +1,12 @@
 """Executing action chunks in time that does not stop: the plan of actions per control step,
 sync and async execution, stitching, and the schedule of a fixed delay (numpy or jax.numpy).
 
-A chunk's executed part (the policy's horizon from position n_obs - 1 on: `span` actions)
-is laid on the plan from a base control step: action i belongs to step base + i. `sync`:
-the robot holds while the policy computes (d steps), then executes `n_action_steps` of the
-chunk from the step it arrives (base = arrival). `async`: a chunk is requested every
-`n_action_steps` steps from the observation of that step (base = request), arrives d steps
-later, and its actions for steps already past are skipped; at most one request is in flight.
-Where the plan has no action, the robot holds (the suite's hold command). Stitching of
-async chunks: `none` (the new chunk replaces the plan from its arrival), `ensemble` (ACT's
-temporal ensembling: every chunk's action for a step is averaged with weights exp(-m i),
-i = 0 for the oldest) and `rtc` (the chunk is generated to agree with the actions already
-committed: `rtc_weights` gives the guidance mask; the sampler does the rest).
+A chunk's `span` executed actions are laid on the plan from a base control step
+(`install`); `action_at` gives a step's action or the hold command; `delay_steps` turns a
+latency into control steps and `schedule` lists an episode's requests for a fixed delay;
+`rtc_weights` is real-time chunking's guidance mask. Real-time evaluation and the robot
+runner (jaxpolicy.robot) share it. The modes and stitchings: docs/realtime.md, "Chunks in
+time".
 """
 from __future__ import annotations
 

@@ -3,17 +3,10 @@
     export_run(workdir, "sdm_1step", out_dir)      # a saved run's policy
     export_policy(policy, config, out_dir)         # any built Policy
 
-The artifact (read by `jaxpolicy.exported`, see there): `act` = the policy's whole call
-(normalise -> encode -> sample -> unnormalise -> the chunk's `span` actions from the first
-executed position on) as a `jax.export` program with a symbolic batch dimension, lowered
-for CPU and CUDA, taking the weights as arguments (stored beside it in `params.npz`, plain
-arrays), the observation history, the sampler's carried state (STEP's previous chunk, stall
-flags, call count; empty for the others) and a PRNG key; `initial_state` = the carried
-state of new episodes; a copy of the robot runner (jaxpolicy.robot) sits beside the loader.
-With `raw_points` a point-cloud policy takes the camera's raw cloud (raw_points x 3, world
-frame) and crops it to the config's box and farthest-point samples it inside `act`, as the
-sensor did for its training data. Camera frames go in raw, uint8 (B, n_obs, H, W, 3) as the
-camera gives them; the centre crop and the scaling happen inside `act`.
+The artifact, read by `jaxpolicy.exported`: the policy's whole call (raw inputs in, actions
+in the robot's units out) as `jax.export` programs with a symbolic batch dimension, lowered
+for CPU and CUDA, the weights as plain arrays, a manifest, the loader and the robot runner.
+What each file holds: docs/robot.md, "Export".
 """
 from __future__ import annotations
 

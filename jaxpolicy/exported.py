@@ -1,24 +1,13 @@
 """Run an exported jaxpolicy policy with nothing but `jax` and `numpy`.
 
-    from jaxpolicy.exported import load_exported     # or, with only the artifact folder:
-    # sys.path.insert(0, DIR); from jaxpolicy_loader import load_exported
-    policy = load_exported(DIR)
+    from jaxpolicy.exported import load_exported   # with only the folder: sys.path.insert(0,
+    policy = load_exported(DIR)                    #   DIR); from jaxpolicy_loader import ...
     state = policy.initial_state(batch=1)
     actions, state = policy.act(obs_history, state, rng=0)   # (B, n_action_steps, A)
     chunk, state = policy.chunk(obs_history, state, rng=1)   # (B, span, A): all of them
 
-`python -m launch.export` writes DIR: `act.jaxexport` and `initial_state.jaxexport` (serialised
-`jax.export` programs, StableHLO with a symbolic batch dimension, lowered for CPU and CUDA),
-`params.npz` (the weights as plain arrays, read without pickle), `manifest.json` (what the
-program takes and returns, `span`, NFE, dtype, the config and versions that made it,
-checksums) and a copy of this file as `jaxpolicy_loader.py`. Format 2's program returns the
-`span` actions from the first executed one on; format 1's (still read: `act` runs, `chunk`
-asks to export again) returned the executed ones only. Normalisation, the sampler (STEP's
-carried state included) and, for point-cloud policies exported with `raw_points`, the crop
-and farthest-point sampling of a raw camera cloud and, for camera policies, the centre crop
-and scaling of raw uint8 (H, W, 3) frames all run inside the program; actions come out in
-the robot's own units. This module imports no other part of jaxpolicy, so it runs on a robot
-computer with only jax and numpy installed.
+This module imports no other part of jaxpolicy: the artifact carries it as
+`jaxpolicy_loader.py`. What the artifact holds, and its formats: docs/robot.md, "Export".
 """
 from __future__ import annotations
 

@@ -215,7 +215,8 @@ def make_train_step(config, method, nets, mesh, steps: int = 1):
   The batch is sampled on device from `fold_in(PRNGKey(seed), 2)` folded with the step and
   sharded over the mesh's "data" axis; state and windows are replicated; state donated.
   Several steps per call pay the host's dispatch once: a quick-size state has ~600 leaves,
-  and handing them to one call took ~8 ms of a ~45 ms step on a 2-core CPU (2026-12-03).
+  and handing them to a call costs the host a noticeable part of a small step (measured in
+  docs/speed.md, "What each optimisation is").
   """
   step_rng = jax.random.fold_in(jax.random.PRNGKey(config.seed), 2)
   repl, batch_sharded = sharding.replicated(mesh), sharding.data_sharded(mesh)

@@ -3,13 +3,9 @@
     python -m launch.cells pack runs/leaderboard docs/results/leaderboard/cells.json.gz
     python -m launch.cells unpack docs/results/leaderboard/cells.json.gz runs/leaderboard [--resume]
 
-`pack` keeps every file the report reads and none of the weights: the grid (sweep.json), the
-latency measured apart (latency.json) and, per cell <task>/s<seed>/<method>/, its cell.json,
-eval.json, evals.jsonl, metrics.jsonl, config.json and failed.json, as they are (one gzip'd
-JSON, the same bytes for the same files). `unpack` writes them back, so `launch.report`
-regenerates the report from them (`python -m launch.report --cells=FILE`); files already in
-the workdir are kept. `--resume` leaves out the teacher of an unfinished task and seed (its
-students need its checkpoint, so a continued sweep trains it again).
+`pack` keeps every file the report reads and none of the weights; `unpack` writes them back,
+so `launch.report` regenerates the report from them. Which files, and what --resume leaves
+out: docs/evaluation.md, "Reports".
 """
 from __future__ import annotations
 

@@ -11,7 +11,8 @@ MJX_CPU_FLAG = "--xla_cpu_use_fusion_emitters=false"
 
 
 def set_mjx_cpu_flag():
-  """XLA's CPU fusion emitters make MJX ~35x slower: turn them off (before JAX starts)."""
+  """XLA's CPU fusion emitters make MJX many times slower (docs/speed.md): turn them off
+  (before JAX starts)."""
   flags = os.environ.get("XLA_FLAGS", "")
   if "xla_cpu_use_fusion_emitters" not in flags:
     os.environ["XLA_FLAGS"] = f"{flags} {MJX_CPU_FLAG}".strip()

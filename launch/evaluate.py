@@ -3,14 +3,9 @@
     python -m launch.evaluate --workdir=runs/sdm_drawer-open_state_quick_s0 [--episodes=20]
     python -m launch.evaluate --workdir=runs/teacher_pusht_lowdim_quick_s0 --task=pusht
 
-On the suite's CPU simulator (e.g. the real MetaWorld) by default, results in
-<workdir>/eval.json. A run trained on a dataset of its own (data.path) is evaluated offline
-(held-out action error) unless --task names a suite task to evaluate it in (config
-eval.task; its policies read that suite's observations through the dataset's features).
---backend=mjx evaluates in MJX (jaxpolicy.envs.mjx) and writes <workdir>/eval_mjx.json unless
---results names another file. --dtype=bfloat16 evaluates with bfloat16 params and network
-compute (names get a "_bf16" suffix). Merging keeps what the file holds (its metadata, other
-tasks and policies) and replaces the entries of the policies evaluated now.
+On the suite's CPU simulator by default, into <workdir>/eval.json (--backend=mjx:
+eval_mjx.json); --dtype=bfloat16, --task for a run on a dataset of its own, and how results
+merge: docs/evaluation.md, "What an evaluation is".
 """
 import json
 import os

@@ -5,8 +5,8 @@
 
 Writes --out: the policy's `jax.export` programs (symbolic batch, CPU and CUDA), its weights
 (params.npz, plain arrays), manifest.json and jaxpolicy_loader.py. On the robot:
-`from jaxpolicy_loader import load_exported` (see jaxpolicy/exported.py and the README,
-"Your own robot"). --raw_points makes a point-cloud policy take the camera's raw cloud of
+`from jaxpolicy_loader import load_exported` (see jaxpolicy/exported.py and docs/robot.md,
+"Export"). --raw_points makes a point-cloud policy take the camera's raw cloud of
 that many points and crop and sample it inside the program.
 """
 from absl import flags

@@ -1,16 +1,11 @@
 """Write the Markdown report and learning curves of a sweep directory.
 
     python -m launch.report --workdir=runs/sweep [--out=runs/sweep/report.md] [--latency]
+    python -m launch.report --cells=docs/results/leaderboard/cells.json.gz --workdir=DIR
 
---latency first measures the batch-1 latency of every policy in the grid apart from the
-sweep (run it with nothing else running: stop the sweep first): each method's main policy
-and its untrained baselines (the teacher's DDIM-1/2), on one finished cell per method
-(every cell of a method runs the same network shapes), into <workdir>/latency.json. The
-report then uses those figures instead of the ones each cell measured beside training.
-
---cells=FILE first writes a cells file (launch.cells pack; e.g. the committed
-docs/results/leaderboard/cells.json.gz) into --workdir, keeping files already there, then
-writes the report from it: report.md, its pictures, summary.json and cells.csv.
+--latency first measures every policy's batch-1 latency apart from the sweep (stop the sweep
+first) into <workdir>/latency.json; --cells first writes a cells file (launch.cells) into
+--workdir. What the report holds and how to read it: docs/evaluation.md, "Reports".
 """
 from absl import app, flags
 

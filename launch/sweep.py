@@ -3,32 +3,10 @@
     python -m launch.sweep --tasks=drawer-open,push --seeds=0,1,2 \
         --methods=teacher,sdm,cd,step --preset=quick --workdir=runs/sweep
 
-Cells live in <workdir>/<task>/s<seed>/<method>; the teacher of a task and seed is trained
-once and reused by every distillation method. Cells run seed by seed (all tasks and methods
-of seed 0 first), so a partly finished sweep already gives complete per-seed tables; STEP
-cells evaluate k = 2 only, without the pure-noise DDIM-k baselines (its own ablation, see
-configs/step.py). A
-finished cell (it has cell.json) is skipped; an interrupted one resumes from its
-checkpoint, so the command can be stopped and rerun at any time. Several sweeps may share
-one grid (e.g. the same command started twice on a machine whose cores one sweep leaves
-idle): each cell is claimed by the process training it (<cell>/claim, "host pid"), a claim
-whose process is gone is taken over, and a distillation cell waits for its teacher's cell to
-finish. Evaluations every
---eval_every steps give the learning curves (the papers' protocol); <workdir>/sweep.json
-records the grid. --tasks takes task names, suites (metaworld, blockpush), difficulty
-groups (easy, medium, hard, very_hard; metaworld/easy) or all (every suite's tasks). --set=key=value (repeatable) changes a config field in every cell, e.g. a
-point-cloud sweep: --set=obs=pointcloud --set=pointcloud.num_points=512.
-
-The honest protocol (--honest_episodes, 0 = off): each cell's final main policy is also
-evaluated on that many episodes whose initial states come from --honest_seed, the same for
-every method of a task and seed (paired); the teacher's cell adds the teacher's own DDIM-1
-and DDIM-2 (trailing spacing) from noise -- the "is distillation worth it?" baseline. Each
-cell.json records its wall and CPU time (training, evaluations and latency).
-
-A cell that cannot be trained (no demonstrations: the scripted expert keeps failing; a
-non-finite loss; any other error) gets <cell>/failed.json with the reason and the sweep goes
-on; the distillation cells of a failed teacher are recorded as failed with it. Reruns skip
-failed cells; --retry_failed trains them again. The report lists them with their reasons.
+Cells live in <workdir>/<task>/s<seed>/<method>, one teacher per task and seed; finished
+cells are skipped and interrupted ones resume, so the command can be rerun at any time, and
+several processes may share one grid. The grid's logic is jaxpolicy.sweep; --tasks, --set,
+the honest protocol, claims and failures: docs/evaluation.md, "Sweeps".
 """
 import json
 import os

@@ -1,15 +1,10 @@
 """Sliding windows over episodes with Diffusion Policy's edge padding, sampled on device.
 
-A window of `horizon` steps starts anywhere from `n_obs_steps - 1` steps before an
-episode's first step to `n_action_steps - 1` steps past its last full window; indices
-outside the episode repeat its first/last step. The observation is the window's first
-`n_obs_steps` frames, the action target all `horizon` steps, and the executed actions
-are `[n_obs_steps - 1, n_obs_steps - 1 + n_action_steps)` of the window.
-
-The whole (normalised) dataset and the window index table live on the device, so a batch
-is one gather inside the jitted train step: no per-sample Python in the hot path. Camera
-frames stay uint8 there (no float copy of the dataset, no min/max normaliser): the encoder
-crops and scales each batch inside the step (`nets.Nets.encode`).
+`load_demos` reads a dataset (any format), checks it and splits held-out episodes;
+`window_indices` gives every window's indices, edge-padded. The whole normalised dataset and
+the window table live on the device, so a batch is one gather inside the jitted train step;
+camera frames stay uint8 there. Where windows start, which positions are observed, targeted
+and executed: docs/data.md, "Training windows".
 """
 from __future__ import annotations
 

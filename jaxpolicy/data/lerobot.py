@@ -1,17 +1,11 @@
 """LeRobot datasets (Hugging Face's robot-data format), v2.0 / v2.1 and v3.0, read with pyarrow
 and PyAV.
 
-  meta/info.json  codebase_version, fps, features {name: {dtype, shape, names, info}},
-                  data_path / video_path templates, chunks_size, total_episodes / _frames
-  v2.x   data/chunk-{episode_chunk:03d}/episode_{episode_index:06d}.parquet  (one per episode)
-         videos/chunk-{episode_chunk:03d}/{video_key}/episode_{episode_index:06d}.mp4
-         meta/episodes.jsonl: episode_index, tasks, length per line
-  v3.0   data/chunk-{chunk_index:03d}/file-{file_index:03d}.parquet  (many episodes per file)
-         videos/{video_key}/chunk-{chunk_index:03d}/file-{file_index:03d}.mp4  (concatenated)
-         meta/episodes/chunk-*/file-*.parquet: length, data/ and videos/<key>/ chunk and file
-         indices, videos/<key>/from_timestamp and to_timestamp per episode
-Frame i of an episode is its parquet row with frame_index i; its camera frame is the video
-frame shown at the row's timestamp (plus the episode's from_timestamp in v3.0).
+`LeRobotSource(path)` reads `meta/info.json` (version, fps, features, path templates), the
+episode index (`meta/episodes.jsonl` in v2.x, `meta/episodes/*.parquet` in v3.0), the parquet
+data and the mp4 videos; frame i of an episode is its row with frame_index i, its camera
+frame the video frame shown at the row's timestamp. What is read per version, and the
+faults: docs/data.md, "Your data, in the format you keep it".
 """
 from __future__ import annotations
 

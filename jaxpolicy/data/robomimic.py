@@ -1,14 +1,11 @@
 """robomimic's HDF5 datasets (RoboMimic, MimicGen, LIBERO, Diffusion Policy's robomimic tasks),
 read with h5py.
 
-  data                  attrs: total (samples), env_args (JSON: env_name, env_kwargs, ...)
-  data/demo_N           attrs: num_samples; actions (T, A); obs/<key> (T, ...): proprioception
-                        (robot0_eef_pos, robot0_eef_quat, robot0_gripper_qpos, ...), object
-                        state, camera images <camera>_image uint8 (T, H, W, 3); rewards,
-                        dones, states, next_obs
-  mask/<filter key>     demo names (robomimic's own train / valid split; not used here)
-Episodes are the demos in the order of N (as robomimic sorts them). There is no default
-state: the run names the obs/ keys to concatenate (data.state_keys).
+`RobomimicSource(path)`: episodes are the `data/demo_N` groups in the order of N (as
+robomimic sorts them), features their `actions`, `rewards`, `dones` and `obs/<key>`; the
+`mask/` split is not used. There is no default state: the run names the obs/ keys to
+concatenate (data.state_keys). The layout: docs/data.md, "Your data, in the format you keep
+it".
 """
 from __future__ import annotations
 

@@ -1,16 +1,10 @@
-"""Episode storage in zarr with DP3's layout.
+"""Episode storage in zarr with DP3's layout (data/<key> arrays, meta/episode_ends).
 
-    data/action      (N, A)        float32
-    data/state       (N, 9)        DP3's agent_pos
-    data/full_state  (N, 39)       MetaWorld's observation
-    data/point_cloud (N, P, 3|6)   optional
-    data/img         (N, H, W, 3)  uint8, optional (one camera; data/img_<camera> for several)
-    meta/episode_ends (E,)         int64, cumulative
-
-Written as zarr format 2 so DP3's own tools (zarr 2.x) read our files; files written by
-DP3 load here directly. Writes go to a temporary directory that is renamed into place,
-so an interrupted collection never leaves a half-written dataset behind. Camera frames are
-stored uint8 in chunks of a few frames (`IMAGE_CHUNK_BYTES`), compressed with Blosc/zstd.
+`write_episodes(path, episodes, attrs)` writes zarr format 2, which DP3's own tools read,
+through a temporary directory renamed into place (an interrupted collection leaves nothing
+half-written); `read_episodes(path, keys)` and `read_attrs(path)` read it back, DP3's files
+included. The arrays, and how camera frames are chunked and compressed: docs/data.md, "DP3's
+zarr layout, as jaxpolicy writes it".
 """
 from __future__ import annotations
 

@@ -2,16 +2,11 @@
 
 `sensor = make_camera_sensor(config)`, then `sensor(env) -> {policy key: (H, W, 3) uint8}`
 (`sensor.keys`: "img" for one camera, "img_<camera>" for several) with a MetaWorld env or
-anything with `.model` and `.data`. Cameras are the model's by name (`config.rgb.cameras`);
-`config.rgb.camera_pos` moves fixed world cameras, as DP3 moves corner2 to (0.6, 0.295, 0.8),
-inside the sensor (the env's model is never edited). MuJoCo's own renderer draws the frames
-(OpenGL, offscreen); on a headless machine it runs through EGL (`MUJOCO_GL=egl`, set here
-unless already set; `osmesa` is the software fallback), and without any GL the sensor stops
-with one line naming MUJOCO_GL. MJX has no rasteriser: camera frames exist on the CPU only.
-`config.rgb.render` "fast" (the default) draws without shadows, reflections or multisampling
-(64x64 corner2 frames: ~80/s on a 2-core CPU's software EGL, against ~6/s with MuJoCo's
-defaults, "full"). Frames are upright (row 0 at the top). One renderer per model geometry,
-shared by the envs of a task; use a sensor from one thread.
+anything with `.model` and `.data`; cameras by name (`config.rgb.cameras`), moved inside the
+sensor (`config.rgb.camera_pos`), never in the env's model. MuJoCo's offscreen renderer
+draws them (EGL on a headless machine: `MUJOCO_GL=egl` is set here unless already set);
+the CPU only, as MJX has no rasteriser. Use a sensor from one thread. Backends, render
+modes and their speed: docs/cameras.md, "Rendering (MetaWorld, CPU)".
 """
 from __future__ import annotations
 

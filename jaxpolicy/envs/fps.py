@@ -1,21 +1,11 @@
 """Farthest-point sampling (FPS) in JAX: jittable, vmap-able, with a validity mask.
 
-FPS picks `k` of `n` points greedily: start at one point, then repeatedly take the point
-whose distance to the nearest already-picked point is largest. It is what DP3 uses to
-reduce a cropped depth cloud to a fixed number of points (pytorch3d's
-`sample_farthest_points` with its default deterministic start at the first point).
-
-Point sets of a fixed size `n` with a boolean `mask` stand in for ragged clouds (a depth
-image has a fixed number of pixels, of which the crop keeps a varying number). Masked-out
-points are never picked while a valid one is left. When fewer than `k` points are valid,
-every valid point is picked once and the remaining slots repeat already-picked points
-(distance 0): the output keeps its static shape, contains only real points, and the
-returned `valid` flags mark the first `min(k, n_valid)` slots as distinct picks. (DP3
-pads with zeros instead, which puts fake points at the world origin.) With no valid point
-at all, every index is 0 and every flag False.
-
-Batching: `jax.vmap(farthest_point_sampling, in_axes=(0, None, 0))` or
-`batched_farthest_point_sampling`, which maps over all leading axes.
+`farthest_point_sampling(points, k, mask)` picks `k` of `n` points greedily, each the point
+farthest from those already picked (DP3's reduction of a cropped depth cloud, pytorch3d's
+deterministic start at the first point). A boolean mask stands in for ragged clouds; with
+fewer than `k` valid points the remaining slots repeat real points and the returned
+`valid` flags mark the distinct picks. `batched_farthest_point_sampling` maps over all
+leading axes. Why not DP3's zero padding: docs/environments.md, "The point-cloud sensor".
 """
 from __future__ import annotations
 
@@ -51,6 +41,8 @@ def farthest_point_sampling(points, num_samples: int, mask=None, start=0, rng=No
 
   Returns:
     (indices (k,) int32, valid (k,) bool). Ties go to the lowest index, as numpy's argmax.
+    `valid` marks the first min(k, valid points) slots; with no valid point at all every
+    index is 0 and every flag False.
   """
   points = jnp.asarray(points, jnp.float32)
   n = points.shape[0]
@@ -67,8 +59,8 @@ def farthest_point_sampling(points, num_samples: int, mask=None, start=0, rng=No
     idx = idx.at[i].set(cur)
     q = jax.lax.dynamic_slice_in_dim(coords, cur, 1, axis=1)
     dist = jnp.minimum(dist, jnp.sum(jnp.square(coords - q), axis=0))
-    # argmax with ties to the lowest index, as max + min-index (3-4x faster than
-    # jnp.argmax in XLA's CPU loop)
+    # argmax with ties to the lowest index, as max + min-index (faster than jnp.argmax in
+    # XLA's CPU loop)
     nxt = jnp.min(jnp.where(dist == jnp.max(dist), iota, n)).astype(jnp.int32)
     return idx, dist, nxt
 

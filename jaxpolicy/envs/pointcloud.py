@@ -1,71 +1,13 @@
 """Point-cloud observations (DP3): one fixed depth camera -> world points -> crop -> FPS.
 
-One sensor definition, `config.pointcloud`, is shared by demonstration collection and
-evaluation, on the CPU (MuJoCo's renderer) and in MJX (`mjx.ray`):
+One sensor definition, `config.pointcloud` (`sensor_spec`), serves demonstration
+collection and evaluation on the CPU and, through `jaxpolicy.envs.mjx.pointcloud` and
+`sensor.spec`, in MJX. CPU: `sensor = make_sensor(config)`, then
+`sensor(env) -> {"point_cloud": (P, 3) float32}` for any env with `.model` and `.data`; use
+a sensor from one thread (GL contexts are bound to threads).
 
-1. **Camera.** MetaWorld's `corner2` camera (fovy 60), moved to DP3's position
-   (0.6, 0.295, 0.8) with its orientation unchanged (DP3 sets `cam_pos` of corner2 to this
-   value; `config.pointcloud.camera_pos = ()` keeps the model's own position). The move is
-   applied by the sensor itself, never by editing the environment's model, so every
-   caller (collection, evaluation, plots, MJX) sees the same camera. Only cameras fixed to
-   the world body can be moved.
-2. **Depth** at `image_size` (quick 64x64, paper 128x128 as DP3). Pixels with no surface
-   between MuJoCo's near and far planes are dropped.
-3. **Back-projection** to world coordinates with the pinhole model of the camera
-   (f = H / (2 tan(fovy / 2)), pixel centres, z-depth along the optical axis). (DP3
-   back-projected with the orientation of the model's first camera and no translation, then
-   applied a hand-tuned rotation, so its crop box lives in that frame; ours is MetaWorld's
-   world frame, in metres, and the table top comes out at z = 0 to within a millimetre.)
-4. **Crop** to the axis-aligned box [crop_low, crop_high]: the table top, the objects on it
-   and the space the gripper reaches; the floor, the robot's pedestal, most walls and the
-   background are cut away.
-5. **Farthest-point sampling** (`jaxpolicy.envs.fps`, deterministic start at the first
-   kept pixel, as pytorch3d's default) to `num_points` (quick 128, paper 512 as DP3). If
-   fewer pixels are kept, the cloud repeats real points instead of padding with zeros.
-
-**Geometry** (`config.pointcloud.geoms`):
-
-* `"light"` (default): the collision geoms plus the visible primitive geoms of groups 0-2
-  (box, sphere, capsule, ellipsoid, plane; not visual meshes or visual-only cylinders).
-  This is the geometry the MJX sensor can afford to cast rays against (MetaWorld's visual
-  meshes have ~67k triangles; the light set of drawer-open keeps ~16k, those of the two
-  collidable gripper meshes) and the CPU renderer draws exactly the same set, so data
-  collected on the CPU matches MJX evaluation (per-pixel depth agrees exactly except at a
-  few silhouette pixels, `tests/test_pointcloud.py`). It shows the table top, the task
-  objects (their collision shapes), the gripper (hand and finger geoms) and the wrist, not
-  the visual meshes of the upper arm. MJX ray casting is brute force over those triangles:
-  ~1.3 s for a 32x32 frame (5 s at 64x64) on a 2-core CPU, so it is for accelerators.
-* `"visual"`: everything MuJoCo draws by default (geom groups 0-2), as DP3's renders. CPU
-  only in practice (the MJX sensor accepts it but is brute force over every triangle).
-
-**Sites** (`config.pointcloud.sites`, default True): visible sites (groups 0-2, alpha > 0)
-are drawn, as in DP3's renders: MetaWorld's goal marker (a 2 cm sphere), so goal-
-conditioned tasks (reach, push, pick-place) are solvable from the cloud, and the small
-finger-tip and arm marker spheres. The MJX sensor intersects these spheres analytically.
-
-**Table** (`config.pointcloud.table`; the presets' `"hide"` measured better than DP3's
-`"keep"`, see the README; a config without the field means `"keep"`): `"hide"` leaves every geom of
-MetaWorld's table body (`tablelink`: its top, legs and any raised or cut-out parts) out of
-the sensor's geometry, so the cloud holds what stands on the table and none of the table.
-A crop floor above the table top would do the same only where the top is at z = 0 (it is
-at z = 0.05 in sweep-into). Models without a `tablelink` body refuse `"hide"`.
-
-**Robot state.** The policy's other point-cloud observation, `agent_pos` (9-d, DP3's
-`agent_pos`; `jaxpolicy.suites.metaworld.env.agent_pos`), holds the end-effector position
-(the `hand` body, MetaWorld's `get_endeff_pos`) followed by the positions of the
-`rightEndEffector` and `leftEndEffector` finger-tip sites, all in world coordinates
-(metres); the gripper opening is their distance.
-
-Usage (CPU): `sensor = make_sensor(config)`, then `sensor(env) -> {"point_cloud": (P, 3)
-float32}` with a suite's env (anything with `.model` and `.data`). MJX: `jaxpolicy.envs.mjx.pointcloud`
-builds the same sensor from `sensor.spec` for an MJX model, pure, jittable and vmap-able
-(the MJX evaluator does so from the CPU sensor it is given), so one config gives one sensor
-on both backends.
-
-Costs (2-core CPU): ~9 ms per 64x64 frame with 128 points (render ~4 ms, FPS the rest);
-10 drawer-open demonstrations with point clouds collect in ~20 s. One `mujoco.Renderer`
-(~150 MB, mostly MetaWorld's textures) per task model. GL contexts are bound to threads:
-use a sensor from one thread.
+The camera, back-projection, crop, sampling, geometry, sites and table options, and why:
+docs/environments.md, "The point-cloud sensor".
 """
 from __future__ import annotations
 
@@ -102,7 +44,8 @@ class SensorConfigError(ValueError):
 
 @dataclasses.dataclass(frozen=True)
 class SensorSpec:
-  """The sensor definition, read from `config.pointcloud` (see the module docstring)."""
+  """The sensor definition, read from `config.pointcloud` (docs/environments.md, "The
+  point-cloud sensor")."""
   num_points: int
   image_size: tuple          # (height, width)
   camera: str

@@ -1,19 +1,9 @@
 """Training methods, and the one list of them.
 
-Each method module provides:
-
-  INFO: MethodInfo           what the loop, restore, report, sweep and benchmarks need to know
-                             (methods/common.py)
-  init(config, nets, obs_shapes, rng, teacher_state) -> state  (a flax.struct dataclass)
-  train_step(config, nets, state, batch, rng) -> (state, metrics)
-  make_policies(config, nets, state, normalizer) -> {name: jaxpolicy.policy.PolicySpec}
-                                      (normalizer: the run's, for samplers that need units)
-  check_config(config)                (optional) raises errors.ConfigError for bad fields
-  final_metrics(config, nets, state, data, policies) -> {policy name: {metric: value}}
-                                      (optional, after the final eval)
-
-`teacher_state` is the trained teacher's state (a common.TeacherState) for methods whose
-INFO.needs_teacher. A method defined elsewhere joins with `register(module)`.
+Each method module declares `INFO: MethodInfo` (methods/common.py) and defines
+`init / train_step / make_policies` (optionally `check_config`, `final_metrics`); the
+signatures are in docs/methods.md, "Adding a method". `names()`, `get(name)` and
+`info(name)` read the list; a method defined elsewhere joins with `register(module)`.
 """
 from __future__ import annotations
 

@@ -1,19 +1,11 @@
 """CD: consistency distillation of the teacher (ManiCM / Consistency Policy style).
 
-Online and target U-Nets start from the teacher (EMA weights); the target is an EMA of the
-online net (decay `cd.target_decay`, 0.95). Per step, for a demonstration chunk x0:
-
-  t_n from the trailing grid {9, 19, ..., 99} (skip k = 10 on T = 100), t_prev = t_n - k
-  x_tn  = sqrt(abar) x0 + sqrt(1 - abar) eps
-  x_prev = one DDIM step of the frozen teacher from t_n to t_prev  (alpha-bar 1 below 0),
-           epsilon derived from the teacher's x0 (the released ManiCM code passed x0 in
-           where the solver expects epsilon)
-  f(x, t) = c_skip(t) x + c_out(t) x0_model(x, t),
-           c_skip = s^2 / ((10 t)^2 + s^2), c_out = 10 t / sqrt((10 t)^2 + s^2), s = 0.5,
-           with t clamped at 0, where c_skip = 1 and c_out = 0 (the boundary condition)
-  loss = MSE(f_online(x_tn, t_n), sg(f_target(x_prev, t_prev)))
-
-Evaluation: one step at t = T - 1 from pure noise, a = clip(f(z, T - 1)) -- NFE 1.
+Online and target U-Nets start from the teacher; the target is an EMA of the online net.
+Per step (`cd_loss`) a demonstration chunk is noised at t_n, one DDIM step of the frozen
+teacher (`solver_step`) goes to t_n - k, and the online consistency function
+(`consistency_fn`, with `boundary_scalings`) at t_n is regressed onto the target's at
+t_n - k. Evaluation: one step at t = T - 1 from noise, `cd_1step` (NFE 1). The equations and
+the fix to the released solver step: docs/methods.md, "CD".
 """
 from __future__ import annotations
 

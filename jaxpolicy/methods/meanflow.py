@@ -1,15 +1,10 @@
 """meanflow: MP1-style one-step policy from the MeanFlow identity, trained from data alone.
 
-Geng et al. 2025 (arXiv 2505.13447) as MP1 (Sheng et al. 2025) applies it to the DP3 U-Net:
-z_t = (1 - t) x + t eps, v = eps - x (x the normalised chunk, t = 1 noise); u(z, r, t), the
-average velocity over [r, t] (Eq. 3), is regressed onto sg(v - (t - r)(v d_z u + d_t u))
-(Eqs. 6, 8, 10; one jax.jvp, tangents (v, 0, 1) on (z, r, t)), each sample's squared error
-weighted by sg(1 / (err^2 + c)^p) (the adaptive weight; p 0.5, c 1e-3 as MP1). (t, r): two
-logit-normal(-0.4, 1) draws, t the larger; r = t for a fraction 1 - `meanflow.ratio` (0.5,
-MP1's). One step: a = clip(eps - u(eps, 0, 1)). The U-Net reads T t and T (t - r) (T = 100)
-through two time MLPs and the plain GroupNorm + Mish (jvp cannot pass the fused one). MP1's
-release embeds (t, r) unscaled and trains on 2 v - u(z, t, t), no unconditional branch: not
-done here; nor its Dispersive Loss.
+The U-Net u(z, r, t), the average velocity over [r, t], is regressed onto MeanFlow's target
+through one `jax.jvp`, with MP1's adaptive per-sample weight; (t, r) are logit-normal draws.
+One step: a = clip(eps - u(eps, 0, 1)), `meanflow_1step`. The U-Net reads two time inputs and
+runs the plain GroupNorm + Mish (jvp cannot pass the fused one). The equations, the papers,
+and what of MP1's release is not copied: docs/methods.md, "bc, MeanFlow, MIP".
 """
 from __future__ import annotations
 

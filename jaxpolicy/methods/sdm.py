@@ -1,20 +1,12 @@
 """SDM: Score and Distribution Matching distillation into a one-step generator.
 
-Three U-Nets share the teacher's frozen encoder and normaliser:
-  P  real score: the teacher's U-Net, frozen (no optimiser);
-  D  fake score: trainable, learns to denoise the generator's samples;
-  G  generator: trainable, maps z ~ N(0, I) at the constant timestep T to an action chunk.
-All three start from the teacher (EMA weights by default). One train step:
-
-  x = G(z, T);  t from the k-step grid or uniform;  x_t = sqrt(abar) x + sqrt(1 - abar) eps
-  g = (D_x0(x_t, t) - P_x0(x_t, t)) * w      (w: DMD's per-sample 1 / mean|x - P_x0|)
-  loss_G = lambda * 0.5 * mean((x - sg(x - g))^2)     -- only every c-th step
-  loss_D = gamma * denoising MSE of D on sg(x)        -- every step
-
-Option `normalizer="anchor"` is the released code's score-space direction with one
-batch-wide normaliser. D's loss sees only sg(x), so no gradient reaches G through it (the
-released PyTorch code leaked one). G and D have separate AdamW optimisers whose cosine
-schedules advance with each network's own update count.
+Three U-Nets share the teacher's frozen encoder and normaliser, all starting from the
+teacher: P, the frozen real score; D, the trainable fake score, denoising the generator's
+stop-gradient samples on every step (`fake_loss`); G, the generator, z -> action chunk at the
+constant timestep T, moved along D's and P's difference every `sdm.gen_every`-th step
+(`generator_loss`, `generator_direction`). G and D have separate AdamW optimisers.
+Evaluation: one step, `sdm_1step`. The step's equations and where it differs from the
+released code: docs/methods.md, "SDM".
 """
 from __future__ import annotations
 

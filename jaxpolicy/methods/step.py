@@ -1,32 +1,12 @@
 """STEP: a spatiotemporal predictor warm-starts k DDIM steps of the unchanged teacher.
 
-Training: the predictor maps (observation tokens from the teacher's frozen encoder, the
-ground-truth chunk that precedes the window by n_action_steps) to the window's chunk, MSE.
-That is exactly the alignment at inference, where the previous input is the chunk the
-policy produced one call (n_action_steps env steps) earlier.
-
-Inference, one jitted function carrying (previous chunk, the executed parts of the last two
-chunks, the call count, the stall flags) per batch of environments:
-  first call of an episode: pure-noise DDIM with the teacher's configured sampler
-      (`nfe_first` = its steps, reported apart from the steady-state k);
-  then a_hat = predictor(obs, previous chunk),
-       x_t0 = sqrt(abar_t0) * s * a_hat + sqrt(1 - abar_t0) * sigma * eps
-       (s_stall for s when stalled) and the k DDIM steps of the grid from t0 (k NFEs);
-  k = 0 is the predictor alone (clipped to [-1, 1] like every sampler's output);
-  a stalled call returns clip(chunk + sigma_stall * eps'): the executed actions move by
-  N(0, sigma_stall^2) (normalised units) for every k and t0.
-Stalls (velocity-aware perturbation, paper Sec. 3.3; our reading: docs/methods.md) follow the action
-semantics (`step.action_kind`): for absolute actions the RMS change between the last two
-executed chunks (normalised units) below `eps_stall`; for delta actions (MetaWorld's xyz
-deltas, where constant velocity means constant actions) the RMS of the last executed xyz
-deltas themselves, in the action's own units, below `eps_stall_delta`. The first two calls
-of an episode are never stalled.
-t0: -1 = the leading k-step grid (k = 2 -> t = 50, 0; k = 4 -> 75, 50, 25, 0), but k = 1
-starts at `t0_k1` (50: one x0 prediction of the teacher from x_50), since the leading
-one-step grid is {0}, where the teacher's pass is a near-identity on the warm start; t0 >= 0
-starts every grid exactly at t0 (k steps evenly spaced down to 0). Trailing spacing is
-refused: every trailing grid starts at t = 99, where sqrt(abar) ~ 5e-4 erases the warm
-start and STEP would silently be DDIM-k from noise.
+Training (`train_step`): the predictor maps the teacher encoder's observation tokens and the
+chunk n_action_steps earlier to the window's chunk (MSE). Inference (`step_sampler`), one
+jitted function with a carry per environment: an episode's first call is the teacher's own
+sampler from noise; later calls warm-start the grid `step_grid` gives from the predictor's
+chunk, and a stalled call (`stalled`) gets excitation added (`excite`). The equations, the
+k = 1 and t0 choices, what a stall is per action kind, and why trailing spacing is refused:
+docs/methods.md, "STEP".
 """
 from __future__ import annotations
 
@@ -177,7 +157,7 @@ def excite(chunk, stall, sigma_stall: float, noise):
 
 
 def stalled(config, carry, unnormalize):
-  """Per-environment stall flags for this call (see the module docstring).
+  """Per-environment stall flags for this call (docs/methods.md, "STEP").
 
   `unnormalize` maps normalised actions to the action's own units (delta actions only).
   """

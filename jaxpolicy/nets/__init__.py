@@ -169,8 +169,7 @@ class Nets:
     With `chunk_bytes` (CPU), the PointNet's widest per-point activations of a chunk fit in
     that many bytes: its LayerNorms and max-pool are memory-bound passes, and over a whole
     batch (frames x points x 256 floats: 134 MB at batch 128, 2 frames, 512 points) they
-    ran from DRAM. Measured on a 2-core CPU, the 512-point encoder's gradient: 1.77 s whole,
-    0.82 s in chunks of 4 frames (2 MB).
+    ran from DRAM (what chunks bought: docs/speed.md, "What each optimisation is").
     """
     if not self.chunk_bytes or "point_cloud" not in obs:
       return 0

@@ -23,7 +23,7 @@ _MISH_LINEAR_FROM = 20.0
 def mish(x):
   """x * tanh(softplus(x)) (PyTorch's Mish) from one exp: with e = exp(x) and n = e (e + 2),
   tanh(log(1 + e)) = n / (n + 2). Its derivative, tanh(sp) + x sech^2(sp) sigmoid(x), reuses
-  the same exp (custom JVP). 3-4x faster forward + backward on CPU than composing tanh,
+  the same exp (custom JVP). Faster forward + backward on CPU than composing tanh,
   softplus and their autodiff, as accurate against float64 (tests/test_unet.py)."""
   return _mish_and_slope(x)[0]
 
@@ -87,8 +87,8 @@ def group_norm_mish(x, scale, bias, groups: int, eps: float = 1e-5):
   One function with its own reverse-mode rule: the backward pass recomputes the normalised
   input from (x, mean, 1/std) and runs two group reductions and one elementwise pass,
   where autodiff of flax's GroupNorm and Mish left XLA's CPU backend a dozen separate
-  passes over each activation (the quick teacher's train step: 48.5 -> 59.3 steps/s on a
-  2-core CPU, 2026-12-03). Reverse mode only (no `jax.jvp` through it).
+  passes over each activation (a faster train step on CPUs: docs/speed.md, "What each
+  optimisation is"). Reverse mode only (no `jax.jvp` through it).
   """
   return _group_norm_mish_fwd(x, scale, bias, groups, eps)[0]
 
@@ -122,15 +122,14 @@ def _dot_out_major(x, kernel_nk):
 
   With few rows (a policy's call at a small batch) the weight is the dot's left operand and
   the (N, rows) product is transposed after an optimization barrier: XLA's CPU dot then
-  streams the weight up to 1.7-2.4x faster at 2-32 rows (134 MB weight, 2-core AVX2 CPU: 4
-  rows 14.0 -> 8.1 ms, 32 rows 44 -> 19 ms; equal at 1 and 80). Without the barrier XLA
-  folds the transpose into the dot's layout and picks the slow form again.
+  streams the weight faster at 2-32 rows (measured in docs/speed.md, "What each
+  optimisation is"). Without the barrier XLA folds the transpose into the dot's layout and
+  picks the slow form again.
 
   In bfloat16 the dot accumulates into and returns float32 (cast back after): XLA's CPU dot
   runs bf16 natively on AVX512-BF16 only for a float32 result, and at two rows or more; a
-  bf16 result, or one row, takes an emulated path ~15x slower (2-core AMD EPYC with
-  AVX512-BF16, a 4096 x 4096 weight: 1 row 23 ms, 2 rows 1.3 ms, float32 1.9 ms). So a
-  single bf16 row gets a zero row beside it.
+  bf16 result, or one row, takes a much slower emulated path (docs/speed.md). So a single
+  bf16 row gets a zero row beside it.
   """
   kernel_nk = kernel_nk.astype(x.dtype)
   bf16 = x.dtype == jnp.bfloat16
@@ -207,8 +206,8 @@ def _interleave_taps(z):
 
 
 def _upsample_pairs(x, kernel):
-  """The same as two dots over tap pairs (each phase's taps concatenated): its gradient was
-  1.2-1.8x faster than the batched form's at batch 128 (2-core CPU, 2026-12-02)."""
+  """The same as two dots over tap pairs (each phase's taps concatenated): its gradient is
+  faster than the batched form's at training batch sizes on CPUs (docs/speed.md)."""
   B, L, _ = x.shape
   if kernel.shape[0] == 2:
     even, odd = x @ kernel[0], x @ kernel[1]

@@ -1,33 +1,11 @@
-"""PyTorch `ConditionalUnet1D` state dicts <-> jaxpolicy U-Net params.
+"""PyTorch `ConditionalUnet1D` state dicts <-> jaxpolicy U-Net params, and ResNet-18 weights.
 
-Reads the parameter names of the FiLM U-Net shared by Diffusion Policy
-(`cond_predict_scale=True`), DP3 and SDM-Policy (`condition_type='film'`, with the
-default down/mid/up conditioning), e.g.
-
-    diffusion_step_encoder.1.weight                      Linear (out, in)
-    down_modules.0.0.blocks.0.block.0.weight             Conv1d (C_out, C_in, k)
-    down_modules.0.0.blocks.0.block.1.weight             GroupNorm (C,)
-    down_modules.0.0.cond_encoder.1.weight               FiLM Linear (2 C_out, cond_dim)
-    down_modules.0.0.residual_conv.weight                Conv1d (C_out, C_in, 1)
-    down_modules.0.2.conv.weight                         Downsample Conv1d (C, C, 3)
-    mid_modules.0....,  up_modules.0.2.conv.weight       ConvTranspose1d (C_in, C_out, 4)
-    final_conv.0.block.0.weight, final_conv.1.weight
-
-and maps them onto `jaxpolicy.nets.unet1d.ConditionalUnet1D`'s tree: Conv1d weight
-(C_out, C_in, k) -> kernel (k, C_in, C_out); ConvTranspose1d weight (C_in, C_out, k) ->
-kernel (k, C_in, C_out); Linear (out, in) -> Dense kernel (in, out); GroupNorm
-weight/bias -> scale/bias. Values may be numpy arrays or torch tensors (this module never
-imports torch). The architecture (down_dims, kernel size, step-embedding size, action and
-condition sizes) is read from the shapes; any missing, unexpected or mis-shaped name stops
-the import with one message that lists them.
-
-Not representable (and refused by name): additive conditioning (`cond_predict_scale=False`,
-`condition_type='add'`), DP3's cross-attention and `mlp_film` conditioning, local
-conditioning. A state dict trained with DP3's `use_{down,mid,up}_condition=False` has the
-same names but a different function; it cannot be told apart by its names, so the caller
-must know it was trained with the defaults (all True). The final Conv1dBlock of the
-PyTorch model always uses 8 GroupNorm groups; jaxpolicy uses `n_groups` there, so import
-only models with n_groups = 8 (every published config).
+`unet_params_from_torch(state_dict)` reads the FiLM U-Net of Diffusion Policy, DP3 and
+SDM-Policy (numpy arrays or torch tensors; this module never imports torch), reading the
+architecture from the shapes (`unet_config_from_torch`); `unet_params_to_torch` goes back.
+`resnet_params_from_torch` and `load_resnet_into` bring torchvision ResNet-18 weights to the
+image encoder. The name mapping and what cannot be imported: docs/design.md, "The PyTorch
+bridge"; torchvision weights: docs/cameras.md, "torchvision weights".
 """
 from __future__ import annotations
 

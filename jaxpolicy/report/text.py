@@ -165,9 +165,9 @@ def reading(cells: dict, grid: dict | None = None, latency: dict | None = None,
 
 
 def _provenance(cells: dict) -> list:
-  """A line on the hosts and code versions the cells were trained with (cells record them
-  since 2026-12-03): a grid run over sessions mixes them, and differs with them at least by
-  float rounding."""
+  """A line on the hosts and code versions the cells were trained with (cells written
+  before those fields existed lack them): a grid run over sessions mixes them, and differs
+  with them at least by float rounding."""
   hosts = collections.Counter(c["host"] for c in cells.values() if c.get("host"))
   codes = collections.Counter(c["code"] for c in cells.values() if c.get("code"))
   if not hosts and not codes:

@@ -1,9 +1,9 @@
 """What a result ran on: the CPU's model and the vector units that set its speed, and the
 code's git commit.
 
-Two 2-core guests both called "AMD EPYC" differed 2-3x in matmul rate (AVX2 against AVX-512
-with AVX512-BF16, 2026-12-02/03), and bfloat16 runs natively only with AVX512-BF16 or AMX, so
-every recorded measurement names the units along with the model.
+CPUs sold under one model name can differ severalfold in matmul rate (AVX2 against AVX-512
+with AVX512-BF16), and bfloat16 runs natively only with AVX512-BF16 or AMX, so every recorded
+measurement names the units along with the model (docs/speed.md, "How it is measured").
 """
 from __future__ import annotations
 

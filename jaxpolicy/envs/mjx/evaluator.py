@@ -1,15 +1,11 @@
 """Batched MJX evaluation: every episode and the policy in one compiled program.
 
-`jax.vmap` over environments and `lax.scan` over control steps; the policy (`Policy.apply`
-with its carry) runs inside the scan whenever the executed part of the previous action
-chunk is used up, exactly like the CPU evaluator's replanning. Any suite's MJX form works:
-an object with `evaluation_states(seed, episodes)` (a batch of initial states, those of the
-CPU evaluator with that seed), `init_state(row)`, `step(state, action)` (a state with a
-`success` flag and the `mjx.Data` in `.data`), `observe(state, key)`, `episode_info(state)`
-and, for sensors, `mj_model` / `model`. Policy call c uses `fold_in(PRNGKey(seed), c)`.
-
-The result dict has the CPU evaluator's format plus "backend": "mjx", the compile time
-(measured apart) and env-steps/s.
+`evaluate(policy, suite, task, episodes, seed)` runs a suite's MJX form with `jax.vmap` over
+environments and `lax.scan` over control steps (`make_rollout`); the policy
+(`Policy.apply` with its carry) runs inside the scan whenever the executed part of its
+chunk is used up, as the CPU evaluator replans. Results have the CPU evaluator's format plus
+the backend, compile time and env-steps/s. What a suite's MJX form must offer:
+docs/environments.md, "MetaWorld in MJX".
 """
 from __future__ import annotations
 

@@ -1,25 +1,12 @@
 """MetaWorld v3 task models converted at load time so that MuJoCo MJX accepts them.
 
-The task's own MJCF is loaded from the installed `metaworld` package through
-`mujoco.MjSpec` (no edited XML copies) and changed in four ways (docs/environments.md, "MetaWorld in
-MJX"):
-
-* every collidable cylinder becomes an area-preserving 16-sided convex prism mesh (MJX has no
-  cylinder-box / cylinder-mesh collisions), and the body holding it gets an explicit inertial
-  equal to its original compiled mass, centre of mass and inertia, so the dynamics keep the
-  original masses;
-* margin and gap are 0 on every geom (MJX refuses margins on mesh pairs; only the four finger
-  boxes had one);
-* collidable meshes keep at most 32 convex-hull vertices (the gripper base hull has 883);
-* after compiling, MetaWorld's mocap weld settings are written into `eq_data[:, :11]`, as
-  `SawyerMocapBase.reset_mocap_welds` does on the real environment.
-
-Bodies are matched between the spec and the compiled model by their compiled order (MuJoCo
-numbers bodies and geoms depth-first; `spec.bodies` is not in that order), checked by name.
-MuJoCo re-orients a prism mesh on its principal axes, so a converted geom's compiled frame
-can differ from the cylinder's: `converted_geom_frames` keeps the original ones for
-observations. Optionally MJX's contact limits are added as custom numerics (see
-`convert_model`; the environments use `max_contact_points`).
+`convert_model(task)` loads the task's own MJCF from the installed `metaworld` package
+through `mujoco.MjSpec` (no edited XML copies) and changes it in four ways: cylinders become
+16-sided prisms keeping their bodies' mass and inertia, margins and gaps become 0,
+collidable meshes keep at most 32 hull vertices, and MetaWorld's mocap welds are written as
+its reset writes them. `converted_geom_frames(task)` keeps the cylinders' original frames
+for observations. Each change, why, and how bodies are matched: docs/environments.md,
+"MetaWorld in MJX" (The conversion); the summary is in docs/design.md.
 """
 from __future__ import annotations
 

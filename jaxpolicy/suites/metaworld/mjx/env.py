@@ -5,15 +5,9 @@
     state = env.step(state, action)       # MetaWorld's action semantics, 5 physics steps
     states = jax.vmap(env.step)(states, actions)   # batching comes from vmap
 
-MetaWorld's step: a = clip(a, -1, 1); mocap_pos = clip(mocap_pos + a[:3] / 100, mocap_low,
-mocap_high); mocap_quat = (1, 0, 1, 0); ctrl = (a[3], -a[3]); 5 physics steps; then the
-39-d observation (current frame, previous frame, goal), clipped to MetaWorld's observation
-space, and the task's success flag. Per-episode fixture and goal placements are the model
-fields `body_pos` and `site_pos`, carried in `State.info` and swapped into the model on
-every step, so they are batched under `jax.vmap`.
-
-On CPU, set `XLA_FLAGS=--xla_cpu_use_fusion_emitters=false` before JAX starts (MJX is ~35x
-slower without it); MJX is meant for accelerators, the real MetaWorld is the CPU default.
+On a CPU set `XLA_FLAGS=--xla_cpu_use_fusion_emitters=false` before JAX starts; MJX is meant
+for accelerators. The step's semantics and the per-episode model fields carried in
+`State.info`: docs/environments.md, "MetaWorld in MJX" (The environment).
 """
 from __future__ import annotations
 
@@ -48,7 +42,7 @@ class MJXEnv:
   resets: the ResetBank `reset(rng)` samples from; default: `num_resets` MetaWorld resets
   with seeds `evaluation_seeds(reset_seed, num_resets)`.
   max_contact_points: MJX keeps this many closest contact points per condim group (0 = every
-  candidate: 2268 constraint rows on drawer-open instead of 464, ~2.3x slower steps; the
+  candidate: 2268 constraint rows on drawer-open instead of 464, and slower steps; the
   active contacts of these scenes are far fewer, so the limit does not change them).
   """
 

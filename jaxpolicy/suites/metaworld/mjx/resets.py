@@ -1,15 +1,10 @@
 """MetaWorld's own reset distribution, precomputed with MetaWorld and replayed in MJX.
 
-A MetaWorld reset holds the mocap at the hand start for 50 env steps with the gripper open,
-then places objects from a random task vector: free objects through qpos, fixtures
-(drawers, doors, boxes, ...) by editing the model's `body_pos`, goals by `site_pos`. Rather
-than re-implementing 50 `reset_model`s, we run MetaWorld's reset itself and record the
-resulting state: (qpos, qvel, mocap pose, solver warm start, controls) and the per-episode model
-fields (`body_pos`, `site_pos`), plus the task's target position. In MJX these become the
-initial `mjx.Data` and batched model fields under `jax.vmap`.
-
-Seeds are the CPU evaluator's (`jaxpolicy.envs.suite.episode_seeds`), so the MJX evaluator
-starts from exactly the initial conditions the real MetaWorld uses for the same seed.
+`build_resets(task, seeds)` runs MetaWorld's reset for each seed and records the resulting
+state and per-episode model fields as a `ResetBank`; `evaluation_resets(task, seed,
+episodes)` does so for the CPU evaluator's seeds, so the MJX evaluator starts from exactly
+the initial conditions the real MetaWorld uses. What a reset does and what is recorded:
+docs/environments.md, "MetaWorld in MJX" (Resets and success).
 """
 from __future__ import annotations
 

@@ -1,22 +1,12 @@
 """Per-task observation layout and success predicates of the MetaWorld v3 tasks, in JAX.
 
-Each task says which objects fill the 14 object slots of MetaWorld's 18-d frame
-(`_get_pos_objects` / `_get_quat_objects` of the task's env class) and how its success flag
-(`evaluate_state(...)["success"]`) is computed from the observation, the task's target
-position `_target_pos` and simulator quantities. Everything is read from an `mjx.Data`
-after kinematics (after a full forward pass for stick-push, see below), exactly where
-MetaWorld reads it from `mujoco.MjData`.
-
-All 50 tasks were checked against MetaWorld's own `_get_obs` and `evaluate_state` on
-identical states (an expert episode and a noisy one per task: observations to ~1e-6, success
-flags equal on every state, except one of 210 stick-push states where the two simulators'
-constraint solvers disagree on whether a pad still presses on the stick);
-tests/test_mjx.py repeats this for a few tasks.
-Ports follow what `evaluate_state` really compares, which is not always the reward's
-quantity: coffee-pull/push and soccer use the unscaled distance, basketball a goal 0.3 m
-high. stick-push's success also needs MetaWorld's `touching_main_object`: both gripper pads
-pressing on the stick's `objGeom`, read from the constraint forces of a full forward pass
-(`TaskSpec.needs_forward`; every other task only needs kinematics).
+Each task's `TaskSpec` names the objects that fill the 14 object slots of MetaWorld's 18-d
+frame and computes `evaluate_state(...)["success"]` from the observation, the target and
+simulator quantities (`Sim`, over an `mjx.Data`), reading them where MetaWorld reads them
+from `mujoco.MjData`. All 50 were checked against MetaWorld on identical states;
+`tests/test_mjx.py` repeats it for a few. Where the ports follow `evaluate_state` rather
+than the reward, and stick-push's contact forces: docs/environments.md, "MetaWorld in MJX"
+(Resets and success).
 """
 from __future__ import annotations
 
