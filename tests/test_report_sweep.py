@@ -560,3 +560,26 @@ def test_a_cells_file_regenerates_the_report_of_its_grid(tmp_path):
   # a file that is not one: one line
   with pytest.raises(ValueError, match="is not a cells file"):
     cells.load(str(root / "sweep.json"))
+
+
+def test_pairs_of_the_methods_trained_from_data_alone():
+  """A grid with bc / meanflow / mip cells gets SDM's paired differences against them."""
+  from jaxpolicy import methods
+  for key in ("bc", "meanflow", "mip"):
+    assert key in methods.names()
+    assert any(a == key or b == key for _, a, b in groups.PAIRS)
+  cells = {}
+  for s, (kt, ks, kb, km) in enumerate([(60, 70, 40, 65), (50, 60, 50, 50)]):
+    cells[("push", s, "teacher")] = {"honest": _honest("teacher_ddim10", kt)}
+    cells[("push", s, "sdm")] = {"honest": _honest("sdm_1step", ks)}
+    cells[("push", s, "bc")] = {"honest": _honest("bc_1step", kb)}
+    cells[("push", s, "meanflow")] = {"honest": _honest("meanflow_1step", km)}
+  labels = [label for _, label, _, _ in stats.honest_rows(cells)]
+  assert labels == ["teacher (DDIM-10)", "SDM (1 step)", "BC (1 step)", "MeanFlow (1 step)"]
+  diffs = stats.paired_differences(cells)
+  assert diffs["SDM - BC"]["all"][0] == pytest.approx(np.mean([0.30, 0.10]))
+  assert diffs["SDM - MeanFlow"]["all"][0] == pytest.approx(np.mean([0.05, 0.10]))
+  assert "SDM - MIP" not in diffs                           # no mip cells
+  md = rtext.honest_markdown(cells)
+  assert "| SDM - BC |" in md and "| SDM - MeanFlow |" in md
+  assert "**SDM - MeanFlow** (paired" in rtext.reading(cells)
