@@ -560,3 +560,233 @@ def test_a_cells_file_regenerates_the_report_of_its_grid(tmp_path):
   # a file that is not one: one line
   with pytest.raises(ValueError, match="is not a cells file"):
     cells.load(str(root / "sweep.json"))
+
+
+# -- issue 37: the papers' 5 best over a common window, per-task intervals over shared
+# initial states, exact paired tests per task with multiple-testing corrections, and the
+# pairs of the methods trained from data alone. Each statistic is checked against an
+# independent computation (numpy / math.comb in float64), on numbers chosen so that the
+# nearby wrong variants give other values.
+
+
+def _wilson_by_hand(p, n, z=1.959964):
+  """The Wilson score interval, written out again (float64)."""
+  centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+  half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+  return max(0.0, centre - half) if p > 0 else 0.0, min(1.0, centre + half) if p < 1 else 1.0
+
+
+def _binomial_two_sided(a, b):
+  """Exact two-sided sign test by hand: 2 P(X <= min(a, b)), X ~ Bin(a + b, 1/2), capped."""
+  from math import comb
+  n = a + b
+  return min(1.0, 2.0 * sum(comb(n, i) for i in range(min(a, b) + 1)) / 2.0 ** n)
+
+
+def test_papers_best_5_over_a_common_window_of_training():
+  """The students start from the trained teacher, so their pools hold only trained policies;
+  the teacher's 5 best over its whole run hold its under-trained first evaluations. The
+  common window is each policy's last W steps, W the shortest run of the task-seed."""
+  teacher = [(500, 0.2), (1000, 0.5), (1500, 0.7), (2000, 0.8), (2500, 0.9), (3000, 0.85)]
+  sdm = [(500, 0.9), (1000, 0.6), (1500, 0.95), (2000, 0.7)]
+  step = [(500, 0.1), (1000, 0.3), (1500, 0.4), (2000, 0.6), (2500, 0.65), (3000, 0.7)]
+  cells = {("push", 0, "teacher"): {"curve": teacher}, ("push", 0, "sdm"): {"curve": sdm},
+           ("push", 0, "step"): {"curve": step},
+           ("push", 1, "teacher"): {"curve": teacher}}       # alone: its whole run
+  w = stats.common_window(cells)
+  assert w[("push", 0, "teacher")]["window_steps"] == 2000
+  # steps 1,500-3,000 (> 3,000 - 2,000): (0.7 + 0.8 + 0.9 + 0.85) / 4; the whole run's 5
+  # best (0.75) and a window that also takes step 1,000 (0.75) are other numbers
+  assert w[("push", 0, "teacher")]["top5_window"] == pytest.approx(np.mean([0.7, 0.8, 0.9,
+                                                                            0.85]))
+  assert w[("push", 0, "teacher")]["window_evals"] == 4
+  assert w[("push", 0, "teacher")]["window_from"] == 1500
+  assert report.cell_metrics(teacher)["top5"] == pytest.approx(0.75)
+  assert w[("push", 0, "sdm")]["top5_window"] == pytest.approx(np.mean([0.9, 0.6, 0.95, 0.7]))
+  assert w[("push", 0, "step")]["top5_window"] == pytest.approx(np.mean([0.4, 0.6, 0.65, 0.7]))
+  assert w[("push", 1, "teacher")]["top5_window"] == pytest.approx(0.75)   # 5 best of 6
+  assert w[("push", 1, "teacher")]["window_steps"] == 3000
+  # the protocol gap reads the window's 5 best where a cell has them
+  honest = lambda k: {"teacher_ddim10": {"success_rate": k, "successes": [], "episodes": 0}}
+  gcells = stats.with_common_window(
+      {("push", 0, "teacher"): {"curve": teacher, "top5": 0.75, "final": 0.85,
+                                "honest": honest(0.8)},
+       ("push", 0, "sdm"): {"curve": sdm}})
+  gap = stats.protocol_gap(gcells)["top5_minus_final"]["teacher"]["all"][0]
+  assert gap == pytest.approx(np.mean([0.7, 0.8, 0.9, 0.85]) - 0.85)
+
+
+def _papers_cell(curve, nfe=10, policy="teacher_ddim10"):
+  return {"curve": curve, **report.cell_metrics(curve), "policy": policy, "nfe": nfe,
+          "episodes": [20], "backends": ["cpu"], "hz_b1": 100.0, "latency_ms_b1": 10.0,
+          "action_mse": 0.01}
+
+
+def test_the_papers_table_shows_the_common_window_and_says_what_the_whole_run_reads():
+  teacher = [(500, 0.2), (1000, 0.5), (1500, 0.7), (2000, 0.8), (2500, 0.9), (3000, 0.85)]
+  sdm = [(500, 0.9), (1000, 0.6), (1500, 0.95), (2000, 0.7)]
+  cells = {("push", 0, "teacher"): _papers_cell(teacher),
+           ("push", 0, "sdm"): _papers_cell(sdm, 1, "sdm_1step")}
+  md = rtext.papers_markdown(cells)
+  table = md.split("in a common window of training (the papers' metric) (cf. SDM Table 1)")[1]
+  assert f"| teacher (`teacher_ddim10`) | 10 | {100 * np.mean([0.7, 0.8, 0.9, 0.85]):.1f} |" \
+      in table.split("## ")[0]
+  note = next(l for l in md.splitlines() if l.startswith("Common window:"))
+  assert "last 2,000 training steps" in note and "teacher steps 1,500-3,000 (4 evaluations)" \
+      in note and "sdm steps 500-2,000 (4 evaluations)" in note
+  assert "sdm start from the trained teacher" in note
+  assert "teacher 75.0 (-6.2)" in note                         # its whole run, 0.75
+  assert "teacher 70.0 -> 85.0" in note                        # still improving
+  # the per-task table: the window's 5 best first
+  assert "| push | Hard | 81 / 85 / 66 | 79 / 70 / 79 |" in md
+
+
+def test_per_task_intervals_count_the_shared_initial_states_once():
+  """Every seed of a task runs the same initial states: the interval is Wilson's at the
+  effective number of episodes from the per-state means over seeds (Kish), not at the
+  pooled count."""
+  rng = np.random.default_rng(3)
+  n = 100
+  same = (rng.random(n) < 0.6).astype(int)
+  # seeds that agree on every state: one seed's interval, not that of 300 episodes
+  p, lo, hi, n_eff = stats.clustered_wilson([same, same, same])
+  assert n_eff == pytest.approx(n, rel=1e-12)
+  assert (lo, hi) == pytest.approx(_wilson_by_hand(same.mean(), n), abs=1e-12)
+  assert hi - lo > 1.5 * np.subtract(*_wilson_by_hand(same.mean(), 3 * n)[::-1])
+  # seeds partly agreeing: n_eff = N p (1 - p) / var(state means), by hand
+  ys = [np.where(rng.random(n) < 0.7, same, 1 - same) for _ in range(3)]
+  p, lo, hi, n_eff = stats.clustered_wilson(ys)
+  pooled = np.concatenate(ys).mean()
+  by_state = np.mean(ys, axis=0)
+  want = n * pooled * (1 - pooled) / np.mean((by_state - by_state.mean()) ** 2)
+  assert n < n_eff < 3 * n and n_eff == pytest.approx(want, rel=1e-12)
+  assert (p, lo, hi) == pytest.approx((pooled, *_wilson_by_hand(pooled, want)), abs=1e-12)
+  # independent seeds' n_eff is capped at the episodes there are
+  indep = [np.array([1, 0] * 50), np.array([0, 1] * 50)]      # state means all 0.5: var 0
+  assert stats.clustered_wilson(indep)[3] == 200 and stats.clustered_wilson(
+      [np.array([1, 0] * 50)] * 2)[3] == pytest.approx(100, rel=1e-12)
+  # one seed: the plain Wilson interval; all successes: that of one seed's episodes
+  assert stats.clustered_wilson([same])[1:] == pytest.approx(
+      (*_wilson_by_hand(same.mean(), n), n), abs=1e-12)
+  ones = np.ones(n, int)
+  assert stats.clustered_wilson([ones] * 3)[1] == pytest.approx(_wilson_by_hand(1.0, n)[0])
+  # the report's per-task table and its note
+  cells = {("push", s, "teacher"): {"honest": {"teacher_ddim10": {
+      "success_rate": same.mean(), "successes": same.tolist(), "episodes": n}}}
+      for s in range(3)}
+  lo, hi = _wilson_by_hand(same.mean(), n)
+  md = rtext.honest_markdown(cells)
+  assert f"| push | Hard | {100 * same.mean():.0f} [{100 * lo:.0f}, {100 * hi:.0f}] |" in md
+  assert "effective number of episodes" in md
+
+
+def test_corrections_and_the_sign_tests_attainable_level_by_hand():
+  from math import comb
+  ps = [0.01, 0.035, 0.025, 0.2, 0.009]
+  order = np.argsort(ps)
+  m = len(ps)
+  holm = np.maximum.accumulate([min(1.0, (m - r) * ps[i]) for r, i in enumerate(order)])
+  bh = np.minimum.accumulate([ps[i] * m / (m - r) for r, i in
+                              enumerate(order[::-1])])
+  assert stats.holm(ps)[order] == pytest.approx(holm, abs=1e-15)
+  assert stats.benjamini_hochberg(ps)[order[::-1]] == pytest.approx(bh, abs=1e-15)
+  # Holm, smallest first: 0.045, 0.045 (0.01 * 4 = 0.04 raised by the step-down), 0.075,
+  # 0.075 (0.035 * 2 = 0.07 raised), 0.2
+  assert list(stats.holm(ps) < 0.05) == [True, False, False, False, True]
+  assert stats.holm(ps)[0] == pytest.approx(0.045) and stats.holm(ps)[1] == pytest.approx(0.075)
+  # BH: 0.025 (0.009 * 5 = 0.045 lowered by the step-up to 0.01's 0.025), 0.025, 0.042,
+  # 0.044, 0.2
+  assert list(stats.benjamini_hochberg(ps) < 0.05) == [True, True, True, False, True]
+  assert stats.benjamini_hochberg(ps)[4] == pytest.approx(0.025)
+  assert stats.benjamini_hochberg(ps)[2] == pytest.approx(0.025 * 5 / 3)
+  # the exact test's level: P(p < 0.05) under the null, by enumeration
+  for n in (1, 5, 6, 10, 17, 40):
+    want = sum(comb(n, k) for k in range(n + 1) if _binomial_two_sided(k, n - k) < 0.05) / 2 ** n
+    assert stats.sign_test_size(n) == pytest.approx(want, abs=1e-15)
+  assert stats.sign_test_size(5) == 0.0 and stats.sign_test_size(10) == pytest.approx(22 / 1024)
+
+
+def test_per_task_paired_tests_pool_the_seeds_discordant_episodes():
+  """McNemar's exact test per task and pair of rows: on each seed the policies are paired
+  episode by episode (the same initial states); the discordant episodes of the seeds are
+  pooled into one two-sided sign test; the family is every test with a discordant episode."""
+  n = 40
+
+  def honest(policy, succ):
+    return {policy: {"success_rate": float(np.mean(succ)), "successes": list(succ),
+                     "episodes": n}}
+
+  base = np.zeros(n, int)
+  base[:20] = 1
+  cells = {}
+  # push: SDM succeeds where the teacher fails on 9 + 6 states, the reverse on 1 + 0;
+  # the teacher's DDIM-1 equals the teacher
+  for s, (gain, loss) in enumerate([(9, 1), (6, 0)]):
+    sdm = base.copy()
+    sdm[20:20 + gain] = 1
+    sdm[:loss] = 0
+    teacher = honest("teacher_ddim10", base)
+    teacher.update(honest("teacher_ddim1_trailing", base))
+    cells[("push", s, "teacher")] = {"honest": teacher}
+    cells[("push", s, "sdm")] = {"honest": honest("sdm_1step", sdm)}
+  # hammer, seed 0: SDM and its teacher each win 3 states (same totals, different states)
+  other = base.copy()
+  other[:3], other[20:23] = 0, 1
+  teacher = honest("teacher_ddim10", base)
+  teacher.update(honest("teacher_ddim1_trailing", other))
+  cells[("hammer", 0, "teacher")] = {"honest": teacher}
+  cells[("hammer", 0, "sdm")] = {"honest": honest("sdm_1step", base)}
+  res = stats.task_tests(cells)
+  by = {(x["task"], x["a"], x["b"]): x for x in res["tests"]}
+  t, d1, sdm = "teacher (DDIM-10)", "teacher DDIM-1 from noise (trailing)", "SDM (1 step)"
+  x = by[("push", t, sdm)]
+  assert (x["a_only"], x["b_only"], x["seeds"]) == (1, 15, 2)
+  p = _binomial_two_sided(1, 15)             # 2 * 17 / 2^16 = 0.00052
+  assert x["p"] == pytest.approx(p, rel=1e-12) and p == pytest.approx(34 / 2 ** 16)
+  # per seed, neither would reach 0.01 (9 vs 1: 0.021; 6 vs 0: 0.031)
+  assert min(_binomial_two_sided(1, 9), _binomial_two_sided(0, 6)) > 0.01
+  assert ("push", t, d1) not in by                         # no discordant episode: no test
+  assert by[("hammer", t, d1)]["p"] == 1.0                 # 3 vs 3
+  # the family: push t-sdm, push d1-sdm, hammer t-d1, hammer d1-sdm
+  assert res["m"] == 4 and res["below"] == 2 and res["tasks_below"] == 1 and res["tasks"] == 2
+  ps = np.array([by[k]["p"] for k in sorted(by)])
+  for k, h, q in zip(sorted(by), stats.holm(ps), stats.benjamini_hochberg(ps)):
+    assert by[k]["holm"] == pytest.approx(h) and by[k]["bh"] == pytest.approx(q)
+  assert by[("push", t, sdm)]["holm"] == pytest.approx(min(1.0, 4 * p))
+  assert res["expected"] == pytest.approx(2 * stats.sign_test_size(16) + 2 * stats.sign_test_size(6))
+  # the reading names what survives, the policy that succeeds more often first
+  text = rtext.reading(cells)
+  line = next(l for l in text.splitlines() if l.startswith("* **Per task.**"))
+  assert "reach p < 0.05 in 2 of the 4 task-pair tests" in line
+  assert f"Benjamini-Hochberg (false discovery rate 5 %), 2 survive, in 1 task (push: {sdm} " \
+      f"over {t} (15 vs 1)" in line
+  assert "So not every per-task difference of a few points is noise" in line
+  assert "noise;" not in text
+  hammer = rtext.reading({k: v for k, v in cells.items() if k[0] == "hammer"})
+  assert "none survives; by Holm (family-wise error), none. No single task's difference " \
+      "survives" in hammer
+  md = rtext.honest_markdown(cells)
+  assert f"| push | Hard | {t} | {sdm} | 1 | 15 | 2 | {p:.2g} |" in md
+
+
+def test_pairs_of_the_methods_trained_from_data_alone():
+  """A grid with bc / meanflow / mip cells gets SDM's paired differences against them."""
+  from jaxpolicy import methods
+  for key in ("bc", "meanflow", "mip"):
+    assert key in methods.names()
+    assert any(a == key or b == key for _, a, b in groups.PAIRS)
+  cells = {}
+  for s, (kt, ks, kb, km) in enumerate([(60, 70, 40, 65), (50, 60, 50, 50)]):
+    cells[("push", s, "teacher")] = {"honest": _honest("teacher_ddim10", kt)}
+    cells[("push", s, "sdm")] = {"honest": _honest("sdm_1step", ks)}
+    cells[("push", s, "bc")] = {"honest": _honest("bc_1step", kb)}
+    cells[("push", s, "meanflow")] = {"honest": _honest("meanflow_1step", km)}
+  labels = [label for _, label, _, _ in stats.honest_rows(cells)]
+  assert labels == ["teacher (DDIM-10)", "SDM (1 step)", "BC (1 step)", "MeanFlow (1 step)"]
+  diffs = stats.paired_differences(cells)
+  assert diffs["SDM - BC"]["all"][0] == pytest.approx(np.mean([0.30, 0.10]))
+  assert diffs["SDM - MeanFlow"]["all"][0] == pytest.approx(np.mean([0.05, 0.10]))
+  assert "SDM - MIP" not in diffs                           # no mip cells
+  md = rtext.honest_markdown(cells)
+  assert "| SDM - BC |" in md and "| SDM - MeanFlow |" in md
+  assert "**SDM - MeanFlow** (paired" in rtext.reading(cells)

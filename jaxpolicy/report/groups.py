@@ -7,10 +7,16 @@ from jaxpolicy import suites
 
 
 # the paired differences the grid is for: (label, row key a, row key b); a row key is a
-# method (its main policy) or a baseline policy's name
+# method (its registry name, methods.names(): its main policy) or a baseline policy's name.
+# A pair is reported where the grid has both sides: the distilled one-step policy against
+# its teacher, the other distillations, the teacher run in one step, and the policies
+# trained from the demonstrations alone in one or two steps (bc, meanflow, mip: what
+# distillation has to beat)
 PAIRS = (("SDM - teacher", "sdm", "teacher"), ("SDM - CD", "sdm", "cd"),
          ("STEP - teacher", "step", "teacher"),
-         ("SDM - teacher DDIM-1", "sdm", "teacher_ddim1_trailing"))
+         ("SDM - teacher DDIM-1", "sdm", "teacher_ddim1_trailing"),
+         ("SDM - BC", "sdm", "bc"), ("SDM - MeanFlow", "sdm", "meanflow"),
+         ("SDM - MIP", "sdm", "mip"))
 
 
 # The SDM paper's Table 1 (MetaWorld v2, point clouds, paper-size networks), per group.

@@ -6,8 +6,8 @@ import numpy as np
 
 from jaxpolicy import methods as methods_lib
 from jaxpolicy.report.groups import GROUP_LABELS, _ordered, _style, group_order
-from jaxpolicy.report.stats import complete_cells, group_means, honest_rows, honest_values
-from jaxpolicy.stats import wilson_interval
+from jaxpolicy.report.stats import (complete_cells, group_means, honest_rows, honest_values,
+                                    per_task_intervals)
 from jaxpolicy.suites import group_of
 
 
@@ -145,12 +145,14 @@ def plot_success_vs_hz(cells: dict, path: str, baseline_hz: dict | None = None) 
 
 
 def plot_task_bars(cells: dict, path: str, per_row: int = 14) -> str:
-  """Per-task honest success with Wilson intervals, one bar per method; one panel per
+  """Per-task honest success with Wilson intervals at the effective number of episodes
+  (stats.clustered_wilson: a task's seeds share the initial states), one bar per method; one panel per
   difficulty group (a group of more than `per_row` tasks over several rows)."""
   import matplotlib  # pylint: disable=g-import-not-at-top
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
   values = honest_values(cells)
+  intervals = per_task_intervals(cells)
   names = GROUP_LABELS
   panels = []
   for g in group_order():
@@ -167,15 +169,13 @@ def plot_task_bars(cells: dict, path: str, per_row: int = 14) -> str:
     for i, label in enumerate(labels):
       xs, ys, lo_err, hi_err = [], [], [], []
       for j, t in enumerate(tasks):
-        ks = [(k, n) for (tt, _), (k, n) in values[label].items() if tt == t]
-        if not ks:
+        if t not in intervals.get(label, {}):
           continue
-        k, n = sum(x for x, _ in ks), sum(y for _, y in ks)
-        lo, hi = wilson_interval(k, n)
+        p, lo, hi = intervals[label][t][:3]
         xs.append(j + (i - (len(labels) - 1) / 2) * width)
-        ys.append(100 * k / n)
-        lo_err.append(100 * max(k / n - lo, 0))   # a plot must not fail on rounding
-        hi_err.append(100 * max(hi - k / n, 0))
+        ys.append(100 * p)
+        lo_err.append(100 * max(p - lo, 0))   # a plot must not fail on rounding
+        hi_err.append(100 * max(hi - p, 0))
       ax.bar(xs, ys, width, yerr=[lo_err, hi_err], capsize=2, label=label,
              color=f"C{i}", error_kw={"elinewidth": 0.8})
     ax.set_xticks(range(len(tasks)))
@@ -189,7 +189,8 @@ def plot_task_bars(cells: dict, path: str, per_row: int = 14) -> str:
   handles = [matplotlib.patches.Patch(color=f"C{i}", label=label)   # every method, even one
              for i, label in enumerate(labels)]                      # absent from a panel
   fig.legend(handles=handles, loc="upper center", ncol=min(len(labels), 6), fontsize=8,
-             frameon=False, title="honest protocol, seeds pooled; bars: Wilson 95 %")
+             frameon=False, title="honest protocol, seeds pooled; bars: Wilson 95 % at the effective "
+             "episodes (the seeds share the states)")
   fig.tight_layout(rect=(0, 0, 1, 1 - 0.7 / fig.get_figheight()))
   fig.savefig(path, dpi=110)
   plt.close(fig)

@@ -11,7 +11,7 @@ from jaxpolicy import methods as methods_lib
 from jaxpolicy.methods.common import baseline_label
 from jaxpolicy.report.groups import (PAIRS, PAPER_GROUPS, _main, group_order,
                                      group_size)
-from jaxpolicy.stats import bootstrap_mean_interval
+from jaxpolicy.stats import bootstrap_mean_interval, sign_test, wilson_interval
 from jaxpolicy.suites import group_of
 
 
@@ -26,6 +26,38 @@ def cell_metrics(curve: list[tuple[int, float]], k: int = 5) -> dict:
   vals = [s for _, s in curve]
   return {"top5": top_k_mean(vals, k), "final": vals[-1] if vals else float("nan"),
           "mean_all": float(np.mean(vals)) if vals else float("nan")}
+
+
+WINDOW_METRIC = "top5_window"   # the papers' 5 best, over the common window (below)
+
+
+def common_window(cells: dict, k: int = 5) -> dict:
+  """The papers' metric over a common window of training: per (task, seed), W = the
+  shortest training among its methods (the step of each one's last evaluation), and each
+  cell's pool = its evaluations in its own last W steps (step > last - W), so that no
+  method's pool holds evaluations from further before its final checkpoint than another's.
+  Students start from the trained teacher, so without it the teacher's pool of 5 best holds
+  the evaluations of its under-trained first steps and theirs do not.
+  {(task, seed, method): {"top5_window": mean of the (up to) k best in the window,
+  "window_steps": W, "window_evals": how many, "window_from": the window's first step}}
+  for the cells with a curve."""
+  last = {key: max(s for s, _ in c["curve"]) for key, c in cells.items() if c.get("curve")}
+  shortest: dict = {}
+  for (t, s, _), v in last.items():
+    shortest[(t, s)] = min(v, shortest.get((t, s), v))
+  out = {}
+  for key, end in last.items():
+    w = shortest[key[:2]]
+    pool = sorted((s, v) for s, v in cells[key]["curve"] if s > end - w)
+    out[key] = {WINDOW_METRIC: top_k_mean([v for _, v in pool], k), "window_steps": w,
+                "window_evals": len(pool), "window_from": pool[0][0]}
+  return out
+
+
+def with_common_window(cells: dict) -> dict:
+  """cells, each with its common_window entries added (a new dict; cells are not changed)."""
+  window = common_window(cells)
+  return {key: {**c, **window.get(key, {})} for key, c in cells.items()}
 
 
 def mean_std(values) -> tuple[float, float]:
@@ -156,6 +188,8 @@ def complete_cells(cells: dict) -> dict:
 
 
 PAPERS_METRICS = ("top5", "final", "mean_all")   # the papers' protocol, per cell (report.py)
+# and the papers' 5 best over the common window, where cells have it (with_common_window)
+INTERVAL_METRICS = PAPERS_METRICS + (WINDOW_METRIC,)
 
 
 def papers_intervals(cells: dict) -> dict:
@@ -163,7 +197,7 @@ def papers_intervals(cells: dict) -> dict:
   n_tasks, n_cells)}}} over the (task, seed) pairs every method finished (as its tables)."""
   common = complete_cells(cells)
   out = {}
-  for metric in PAPERS_METRICS:
+  for metric in INTERVAL_METRICS:
     for m in sorted({m for (_, _, m) in common}):
       vals = {(t, s): float(c[metric]) for (t, s, mm), c in common.items()
               if mm == m and c.get(metric) is not None and np.isfinite(c[metric])}
@@ -207,7 +241,9 @@ def protocol_gap(cells: dict) -> dict:
   cell: the mean of the 5 best evaluations during training minus the final checkpoint's honest
   success (its main policy on the paired episodes), split into checkpoint selection (5 best
   minus the final evaluation, on the same episodes) and the episode sets (the final
-  evaluation's episodes minus the honest ones, same checkpoint).
+  evaluation's episodes minus the honest ones, same checkpoint). The 5 best are those of the
+  common window (WINDOW_METRIC, with_common_window) where a cell has it, else of its whole
+  run ("top5").
   {gap: {method: {group: (mean, low, high, n_tasks, n_cells)}}} over cells with all three."""
   out = {k: {} for k in GAPS}
   for m in sorted({m for (_, _, m) in cells}):
@@ -215,9 +251,10 @@ def protocol_gap(cells: dict) -> dict:
     for (t, s, mm), cell in cells.items():
       honest = cell.get("honest") or {}
       h = honest.get(_main(m, list(honest)))
+      best = cell.get(WINDOW_METRIC, cell.get("top5"))
       if mm == m and h is not None and all(
-          cell.get(k) is not None and np.isfinite(cell[k]) for k in ("top5", "final")):
-        nums[(t, s)] = {"top5": float(cell["top5"]), "final": float(cell["final"]),
+          v is not None and np.isfinite(v) for v in (best, cell.get("final"))):
+        nums[(t, s)] = {"top5": float(best), "final": float(cell["final"]),
                         "honest": float(h["success_rate"])}
     for gap, (a, b) in GAPS.items():
       if nums:
@@ -230,3 +267,128 @@ def paper_average(nums) -> float:
   arithmetic: the paper's own Average column also spans Adroit and DexArt)."""
   return sum(group_size(g) * v for g, v in zip(PAPER_GROUPS, nums)) / sum(
       group_size(g) for g in PAPER_GROUPS)
+
+
+def honest_outcomes(cells: dict) -> dict:
+  """{row label: {(task, seed): per-episode successes (0/1 array, in the order of the initial
+  states the task-seed's methods share)}} from the cells' honest results."""
+  out = {}
+  for _, label, method, policy in honest_rows(cells):
+    vals = {}
+    for (task, seed, m), cell in cells.items():
+      honest = cell.get("honest") or {}
+      h = honest.get(policy or _main(method, list(honest)))
+      if m == method and h is not None:
+        vals[(task, seed)] = np.asarray(h["successes"], np.int64)
+    if vals:
+      out[label] = vals
+  return out
+
+
+def clustered_wilson(per_seed) -> tuple[float, float, float, float]:
+  """(rate, low, high, n_eff): a task's success over its seeds, whose episodes run the same
+  initial states (episode i of every seed starts from state i), with a Wilson 95 % interval
+  at the effective number of episodes. The seeds' outcomes on one state are not independent
+  draws, so the states are the unit: with y_i the mean success of state i over the m seeds
+  (N states), the pooled rate's variance is var(y_i) / N against p (1 - p) / (m N) were the
+  m N episodes independent (Kish's design effect), and n_eff = N p (1 - p) / var(y_i),
+  clipped to [N, m N]: N where the seeds agree on every state, m N where they are
+  independent. One seed gives the plain Wilson interval of its N episodes; so does p = 0 or
+  1 at N (no spread to estimate the correlation from: the conservative end). Seeds whose
+  episode counts differ cannot be paired by state: n_eff = the largest single seed's count.
+  The policies' own seed-to-seed spread is not in it."""
+  ys = [np.asarray(y, np.float64) for y in per_seed]
+  k, n = sum(float(y.sum()) for y in ys), sum(len(y) for y in ys)
+  p = k / n
+  if len({len(y) for y in ys}) > 1:
+    n_eff = float(max(len(y) for y in ys))
+  else:
+    n_states = len(ys[0])
+    var = float(np.stack(ys).mean(axis=0).var())
+    n_eff = float(n_states) if p * (1 - p) == 0 else float(
+        np.clip(n_states * p * (1 - p) / var if var > 0 else np.inf, n_states, n))
+  lo, hi = wilson_interval(p * n_eff, n_eff)
+  return p, lo, hi, n_eff
+
+
+def per_task_intervals(cells: dict) -> dict:
+  """{row label: {task: (rate, low, high, n_eff, n_seeds)}}: each task's honest success over
+  its seeds with the interval of clustered_wilson (the seeds share the initial states)."""
+  out = {}
+  for label, vals in honest_outcomes(cells).items():
+    for t in sorted({t for t, _ in vals}):
+      runs = [y for (tt, _), y in sorted(vals.items()) if tt == t]
+      out.setdefault(label, {})[t] = clustered_wilson(runs) + (len(runs),)
+  return out
+
+
+def sign_test_size(n: int, alpha: float = 0.05) -> float:
+  """The probability, were both policies equally good, that the exact sign test on n
+  discordant episodes reads p < alpha: below alpha (the test is discrete; 0 for n < 6 at
+  5 %), so it is what a test on n discordant episodes contributes to the count of p < alpha
+  expected by chance."""
+  from math import comb  # pylint: disable=g-import-not-at-top
+  return float(sum(comb(n, i) for i in range(n + 1) if sign_test(i, n - i) < alpha) / 2 ** n)
+
+
+def holm(ps) -> np.ndarray:
+  """Holm's step-down adjusted p-values (family-wise error): the i-th smallest of m times
+  (m - i + 1), non-decreasing, at most 1."""
+  ps = np.asarray(ps, np.float64)
+  order, out, run = np.argsort(ps, kind="stable"), np.empty(len(ps)), 0.0
+  for rank, i in enumerate(order):
+    run = max(run, min(1.0, (len(ps) - rank) * ps[i]))
+    out[i] = run
+  return out
+
+
+def benjamini_hochberg(ps) -> np.ndarray:
+  """Benjamini-Hochberg adjusted p-values (q; false discovery rate): the i-th smallest of m
+  times m / i, made non-decreasing from the largest down, at most 1."""
+  ps = np.asarray(ps, np.float64)
+  order, out, run = np.argsort(ps, kind="stable")[::-1], np.empty(len(ps)), 1.0
+  for rank, i in enumerate(order):
+    run = min(run, ps[i] * len(ps) / (len(ps) - rank))
+    out[i] = run
+  return out
+
+
+def task_tests(cells: dict, alpha: float = 0.05) -> dict:
+  """Exact paired tests per task, for every pair of the honest table's rows (the
+  comparisons its per-task table offers): on each seed the two policies ran the same
+  initial states, episode by episode; the discordant episodes (one succeeds, the other
+  fails) of the task's seeds are pooled into one two-sided exact sign test (McNemar's exact
+  test). The family: the tests with at least one discordant episode (the others cannot
+  reject), m of them, adjusted by Holm (family-wise error) and Benjamini-Hochberg (false
+  discovery rate).
+  {"tests": [{"task", "a", "b", "a_only", "b_only", "seeds", "p", "holm", "bh"}] by p,
+   "m", "below" (tests with p < alpha), "tasks_below" (tasks with one), "tasks" (tasks
+   tested), "expected" (tests with p < alpha expected were no policy better than another:
+   the sum of sign_test_size), "nominal" (alpha m), "alpha"}."""
+  outcomes = honest_outcomes(cells)
+  labels = list(outcomes)
+  tests = []
+  for i, a in enumerate(labels):
+    for b in labels[i + 1:]:
+      both = sorted(set(outcomes[a]) & set(outcomes[b]))
+      for t in sorted({t for t, _ in both}):
+        a_only = b_only = seeds = 0
+        for c in both:
+          ya, yb = outcomes[a][c], outcomes[b][c]
+          if c[0] == t and len(ya) == len(yb):   # paired only on the same states
+            a_only += int(((ya == 1) & (yb == 0)).sum())
+            b_only += int(((ya == 0) & (yb == 1)).sum())
+            seeds += 1
+        if a_only + b_only:
+          tests.append({"task": t, "a": a, "b": b, "a_only": a_only, "b_only": b_only,
+                        "seeds": seeds, "p": sign_test(a_only, b_only)})
+  ps = [x["p"] for x in tests]
+  for x, h, q in zip(tests, holm(ps), benjamini_hochberg(ps)):
+    x.update(holm=float(h), bh=float(q))
+  tests.sort(key=lambda x: (x["p"], x["task"], x["a"], x["b"]))
+  return {"tests": tests, "m": len(tests), "alpha": alpha,
+          "below": sum(x["p"] < alpha for x in tests),
+          "tasks_below": len({x["task"] for x in tests if x["p"] < alpha}),
+          "tasks": len({t for v in outcomes.values() for t, _ in v}),
+          "expected": sum(sign_test_size(x["a_only"] + x["b_only"], alpha) for x in tests),
+          "nominal": alpha * len(tests)}

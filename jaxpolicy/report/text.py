@@ -8,16 +8,18 @@ import os
 
 import numpy as np
 
+from jaxpolicy import methods as methods_lib
 from jaxpolicy import suites
 from jaxpolicy.report import plots
 from jaxpolicy.report.groups import (GROUP_LABELS, PAPER_GROUPS, PAPER_NFE, PAPER_ROWS, _main,
                                      _ordered, group_order, group_size)
 from jaxpolicy.report.load import apply_latency, load_failures, load_sweep
 from jaxpolicy.report.latency import ROUNDS
-from jaxpolicy.report.stats import (PAPERS_METRICS, aggregate, complete_cells, failures,
-                                    group_means, honest_values, mean_std, paired_differences,
-                                    paper_average, papers_intervals, protocol_gap)
-from jaxpolicy.stats import wilson_interval
+from jaxpolicy.report.stats import (PAPERS_METRICS, WINDOW_METRIC, aggregate, complete_cells,
+                                    failures, group_means, honest_values, mean_std,
+                                    paired_differences, paper_average, papers_intervals,
+                                    per_task_intervals, protocol_gap, task_tests,
+                                    with_common_window)
 from jaxpolicy.runtime import files
 from jaxpolicy.suites import group_of
 
@@ -112,9 +114,13 @@ def reading(cells: dict, grid: dict | None = None, latency: dict | None = None,
                  "not findings.")
   gap = protocol_gap(cells)
   if gap:
-    n_evals = sorted({len(c["curve"]) for c in cells.values() if c.get("curve")})
+    windowed = any(WINDOW_METRIC in c for c in cells.values())
+    n_evals = sorted({c["window_evals"] if windowed and "window_evals" in c else len(c["curve"])
+                      for c in cells.values() if c.get("curve")})
     count = (f" ({n_evals[0]}-{n_evals[-1]} per cell)" if len(n_evals) > 1 else
              f" ({n_evals[0]} per cell)" if n_evals else "")
+    count = (" in the common window of the papers' table" + count if windowed else
+             " during training" + count)
     backends = sorted({b for c in cells.values() for b in c.get("backends") or []})
     sim = ("; the evaluations during training ran on " + " and ".join(backends)
            + ", the honest ones on the CPU simulator, so this part includes the simulators' "
@@ -125,8 +131,8 @@ def reading(cells: dict, grid: dict | None = None, latency: dict | None = None,
     lines.append(
         "* **The papers' protocol against the honest one** (positive: the papers' reads "
         f"higher; per task-seed, averaged per task, then over tasks). The mean of the (up "
-        f"to) 5 best {eval_n}-episode evaluations "
-        f"during training{count} minus the final checkpoint's success on {honest_n} paired "
+        f"to) 5 best {eval_n}-episode evaluations"
+        f"{count} minus the final checkpoint's success on {honest_n} paired "
         "episodes: "
         f"{per('top5_minus_honest')}. It has two parts. Picking the best checkpoints after "
         f"the fact (5 best minus the final evaluation, same {eval_n} episodes): "
@@ -150,18 +156,64 @@ def reading(cells: dict, grid: dict | None = None, latency: dict | None = None,
   if fails:
     lines.append(f"* **Teachers below 10 %**: {len(fails)} task-seeds; kept in every mean, "
                  "their students cannot be judged against them.")
-  half = 100 * max(h - l for l, h in [wilson_interval(n // 2, n) for n in episodes]) / 2
+  lines += _per_task_reading(cells, honest_n)
   preset = (grid or {}).get("preset", "?")
   obs = ((grid or {}).get("overrides") or {}).get("obs", "state")
   lines.append(
       f"* **What it does not show.** These are {preset}-preset networks on {obs} "
       "observations in MetaWorld v3. The paper rows are MetaWorld v2, point clouds and "
-      "paper-size networks: compare the gaps between methods, not the levels. Per task, "
-      f"{honest_n} "
-      f"episodes leave a Wilson interval of up to about +-{half:.0f} points, so per-task "
-      "differences of a few points are noise; group means and paired differences are the "
-      "evidence.")
+      "paper-size networks: compare the gaps between methods, not the levels. One task's "
+      "result rests on its own few seeds and states; group means and paired differences "
+      "over tasks are the evidence for a method.")
   return "\n".join(lines) + "\n"
+
+
+def _per_task_reading(cells: dict, honest_n: str) -> list:
+  """The per-task intervals' width and what the exact paired tests over the shared initial
+  states find, with the tests that survive Benjamini-Hochberg's and Holm's corrections."""
+  intervals = per_task_intervals(cells)
+  if not intervals:
+    return []
+  half = 100 * max((v[2] - v[1]) / 2 for per in intervals.values() for v in per.values())
+  tests = task_tests(cells)
+  line = (f"* **Per task.** {honest_n} episodes per seed, on initial states its seeds share, "
+          f"leave a 95 % interval of up to about +-{half:.0f} points (the per-task table)")
+  if len(intervals) < 2:
+    return [line + "."]
+  if not tests["m"]:
+    return [line + "; no two policies differ on any episode."]
+  a = tests["alpha"]
+  bh = [x for x in tests["tests"] if x["bh"] < a]
+  holm_kept = [x for x in tests["tests"] if x["holm"] < a]
+
+  def listed(xs):
+    by_task = collections.defaultdict(list)
+    for x in xs:
+      by_task[x["task"]].append(x)
+    def one(x):   # the policy that succeeds more often first
+      (hi, k_hi), (lo, k_lo) = sorted(((x["a"], x["a_only"]), (x["b"], x["b_only"])),
+                                      key=lambda kv: -kv[1])
+      return f"{hi} over {lo} ({k_hi} vs {k_lo})"
+    return "; ".join(f"{t}: " + ", ".join(one(x) for x in v) for t, v in by_task.items())
+  line += (f". Exact paired tests (McNemar's, a two-sided sign test on the episodes where "
+           "one policy succeeds and the other fails, each seed paired on its own states, "
+           f"the seeds pooled), for every pair of the honest table's rows, reach p < {a:g} "
+           f"in {tests['below']} of the {tests['m']} task-pair tests with such episodes, in "
+           f"{tests['tasks_below']} of {tests['tasks']} tasks, where {tests['expected']:.1f} "
+           f"would by chance (the exact tests' attainable level; {tests['nominal']:.1f} at a "
+           f"nominal {100 * a:g} %). Corrected for the {tests['m']} tests by "
+           f"Benjamini-Hochberg (false discovery rate {100 * a:g} %), "
+           + (f"{len(bh)} survive, in {len({x['task'] for x in bh})} "
+              f"task{'s' * (len({x['task'] for x in bh}) != 1)} ({listed(bh)} discordant "
+              "episodes)" if bh else "none survives")
+           + "; by Holm (family-wise error), "
+           + (f"{len(holm_kept)} ({listed(holm_kept)})" if holm_kept else "none")
+           + (". So not every per-task difference of a few points is noise: read one as a "
+              "lead to test on more states and seeds, not as a finding or as nothing"
+              if bh else ". No single task's difference survives: read a per-task gap as a "
+              "lead at most")
+           + " (the paired tests section lists the tests).")
+  return [line]
 
 
 def _provenance(cells: dict) -> list:
@@ -217,10 +269,22 @@ def summary(cells: dict, grid: dict | None, papers_agg: dict, failed: dict | Non
                                                    "n_cells"), v)) for g, v in res.items()}
                                   for m, res in per.items()}
                             for gap, per in protocol_gap(cells).items()},
+          "per_task_tests": _tests_summary(cells),
           "finished_cells": len(cells), "planned_cells": planned,
           "cpu_hours": cpu / 3600, "wall_hours": wall / 3600,
           "failed_cells": len({k for k in (failed or {}) if k not in cells}),
           "failures": failures(cells, grid, failed)})
+
+
+def _tests_summary(cells: dict) -> dict:
+  """summary.json's account of the per-task exact paired tests (task_tests): the counts, and
+  the tests below alpha with their adjusted p-values."""
+  tests = task_tests(cells)
+  keep = ("m", "alpha", "below", "tasks_below", "tasks", "expected", "nominal")
+  return {**{k: tests[k] for k in keep},
+          "test": "McNemar exact (two-sided sign test on discordant episodes), seeds pooled, "
+                  "every pair of honest rows per task",
+          "below_alpha": [x for x in tests["tests"] if x["p"] < tests["alpha"]]}
 
 
 def _finite(obj):
@@ -241,7 +305,8 @@ def write_summary(root: str, cells: dict, grid: dict | None, papers_agg: dict,
 
 
 CSV_COLUMNS = ("task", "group", "seed", "method", "policy", "honest_success",
-               "honest_episodes", "top5", "final", "mean_all", "nfe", "hz_b1", "cpu_s", "wall_s")
+               "honest_episodes", "top5", WINDOW_METRIC, "final", "mean_all", "nfe", "hz_b1",
+               "cpu_s", "wall_s")
 
 
 def write_cells_csv(root: str, cells: dict) -> str:
@@ -262,8 +327,8 @@ def write_cells_csv(root: str, cells: dict) -> str:
                "policy": policy, "honest_success": h.get("success_rate"),
                "honest_episodes": h.get("episodes"), "nfe": h.get("nfe", cell.get("nfe"))}
         if policy == main:
-          row.update({k: cell.get(k) for k in ("top5", "final", "mean_all", "hz_b1",
-                                               "cpu_s", "wall_s")})
+          row.update({k: cell.get(k) for k in ("top5", WINDOW_METRIC, "final", "mean_all",
+                                               "hz_b1", "cpu_s", "wall_s")})
         w.writerow(["" if row.get(c) is None else row[c] for c in CSV_COLUMNS])
   os.replace(path + ".tmp", path)
   return path
@@ -310,25 +375,133 @@ def honest_markdown(cells: dict, grid: dict | None = None, failed: dict | None =
       row = [label] + [_ci(res[g], signed=True) if g in res else "-" for g in present]
       row.append(_ci(res["all"], signed=True) if "all" in res else "-")
       lines.append("| " + " | ".join(row) + " |")
-  lines += ["", "## Per task (honest protocol, success % [Wilson 95 %], seeds pooled)", "",
+  intervals = per_task_intervals(cells)
+  seeds = sorted({len({s for (tt, s) in v if tt == t}) for v in values.values()
+                  for (t, _) in v})
+  lines += ["", "## Per task (honest protocol, success % [95 % interval], seeds pooled)", "",
+            f"A task's success over its seeds. Every seed of a task runs the same "
+            f"{'/'.join(map(str, episodes))} initial states, so its seeds' episodes are not "
+            "independent draws: the interval is Wilson's at the effective number of "
+            "episodes, from the spread over states of each state's success averaged over the "
+            "seeds (Kish's design effect: as few as one seed's episodes where the seeds agree "
+            "on every state, as many as all where they are independent)"
+            + ("; a task run on one seed has the plain Wilson interval of its episodes"
+               if 1 in seeds else "")
+            + "; a task whose policy succeeded on every episode, or on none, has that of "
+            "one seed's (no spread to tell the seeds' agreement from). The policies' own "
+            "seed-to-seed spread is not in it.", "",
             "| Task | Group | " + " | ".join(values) + " |", "|---|---|" + "---|" * len(values)]
   tasks = sorted({t for v in values.values() for (t, _) in v},
                  key=lambda t: (group_order().index(group_of(t)), t))
   for t in tasks:
     row = [t, names[group_of(t)]]
-    for vals in values.values():
-      ks = [(k, n) for (tt, _), (k, n) in vals.items() if tt == t]
-      if ks:
-        k, n = sum(x for x, _ in ks), sum(y for _, y in ks)
-        lo, hi = wilson_interval(k, n)
-        row.append(f"{100 * k / n:.0f} [{100 * lo:.0f}, {100 * hi:.0f}]")
+    for label in values:
+      if t in intervals.get(label, {}):
+        p, lo, hi = intervals[label][t][:3]
+        row.append(f"{100 * p:.0f} [{100 * lo:.0f}, {100 * hi:.0f}]")
       else:
         row.append("-")
     lines.append("| " + " | ".join(row) + " |")
+  lines += _tests_markdown(cells)
   fails = failures(cells, grid, failed)
   lines += ["", "## Failures and unfinished cells", ""]
   lines += [f"* {f}" for f in fails] if fails else ["None."]
   return "\n".join(lines) + "\n"
+
+
+def _steps(a, b) -> str:
+  return f"{a:,}" if a == b else f"{a:,}-{b:,}"
+
+
+def window_note(common: dict, methods) -> str:
+  """The note under the papers' table of the 5 best in the common window: what the window is
+  per method, how each method's whole run reads instead, and how its window's first and
+  last evaluations read (task means)."""
+  def spans(m):
+    return collections.Counter((c["window_from"], max(s for s, _ in c["curve"]),
+                                c["window_evals"]) for (_, _, mm), c in common.items()
+                               if mm == m and "window_from" in c)
+  methods = [m for m in methods if spans(m)]
+  widths = sorted({c["window_steps"] for c in common.values() if "window_steps" in c})
+  parts = []
+  for m in methods:
+    (first, last, n), _ = spans(m).most_common(1)[0]
+    parts.append(f"{m} steps {_steps(first, last)} ({n} evaluation{'s' * (n != 1)})")
+  whole = aggregate(common, "top5")["group"]
+  window = aggregate(common, WINDOW_METRIC)["group"]
+  moved = []
+  for m in methods:
+    if ("all", m) in whole and ("all", m) in window:
+      w, v = whole[("all", m)][0], window[("all", m)][0]
+      if abs(w - v) >= 0.0005:   # differs at the table's precision
+        moved.append(f"{m} {100 * w:.1f} ({_signed(w - v)})")
+
+  def ends(m):   # task means of each cell's first and last evaluation in its window
+    firsts = {k: {"v": next(v for s, v in sorted(c["curve"]) if s >= c["window_from"])}
+              for k, c in common.items() if k[2] == m and "window_from" in c}
+    lasts = {k: {"v": sorted(c["curve"])[-1][1]} for k, c in common.items()
+             if k[2] == m and "window_from" in c}
+    return (aggregate(firsts, "v")["group"][("all", m)][0],
+            aggregate(lasts, "v")["group"][("all", m)][0])
+
+  eval_n = "/".join(map(str, sorted({e for c in common.values() for e in c.get("episodes")
+                                       or []})))
+  honest_n = "/".join(map(str, sorted({n for v in honest_values(common).values()
+                                       for (_, n) in v.values()})))
+  students = [m for m in methods if m in methods_lib.names()
+              and methods_lib.info(m).needs_teacher]
+  gaps = ""
+  if students and "teacher" in methods and all(("all", m) in window and ("all", m) in whole
+                                               for m in students + ["teacher"]):
+    def span(agg):
+      d = sorted(100 * (agg[("all", m)][0] - agg[("all", "teacher")][0]) for m in students)
+      return f"{d[0]:+.1f}" if f"{d[0]:.1f}" == f"{d[-1]:.1f}" else f"{d[0]:+.1f} to {d[-1]:+.1f}"
+    gaps = (f" The students' Average minus the teacher's: {span(window)} points here, "
+            f"{span(whole)} over whole runs.")
+  return ("Common window: each policy's evaluations in its last "
+          + "/".join(f"{w:,}" for w in widths) + " training steps (the shortest run of the "
+          "task-seed's methods), the 5 best of them averaged (all of them when there are 5 "
+          "or fewer): " + "; ".join(parts) + "."
+          + (f" {', '.join(students)} start from the trained teacher, so over each whole "
+             "run the teacher's pool would hold the evaluations of its first, under-trained "
+             "steps and theirs would not." if students and "teacher" in methods else "")
+          + (" Over each whole run (the 5 best of all evaluations), the Average reads: "
+             + "; ".join(moved) + " points against this table." if moved else "") + gaps
+          + " First and last evaluation in the window (mean over tasks): "
+          + "; ".join(f"{m} {100 * a:.1f} -> {100 * b:.1f}" for m in methods
+                      for a, b in [ends(m)])
+          + ": a policy still improving in its window reads lower here for that reason "
+          "alone. The final-evaluation table below compares the final checkpoints on the "
+          f"same {eval_n} states" + (f"; the honest protocol, on {honest_n} other states "
+                                     "paired across methods." if honest_n else "."))
+
+
+def _tests_markdown(cells: dict) -> list:
+  """The per-task exact paired tests that reach p < alpha, with both corrections."""
+  tests = task_tests(cells)
+  if not tests["m"]:
+    return []
+  a = tests["alpha"]
+  shown = [x for x in tests["tests"] if x["p"] < a]
+  lines = ["", "## Per task paired tests (honest protocol)", "",
+           "For every pair of the rows above and every task: the episodes where one policy "
+           "succeeds and the other fails on the same initial state (each seed paired on its "
+           "own states, the task's seeds pooled), and McNemar's exact test on them (a "
+           "two-sided sign test). Of the "
+           f"{tests['m']} tests with such episodes, {tests['below']} reach p < {a:g} (in "
+           f"{tests['tasks_below']} of {tests['tasks']} tasks), where {tests['expected']:.1f} "
+           "would by chance were no policy better than another on any task (the sum of each "
+           f"exact test's attainable level; {tests['nominal']:.1f} at a nominal {100 * a:g} "
+           "%); they are listed here. q: Benjamini-Hochberg's adjusted p over the "
+           f"{tests['m']} tests (false discovery rate); Holm: Holm's adjusted p (family-wise "
+           f"error). Below {a:g}, a difference that survives that correction."]
+  if shown:
+    lines += ["", "| Task | Group | a | b | a only | b only | seeds | p | q (BH) | Holm |",
+              "|---|---|---|---|---|---|---|---|---|---|"]
+    lines += [f"| {x['task']} | {GROUP_LABELS[group_of(x['task'])]} | {x['a']} | {x['b']} | "
+              f"{x['a_only']} | {x['b_only']} | {x['seeds']} | {x['p']:.2g} | {x['bh']:.2g} | "
+              f"{x['holm']:.2g} |" for x in shown]
+  return lines
 
 
 def _fmt(ms, pct=True):
@@ -345,6 +518,7 @@ def papers_markdown(cells: dict, title: str = "jaxpolicy sweep", grid: dict | No
   """The report; `grid` ({"tasks", "seeds", "methods"}, the sweep's sweep.json) sizes the
   finished-cell count; `latency` (<root>/latency.json) is where the batch-1 figures came
   from when they were measured apart from the sweep."""
+  cells = with_common_window(cells)
   tasks = sorted({t for t, _, _ in cells})
   seeds = sorted({s for _, s, _ in cells})
   methods = _ordered({k[2] for k in cells})
@@ -380,7 +554,10 @@ def papers_markdown(cells: dict, title: str = "jaxpolicy sweep", grid: dict | No
            + (f" Group tables: the {n_common} (task, seed) pairs every method has finished "
               f"({n_pairs - n_common} more have some methods only; see the per-task table)."
               if n_common < n_pairs else ""), ""]
-  for metric, label in (("top5", "mean of the 5 best evaluations (the papers' metric)"),
+  best = WINDOW_METRIC if all(WINDOW_METRIC in c for c in common.values()) else "top5"
+  for metric, label in ((best, "mean of the 5 best evaluations"
+                         + (" in a common window of training" if best != "top5" else "")
+                         + " (the papers' metric)"),
                         ("final", "final evaluation"), ("mean_all", "mean over all evaluations")):
     agg = aggregate(common, metric)
     lines += [f"## Success rate: {label} (cf. SDM Table 1)", "",
@@ -392,10 +569,19 @@ def papers_markdown(cells: dict, title: str = "jaxpolicy sweep", grid: dict | No
       row += [_fmt(agg["group"].get((g, m), (np.nan, np.nan))) for g in groups]
       row.append(_fmt(agg["group"].get(("all", m), (np.nan, np.nan))))
       lines.append("| " + " | ".join(row) + " |")
-    if metric == "top5" and groups:   # the paper's rows beside ours, in its own metric
+    if metric == best and groups:   # the paper's rows beside ours, in its own metric
       lines += paper_rows(groups, nfe=True)
       lines += ["", "Paper rows: the SDM paper's Table 1 (MetaWorld v2, point clouds, "
                 "paper-size networks, 3 seeds), for scale, not comparable in setting."]
+      if best != "top5":
+        lines += ["", window_note(common, methods)]
+    if metric == "mean_all":
+      taught = [m for m in methods if m in methods_lib.names()
+                and methods_lib.info(m).needs_teacher]
+      lines += ["", "Every evaluation of each run"
+                + (", those of the teacher's first, under-trained steps included (the "
+                   "students start from the trained teacher)" if taught and "teacher" in methods
+                   else "") + ": how training went, not a comparison of the methods."]
     lines.append("")
   if latency:
     source = (f"Measured apart from the sweep (`{latency['command']}`, {latency['date']}, "
@@ -439,14 +625,17 @@ def papers_markdown(cells: dict, title: str = "jaxpolicy sweep", grid: dict | No
     row = [m] + [_fmt(agg["group"].get((g, m), (np.nan, np.nan)), pct=False) for g in groups]
     row.append(_fmt(agg["group"].get(("all", m), (np.nan, np.nan)), pct=False))
     lines.append("| " + " | ".join(row) + " |")
-  lines += ["", "## Per task (success %, mean of the 5 best / final / mean of all)", "",
-            "| Task | Group | " + " | ".join(methods) + " |", "|---|---|" + "---|" * len(methods)]
-  aggs = {mt: aggregate(cells, mt)["task"] for mt in PAPERS_METRICS}
+  per_task = (best,) + PAPERS_METRICS[1:]
+  lines += ["", "## Per task (success %, mean of the 5 best"
+            + (" in the common window" if best != "top5" else "") + " / final / mean of all)",
+            "", "| Task | Group | " + " | ".join(methods) + " |",
+            "|---|---|" + "---|" * len(methods)]
+  aggs = {mt: aggregate(cells, mt)["task"] for mt in per_task}
   for t in tasks:
     row = [t, GROUP_LABELS[group_of(t)]]
     for m in methods:
-      if (t, m) in aggs["top5"]:
-        row.append(" / ".join(f"{100 * aggs[mt][(t, m)][0]:.0f}" for mt in PAPERS_METRICS))
+      if (t, m) in aggs[best]:
+        row.append(" / ".join(f"{100 * aggs[mt][(t, m)][0]:.0f}" for mt in per_task))
       else:
         row.append("-")
     lines.append("| " + " | ".join(row) + " |")
@@ -460,6 +649,7 @@ def write_report(root: str, out: str | None = None) -> str:
   if not cells:
     raise FileNotFoundError(f"no finished sweep cells under {root}")
   latency = apply_latency(root, cells)
+  cells = with_common_window(cells)   # the papers' 5 best over a common window
   out = out or os.path.join(root, "report.md")
   folder = os.path.dirname(os.path.abspath(out))
   plots.plot_curves(cells, os.path.join(folder, "learning_curves.png"))
