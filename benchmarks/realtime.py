@@ -16,14 +16,8 @@ import os
 import resource
 import time
 
-POLICIES = (("teacher", "teacher_ddim10"), ("teacher", "teacher_ddim1_trailing"),
-            ("teacher", "teacher_ddim2_trailing"), ("sdm", "sdm_1step"), ("cd", "cd_1step"),
-            ("step", "step_k2"))
-LABELS = {"teacher_ddim10": "teacher DDIM-10", "teacher_ddim1_trailing": "DDIM-1 (noise)",
-          "teacher_ddim2_trailing": "DDIM-2 (noise)", "sdm_1step": "SDM",
-          "cd_1step": "CD", "step_k2": "STEP k=2"}
-# the SDM paper's A100 rates (Table 3): DP3 10.39 Hz, SDM 61.75 Hz
-PAPER_A100_MS = {"DP3 (A100, SDM paper)": 1000 / 10.39, "SDM (A100, SDM paper)": 1000 / 61.75}
+from benchmarks import realtime_report
+from benchmarks.realtime_report import POLICIES
 
 
 def _cpu_s() -> float:
@@ -159,7 +153,6 @@ def main(argv=None):
       args.tasks = ",".join(json.load(f)["tasks"])
   if not args.report_only:
     run_rows(args)
-  from benchmarks import realtime_report  # pylint: disable=g-import-not-at-top
   print(realtime_report.write(args.out))
 
 

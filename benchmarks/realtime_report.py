@@ -8,8 +8,16 @@ import os
 
 import numpy as np
 
-from benchmarks.realtime import LABELS, PAPER_A100_MS, POLICIES
 from jaxpolicy.stats import bootstrap_mean_interval, wilson_interval
+
+POLICIES = (("teacher", "teacher_ddim10"), ("teacher", "teacher_ddim1_trailing"),
+            ("teacher", "teacher_ddim2_trailing"), ("sdm", "sdm_1step"), ("cd", "cd_1step"),
+            ("step", "step_k2"))
+LABELS = {"teacher_ddim10": "teacher DDIM-10", "teacher_ddim1_trailing": "DDIM-1 (noise)",
+          "teacher_ddim2_trailing": "DDIM-2 (noise)", "sdm_1step": "SDM",
+          "cd_1step": "CD", "step_k2": "STEP k=2"}
+# the SDM paper's A100 rates (Table 3): DP3 10.39 Hz, SDM 61.75 Hz
+PAPER_A100_MS = {"DP3 (A100, SDM paper)": 1000 / 10.39, "SDM (A100, SDM paper)": 1000 / 61.75}
 
 
 def load(out: str) -> list[dict]:

@@ -132,6 +132,7 @@ def test_the_check_catches_upward_imports_cycles_and_configs():
   assert any("outside the library" in v for v in found)
 
 
+@pytest.mark.slow   # trains, sweeps, reports and benchmarks a method
 def test_a_fifth_method_joins_everything_from_its_own_files(tmp_path):
   """tests/helpers/fifth_method.py (with its config beside it) is registered, trained by the
   sweep beside the teacher, restored, evaluated on the honest protocol, reported, and
@@ -144,13 +145,13 @@ def test_a_fifth_method_joins_everything_from_its_own_files(tmp_path):
   try:
     assert methods.names()[-1] == "fifth" and methods.get("fifth") is fifth_method
     root = str(tmp_path / "sweep")
-    done, _ = sweep.run_sweep(["drawer-open"], [0], ["fifth"], "tiny", root, 10, 2,
+    done, _ = sweep.run_sweep(["pointmass-reach"], [0], ["fifth"], "tiny", root, 10, 2,
                               log=lambda *_: None, honest_episodes=2, honest_seed=3)
     assert done == 2   # the teacher (implied) and fifth
-    cell = json.load(open(os.path.join(root, "drawer-open", "s0", "fifth", "cell.json")))
+    cell = json.load(open(os.path.join(root, "pointmass-reach", "s0", "fifth", "cell.json")))
     assert set(cell["honest"]) == {"fifth_1step"} and cell["hz_b1"] > 0
-    ev = json.load(open(os.path.join(root, "drawer-open", "s0", "fifth", "eval.json")))
-    assert ev["tasks"]["drawer-open"]["fifth_1step"]["nfe"] == 1
+    ev = json.load(open(os.path.join(root, "pointmass-reach", "s0", "fifth", "eval.json")))
+    assert ev["tasks"]["pointmass-reach"]["fifth_1step"]["nfe"] == 1
     text = open(report.write_report(root)).read()
     assert "| fifth (`fifth_1step`) | 1 |" in text and "| Fifth (1 step) |" in text
     cands = latency.candidates("tiny", method_names=["fifth"])

@@ -59,6 +59,7 @@ def test_bc_recovers_a_known_linear_map(variant):
     assert r2 < 0.1, r2
 
 
+@pytest.mark.slow
 def test_bc_policy_is_one_clipped_network_evaluation():
   c = _config()
   nets = nets_lib.build_nets(c, 4)

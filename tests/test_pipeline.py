@@ -18,7 +18,9 @@ from configs import teacher as teacher_configs
 from jaxpolicy import runs, suites, training
 from jaxpolicy.runtime.checkpoint import Checkpointer
 
-pytestmark = pytest.mark.xdist_group("test_pipeline")   # its module fixture: one worker
+# end to end (trainings, evaluations, subprocesses): the slow tier; one worker for its module
+# fixture
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("test_pipeline")]
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TASK, OBS, ACT = "pointmass-reach", 4, 2   # the point mass: 4-d state, 2-d actions
@@ -121,7 +123,6 @@ def test_bf16_policies_run_every_matmul_in_bf16(method):
       o for o in operands if "f32" in o][:3]
 
 
-@pytest.mark.slow   # a training and 2 real-MetaWorld episodes per method, in a subprocess
 @pytest.mark.parametrize("method,nfe", [("bc", 1), ("meanflow", 1), ("mip", 2)])
 def test_a_method_trained_from_data_alone_runs_the_tiny_pipeline(shared, tmp_path, method, nfe):
   """launch.train on configs/<method>.py:tiny: trained from the demonstrations with no

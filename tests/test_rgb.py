@@ -129,7 +129,7 @@ def _random_policy(method, shapes):
   return build_policy(name, config, nets, Normalizer(fields), spec, shapes), tstate, spec
 
 
-@pytest.mark.parametrize("method", ["teacher", "cd", "step"])
+@pytest.mark.parametrize("method", ["teacher", "cd", pytest.param("step", marks=pytest.mark.slow)])
 def test_every_method_acts_on_frames_through_the_teachers_encoder(method):
   shapes = {"img": (H, W, 3), "agent_pos": (9,)}
   policy, tstate, spec = _random_policy(method, shapes)

@@ -108,6 +108,7 @@ def test_fake_score_loss_sends_no_gradient_into_generator():
   assert max(float(jnp.abs(g).max()) for g in jax.tree_util.tree_leaves(gd)) > 0
 
 
+@pytest.mark.slow
 def test_generator_updates_only_every_cth_step():
   config = tiny_config(gen_every=3)
   nets, state, batch = _tiny_state(config)

@@ -94,8 +94,9 @@ def _noises(rng, shape):
           np.asarray(jax.random.normal(k_excite, shape), np.float64))
 
 
-@pytest.mark.parametrize("t0,expected", [(-1, {1: [50], 2: [50, 0], 4: [75, 50, 25, 0]}),
-                                         (70, {1: [70], 4: [70, 47, 23, 0]})])
+@pytest.mark.parametrize("t0,expected", [
+    pytest.param(-1, {1: [50], 2: [50, 0], 4: [75, 50, 25, 0]}, marks=pytest.mark.slow),
+    (70, {1: [70], 4: [70, 47, 23, 0]})])
 def test_warm_start_is_exactly_at_t0_and_runs_k_steps(t0, expected):
   c, nets, state, spy = _setup(t0=t0, ks=(0, 1, 2, 4), action_kind="absolute")
   schedule = Schedule(100)
@@ -174,7 +175,7 @@ def test_a_stall_scales_the_warm_start_and_excites_the_chunk():
   np.testing.assert_array_equal(np.asarray(new["exec_prev"]), np.asarray(x[:, 1:4]))
 
 
-@pytest.mark.parametrize("k", [0, 1, 2, 4])
+@pytest.mark.parametrize("k", [pytest.param(k, marks=pytest.mark.slow) for k in (0, 1, 4)] + [2])
 def test_the_stall_excitation_moves_the_executed_actions_by_sigma_stall_for_every_k(k):
   """The executed actions of a stalled call differ from the same call's without excitation
   by sigma_stall * eps' (clipped to [-1, 1]): a standard deviation of sigma_stall in
