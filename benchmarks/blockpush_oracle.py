@@ -8,6 +8,7 @@ drawn from the same episode seed on both sides (logic.oracle_choice). Writes ora
 (both backends' rates, mode counts, wall times) and modes.png (the pusher's and blocks'
 paths of the first CPU episode of each mode, top view).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -22,6 +23,7 @@ from launch.common import set_mjx_cpu_flag
 def run_cpu(seeds, episode_length: int) -> dict:
   import numpy as np  # pylint: disable=g-import-not-at-top
   from jaxpolicy.suites.blockpush import env as env_lib  # pylint: disable=g-import-not-at-top
+
   env, oracle = env_lib.BlockPushEnv(0), env_lib.Oracle()
   rows, paths = [], {}
   t0 = time.time()
@@ -36,14 +38,22 @@ def run_cpu(seeds, episode_length: int) -> dict:
         first = t
         break
     info = env.episode_info()
-    rows.append({"p2": first >= 0, "p1": info["p1"], "mode": info["mode"], "first": first,
-                 "chosen": "b%dt%d" % oracle_choice(s)})
+    rows.append(
+      {
+        "p2": first >= 0,
+        "p1": info["p1"],
+        "mode": info["mode"],
+        "first": first,
+        "chosen": "b%dt%d" % oracle_choice(s),
+      }
+    )
     paths.setdefault(info["mode"], np.stack(path))
   return {"rows": rows, "wall_s": time.time() - t0, "paths": paths}
 
 
 def oracle_choice(seed):
   from jaxpolicy.suites.blockpush.logic import oracle_choice as choice  # pylint: disable=g-import-not-at-top
+
   return choice(seed)
 
 
@@ -52,6 +62,7 @@ def run_mjx(seed: int, episodes: int, episode_length: int) -> dict:
   import numpy as np  # pylint: disable=g-import-not-at-top
   from jaxpolicy.envs.suite import episode_seeds  # pylint: disable=g-import-not-at-top
   from jaxpolicy.suites.blockpush import logic, mjx_env  # pylint: disable=g-import-not-at-top
+
   env = mjx_env.make_env()
   qpos = env.evaluation_states(seed, episodes)
   choice = np.asarray([logic.oracle_choice(s) for s in episode_seeds(seed, episodes)])
@@ -61,23 +72,30 @@ def run_mjx(seed: int, episodes: int, episode_length: int) -> dict:
   compile_s = time.time() - t0
   t0 = time.time()
   p2, p1, mode, first = jax.device_get(compiled(qpos, choice[:, 0], choice[:, 1]))
-  rows = [{"p2": bool(a), "p1": bool(b), "mode": logic.MODES[int(m)], "first": int(f)}
-          for a, b, m, f in zip(p2, p1, mode, first)]
+  rows = [
+    {"p2": bool(a), "p1": bool(b), "mode": logic.MODES[int(m)], "first": int(f)}
+    for a, b, m, f in zip(p2, p1, mode, first)
+  ]
   return {"rows": rows, "wall_s": time.time() - t0, "compile_s": compile_s}
 
 
 def summary(rows) -> dict:
   n = len(rows)
-  return {"episodes": n, "p1": sum(r["p1"] for r in rows) / n,
-          "p2": sum(r["p2"] for r in rows) / n,
-          "mode_counts": dict(sorted(collections.Counter(r["mode"] for r in rows).items()))}
+  return {
+    "episodes": n,
+    "p1": sum(r["p1"] for r in rows) / n,
+    "p2": sum(r["p2"] for r in rows) / n,
+    "mode_counts": dict(sorted(collections.Counter(r["mode"] for r in rows).items())),
+  }
 
 
 def plot_modes(paths: dict, out: str) -> str:
   import matplotlib  # pylint: disable=g-import-not-at-top
+
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
   from jaxpolicy.suites.blockpush import logic, scene  # pylint: disable=g-import-not-at-top
+
   modes = [m for m in logic.MODES if m in paths]
   fig, axes = plt.subplots(1, len(modes), figsize=(3.2 * len(modes), 3.4), squeeze=False)
   for ax, m in zip(axes[0], modes):
@@ -117,26 +135,29 @@ def main(argv=None):
     set_mjx_cpu_flag()
   from benchmarks import common  # pylint: disable=g-import-not-at-top
   from jaxpolicy.envs.suite import episode_seeds  # pylint: disable=g-import-not-at-top
+
   os.makedirs(args.out, exist_ok=True)
   result = {"environment": common.environment(), "args": vars(args)}
   if "cpu" in backends:
     cpu = run_cpu(episode_seeds(args.seed, args.episodes), args.episode_length)
-    result["cpu"] = dict(summary(cpu["rows"]), wall_s=round(cpu["wall_s"], 1),
-                         chosen_counts=dict(sorted(collections.Counter(
-                             r["chosen"] for r in cpu["rows"]).items())))
+    result["cpu"] = dict(
+      summary(cpu["rows"]),
+      wall_s=round(cpu["wall_s"], 1),
+      chosen_counts=dict(sorted(collections.Counter(r["chosen"] for r in cpu["rows"]).items())),
+    )
     result["picture"] = plot_modes(cpu["paths"], os.path.join(args.out, "modes.png"))
   if "mjx" in backends:
     mjx = run_mjx(args.seed, args.episodes, args.episode_length)
-    result["mjx"] = dict(summary(mjx["rows"]), wall_s=round(mjx["wall_s"], 1),
-                         compile_s=round(mjx["compile_s"], 1))
+    result["mjx"] = dict(
+      summary(mjx["rows"]), wall_s=round(mjx["wall_s"], 1), compile_s=round(mjx["compile_s"], 1)
+    )
     if "cpu" in backends:
       same = sum(a["mode"] == b["mode"] for a, b in zip(cpu["rows"], mjx["rows"]))
       result["same_mode_cpu_mjx"] = same / args.episodes
   for b in ("cpu", "mjx"):
     if b in result:
       r = result[b]
-      print(f"{b}: p1 {r['p1']:.2f}  p2 {r['p2']:.2f}  modes {r['mode_counts']}  "
-            f"({r['wall_s']} s)")
+      print(f"{b}: p1 {r['p1']:.2f}  p2 {r['p2']:.2f}  modes {r['mode_counts']}  ({r['wall_s']} s)")
   with open(os.path.join(args.out, "oracle.json"), "w") as f:
     json.dump(result, f, indent=2)
   return result

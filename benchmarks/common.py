@@ -8,6 +8,7 @@
   compiled program from XLA's analyses; `floor_ms`: max(bytes / bandwidth, FLOPs / peak).
 * `format_table`: a fixed-width table of dict rows.
 """
+
 from __future__ import annotations
 
 import importlib.metadata
@@ -25,8 +26,9 @@ import numpy as np
 from jaxpolicy.runtime import host
 
 
-def time_calls(fn: Callable[[], object], iters: int = 100, warmup: int = 3,
-               max_seconds: float = 30.0) -> dict:
+def time_calls(
+  fn: Callable[[], object], iters: int = 100, warmup: int = 3, max_seconds: float = 30.0
+) -> dict:
   """Times `fn()` (which must block until its result is ready) after `warmup` calls.
 
   Stops early once `max_seconds` have been spent timing (at least 3 timed calls).
@@ -43,8 +45,13 @@ def time_calls(fn: Callable[[], object], iters: int = 100, warmup: int = 3,
     if len(times) >= 3 and time.perf_counter() - start > max_seconds:
       break
   ms = np.asarray(times) * 1e3
-  return {"median_ms": float(np.median(ms)), "p90_ms": float(np.percentile(ms, 90)),
-          "mean_ms": float(ms.mean()), "min_ms": float(ms.min()), "calls": int(ms.size)}
+  return {
+    "median_ms": float(np.median(ms)),
+    "p90_ms": float(np.percentile(ms, 90)),
+    "mean_ms": float(ms.mean()),
+    "min_ms": float(ms.min()),
+    "calls": int(ms.size),
+  }
 
 
 def blocking(fn: Callable, *args) -> Callable[[], object]:
@@ -63,20 +70,20 @@ def environment() -> dict:
   """Device and versions: what a number in the JSON was measured on."""
   dev = jax.devices()[0]
   return {
-      "platform": dev.platform,
-      "device_kind": dev.device_kind,
-      "device_count": jax.device_count(),
-      "cpu": host.cpu_model(),
-      "cpu_units": host.cpu_units(),   # AVX2 / AVX-512 / bf16 units: they set the speed
-      "cpu_count": os.cpu_count(),
-      "code": host.code_version(),   # git commit of the checkout measured
-      "python": platform.python_version(),
-      "packages": {p: _version(p) for p in ("jax", "jaxlib", "flax", "optax", "numpy", "torch")},
-      "jax_default_matmul_precision": str(jax.config.jax_default_matmul_precision),
-      "xla_flags": os.environ.get("XLA_FLAGS", ""),
-      # a persistent compilation cache turns a compile into a cache read
-      "compilation_cache_dir": jax.config.jax_compilation_cache_dir,
-      "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    "platform": dev.platform,
+    "device_kind": dev.device_kind,
+    "device_count": jax.device_count(),
+    "cpu": host.cpu_model(),
+    "cpu_units": host.cpu_units(),  # AVX2 / AVX-512 / bf16 units: they set the speed
+    "cpu_count": os.cpu_count(),
+    "code": host.code_version(),  # git commit of the checkout measured
+    "python": platform.python_version(),
+    "packages": {p: _version(p) for p in ("jax", "jaxlib", "flax", "optax", "numpy", "torch")},
+    "jax_default_matmul_precision": str(jax.config.jax_default_matmul_precision),
+    "xla_flags": os.environ.get("XLA_FLAGS", ""),
+    # a persistent compilation cache turns a compile into a cache read
+    "compilation_cache_dir": jax.config.jax_compilation_cache_dir,
+    "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
   }
 
 
@@ -110,7 +117,7 @@ def probe_peak_flops(n: int | None = None, repeats: int = 10, dtype=jnp.float32)
   f = jax.jit(lambda a: a @ a)
   jax.block_until_ready(f(a))
   best = min(_once(f, a) for _ in range(repeats))
-  return 2.0 * n ** 3 / best
+  return 2.0 * n**3 / best
 
 
 def _once(f, x) -> float:
@@ -152,11 +159,13 @@ def program_cost(compiled) -> dict:
   `while_loops` and `conditionals` say how many of each the program has.
   """
   ca = _cost_dict(compiled)
-  out = {"flops": float(ca.get("flops", 0.0)),
-         "bytes_accessed": float(ca.get("bytes accessed", 0.0)),
-         "transcendentals": float(ca.get("transcendentals", 0.0)),
-         "while_loops": count_while_loops(compiled),
-         "conditionals": count_conditionals(compiled)}
+  out = {
+    "flops": float(ca.get("flops", 0.0)),
+    "bytes_accessed": float(ca.get("bytes accessed", 0.0)),
+    "transcendentals": float(ca.get("transcendentals", 0.0)),
+    "while_loops": count_while_loops(compiled),
+    "conditionals": count_conditionals(compiled),
+  }
   try:
     ma = compiled.memory_analysis()
     out["argument_bytes"] = int(ma.argument_size_in_bytes)
@@ -168,8 +177,9 @@ def program_cost(compiled) -> dict:
 
 
 def tree_bytes(tree) -> int:
-  return int(sum(np.prod(np.shape(x)) * np.dtype(x.dtype).itemsize
-                 for x in jax.tree_util.tree_leaves(tree)))
+  return int(
+    sum(np.prod(np.shape(x)) * np.dtype(x.dtype).itemsize for x in jax.tree_util.tree_leaves(tree))
+  )
 
 
 def tree_size(tree) -> int:
@@ -180,8 +190,12 @@ def floor_ms(flops: float, nbytes: float, bandwidth: float, peak_flops: float) -
   """The roofline floor: the larger of the memory time and the compute time (ms)."""
   mem = 1e3 * nbytes / bandwidth if bandwidth > 0 else 0.0
   comp = 1e3 * flops / peak_flops if peak_flops > 0 else 0.0
-  return {"floor_ms": max(mem, comp), "memory_ms": mem, "compute_ms": comp,
-          "bound": "memory" if mem >= comp else "compute"}
+  return {
+    "floor_ms": max(mem, comp),
+    "memory_ms": mem,
+    "compute_ms": comp,
+    "bound": "memory" if mem >= comp else "compute",
+  }
 
 
 def fmt(v, digits: int = 3) -> str:
@@ -205,10 +219,12 @@ def format_table(rows: Sequence[dict], columns: Sequence[tuple[str, str]]) -> st
   """Fixed-width text table; columns are (header, key) pairs."""
   cells = [[h for h, _ in columns]] + [[fmt(r.get(k)) for _, k in columns] for r in rows]
   widths = [max(len(c[i]) for c in cells) for i in range(len(columns))]
-  line = lambda c: "  ".join(x.rjust(w) if i else x.ljust(w) for i, (x, w) in
-                             enumerate(zip(c, widths)))
-  return "\n".join([line(cells[0]), "  ".join("-" * w for w in widths)] +
-                   [line(c) for c in cells[1:]])
+  line = lambda c: "  ".join(
+    x.rjust(w) if i else x.ljust(w) for i, (x, w) in enumerate(zip(c, widths))
+  )
+  return "\n".join(
+    [line(cells[0]), "  ".join("-" * w for w in widths)] + [line(c) for c in cells[1:]]
+  )
 
 
 def write_json(path: str | None, result: dict):

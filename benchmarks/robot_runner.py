@@ -10,6 +10,7 @@ plant: period jitter, lateness, control overhead, and actions lost or misplaced;
 the artifact's success driven by the runner beside the in-process policy on the same
 initial states. What each measures, and results: docs/realtime.md, "Measured".
 """
+
 from __future__ import annotations
 
 import argparse
@@ -62,6 +63,7 @@ def probe_policy(span: int, n_action_steps: int, work: str, latency_s: float):
     _busy(work, latency_s)
     o = float(obs["x"][-1, 0])
     return np.stack([OFFSET + o + np.arange(span), np.full(span, OFFSET + o)], -1)
+
   return robot.ChunkPolicy(fn, span, 2, n_action_steps, name=f"probe_{work}")
 
 
@@ -84,15 +86,28 @@ def _major_faults() -> int:
   return resource.getrusage(resource.RUSAGE_SELF).ru_majflt
 
 
-def run_plant(seconds: float = 10.0, hz: float = 80.0, latency_ms: float = 50.0,
-              mode: str = "async", work: str = "sleep", span: int = 15,
-              n_action_steps: int = 8) -> dict:
+def run_plant(
+  seconds: float = 10.0,
+  hz: float = 80.0,
+  latency_ms: float = 50.0,
+  mode: str = "async",
+  work: str = "sleep",
+  span: int = 15,
+  n_action_steps: int = 8,
+) -> dict:
   faults = _major_faults()
   clock = robot.WallClock()
   plant = ProbePlant(clock)
   steps = int(round(seconds * hz))
-  runner = robot.Runner(probe_policy(span, n_action_steps, work, latency_ms / 1e3),
-                        plant.observe, plant.send, hz, [True, False], mode=mode, clock=clock)
+  runner = robot.Runner(
+    probe_policy(span, n_action_steps, work, latency_ms / 1e3),
+    plant.observe,
+    plant.send,
+    hz,
+    [True, False],
+    mode=mode,
+    clock=clock,
+  )
   error = None
   try:
     log = runner.run(steps)
@@ -107,13 +122,20 @@ def run_plant(seconds: float = 10.0, hz: float = 80.0, latency_ms: float = 50.0,
   times = np.asarray(log.action_times)
   out = robot.summary(log, hz)
   out.update(
-      benchmark="robot_runner_plant", work=work, mode=mode, seconds=seconds,
-      policy_latency_ms=latency_ms, span=span, n_action_steps=n_action_steps,
-      rate_hz=float((len(times) - 1) / (times[-1] - times[0])),
-      actions_lost=int(np.sum(planned & (got[:, 0] < 0))),
-      actions_misplaced=int(np.sum((got[:, 0] >= 0) & np.any(got != want, axis=1))),
-      sent_after_stop=len(plant.sent) - n, error=error,
-      major_page_faults=_major_faults() - faults)
+    benchmark="robot_runner_plant",
+    work=work,
+    mode=mode,
+    seconds=seconds,
+    policy_latency_ms=latency_ms,
+    span=span,
+    n_action_steps=n_action_steps,
+    rate_hz=float((len(times) - 1) / (times[-1] - times[0])),
+    actions_lost=int(np.sum(planned & (got[:, 0] < 0))),
+    actions_misplaced=int(np.sum((got[:, 0] >= 0) & np.any(got != want, axis=1))),
+    sent_after_stop=len(plant.sent) - n,
+    error=error,
+    major_page_faults=_major_faults() - faults,
+  )
   return out
 
 
@@ -128,17 +150,26 @@ def run_bare_loop(seconds: float = 10.0, hz: float = 80.0) -> dict:
   times = np.asarray(times)
   jitter, late = np.abs(np.diff(times) - period), times - (t0 + np.arange(steps) * period)
   q = lambda x, p: float(np.percentile(x, p)) * 1e3
-  return {"benchmark": "robot_runner_plant", "work": "bare loop (no runner)", "steps": steps,
-          "rate_hz": float((steps - 1) / (times[-1] - times[0])),
-          "period_jitter_ms_p50": q(jitter, 50), "period_jitter_ms_p99": q(jitter, 99),
-          "period_jitter_ms_max": q(jitter, 100), "lateness_ms_p50": q(late, 50),
-          "lateness_ms_p99": q(late, 99), "lateness_ms_max": q(late, 100),
-          "major_page_faults": _major_faults() - faults}
+  return {
+    "benchmark": "robot_runner_plant",
+    "work": "bare loop (no runner)",
+    "steps": steps,
+    "rate_hz": float((steps - 1) / (times[-1] - times[0])),
+    "period_jitter_ms_p50": q(jitter, 50),
+    "period_jitter_ms_p99": q(jitter, 99),
+    "period_jitter_ms_max": q(jitter, 100),
+    "lateness_ms_p50": q(late, 50),
+    "lateness_ms_p99": q(late, 99),
+    "lateness_ms_max": q(late, 100),
+    "major_page_faults": _major_faults() - faults,
+  }
 
 
 def _exported_latency_ms(policy, calls: int = 30) -> float:
-  obs = {k: np.zeros((1, policy.n_obs_steps) + tuple(s), np.float32)
-         for k, s in policy.obs_shapes.items()}
+  obs = {
+    k: np.zeros((1, policy.n_obs_steps) + tuple(s), np.float32)
+    for k, s in policy.obs_shapes.items()
+  }
   state = policy.initial_state(1)
   for i in range(3):
     _, state = policy.chunk(obs, state, i)
@@ -150,12 +181,14 @@ def _exported_latency_ms(policy, calls: int = 30) -> float:
   return 1e3 * float(np.median(times))
 
 
-def run_metaworld_runner(policy, task: str, episodes: int, seed: int, mode: str,
-                         clock_kind: str, latency_ms: float) -> dict:
+def run_metaworld_runner(
+  policy, task: str, episodes: int, seed: int, mode: str, clock_kind: str, latency_ms: float
+) -> dict:
   """The exported `policy` driven by the runner on `episodes` real-MetaWorld episodes, one
   after another; success = the suite's flag at any of the episode's control steps."""
   from jaxpolicy import suites  # pylint: disable=g-import-not-at-top
   from jaxpolicy.envs.suite import episode_seeds  # pylint: disable=g-import-not-at-top
+
   suite = suites.suite_of(suites.check_task(task))
   successes, stats, t_start, faults = [], [], time.time(), _major_faults()
   for i, s in enumerate(episode_seeds(seed, episodes)):
@@ -173,8 +206,17 @@ def run_metaworld_runner(policy, task: str, episodes: int, seed: int, mode: str,
     pol = robot.from_exported(policy)
     if clock_kind == "sim":
       pol = robot.with_latency(pol, clock, latency_ms / 1e3)
-    runner = robot.Runner(pol, observe, send, suite.control_hz, suite.delta_mask, mode=mode,
-                          rest=suite.rest(), clock=clock, seed=seed * 1000 + i)
+    runner = robot.Runner(
+      pol,
+      observe,
+      send,
+      suite.control_hz,
+      suite.delta_mask,
+      mode=mode,
+      rest=suite.rest(),
+      clock=clock,
+      seed=seed * 1000 + i,
+    )
     log = runner.run(suite.episode_length)
     successes.append(int(state["success"]))
     stats.append(robot.summary(log, suite.control_hz))
@@ -183,34 +225,50 @@ def run_metaworld_runner(policy, task: str, episodes: int, seed: int, mode: str,
   for x in stats:
     for d, n in x["delay_steps"]:
       delays[d] = delays.get(d, 0) + n
-  return {"policy": policy.name, "driver": f"runner, {clock_kind} clock", "mode": mode,
-          "success_rate": float(np.mean(successes)), "successes": successes,
-          "episodes": episodes, "seed": seed, "wall_s": round(time.time() - t_start, 1),
-          "latency_ms": latency_ms if clock_kind == "sim" else agg("latency_ms_p50", np.median),
-          "delay_steps": sorted(delays.items()),
-          "held_steps_mean": agg("held_steps", np.mean),
-          "period_jitter_ms_p50": agg("period_jitter_ms_p50", np.median),
-          "period_jitter_ms_p99_worst": agg("period_jitter_ms_p99", np.max),
-          "control_overhead_ms_max": agg("control_overhead_ms_max", np.max),
-          "steps": int(sum(x["steps"] for x in stats)),
-          "major_page_faults": _major_faults() - faults}
+  return {
+    "policy": policy.name,
+    "driver": f"runner, {clock_kind} clock",
+    "mode": mode,
+    "success_rate": float(np.mean(successes)),
+    "successes": successes,
+    "episodes": episodes,
+    "seed": seed,
+    "wall_s": round(time.time() - t_start, 1),
+    "latency_ms": latency_ms if clock_kind == "sim" else agg("latency_ms_p50", np.median),
+    "delay_steps": sorted(delays.items()),
+    "held_steps_mean": agg("held_steps", np.mean),
+    "period_jitter_ms_p50": agg("period_jitter_ms_p50", np.median),
+    "period_jitter_ms_p99_worst": agg("period_jitter_ms_p99", np.max),
+    "control_overhead_ms_max": agg("control_overhead_ms_max", np.max),
+    "steps": int(sum(x["steps"] for x in stats)),
+    "major_page_faults": _major_faults() - faults,
+  }
 
 
-def run_in_process(workdir: str, name: str, task: str, episodes: int, seed: int,
-                   delay: int | None, mode: str) -> dict:
+def run_in_process(
+  workdir: str, name: str, task: str, episodes: int, seed: int, delay: int | None, mode: str
+) -> dict:
   """The run's in-process policy on the CPU evaluator: frozen in time (delay None) or in
   real-time mode with `delay` control steps."""
   from jaxpolicy import evaluation, load_policy  # pylint: disable=g-import-not-at-top
+
   pol = load_policy(workdir, name)
   timing = None
   if delay is not None:
     timing = execution.Timing(delay, pol.span, pol.n_action_steps, mode)
   r = evaluation.evaluate(pol, task, episodes=episodes, seed=seed, backend="cpu", timing=timing)
-  return {"policy": name, "driver": "in-process, CPU evaluator" + (
-              f", real time, delay {delay}" if delay is not None else ", frozen time"),
-          "mode": mode if delay is not None else "sync (no delay)",
-          "success_rate": r["success_rate"], "successes": r["successes"],
-          "episodes": episodes, "seed": seed, "wall_s": r["wall_s"], "delay_steps": delay}
+  return {
+    "policy": name,
+    "driver": "in-process, CPU evaluator"
+    + (f", real time, delay {delay}" if delay is not None else ", frozen time"),
+    "mode": mode if delay is not None else "sync (no delay)",
+    "success_rate": r["success_rate"],
+    "successes": r["successes"],
+    "episodes": episodes,
+    "seed": seed,
+    "wall_s": r["wall_s"],
+    "delay_steps": delay,
+  }
 
 
 def main(argv=None):
@@ -233,47 +291,64 @@ def main(argv=None):
   a = ap.parse_args(argv)
   if a.what == "plant":
     rows = [run_bare_loop(a.seconds, a.hz)]
-    rows += [run_plant(a.seconds, a.hz, a.latency_ms, a.mode, w, a.span, a.n_action_steps)
-             for w in a.work.split(",")]
+    rows += [
+      run_plant(a.seconds, a.hz, a.latency_ms, a.mode, w, a.span, a.n_action_steps)
+      for w in a.work.split(",")
+    ]
     for r in rows:
-      print(f"{r['work']:>21}: {r['steps']} steps at {r['rate_hz']:.2f} Hz, period jitter p50 "
-            f"{r['period_jitter_ms_p50']:.2f} / p99 {r['period_jitter_ms_p99']:.2f} ms, "
-            f"lateness p99 {r['lateness_ms_p99']:.2f} ms" + (
-                "" if "calls" not in r else
-                f", control overhead max {r['control_overhead_ms_max']:.2f} ms, install lock "
-                f"max {r['install_lock_ms_max']:.2f} ms, lost {r['actions_lost']}, misplaced "
-                f"{r['actions_misplaced']}, calls {r['calls']}"))
+      print(
+        f"{r['work']:>21}: {r['steps']} steps at {r['rate_hz']:.2f} Hz, period jitter p50 "
+        f"{r['period_jitter_ms_p50']:.2f} / p99 {r['period_jitter_ms_p99']:.2f} ms, "
+        f"lateness p99 {r['lateness_ms_p99']:.2f} ms"
+        + (
+          ""
+          if "calls" not in r
+          else f", control overhead max {r['control_overhead_ms_max']:.2f} ms, install lock "
+          f"max {r['install_lock_ms_max']:.2f} ms, lost {r['actions_lost']}, misplaced "
+          f"{r['actions_misplaced']}, calls {r['calls']}"
+        )
+      )
     from benchmarks import common  # pylint: disable=g-import-not-at-top
-    result = {"benchmark": "robot_runner_plant", "environment": common.environment(),
-              "load_average": list(os.getloadavg()), "results": rows}
+
+    result = {
+      "benchmark": "robot_runner_plant",
+      "environment": common.environment(),
+      "load_average": list(os.getloadavg()),
+      "results": rows,
+    }
   else:
     if not a.artifact:
       sys.exit("metaworld needs --artifact=DIR (python -m launch.export ...)")
     from benchmarks import common  # pylint: disable=g-import-not-at-top
     from jaxpolicy.exported import load_exported  # pylint: disable=g-import-not-at-top
+
     policy = load_exported(a.artifact)
     measured = _exported_latency_ms(policy)
     delay = max(1, execution.delay_steps(measured, a.hz))
     rows = []
     if a.workdir:
-      rows.append(run_in_process(a.workdir, policy.name, a.task, a.episodes, a.seed, None,
-                                 "sync"))
+      rows.append(run_in_process(a.workdir, policy.name, a.task, a.episodes, a.seed, None, "sync"))
     for mode in a.modes.split(","):
-      rows.append(run_metaworld_runner(policy, a.task, a.episodes, a.seed, mode, "wall",
-                                       measured))
-      rows.append(run_metaworld_runner(policy, a.task, a.episodes, a.seed, mode, "sim",
-                                       measured))
+      rows.append(run_metaworld_runner(policy, a.task, a.episodes, a.seed, mode, "wall", measured))
+      rows.append(run_metaworld_runner(policy, a.task, a.episodes, a.seed, mode, "sim", measured))
       if a.workdir:
-        rows.append(run_in_process(a.workdir, policy.name, a.task, a.episodes, a.seed, delay,
-                                   mode))
+        rows.append(run_in_process(a.workdir, policy.name, a.task, a.episodes, a.seed, delay, mode))
     for r in rows:
-      print(f"{r['policy']} {r['driver']:<44} {r['mode']:<16} success {r['success_rate']:.2f}"
-            f" ({r['episodes']} episodes, {r['wall_s']} s)")
-    result = {"benchmark": "robot_runner_metaworld", "load_average": list(os.getloadavg()),
-              "task": a.task, "artifact": a.artifact,
-              "workdir": a.workdir, "measured_latency_ms_b1": measured,
-              "delay_steps_at_measured": delay, "environment": common.environment(),
-              "results": rows}
+      print(
+        f"{r['policy']} {r['driver']:<44} {r['mode']:<16} success {r['success_rate']:.2f}"
+        f" ({r['episodes']} episodes, {r['wall_s']} s)"
+      )
+    result = {
+      "benchmark": "robot_runner_metaworld",
+      "load_average": list(os.getloadavg()),
+      "task": a.task,
+      "artifact": a.artifact,
+      "workdir": a.workdir,
+      "measured_latency_ms_b1": measured,
+      "delay_steps_at_measured": delay,
+      "environment": common.environment(),
+      "results": rows,
+    }
   if a.out:
     with open(a.out, "w") as f:
       json.dump(result, f, indent=2, default=str)

@@ -8,6 +8,7 @@ step, a diffusers-style `step()` with x0 ("sample") prediction and clipping, und
 `torch.no_grad()`. torch is an optional dependency (`pip install torch==2.13.0`); nothing
 in `jaxpolicy` imports this module.
 """
+
 from __future__ import annotations
 
 import math
@@ -40,8 +41,11 @@ class ConvNormMish(nn.Module):
 
   def __init__(self, cin: int, cout: int, kernel_size: int, groups: int = 8):
     super().__init__()
-    self.block = nn.Sequential(nn.Conv1d(cin, cout, kernel_size, padding=kernel_size // 2),
-                               nn.GroupNorm(groups, cout), nn.Mish())
+    self.block = nn.Sequential(
+      nn.Conv1d(cin, cout, kernel_size, padding=kernel_size // 2),
+      nn.GroupNorm(groups, cout),
+      nn.Mish(),
+    )
 
   def forward(self, x):
     return self.block(x)
@@ -53,15 +57,16 @@ class FiLMResidualBlock(nn.Module):
   def __init__(self, cin: int, cout: int, cond_dim: int, kernel_size: int, groups: int = 8):
     super().__init__()
     self.cout = cout
-    self.blocks = nn.ModuleList([ConvNormMish(cin, cout, kernel_size, groups),
-                                 ConvNormMish(cout, cout, kernel_size, groups)])
+    self.blocks = nn.ModuleList(
+      [ConvNormMish(cin, cout, kernel_size, groups), ConvNormMish(cout, cout, kernel_size, groups)]
+    )
     self.cond_encoder = nn.Sequential(nn.Mish(), nn.Linear(cond_dim, 2 * cout))
     self.residual_conv = nn.Conv1d(cin, cout, 1) if cin != cout else nn.Identity()
 
   def forward(self, x, cond):
-    film = self.cond_encoder(cond).unsqueeze(-1)      # (B, 2 C, 1)
+    film = self.cond_encoder(cond).unsqueeze(-1)  # (B, 2 C, 1)
     h = self.blocks[0](x)
-    h = film[:, :self.cout] * h + film[:, self.cout:]
+    h = film[:, : self.cout] * h + film[:, self.cout :]
     return self.blocks[1](h) + self.residual_conv(x)
 
 
@@ -70,7 +75,7 @@ class Resample(nn.Module):
 
   def __init__(self, dim: int, up: bool):
     super().__init__()
-    self.conv = (nn.ConvTranspose1d(dim, dim, 4, 2, 1) if up else nn.Conv1d(dim, dim, 3, 2, 1))
+    self.conv = nn.ConvTranspose1d(dim, dim, 4, 2, 1) if up else nn.Conv1d(dim, dim, 3, 2, 1)
 
   def forward(self, x):
     return self.conv(x)
@@ -79,36 +84,51 @@ class Resample(nn.Module):
 class ConditionalUnet1D(nn.Module):
   """x (B, H, A), timestep (B,) or scalar, global_cond (B, G) -> (B, H, A)."""
 
-  def __init__(self, input_dim: int, global_cond_dim: int,
-               down_dims: Sequence[int] = (512, 1024, 2048), kernel_size: int = 5,
-               n_groups: int = 8, step_embed_dim: int = 128):
+  def __init__(
+    self,
+    input_dim: int,
+    global_cond_dim: int,
+    down_dims: Sequence[int] = (512, 1024, 2048),
+    kernel_size: int = 5,
+    n_groups: int = 8,
+    step_embed_dim: int = 128,
+  ):
     super().__init__()
     d = step_embed_dim
     cond_dim = d + global_cond_dim
-    self.diffusion_step_encoder = nn.Sequential(StepEmbedding(d), nn.Linear(d, 4 * d), nn.Mish(),
-                                                nn.Linear(4 * d, d))
+    self.diffusion_step_encoder = nn.Sequential(
+      StepEmbedding(d), nn.Linear(d, 4 * d), nn.Mish(), nn.Linear(4 * d, d)
+    )
     widths = [input_dim] + list(down_dims)
     levels = len(down_dims)
     block = lambda cin, cout: FiLMResidualBlock(cin, cout, cond_dim, kernel_size, n_groups)
     self.down_modules = nn.ModuleList()
     for i in range(levels):
       last = i == levels - 1
-      self.down_modules.append(nn.ModuleList([
-          block(widths[i], widths[i + 1]), block(widths[i + 1], widths[i + 1]),
-          nn.Identity() if last else Resample(widths[i + 1], up=False)]))
-    self.mid_modules = nn.ModuleList([block(widths[-1], widths[-1]),
-                                      block(widths[-1], widths[-1])])
+      self.down_modules.append(
+        nn.ModuleList(
+          [
+            block(widths[i], widths[i + 1]),
+            block(widths[i + 1], widths[i + 1]),
+            nn.Identity() if last else Resample(widths[i + 1], up=False),
+          ]
+        )
+      )
+    self.mid_modules = nn.ModuleList([block(widths[-1], widths[-1]), block(widths[-1], widths[-1])])
     self.up_modules = nn.ModuleList()
     for i in range(levels - 1):
       deep, out = widths[levels - i], widths[levels - 1 - i]
-      self.up_modules.append(nn.ModuleList([block(2 * deep, out), block(out, out),
-                                            Resample(out, up=True)]))
+      self.up_modules.append(
+        nn.ModuleList([block(2 * deep, out), block(out, out), Resample(out, up=True)])
+      )
     # the anchors' final block always has 8 groups
-    self.final_conv = nn.Sequential(ConvNormMish(down_dims[0], down_dims[0], kernel_size, 8),
-                                    nn.Conv1d(down_dims[0], input_dim, 1))
+    self.final_conv = nn.Sequential(
+      ConvNormMish(down_dims[0], down_dims[0], kernel_size, 8),
+      nn.Conv1d(down_dims[0], input_dim, 1),
+    )
 
   def forward(self, sample, timestep, global_cond):
-    x = sample.transpose(1, 2)                        # (B, A, H): channels first
+    x = sample.transpose(1, 2)  # (B, A, H): channels first
     if not torch.is_tensor(timestep):
       timestep = torch.tensor([timestep], dtype=torch.long, device=x.device)
     if timestep.dim() == 0:
@@ -146,19 +166,22 @@ class StateEncoder(nn.Module):
 
 # --- DDIM, diffusers semantics, plain torch ------------------------------------------------
 
+
 def cosine_betas(num_train_timesteps: int, max_beta: float = 0.999) -> torch.Tensor:
   """`squaredcos_cap_v2` betas (computed in float64, stored as float32 like diffusers)."""
   f = lambda s: math.cos((s + 0.008) / 1.008 * math.pi / 2) ** 2
   n = num_train_timesteps
-  return torch.tensor([min(1 - f((i + 1) / n) / f(i / n), max_beta) for i in range(n)],
-                      dtype=torch.float32)
+  return torch.tensor(
+    [min(1 - f((i + 1) / n) / f(i / n), max_beta) for i in range(n)], dtype=torch.float32
+  )
 
 
 class DDIMScheduler:
   """Deterministic DDIM (eta 0, set_alpha_to_one) as diffusers' `DDIMScheduler.step`."""
 
-  def __init__(self, num_train_timesteps: int = 100, prediction_type: str = "sample",
-               clip_sample: bool = True):
+  def __init__(
+    self, num_train_timesteps: int = 100, prediction_type: str = "sample", clip_sample: bool = True
+  ):
     self.num_train_timesteps = num_train_timesteps
     self.prediction_type = prediction_type
     self.clip_sample = clip_sample
@@ -185,20 +208,21 @@ class DDIMScheduler:
     abar_prev = self.alphas_cumprod[prev_t] if prev_t >= 0 else self.final_alpha_cumprod
     if self.prediction_type == "sample":
       x0 = model_output
-      eps = (sample - abar ** 0.5 * x0) / (1 - abar) ** 0.5
+      eps = (sample - abar**0.5 * x0) / (1 - abar) ** 0.5
     else:
       eps = model_output
-      x0 = (sample - (1 - abar) ** 0.5 * eps) / abar ** 0.5
+      x0 = (sample - (1 - abar) ** 0.5 * eps) / abar**0.5
     if self.clip_sample:
       x0 = x0.clamp(-1, 1)
-    return abar_prev ** 0.5 * x0 + (1 - abar_prev) ** 0.5 * eps
+    return abar_prev**0.5 * x0 + (1 - abar_prev) ** 0.5 * eps
 
 
-def ddim_loop(model, scheduler: DDIMScheduler, noise, global_cond, num_steps: int,
-              spacing: str = "leading"):
+def ddim_loop(
+  model, scheduler: DDIMScheduler, noise, global_cond, num_steps: int, spacing: str = "leading"
+):
   """The anchors' `conditional_sample`: one eager model call and scheduler step per t."""
   x = noise
-  mask = torch.zeros_like(x, dtype=torch.bool)   # DP3 re-applies its (empty) inpainting mask
+  mask = torch.zeros_like(x, dtype=torch.bool)  # DP3 re-applies its (empty) inpainting mask
   scheduler.set_timesteps(num_steps, spacing)
   for t in scheduler.timesteps:
     x[mask] = 0.0
@@ -215,12 +239,19 @@ def one_step(model, noise, global_cond, timestep: int):
 
 # --- weights from jaxpolicy ----------------------------------------------------------------
 
+
 def unet_from_jax(unet_params, n_groups: int = 8) -> ConditionalUnet1D:
   """A torch U-Net holding the same (full-shape) weights as our U-Net params."""
   sd = torch_bridge.unet_params_to_torch(unet_params)
   cfg = torch_bridge.unet_config_from_torch(sd)
-  model = ConditionalUnet1D(cfg["input_dim"], cfg["global_cond_dim"], cfg["down_dims"],
-                            cfg["kernel_size"], n_groups, cfg["step_embed_dim"])
+  model = ConditionalUnet1D(
+    cfg["input_dim"],
+    cfg["global_cond_dim"],
+    cfg["down_dims"],
+    cfg["kernel_size"],
+    n_groups,
+    cfg["step_embed_dim"],
+  )
   model.load_state_dict({k: torch.from_numpy(v) for k, v in sd.items()}, strict=True)
   return model.eval()
 
@@ -249,13 +280,19 @@ def dp3_encoder_from_jax(enc_params) -> "DP3Encoder":
   p = enc_params["params"] if "params" in enc_params else enc_params
   n_point = sum(1 for k in p if k.startswith("point_dense"))
   point_dims = [int(p[f"point_dense{i}"]["kernel"].shape[1]) for i in range(n_point)]
-  state_dims = [int(p[f"state_dense{i}"]["kernel"].shape[1])
-                for i in range(sum(1 for k in p if k.startswith("state_dense")))]
-  enc = DP3Encoder(int(p["point_out"]["kernel"].shape[1]), point_dims,
-                   int(p["state_dense0"]["kernel"].shape[0]), state_dims)
+  state_dims = [
+    int(p[f"state_dense{i}"]["kernel"].shape[1])
+    for i in range(sum(1 for k in p if k.startswith("state_dense")))
+  ]
+  enc = DP3Encoder(
+    int(p["point_out"]["kernel"].shape[1]),
+    point_dims,
+    int(p["state_dense0"]["kernel"].shape[0]),
+    state_dims,
+  )
   t = lambda a: torch.from_numpy(np.asarray(a, np.float32).copy())
   sd = {}
-  for i in range(n_point):   # point_mlp = [Linear, LayerNorm, ReLU] per layer
+  for i in range(n_point):  # point_mlp = [Linear, LayerNorm, ReLU] per layer
     sd[f"point_mlp.{3 * i}.weight"] = t(np.asarray(p[f"point_dense{i}"]["kernel"]).T)
     sd[f"point_mlp.{3 * i}.bias"] = t(p[f"point_dense{i}"]["bias"])
     sd[f"point_mlp.{3 * i + 1}.weight"] = t(p[f"point_norm{i}"]["scale"])
@@ -264,7 +301,7 @@ def dp3_encoder_from_jax(enc_params) -> "DP3Encoder":
   sd["point_out.0.bias"] = t(p["point_out"]["bias"])
   sd["point_out.1.weight"] = t(p["point_out_norm"]["scale"])
   sd["point_out.1.bias"] = t(p["point_out_norm"]["bias"])
-  for i in range(len(state_dims)):   # state_mlp = Linear (ReLU Linear)*
+  for i in range(len(state_dims)):  # state_mlp = Linear (ReLU Linear)*
     sd[f"state_mlp.{2 * i}.weight"] = t(np.asarray(p[f"state_dense{i}"]["kernel"]).T)
     sd[f"state_mlp.{2 * i}.bias"] = t(p[f"state_dense{i}"]["bias"])
   enc.load_state_dict(sd, strict=True)
@@ -277,10 +314,20 @@ class TorchPolicy:
   sampler: ("ddim", k, spacing) or ("one_step", T). Returns the full unnormalised chunk.
   """
 
-  def __init__(self, encoder: StateEncoder, unet: ConditionalUnet1D, normalizer, horizon: int,
-               action_dim: int, sampler, num_train_timesteps: int = 100,
-               prediction_type: str = "sample", clip_sample: bool = True,
-               device: str = "cpu", obs_key: str | None = "full_state"):
+  def __init__(
+    self,
+    encoder: StateEncoder,
+    unet: ConditionalUnet1D,
+    normalizer,
+    horizon: int,
+    action_dim: int,
+    sampler,
+    num_train_timesteps: int = 100,
+    prediction_type: str = "sample",
+    clip_sample: bool = True,
+    device: str = "cpu",
+    obs_key: str | None = "full_state",
+  ):
     self.device = torch.device(device)
     self.encoder = encoder.to(self.device)
     self.unet = unet.to(self.device)
@@ -322,12 +369,14 @@ class TorchPolicy:
 
 # --- training: the same steps in eager PyTorch ---------------------------------------------
 
+
 class DP3Encoder(nn.Module):
   """DP3's encoder: PointNet (Linear 3->64->128->256, each LayerNorm + ReLU, max over the
   points, Linear 256->out + LayerNorm) beside the state MLP (Linear 9->64, ReLU, 64->64)."""
 
-  def __init__(self, out_dim: int = 64, point_dims=(64, 128, 256), state_dim: int = 9,
-               state_dims=(64, 64)):
+  def __init__(
+    self, out_dim: int = 64, point_dims=(64, 128, 256), state_dim: int = 9, state_dims=(64, 64)
+  ):
     super().__init__()
     layers, cin = [], 3
     for h in point_dims:
@@ -352,7 +401,7 @@ def make_encoder(obs_shapes: dict, hidden_dims, out_dim: int) -> nn.Module:
   """DP3's encoder for point clouds, else jaxpolicy's state MLP on the one key."""
   if "point_cloud" in obs_shapes:
     return DP3Encoder(out_dim, state_dim=int(obs_shapes["agent_pos"][0]))
-  (key, shape), = obs_shapes.items()
+  ((key, shape),) = obs_shapes.items()
   enc = StateEncoder(int(shape[0]), hidden_dims, out_dim)
   return _KeyedEncoder(enc, key)
 
@@ -376,11 +425,13 @@ def encode_history(encoder, obs):
 def adamw(params, lr: float, betas, weight_decay: float):
   """torch's fastest CPU/GPU AdamW: the fused kernel where this torch has one."""
   try:
-    return torch.optim.AdamW(params, lr, betas=tuple(betas), eps=1e-8,
-                             weight_decay=weight_decay, fused=True)
+    return torch.optim.AdamW(
+      params, lr, betas=tuple(betas), eps=1e-8, weight_decay=weight_decay, fused=True
+    )
   except (RuntimeError, TypeError):
-    return torch.optim.AdamW(params, lr, betas=tuple(betas), eps=1e-8,
-                             weight_decay=weight_decay, foreach=True)
+    return torch.optim.AdamW(
+      params, lr, betas=tuple(betas), eps=1e-8, weight_decay=weight_decay, foreach=True
+    )
 
 
 class EMA:
@@ -413,9 +464,17 @@ def _add_noise(alphas_cumprod, x0, noise, t):
 class TeacherTrainStep:
   """DP3's training step: encoder + U-Net, DDPM loss on x0 ("sample"), AdamW, EMA."""
 
-  def __init__(self, encoder, unet, num_train_timesteps: int = 100, lr: float = 1e-4,
-               betas=(0.95, 0.999), weight_decay: float = 1e-6, ema: bool = True,
-               grad_clip: float | None = None):
+  def __init__(
+    self,
+    encoder,
+    unet,
+    num_train_timesteps: int = 100,
+    lr: float = 1e-4,
+    betas=(0.95, 0.999),
+    weight_decay: float = 1e-6,
+    ema: bool = True,
+    grad_clip: float | None = None,
+  ):
     self.encoder, self.unet = encoder.train(), unet.train()
     params = list(encoder.parameters()) + list(unet.parameters())
     self.params, self.grad_clip = params, grad_clip
@@ -444,12 +503,24 @@ class SDMTrainStep:
   steps (P frozen, D read without gradients, DMD's per-sample normaliser), then D's
   denoising loss on the new G's samples; the teacher's encoder frozen."""
 
-  def __init__(self, encoder, teacher_unet, num_train_timesteps: int = 100,
-               gen_lr: float = 1e-5, fake_lr: float = 1e-5, betas=(0.95, 0.999),
-               weight_decay: float = 1e-6, lam: float = 1.0, gamma: float = 1.0,
-               gen_every: int = 1, t_grid=None, ema: bool = True,
-               grad_clip: float | None = None):
+  def __init__(
+    self,
+    encoder,
+    teacher_unet,
+    num_train_timesteps: int = 100,
+    gen_lr: float = 1e-5,
+    fake_lr: float = 1e-5,
+    betas=(0.95, 0.999),
+    weight_decay: float = 1e-6,
+    lam: float = 1.0,
+    gamma: float = 1.0,
+    gen_every: int = 1,
+    t_grid=None,
+    ema: bool = True,
+    grad_clip: float | None = None,
+  ):
     import copy
+
     self.encoder = encoder.eval().requires_grad_(False)
     self.real = teacher_unet.eval().requires_grad_(False)
     self.gen, self.fake = copy.deepcopy(teacher_unet).train(), copy.deepcopy(teacher_unet).train()
@@ -461,8 +532,9 @@ class SDMTrainStep:
     device = next(teacher_unet.parameters()).device
     self.abar = torch.cumprod(1.0 - cosine_betas(num_train_timesteps), dim=0).to(device)
     self.T, self.lam, self.gamma, self.gen_every = num_train_timesteps, lam, gamma, gen_every
-    self.grid = torch.as_tensor(t_grid if t_grid is not None
-                                else np.arange(9, num_train_timesteps, 10), device=device)
+    self.grid = torch.as_tensor(
+      t_grid if t_grid is not None else np.arange(9, num_train_timesteps, 10), device=device
+    )
     self.step, self.grad_clip = 0, grad_clip
 
   def _t(self, b):
@@ -504,6 +576,7 @@ class SDMTrainStep:
 
 # --- Diffusion Policy's image encoder (ResNet-18 with GroupNorm, spatial softmax) ----------
 
+
 class BasicBlockGN(nn.Module):
   """torchvision's BasicBlock with DP's GroupNorm(channels // 16) for its BatchNorms."""
 
@@ -514,8 +587,11 @@ class BasicBlockGN(nn.Module):
     self.bn1 = gn(cout)
     self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
     self.bn2 = gn(cout)
-    self.downsample = (nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), gn(cout))
-                       if stride != 1 or cin != cout else None)
+    self.downsample = (
+      nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), gn(cout))
+      if stride != 1 or cin != cout
+      else None
+    )
 
   def forward(self, x):
     h = torch.relu(self.bn1(self.conv1(x)))
@@ -561,9 +637,10 @@ class SpatialSoftmax(nn.Module):
 
   def forward(self, x):
     x = self.nets(x)
-    att = torch.softmax(x.flatten(2).flatten(0, 1), dim=-1)          # (N K, H W)
-    xy = torch.cat([(self.pos_x * att).sum(1, keepdim=True),
-                    (self.pos_y * att).sum(1, keepdim=True)], 1)
+    att = torch.softmax(x.flatten(2).flatten(0, 1), dim=-1)  # (N K, H W)
+    xy = torch.cat(
+      [(self.pos_x * att).sum(1, keepdim=True), (self.pos_y * att).sum(1, keepdim=True)], 1
+    )
     return xy.view(-1, self.num_kp * 2)
 
 
@@ -572,29 +649,41 @@ class ImageEncoder(nn.Module):
   crop, [0, 255] -> [-1, 1], ResNetGN, spatial softmax + Linear (or global average pooling),
   concatenated with the state. obs: {camera key: (N, H, W, 3) uint8, "agent_pos": (N, D)}."""
 
-  def __init__(self, camera_keys, image_size, crop, widths=(64, 128, 256, 512),
-               pooling: str = "spatial_softmax", num_kp: int = 32, feature_dim: int = 64):
+  def __init__(
+    self,
+    camera_keys,
+    image_size,
+    crop,
+    widths=(64, 128, 256, 512),
+    pooling: str = "spatial_softmax",
+    num_kp: int = 32,
+    feature_dim: int = 64,
+  ):
     super().__init__()
     from jaxpolicy.nets.vision import feature_map_size
-    self.keys, self.crop, self.size, self.pooling = tuple(camera_keys), tuple(crop), \
-        tuple(image_size), pooling
+
+    self.keys, self.crop, self.size, self.pooling = (
+      tuple(camera_keys),
+      tuple(crop),
+      tuple(image_size),
+      pooling,
+    )
     fh, fw = feature_map_size(crop)
     self.backbones = nn.ModuleList([ResNetGN(widths) for _ in self.keys])
     if pooling == "spatial_softmax":
-      self.pools = nn.ModuleList([SpatialSoftmax(widths[-1], fh, fw, num_kp)
-                                  for _ in self.keys])
+      self.pools = nn.ModuleList([SpatialSoftmax(widths[-1], fh, fw, num_kp) for _ in self.keys])
       self.outs = nn.ModuleList([nn.Linear(2 * num_kp, feature_dim) for _ in self.keys])
 
   def _crop(self, x):
     (H, W), (h, w) = self.size, self.crop
-    if self.training:    # DP's CropRandomizer: a corner per frame
+    if self.training:  # DP's CropRandomizer: a corner per frame
       i = torch.randint(0, H - h + 1, (x.shape[0],), device=x.device)
       j = torch.randint(0, W - w + 1, (x.shape[0],), device=x.device)
       rows = (i[:, None] + torch.arange(h, device=x.device))[:, :, None]
       cols = (j[:, None] + torch.arange(w, device=x.device))[:, None, :]
       return x[torch.arange(x.shape[0], device=x.device)[:, None, None], rows, cols]
     top, left = (H - h) // 2, (W - w) // 2
-    return x[:, top:top + h, left:left + w]
+    return x[:, top : top + h, left : left + w]
 
   def forward(self, obs):
     feats = []
@@ -609,8 +698,9 @@ class ImageEncoder(nn.Module):
     return torch.cat(feats + [obs["agent_pos"].float()], dim=-1)
 
 
-def image_encoder_from_jax(enc_params, camera_keys, image_size, crop,
-                           pooling: str = "spatial_softmax") -> ImageEncoder:
+def image_encoder_from_jax(
+  enc_params, camera_keys, image_size, crop, pooling: str = "spatial_softmax"
+) -> ImageEncoder:
   """DP's image encoder in PyTorch with the weights of a `jaxpolicy` RGBEncoder."""
   p = enc_params["params"] if "params" in enc_params else enc_params
   first = p[f"camera_{camera_keys[0]}"]
@@ -626,7 +716,7 @@ def image_encoder_from_jax(enc_params, camera_keys, image_size, crop,
     for name, v in torch_bridge.resnet_params_to_torch(cam["backbone"]).items():
       sd[f"backbones.{n}.{name}"] = torch.from_numpy(v)
     if pooling == "spatial_softmax":
-      kp = np.asarray(cam["pool"]["keypoints"]["kernel"])          # (1, 1, C, K)
+      kp = np.asarray(cam["pool"]["keypoints"]["kernel"])  # (1, 1, C, K)
       sd[f"pools.{n}.nets.weight"] = t(kp[0, 0].T[:, :, None, None])
       sd[f"pools.{n}.nets.bias"] = t(cam["pool"]["keypoints"]["bias"])
       sd[f"pools.{n}.pos_x"], sd[f"pools.{n}.pos_y"] = enc.pools[n].pos_x, enc.pools[n].pos_y

@@ -6,6 +6,7 @@ Trains from the demonstrations alone (no teacher) with the teacher's optimiser s
 step budget, and evaluates the one-step policy `bc_1step` (NFE 1).
 Presets: quick (default) | paper | tiny.
 """
+
 from configs import common
 
 

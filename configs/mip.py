@@ -6,6 +6,7 @@ Trains the teacher's encoder and U-Net from the demonstrations alone (no teacher
 teacher's optimiser and step budget, and evaluates `mip_2step` (NFE 2, deterministic).
 Presets: quick (default) | paper | tiny. The method: docs/methods.md, "bc, MeanFlow, MIP".
 """
+
 import ml_collections
 
 from configs import common

@@ -6,6 +6,7 @@ The quick preset (default) collects 10 scripted demonstrations, is sized to trai
 2-core CPU, and evaluates on 20 real-MetaWorld episodes; what it reaches per task is in
 docs/results.md. Presets: quick | paper | tiny (e.g. --config=configs/teacher.py:paper).
 """
+
 from configs import common
 
 

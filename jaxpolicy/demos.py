@@ -2,6 +2,7 @@
 expert, or a dataset of your own) and the run's sensor (point clouds or cameras), which
 collection and evaluation share.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -30,8 +31,11 @@ def open_sensor(config, sensor=None):
   if sensor is not None or not wants or (offline(config) and not config.eval.get("task")):
     yield sensor
     return
-  sensor = (pointcloud.make_sensor(config) if obs_lib.uses_sensor(config)
-            else camera.make_camera_sensor(config))
+  sensor = (
+    pointcloud.make_sensor(config)
+    if obs_lib.uses_sensor(config)
+    else camera.make_camera_sensor(config)
+  )
   try:
     yield sensor
   finally:
@@ -45,38 +49,62 @@ def ensure_demo_data(config) -> str:
   named by a hash of the sensor settings, which are also stored in their attributes. A
   dataset of your own (data.path) is used as it is."""
   if offline(config):
-    formats.detect(config.data.path)   # one line when it is none of the formats
+    formats.detect(config.data.path)  # one line when it is none of the formats
     return config.data.path
   tag, attrs = "", {}
   if obs_lib.uses_sensor(config) or obs_lib.uses_camera(config):
-    spec = (pointcloud.sensor_spec(config) if obs_lib.uses_sensor(config)
-            else camera.camera_spec(config))
+    spec = (
+      pointcloud.sensor_spec(config) if obs_lib.uses_sensor(config) else camera.camera_spec(config)
+    )
     attrs = {"sensor": spec.to_dict()}
     tag = hashlib.sha1(json.dumps(attrs, sort_keys=True).encode()).hexdigest()[:8]
   suite = suites.suite_of(config.task)
-  path = collect.demo_path(config.data.dir, suite, config.task, config.data.num_episodes,
-                           config.obs, tag)
+  path = collect.demo_path(
+    config.data.dir, suite, config.task, config.data.num_episodes, config.obs, tag
+  )
   if not sharding.is_primary():
     deadline = time.time() + 3600
     while not os.path.isdir(path):
       if time.time() > deadline:
         raise TimeoutError(f"process {jax.process_index()}: {path} did not appear in an hour")
       time.sleep(1.0)
-  if os.path.isdir(path):   # no sensor (and no renderer) needed
-    return collect.ensure_demos(config.data.dir, suite, config.task, config.data.num_episodes,
-                                seed=config.data.seed, obs_type=config.obs, tag=tag,
-                                attrs=attrs)
+  if os.path.isdir(path):  # no sensor (and no renderer) needed
+    return collect.ensure_demos(
+      config.data.dir,
+      suite,
+      config.task,
+      config.data.num_episodes,
+      seed=config.data.seed,
+      obs_type=config.obs,
+      tag=tag,
+      attrs=attrs,
+    )
   with open_sensor(config) as sensor:
-    return collect.ensure_demos(config.data.dir, suite, config.task, config.data.num_episodes,
-                                seed=config.data.seed, obs_type=config.obs, sensor=sensor,
-                                tag=tag, attrs=attrs)
+    return collect.ensure_demos(
+      config.data.dir,
+      suite,
+      config.task,
+      config.data.num_episodes,
+      seed=config.data.seed,
+      obs_type=config.obs,
+      sensor=sensor,
+      tag=tag,
+      attrs=attrs,
+    )
 
 
 def load_demo_data(config, normalizer=None) -> DemoData:
   """Demonstration windows for a config (see `ensure_demo_data`)."""
   path = ensure_demo_data(config)
   p = config.policy
-  return load_demos(path, obs_lib.keys_of(config), p.horizon, p.n_obs_steps,
-                    p.n_action_steps, val_episodes=config.data.val_episodes,
-                    seed=config.data.seed, normalizer=normalizer,
-                    mapping=formats.Mapping.from_config(config.data))
+  return load_demos(
+    path,
+    obs_lib.keys_of(config),
+    p.horizon,
+    p.n_obs_steps,
+    p.n_action_steps,
+    val_episodes=config.data.val_episodes,
+    seed=config.data.seed,
+    normalizer=normalizer,
+    mapping=formats.Mapping.from_config(config.data),
+  )

@@ -8,6 +8,7 @@ latency into control steps and `schedule` lists an episode's requests for a fixe
 runner (jaxpolicy.robot) share it. The modes and stitchings: docs/realtime.md, "Chunks in
 time".
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -17,7 +18,7 @@ import numpy as np
 
 MODES = ("sync", "async")
 STITCHING = ("none", "ensemble", "rtc")
-ENSEMBLE_M = 0.01   # ACT's temporal-ensembling decay
+ENSEMBLE_M = 0.01  # ACT's temporal-ensembling decay
 
 
 def delay_steps(latency_ms: float, control_hz: float) -> int:
@@ -33,6 +34,7 @@ def delay_steps(latency_ms: float, control_hz: float) -> int:
 class Timing:
   """How chunks are executed: delay d (control steps), `span` actions per chunk, of which
   `n_action_steps` are executed per request, mode and stitching."""
+
   delay: int
   span: int
   n_action_steps: int
@@ -45,15 +47,18 @@ class Timing:
     if self.stitching not in STITCHING:
       raise ValueError(f"stitching must be one of {STITCHING}, got {self.stitching!r}")
     if self.mode == "sync" and self.stitching != "none":
-      raise ValueError(f"stitching {self.stitching!r} is for async execution; sync executes "
-                       f"every chunk whole")
+      raise ValueError(
+        f"stitching {self.stitching!r} is for async execution; sync executes every chunk whole"
+      )
     if self.delay < 0 or not 1 <= self.n_action_steps <= self.span:
       raise ValueError(f"need delay >= 0 and 1 <= n_action_steps <= span, got {self}")
 
   def check(self, episode_length: int) -> None:
     if self.delay >= episode_length:
-      raise ValueError(f"a delay of {self.delay} control steps is not shorter than the "
-                       f"episode ({episode_length} steps): no action would ever execute")
+      raise ValueError(
+        f"a delay of {self.delay} control steps is not shorter than the "
+        f"episode ({episode_length} steps): no action would ever execute"
+      )
 
   @property
   def laid(self) -> int:
@@ -79,8 +84,8 @@ def rtc_weights(span: int, delay: int, n_action_steps: int) -> np.ndarray:
   that execute while it computes (committed), decaying exponentially over the rest of the
   previous chunk's remaining actions, 0 on the new part (the last n_action_steps)."""
   w = np.zeros(span, np.float32)
-  end = span - n_action_steps          # the previous chunk's actions run out here
-  w[:min(delay, span)] = 1.0
+  end = span - n_action_steps  # the previous chunk's actions run out here
+  w[: min(delay, span)] = 1.0
   if end > delay:
     i = np.arange(delay, end)
     c = (end - i) / (end - delay + 1)
@@ -91,9 +96,11 @@ def rtc_weights(span: int, delay: int, n_action_steps: int) -> np.ndarray:
 def empty_plan(xp, batch: int, length: int, span: int, action_dim: int) -> dict:
   """Planned actions per control step (length + span slots), their ensembling weights and
   how many chunks planned each step."""
-  return {"sum": xp.zeros((batch, length + span, action_dim), xp.float32),
-          "weight": xp.zeros((length + span,), xp.float32),
-          "count": xp.zeros((length + span,), xp.int32)}
+  return {
+    "sum": xp.zeros((batch, length + span, action_dim), xp.float32),
+    "weight": xp.zeros((length + span,), xp.float32),
+    "count": xp.zeros((length + span,), xp.int32),
+  }
 
 
 def install(xp, plan: dict, chunk, base, now, timing: Timing) -> dict:
@@ -105,17 +112,22 @@ def install(xp, plan: dict, chunk, base, now, timing: Timing) -> dict:
   laid = timing.laid
   new = (steps >= base) & (steps < base + laid) & (steps >= now)
   idx = xp.clip(steps - base, 0, chunk.shape[1] - 1)
-  values = xp.take(chunk, idx, axis=1)                          # (B, slots, A)
+  values = xp.take(chunk, idx, axis=1)  # (B, slots, A)
   m = new.astype(xp.float32)
   if timing.stitching == "ensemble":
     w = xp.exp(-ENSEMBLE_M * plan["count"].astype(xp.float32)) * m
-    return {"sum": plan["sum"] + w[None, :, None] * values, "weight": plan["weight"] + w,
-            "count": plan["count"] + new.astype(xp.int32)}
-  past = steps < now                             # replace: the old plan ends at `now`
+    return {
+      "sum": plan["sum"] + w[None, :, None] * values,
+      "weight": plan["weight"] + w,
+      "count": plan["count"] + new.astype(xp.int32),
+    }
+  past = steps < now  # replace: the old plan ends at `now`
   keep = past.astype(xp.float32)
-  return {"sum": plan["sum"] * keep[None, :, None] + m[None, :, None] * values,
-          "weight": plan["weight"] * keep + m,
-          "count": plan["count"] * past.astype(xp.int32) + new.astype(xp.int32)}
+  return {
+    "sum": plan["sum"] * keep[None, :, None] + m[None, :, None] * values,
+    "weight": plan["weight"] * keep + m,
+    "count": plan["count"] * past.astype(xp.int32) + new.astype(xp.int32),
+  }
 
 
 def action_at(xp, plan: dict, t, hold):

@@ -8,6 +8,7 @@ in the robot's units out) as `jax.export` programs with a symbolic batch dimensi
 for CPU and CUDA, the weights as plain arrays, a manifest, the loader and the robot runner.
 What each file holds: docs/robot.md, "Export".
 """
+
 from __future__ import annotations
 
 import importlib.metadata
@@ -51,8 +52,9 @@ def _preprocess_fn(config, raw_points: int, num_points: int):
   return jax.vmap(jax.vmap(one))
 
 
-def export_policy(policy, config, out_dir: str, raw_points: int = 0,
-                  platforms=PLATFORMS, extra: dict | None = None) -> dict:
+def export_policy(
+  policy, config, out_dir: str, raw_points: int = 0, platforms=PLATFORMS, extra: dict | None = None
+) -> dict:
   """Writes `policy` (a jaxpolicy.policy.Policy) to `out_dir`; returns the manifest.
 
   raw_points > 0 (point-cloud policies): the artifact takes raw clouds of that many points
@@ -65,12 +67,12 @@ def export_policy(policy, config, out_dir: str, raw_points: int = 0,
   preprocess = None
   if raw_points:
     if "point_cloud" not in obs_shapes:
-      raise ValueError(f"raw_points is for point-cloud policies; {policy.name} observes "
-                       f"{sorted(obs_shapes)}")
+      raise ValueError(
+        f"raw_points is for point-cloud policies; {policy.name} observes {sorted(obs_shapes)}"
+      )
     n_pts, channels = obs_shapes["point_cloud"]
     if raw_points < n_pts:
-      raise ValueError(f"raw_points ({raw_points}) must be at least the policy's "
-                       f"{n_pts} points")
+      raise ValueError(f"raw_points ({raw_points}) must be at least the policy's {n_pts} points")
     preprocess = _preprocess_fn(config, raw_points, n_pts)
     obs_shapes["point_cloud"] = (raw_points, channels)
 
@@ -79,12 +81,12 @@ def export_policy(policy, config, out_dir: str, raw_points: int = 0,
     if preprocess is not None:
       obs = dict(obs, point_cloud=preprocess(obs["point_cloud"]))
     chunk, carry = policy.apply(params, obs, carry, rng)
-    return policy.executable(chunk), carry   # (B, span, A): async execution needs them all
+    return policy.executable(chunk), carry  # (B, span, A): async execution needs them all
 
   def initial_state(batch_marker):
     return policy.init_carry(batch_marker.shape[0])
 
-  b, = jax_export.symbolic_shape("b")
+  (b,) = jax_export.symbolic_shape("b")
   S = jax.ShapeDtypeStruct
   marker = S((b,), jnp.int32)
   carry = jax.eval_shape(initial_state, marker)
@@ -103,51 +105,72 @@ def export_policy(policy, config, out_dir: str, raw_points: int = 0,
     np.savez(f, **{f"p{i:05d}": x for i, x in enumerate(leaves)})
   shutil.copyfile(exported.__file__, os.path.join(out_dir, "jaxpolicy_loader.py"))
   for module, copy in ((robot, "jaxpolicy_robot.py"), (execution, "jaxpolicy_execution.py")):
-    shutil.copyfile(module.__file__, os.path.join(out_dir, copy))   # the runner, jax + numpy
+    shutil.copyfile(module.__file__, os.path.join(out_dir, copy))  # the runner, jax + numpy
   manifest = {
-      "format_version": exported.FORMAT_VERSION,
-      "policy": policy.name,
-      "method": config.method,
-      "obs_shapes": {k: list(v) for k, v in obs_shapes.items()},
-      "obs_dtypes": {k: np.dtype(input_dtype(k)).name for k in obs_shapes},
-      "n_obs_steps": n_obs,
-      "action_dim": int(policy.nets.action_dim),
-      "n_action_steps": int(policy.n_action_steps),
-      "horizon": int(policy.nets.horizon),
-      "span": int(policy.span),
-      "nfe": int(policy.nfe),
-      "nfe_first_call": int(policy.nfe_first or policy.nfe),
-      "stateful": bool(jax.tree_util.tree_leaves(carry)),
-      "dtype": policy.nets.compute_dtype,
-      "platforms": list(platforms),
-      "point_cloud": None if preprocess is None else {
-          "raw_points": raw_points, "num_points": policy.obs_shapes["point_cloud"][0],
-          "crop_low": list(pointcloud.sensor_spec(config).crop_low),
-          "crop_high": list(pointcloud.sensor_spec(config).crop_high),
-          "sampling": "farthest-point sampling on xyz inside the crop box (world frame)"},
-      "images": None if not policy.nets.image_crop else {
-          "keys": [k for k in obs_shapes if obs_lib.is_image_key(k)],
-          "crop": list(policy.nets.image_crop),
-          "scaling": "ImageNet mean/std" if policy.nets.imagenet_norm else "[0, 255] -> [-1, 1]",
-          "preprocessing": "centre crop, then scaling, inside act"},
-      "params": {"count": len(leaves), "bytes": int(sum(x.nbytes for x in leaves))},
-      "config": config.to_dict(),
-      "versions": _versions(),
-      **(extra or {}),
+    "format_version": exported.FORMAT_VERSION,
+    "policy": policy.name,
+    "method": config.method,
+    "obs_shapes": {k: list(v) for k, v in obs_shapes.items()},
+    "obs_dtypes": {k: np.dtype(input_dtype(k)).name for k in obs_shapes},
+    "n_obs_steps": n_obs,
+    "action_dim": int(policy.nets.action_dim),
+    "n_action_steps": int(policy.n_action_steps),
+    "horizon": int(policy.nets.horizon),
+    "span": int(policy.span),
+    "nfe": int(policy.nfe),
+    "nfe_first_call": int(policy.nfe_first or policy.nfe),
+    "stateful": bool(jax.tree_util.tree_leaves(carry)),
+    "dtype": policy.nets.compute_dtype,
+    "platforms": list(platforms),
+    "point_cloud": None
+    if preprocess is None
+    else {
+      "raw_points": raw_points,
+      "num_points": policy.obs_shapes["point_cloud"][0],
+      "crop_low": list(pointcloud.sensor_spec(config).crop_low),
+      "crop_high": list(pointcloud.sensor_spec(config).crop_high),
+      "sampling": "farthest-point sampling on xyz inside the crop box (world frame)",
+    },
+    "images": None
+    if not policy.nets.image_crop
+    else {
+      "keys": [k for k in obs_shapes if obs_lib.is_image_key(k)],
+      "crop": list(policy.nets.image_crop),
+      "scaling": "ImageNet mean/std" if policy.nets.imagenet_norm else "[0, 255] -> [-1, 1]",
+      "preprocessing": "centre crop, then scaling, inside act",
+    },
+    "params": {"count": len(leaves), "bytes": int(sum(x.nbytes for x in leaves))},
+    "config": config.to_dict(),
+    "versions": _versions(),
+    **(extra or {}),
   }
-  manifest["sha256"] = {name: exported.sha256_of(os.path.join(out_dir, name))
-                        for name in exported.FILES}
+  manifest["sha256"] = {
+    name: exported.sha256_of(os.path.join(out_dir, name)) for name in exported.FILES
+  }
   with open(os.path.join(out_dir, "manifest.json"), "w") as f:
     json.dump(manifest, f, indent=2, default=str)
   return manifest
 
 
-def export_run(workdir: str, name: str, out_dir: str, raw_points: int = 0, step=None,
-               dtype: str = "float32", platforms=PLATFORMS) -> dict:
+def export_run(
+  workdir: str,
+  name: str,
+  out_dir: str,
+  raw_points: int = 0,
+  step=None,
+  dtype: str = "float32",
+  platforms=PLATFORMS,
+) -> dict:
   """Exports the policy `name` of the run saved in `workdir` (its latest step by default)."""
   run = runs.restore_run(workdir, step)
   policies = run.policies(dtype=dtype)
   if name not in policies:
     raise ValueError(f"run {workdir} has policies {sorted(policies)}, not {name!r}")
-  return export_policy(policies[name], run.config, out_dir, raw_points, platforms,
-                       extra={"workdir": os.path.abspath(workdir), "step": run.step})
+  return export_policy(
+    policies[name],
+    run.config,
+    out_dir,
+    raw_points,
+    platforms,
+    extra={"workdir": os.path.abspath(workdir), "step": run.step},
+  )

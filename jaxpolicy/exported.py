@@ -9,6 +9,7 @@
 This module imports no other part of jaxpolicy: the artifact carries it as
 `jaxpolicy_loader.py`. What the artifact holds, and its formats: docs/robot.md, "Export".
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -21,7 +22,7 @@ import numpy as np
 from jax import export as jax_export
 
 FORMAT_VERSION = 2
-READS = (1, 2)   # format 1: the program returned n_action_steps actions, not the span
+READS = (1, 2)  # format 1: the program returned n_action_steps actions, not the span
 FILES = ("act.jaxexport", "initial_state.jaxexport", "params.npz")
 
 
@@ -40,8 +41,10 @@ def sha256_of(path: str) -> str:
 def read_manifest(directory: str) -> dict:
   path = os.path.join(directory, "manifest.json")
   if not os.path.exists(path):
-    raise ExportError(f"{directory} holds no exported policy (no manifest.json); write one "
-                      f"with python -m launch.export")
+    raise ExportError(
+      f"{directory} holds no exported policy (no manifest.json); write one "
+      f"with python -m launch.export"
+    )
   try:
     with open(path) as f:
       manifest = json.load(f)
@@ -49,9 +52,11 @@ def read_manifest(directory: str) -> dict:
     raise ExportError(f"{path} is not valid JSON ({e}): the artifact is corrupt") from None
   version = manifest.get("format_version")
   if version not in READS:
-    raise ExportError(f"{path} has format_version {version!r}; this loader reads versions "
-                      f"{', '.join(map(str, READS))}. Export the policy again with this "
-                      f"jaxpolicy, or load it with the jaxpolicy_loader.py written beside it")
+    raise ExportError(
+      f"{path} has format_version {version!r}; this loader reads versions "
+      f"{', '.join(map(str, READS))}. Export the policy again with this "
+      f"jaxpolicy, or load it with the jaxpolicy_loader.py written beside it"
+    )
   return manifest
 
 
@@ -68,20 +73,22 @@ class ExportedPolicy:
         raise ExportError(f"artifact {directory} lacks {name}; export it again")
       want = m["sha256"].get(name)
       if want != sha256_of(path):
-        raise ExportError(f"artifact {directory}: {name} does not match its checksum in "
-                          f"manifest.json (corrupt or edited); export it again")
+        raise ExportError(
+          f"artifact {directory}: {name} does not match its checksum in "
+          f"manifest.json (corrupt or edited); export it again"
+        )
     try:
       self._act = jax_export.deserialize(_read(os.path.join(directory, "act.jaxexport")))
-      self._init = jax_export.deserialize(
-          _read(os.path.join(directory, "initial_state.jaxexport")))
+      self._init = jax_export.deserialize(_read(os.path.join(directory, "initial_state.jaxexport")))
     except Exception as e:  # flatbuffers / MLIR raise several types on bad bytes
       raise ExportError(f"artifact {directory}: cannot read its programs ({e})") from None
     with np.load(os.path.join(directory, "params.npz"), allow_pickle=False) as z:
       self._params = [jnp.asarray(z[f"p{i:05d}"]) for i in range(len(z.files))]
     self.obs_shapes = {k: tuple(v) for k, v in m["obs_shapes"].items()}
     # artifacts written before camera policies take every observation as float32
-    self.obs_dtypes = {k: np.dtype(m.get("obs_dtypes", {}).get(k, "float32"))
-                       for k in self.obs_shapes}
+    self.obs_dtypes = {
+      k: np.dtype(m.get("obs_dtypes", {}).get(k, "float32")) for k in self.obs_shapes
+    }
     self.n_obs_steps = int(m["n_obs_steps"])
     self.n_action_steps = int(m["n_action_steps"])
     self.action_dim = int(m["action_dim"])
@@ -98,18 +105,25 @@ class ExportedPolicy:
 
   def check_obs(self, obs: dict) -> None:
     if set(obs) != set(self.obs_shapes):
-      raise ExportError(f"the exported policy takes observation keys {sorted(self.obs_shapes)}, "
-                        f"got {sorted(obs)}")
+      raise ExportError(
+        f"the exported policy takes observation keys {sorted(self.obs_shapes)}, got {sorted(obs)}"
+      )
     for k, shape in self.obs_shapes.items():
       got = tuple(np.shape(obs[k]))
       want = (self.n_obs_steps,) + shape
       if self.obs_dtypes[k] == np.uint8:
-        _check_frames(k, got, np.asarray(obs[k]).dtype if not hasattr(obs[k], "dtype")
-                      else np.dtype(obs[k].dtype), shape)
+        _check_frames(
+          k,
+          got,
+          np.asarray(obs[k]).dtype if not hasattr(obs[k], "dtype") else np.dtype(obs[k].dtype),
+          shape,
+        )
       if got[1:] != want or len(got) != len(want) + 1:
-        raise ExportError(f"observation {k!r} must have shape (batch, "
-                          f"{', '.join(map(str, want))}) (n_obs_steps={self.n_obs_steps}), "
-                          f"got {got}")
+        raise ExportError(
+          f"observation {k!r} must have shape (batch, "
+          f"{', '.join(map(str, want))}) (n_obs_steps={self.n_obs_steps}), "
+          f"got {got}"
+        )
 
   def act(self, obs_history: dict, state, rng=0):
     """obs_history: {key: (B, n_obs_steps, ...)} raw observations, oldest first; state: from
@@ -117,14 +131,16 @@ class ExportedPolicy:
     (B, n_action_steps, action_dim) actions to execute, in the robot's units, and the state
     for the next call."""
     actions, state = self._call(obs_history, state, rng)
-    return actions[:, :self.n_action_steps], state
+    return actions[:, : self.n_action_steps], state
 
   def chunk(self, obs_history: dict, state, rng=0):
     """As `act`, but all (B, span, action_dim) actions from the first executed one to the
     horizon's end (the first n_action_steps are `act`'s): what asynchronous execution needs."""
     if self.span is None:
-      raise ExportError(f"artifact {self.directory} is format {self.format_version}, whose "
-                        f"program returns only the executed actions; export it again for chunk()")
+      raise ExportError(
+        f"artifact {self.directory} is format {self.format_version}, whose "
+        f"program returns only the executed actions; export it again for chunk()"
+      )
     return self._call(obs_history, state, rng)
 
   def _call(self, obs_history: dict, state, rng):
@@ -138,12 +154,16 @@ class ExportedPolicy:
 def _check_frames(key: str, got: tuple, dtype, shape: tuple) -> None:
   """Camera frames must be uint8 and channel-last (H, W, 3): one line for each fault."""
   if dtype != np.uint8:
-    raise ExportError(f"observation {key!r} must be uint8 camera frames (values 0-255), got "
-                      f"{dtype}; pass the camera's raw frames (the policy scales them)")
+    raise ExportError(
+      f"observation {key!r} must be uint8 camera frames (values 0-255), got "
+      f"{dtype}; pass the camera's raw frames (the policy scales them)"
+    )
   if got[-3:] == (shape[2],) + tuple(shape[:2]) and tuple(got[-3:]) != tuple(shape):
-    raise ExportError(f"observation {key!r} has shape {got}: channel-first frames; give "
-                      f"channel-last (..., {', '.join(map(str, shape))}) frames, e.g. "
-                      f"np.moveaxis(frames, -3, -1)")
+    raise ExportError(
+      f"observation {key!r} has shape {got}: channel-first frames; give "
+      f"channel-last (..., {', '.join(map(str, shape))}) frames, e.g. "
+      f"np.moveaxis(frames, -3, -1)"
+    )
 
 
 def _read(path: str) -> bytearray:

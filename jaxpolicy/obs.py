@@ -6,6 +6,7 @@ policy's `agent_pos`; `dataset_key`). The `rgb` kind's keys depend on the config
 (`keys_of(config)`): one camera is Diffusion Policy's `img`, several are `img_<camera>`;
 its frames are uint8 (H, W, 3), never min/max-normalised (the encoder scales them).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -13,21 +14,21 @@ import dataclasses
 
 @dataclasses.dataclass(frozen=True)
 class ObsKind:
-  name: str                 # the value of config.obs
-  keys: tuple[str, ...]     # per-frame observation keys the policy reads (rgb: one camera)
-  point_cloud: bool         # needs the point-cloud sensor (collection and evaluation)
-  images: bool = False      # camera frames (the camera sensor, jaxpolicy.envs.camera)
+  name: str  # the value of config.obs
+  keys: tuple[str, ...]  # per-frame observation keys the policy reads (rgb: one camera)
+  point_cloud: bool  # needs the point-cloud sensor (collection and evaluation)
+  images: bool = False  # camera frames (the camera sensor, jaxpolicy.envs.camera)
 
 
 KINDS = {
-    # MetaWorld's 39-d observation (data/full_state)
-    "state": ObsKind("state", ("full_state",), point_cloud=False),
-    # the robot's low-dimensional state alone (DP3's data/state: agent_pos), any size
-    "lowdim": ObsKind("lowdim", ("agent_pos",), point_cloud=False),
-    # DP3: a point cloud per frame (data/point_cloud, any size, xyz or xyzrgb) + agent_pos
-    "pointcloud": ObsKind("pointcloud", ("point_cloud", "agent_pos"), point_cloud=True),
-    # Diffusion Policy's image policies: uint8 frames of config.rgb.cameras + agent_pos
-    "rgb": ObsKind("rgb", ("img", "agent_pos"), point_cloud=False, images=True),
+  # MetaWorld's 39-d observation (data/full_state)
+  "state": ObsKind("state", ("full_state",), point_cloud=False),
+  # the robot's low-dimensional state alone (DP3's data/state: agent_pos), any size
+  "lowdim": ObsKind("lowdim", ("agent_pos",), point_cloud=False),
+  # DP3: a point cloud per frame (data/point_cloud, any size, xyz or xyzrgb) + agent_pos
+  "pointcloud": ObsKind("pointcloud", ("point_cloud", "agent_pos"), point_cloud=True),
+  # Diffusion Policy's image policies: uint8 frames of config.rgb.cameras + agent_pos
+  "rgb": ObsKind("rgb", ("img", "agent_pos"), point_cloud=False, images=True),
 }
 
 # policy observation key -> dataset key under data/ (DP3's zarr layout); camera keys are
@@ -89,5 +90,7 @@ def check_mjx(obs: str) -> None:
   """Raises a one-line ValueError when policies of observation kind `obs` cannot be
   evaluated in MJX (MJX has no rasteriser: camera frames exist on the CPU renderer only)."""
   if kind(obs).images:
-    raise ValueError(f"obs={obs!r} policies cannot be evaluated in MJX: MJX has no rasteriser "
-                     f"for camera frames; set --config.eval.backend=cpu")
+    raise ValueError(
+      f"obs={obs!r} policies cannot be evaluated in MJX: MJX has no rasteriser "
+      f"for camera frames; set --config.eval.backend=cpu"
+    )

@@ -7,6 +7,7 @@ stall flag; an empty tuple for stateless samplers). The pure form, `Policy.apply
 compiled rollout (e.g. MJX) puts inside its `lax.scan`; `Policy.__call__` keeps the carry on
 the host for Python loops such as the real-MetaWorld evaluator (call `reset(batch)` first).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -34,10 +35,10 @@ class Policy:
   sampler_params: Any
   obs_shapes: dict
   n_action_steps: int
-  init_carry: Callable = lambda batch: ()   # batch -> initial carry of an episode
+  init_carry: Callable = lambda batch: ()  # batch -> initial carry of an episode
   carry_from_batch: Callable | None = None  # data batch -> carry (for action_mse)
-  nfe_first: int | None = None              # an episode's first call, when it differs
-  guidable: bool = False                    # its sampler takes inpainting guidance (rtc)
+  nfe_first: int | None = None  # an episode's first call, when it differs
+  guidable: bool = False  # its sampler takes inpainting guidance (rtc)
 
   def __post_init__(self):
     self._jit = jax.jit(self.apply)
@@ -53,8 +54,7 @@ class Policy:
     with the target where the weights say (a guidable sampler only)."""
     if guide is not None:
       guide = self.normalized_guide(*guide)
-    x, carry = self.apply_normalized(params, normalize_obs(self.normalizer, obs), carry, rng,
-                                     guide)
+    x, carry = self.apply_normalized(params, normalize_obs(self.normalizer, obs), carry, rng, guide)
     return self.normalizer["action"].unnormalize(x), carry
 
   def normalized_guide(self, target, weights):
@@ -72,8 +72,10 @@ class Policy:
     if guide is None:
       return self.sample(sampler_params, cond, carry, rng)
     if not self.guidable:
-      raise ValueError(f"policy {self.name} cannot be guided (rtc stitching needs an "
-                       f"iterative sampler, NFE >= 2): use stitching 'none' or 'ensemble'")
+      raise ValueError(
+        f"policy {self.name} cannot be guided (rtc stitching needs an "
+        f"iterative sampler, NFE >= 2): use stitching 'none' or 'ensemble'"
+      )
     return self.sample(sampler_params, cond, carry, rng, guide=guide)
 
   def action_mse(self, windows, rng, batch_size: int = 256) -> float:
@@ -82,9 +84,18 @@ class Policy:
     Stateful samplers get the carry they would have had: built from the window's
     ground-truth previous chunk by `carry_from_batch`.
     """
-    f = jax.jit(lambda p, batch, key: jnp.sum(jnp.mean((self.apply_normalized(
-        p, batch["obs"], self.carry_from_batch(batch), key)[0] - batch["action"]) ** 2,
-        axis=(1, 2))))
+    f = jax.jit(
+      lambda p, batch, key: jnp.sum(
+        jnp.mean(
+          (
+            self.apply_normalized(p, batch["obs"], self.carry_from_batch(batch), key)[0]
+            - batch["action"]
+          )
+          ** 2,
+          axis=(1, 2),
+        )
+      )
+    )
     total, n = 0.0, windows.num_windows
     for i, start in enumerate(range(0, n, batch_size)):
       rows = np.arange(start, min(start + batch_size, n))
@@ -100,8 +111,12 @@ class Policy:
     calls = np.maximum(np.asarray(full if calls is None else calls, np.float64), 1)
     first = self.nfe if self.nfe_first is None else self.nfe_first
     amortised = (first + (calls - 1) * self.nfe) / calls
-    return {"nfe": int(self.nfe), "nfe_first_call": int(first),
-            "nfe_amortised": float(np.mean(amortised)), "policy_calls": float(np.mean(calls))}
+    return {
+      "nfe": int(self.nfe),
+      "nfe_first_call": int(first),
+      "nfe_amortised": float(np.mean(amortised)),
+      "policy_calls": float(np.mean(calls)),
+    }
 
   @staticmethod
   def stall_flags(carry):
@@ -111,7 +126,7 @@ class Policy:
   def executed(self, chunk):
     """The actions an environment executes from a chunk: [n_obs-1, n_obs-1+n_action)."""
     start = self.nets.n_obs_steps - 1
-    return chunk[:, start:start + self.n_action_steps]
+    return chunk[:, start : start + self.n_action_steps]
 
   def reset(self, batch: int):
     """Starts new episodes for the host-side carry used by `__call__`."""
@@ -132,24 +147,29 @@ class Policy:
   def check_obs(self, obs: dict):
     n = self.nets.n_obs_steps
     if set(obs) != set(self.obs_shapes):
-      raise ValueError(f"policy {self.name} expects observation keys {sorted(self.obs_shapes)}, "
-                       f"got {sorted(obs)}")
+      raise ValueError(
+        f"policy {self.name} expects observation keys {sorted(self.obs_shapes)}, got {sorted(obs)}"
+      )
     for k, shape in self.obs_shapes.items():
       got = tuple(np.shape(obs[k]))
-      if obs_lib.is_image_key(k):   # uint8 (H, W, 3): dtype and channel order named
+      if obs_lib.is_image_key(k):  # uint8 (H, W, 3): dtype and channel order named
         dtype = obs[k].dtype if hasattr(obs[k], "dtype") else np.asarray(obs[k]).dtype
         vision.check_frames(k, got, dtype, tuple(shape))
       if len(got) != len(shape) + 2 or got[1] != n or got[2:] != tuple(shape):
-        raise ValueError(f"observation {k!r} must have shape (batch, {n}, "
-                         f"{', '.join(map(str, shape))}) (n_obs_steps={n}), got {got}")
+        raise ValueError(
+          f"observation {k!r} must have shape (batch, {n}, "
+          f"{', '.join(map(str, shape))}) (n_obs_steps={n}), got {got}"
+        )
 
   def chunk(self, obs: dict, rng, guide=None) -> jax.Array:
     """The full predicted chunk (B, horizon, A), unnormalised; advances the host carry.
     `guide`: see `apply`."""
     self.check_obs(obs)
     if guide is not None and not self.guidable:
-      raise ValueError(f"policy {self.name} cannot be guided (rtc stitching needs an "
-                       f"iterative sampler, NFE >= 2): use stitching 'none' or 'ensemble'")
+      raise ValueError(
+        f"policy {self.name} cannot be guided (rtc stitching needs an "
+        f"iterative sampler, NFE >= 2): use stitching 'none' or 'ensemble'"
+      )
     batch = np.shape(next(iter(obs.values())))[0]
     if self._carry is None or _batch_of(self._carry, batch) != batch:
       self.reset(batch)
@@ -163,7 +183,7 @@ class Policy:
 
   def executable(self, chunk):
     """The chunk's actions from the first executed position on (B, span, A)."""
-    return chunk[:, self.nets.n_obs_steps - 1:]
+    return chunk[:, self.nets.n_obs_steps - 1 :]
 
   def __call__(self, obs: dict, rng) -> np.ndarray:
     """The executed actions (B, n_action_steps, A)."""
@@ -173,8 +193,10 @@ class Policy:
     """Batch-1 latency on zero observations, after warm-up: the steady state (calls after
     an episode's first, a mid-episode carry; median) and an episode's first call apart
     (STEP's runs the teacher's sampler from noise). Resets the carry."""
-    obs = {k: np.zeros((1, self.nets.n_obs_steps) + tuple(s), input_dtype(k))
-           for k, s in self.obs_shapes.items()}
+    obs = {
+      k: np.zeros((1, self.nets.n_obs_steps) + tuple(s), input_dtype(k))
+      for k, s in self.obs_shapes.items()
+    }
     self.reset(1)
     for i in range(3):
       self(obs, jax.random.PRNGKey(i))
@@ -184,22 +206,28 @@ class Policy:
       t0 = time.perf_counter()
       self(obs, jax.random.PRNGKey(50 + i))
       firsts.append(time.perf_counter() - t0)
-    self(obs, jax.random.PRNGKey(60))    # the carry is now mid-episode
+    self(obs, jax.random.PRNGKey(60))  # the carry is now mid-episode
     times = []
     for i in range(calls):
       t0 = time.perf_counter()
       self(obs, jax.random.PRNGKey(100 + i))
       times.append(time.perf_counter() - t0)
     med = float(np.median(times))
-    return {"latency_ms_b1": 1e3 * med, "hz_b1": 1.0 / med, "policy": self.name,
-            "first_call_ms_b1": 1e3 * float(np.median(firsts))}
+    return {
+      "latency_ms_b1": 1e3 * med,
+      "hz_b1": 1.0 / med,
+      "policy": self.name,
+      "first_call_ms_b1": 1e3 * float(np.median(firsts)),
+    }
 
   def compiled_cost(self, batch: int):
     """(compile seconds, compiled executable) for a batch size, compiled apart.
 
     The executable takes (params, obs, carry, rng)."""
-    obs = {k: jax.ShapeDtypeStruct((batch, self.nets.n_obs_steps) + tuple(s), input_dtype(k))
-           for k, s in self.obs_shapes.items()}
+    obs = {
+      k: jax.ShapeDtypeStruct((batch, self.nets.n_obs_steps) + tuple(s), input_dtype(k))
+      for k, s in self.obs_shapes.items()
+    }
     t0 = time.perf_counter()
     lowered = self._jit.lower(self.params, obs, self.init_carry(batch), jax.random.PRNGKey(0))
     compiled = lowered.compile()
@@ -213,14 +241,15 @@ class PolicySpec:
   sampler_params: U-Net params, or a dict with a "unet" entry plus other networks' params.
   init_carry: None for a stateless `sample(params, cond, rng)`; else the carried form.
   """
+
   sample: Callable
   encoder_params: Any
   sampler_params: Any
   nfe: int
   init_carry: Callable | None = None
   carry_from_batch: Callable | None = None
-  nfe_first: int | None = None   # network evaluations of an episode's first call, if not nfe
-  guidable: bool = False         # sample takes guide=(target, weights) (real-time chunking)
+  nfe_first: int | None = None  # network evaluations of an episode's first call, if not nfe
+  guidable: bool = False  # sample takes guide=(target, weights) (real-time chunking)
 
 
 def input_dtype(key: str):
@@ -241,8 +270,10 @@ def _batch_of(carry, default: int) -> int:
 
 def stateless(sample):
   """Adapts `sample(params, cond, rng[, guide=...]) -> x` to the carried form."""
+
   def carried(params, cond, carry, rng, **guide):
     return sample(params, cond, rng, **guide), carry
+
   return carried
 
 
@@ -256,8 +287,16 @@ def _sampler_params(config, spec: PolicySpec, prune: bool):
   return inference_unet_params(unet_params, config)
 
 
-def build_policy(name, config, nets: Nets, normalizer, spec: PolicySpec, obs_shapes,
-                 prune: bool = True, reuse: Policy | None = None) -> Policy:
+def build_policy(
+  name,
+  config,
+  nets: Nets,
+  normalizer,
+  spec: PolicySpec,
+  obs_shapes,
+  prune: bool = True,
+  reuse: Policy | None = None,
+) -> Policy:
   """A Policy from a method's spec; prunes the U-Net's dead kernel taps once, here.
 
   `reuse`: a policy built earlier from the same method and config; it gets the new
@@ -274,6 +313,18 @@ def build_policy(name, config, nets: Nets, normalizer, spec: PolicySpec, obs_sha
   sample, init_carry = spec.sample, spec.init_carry
   if init_carry is None:
     sample, init_carry = stateless(sample), (lambda batch: ())
-  return Policy(name, spec.nfe, nets, normalizer, sample, encoder_params, sampler_params,
-                dict(obs_shapes), config.policy.n_action_steps, init_carry,
-                spec.carry_from_batch, spec.nfe_first, spec.guidable)
+  return Policy(
+    name,
+    spec.nfe,
+    nets,
+    normalizer,
+    sample,
+    encoder_params,
+    sampler_params,
+    dict(obs_shapes),
+    config.policy.n_action_steps,
+    init_carry,
+    spec.carry_from_batch,
+    spec.nfe_first,
+    spec.guidable,
+  )

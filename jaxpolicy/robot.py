@@ -8,6 +8,7 @@ chunk and lays it on the plan (`execution.install`), skipping actions of steps a
 Clocks: `WallClock` on a robot, `SimClock` (discrete events) for deterministic runs. Only
 jax and numpy: exported policies carry a copy. docs/realtime.md, "The runner", says more.
 """
+
 from __future__ import annotations
 
 import collections
@@ -23,7 +24,7 @@ import numpy as np
 
 try:
   from jaxpolicy import execution
-except ImportError:   # the copy written into an exported policy's folder (jaxpolicy_robot.py)
+except ImportError:  # the copy written into an exported policy's folder (jaxpolicy_robot.py)
   import jaxpolicy_execution as execution  # pylint: disable=g-import-not-at-top
 
 
@@ -78,8 +79,8 @@ class WallClock:
 class _Part:
   name: str
   priority: int
-  state: str = "ready"           # ready | run | sleep | wait | done
-  until: int | None = None       # ns
+  state: str = "ready"  # ready | run | sleep | wait | done
+  until: int | None = None  # ns
   predicate: Callable | None = None
   seq: int = 0
 
@@ -111,8 +112,9 @@ class SimClock:
   def _me(self) -> _Part:
     part = getattr(self._local, "part", None)
     if part is None:
-      raise RuntimeError("SimClock: only the thread that made the clock and the threads it "
-                         "spawned may wait on it")
+      raise RuntimeError(
+        "SimClock: only the thread that made the clock and the threads it spawned may wait on it"
+      )
     return part
 
   def _pick(self) -> _Part:
@@ -123,8 +125,9 @@ class SimClock:
         return p
     timed = [p for p in live if p.until is not None]
     if not timed:
-      raise RuntimeError("SimClock: every participating thread waits without a deadline and "
-                         "none can wake (deadlock)")
+      raise RuntimeError(
+        "SimClock: every participating thread waits without a deadline and none can wake (deadlock)"
+      )
     p = min(timed, key=lambda p: (p.until, p.priority, p.seq))
     self._ns = max(self._ns, p.until)
     return p
@@ -182,7 +185,7 @@ class SimClock:
     return thread
 
   def join(self, thread: threading.Thread, timeout: float | None = None) -> bool:
-    del timeout   # simulated time: a participant finishes or the clock reports a deadlock
+    del timeout  # simulated time: a participant finishes or the clock reports a deadlock
     part = self._threads[thread]
     self.wait_until(lambda: part.state == "done")
     thread.join()
@@ -195,6 +198,7 @@ class ChunkPolicy:
   from the first executed position to the horizon's end. obs_history: {key: (n_obs_steps,
   ...)}, oldest first; guide: None, or (target (span, A), weights (span,)) for rtc stitching
   (only when `guidable`). `reset()` starts a new episode (a carried sampler's state)."""
+
   fn: Callable
   span: int
   n_obs_steps: int
@@ -206,35 +210,47 @@ class ChunkPolicy:
 
 def from_policy(policy) -> ChunkPolicy:
   """A ChunkPolicy of an in-process `jaxpolicy.policy.Policy` (e.g. from load_policy)."""
+
   def fn(obs, rng, guide=None):
     batch = {k: np.asarray(v, np.float32)[None] for k, v in obs.items()}
     if guide is not None:
       guide = (np.asarray(guide[0], np.float32)[None], np.asarray(guide[1], np.float32)[None])
     return np.asarray(policy.executable(policy.chunk(batch, rng, guide)))[0]
-  return ChunkPolicy(fn, int(policy.span), int(policy.nets.n_obs_steps),
-                     int(policy.n_action_steps), bool(policy.guidable), policy.name,
-                     lambda: policy.reset(1))
+
+  return ChunkPolicy(
+    fn,
+    int(policy.span),
+    int(policy.nets.n_obs_steps),
+    int(policy.n_action_steps),
+    bool(policy.guidable),
+    policy.name,
+    lambda: policy.reset(1),
+  )
 
 
 def from_exported(policy) -> ChunkPolicy:
   """A ChunkPolicy of an exported policy (`load_exported`); it takes no guidance."""
   if getattr(policy, "span", None) is None:
-    raise ValueError(f"artifact {policy.directory} returns only the executed actions (format "
-                     f"{policy.format_version}); export it again for the runner")
+    raise ValueError(
+      f"artifact {policy.directory} returns only the executed actions (format "
+      f"{policy.format_version}); export it again for the runner"
+    )
   state = [policy.initial_state(1)]
 
   def fn(obs, rng, guide=None):
     if guide is not None:
       raise ValueError("an exported policy takes no guidance (rtc): use 'none' or 'ensemble'")
-    chunk, state[0] = policy.chunk({k: np.asarray(v, np.float32)[None] for k, v in obs.items()},
-                                   state[0], rng)
+    chunk, state[0] = policy.chunk(
+      {k: np.asarray(v, np.float32)[None] for k, v in obs.items()}, state[0], rng
+    )
     return chunk[0]
 
   def reset():
     state[0] = policy.initial_state(1)
 
-  return ChunkPolicy(fn, policy.span, policy.n_obs_steps, policy.n_action_steps, False,
-                     policy.name, reset)
+  return ChunkPolicy(
+    fn, policy.span, policy.n_obs_steps, policy.n_action_steps, False, policy.name, reset
+  )
 
 
 def as_chunk_policy(policy) -> ChunkPolicy:
@@ -245,8 +261,10 @@ def as_chunk_policy(policy) -> ChunkPolicy:
     return from_policy(policy)
   if hasattr(policy, "initial_state") and hasattr(policy, "chunk"):
     return from_exported(policy)
-  raise TypeError(f"the runner takes a ChunkPolicy, a jaxpolicy Policy or an exported policy, "
-                  f"not {type(policy).__name__}")
+  raise TypeError(
+    f"the runner takes a ChunkPolicy, a jaxpolicy Policy or an exported policy, "
+    f"not {type(policy).__name__}"
+  )
 
 
 def with_latency(policy: ChunkPolicy, clock, seconds: float) -> ChunkPolicy:
@@ -261,6 +279,7 @@ def with_latency(policy: ChunkPolicy, clock, seconds: float) -> ChunkPolicy:
     out = policy.fn(obs, rng, guide)
     clock.sleep_until(start + seconds)
     return out
+
   return dataclasses.replace(policy, fn=fn)
 
 
@@ -269,6 +288,7 @@ class Call:
   """One policy call: requested at control step `step` (time `requested`), computed from
   `start` to `end`; its actions were laid from step `arrival` on (`skipped` stale ones); the
   new plan, computed outside the lock, was published holding it for `install_s`."""
+
   step: int
   requested: float
   start: float = math.nan
@@ -283,12 +303,13 @@ class Call:
 class Log:
   """Timestamps (the runner's clock, seconds) of everything the runner did. `t0`: the time
   control step 0 was due; step k is due at t0 + k / control_hz."""
+
   t0: float = math.nan
   obs_steps: list = dataclasses.field(default_factory=list)
   obs_times: list = dataclasses.field(default_factory=list)
   action_steps: list = dataclasses.field(default_factory=list)
   action_times: list = dataclasses.field(default_factory=list)
-  planned: list = dataclasses.field(default_factory=list)   # False: the hold command
+  planned: list = dataclasses.field(default_factory=list)  # False: the hold command
   actions: list = dataclasses.field(default_factory=list)
   overhead: list = dataclasses.field(default_factory=list)  # the runner's own time per tick
   calls: list = dataclasses.field(default_factory=list)
@@ -304,20 +325,34 @@ class Runner:
   once: to `on_error(exc)` if given, else re-raised by `stop()` as a RunnerError.
   """
 
-  def __init__(self, policy, observe: Callable, send: Callable, control_hz: float,
-               delta_mask, mode: str = "async", stitching: str = "none", rest=None,
-               clock=None, seed: int = 0, on_error: Callable | None = None,
-               warmup: bool = True):
+  def __init__(
+    self,
+    policy,
+    observe: Callable,
+    send: Callable,
+    control_hz: float,
+    delta_mask,
+    mode: str = "async",
+    stitching: str = "none",
+    rest=None,
+    clock=None,
+    seed: int = 0,
+    on_error: Callable | None = None,
+    warmup: bool = True,
+  ):
     self.policy = p = as_chunk_policy(policy)
-    execution.delay_steps(0.0, control_hz)   # control_hz > 0, finite
+    execution.delay_steps(0.0, control_hz)  # control_hz > 0, finite
     self.timing = execution.Timing(0, p.span, p.n_action_steps, mode, stitching)
     if stitching == "rtc" and not p.guidable:
-      raise ValueError(f"stitching 'rtc' needs a guidable policy (an iterative sampler); "
-                       f"{p.name} is not: use stitching 'none' or 'ensemble'")
+      raise ValueError(
+        f"stitching 'rtc' needs a guidable policy (an iterative sampler); "
+        f"{p.name} is not: use stitching 'none' or 'ensemble'"
+      )
     self.delta_mask = np.asarray(delta_mask, bool)
     if self.delta_mask.ndim != 1:
-      raise ValueError(f"delta_mask must be one flag per action dimension, got shape "
-                       f"{self.delta_mask.shape}")
+      raise ValueError(
+        f"delta_mask must be one flag per action dimension, got shape {self.delta_mask.shape}"
+      )
     a = self.delta_mask.size
     self.rest = np.zeros(a, np.float32) if rest is None else np.asarray(rest, np.float32)
     if self.rest.shape != (a,):
@@ -330,9 +365,9 @@ class Runner:
     self._lock = threading.Lock()
     self._slots = 2 * p.span
     self._plan = execution.empty_plan(np, 1, self._slots - p.span, p.span, a)
-    self._origin = 0             # the control step of the plan's slot 0
-    self._next = 0               # the first control step whose action is not taken yet
-    self._plan_end = 0           # sync: the step after the last installed chunk's actions
+    self._origin = 0  # the control step of the plan's slot 0
+    self._next = 0  # the first control step whose action is not taken yet
+    self._plan_end = 0  # sync: the step after the last installed chunk's actions
     self._last_request = -(1 << 30)
     self._request: Call | None = None
     self._request_obs = self._request_guide = None
@@ -342,7 +377,7 @@ class Runner:
     self._history = collections.deque(maxlen=p.n_obs_steps)
     self._started = self._stopping = self._stopped = self._surfaced = False
     self._control_done = False
-    self._limit = None           # run(steps): the control thread ends after these steps
+    self._limit = None  # run(steps): the control thread ends after these steps
     self._error: BaseException | None = None
     self._error_msg = ""
     self._threads = ()
@@ -371,7 +406,7 @@ class Runner:
     if self._warmup:
       frame = self._frame(self._observe())
       obs = {k: np.stack([v] * p.n_obs_steps) for k, v in frame.items()}
-      for i in range(2):    # a carried sampler's two branches (first call, later ones)
+      for i in range(2):  # a carried sampler's two branches (first call, later ones)
         self._check(p.fn(obs, jax.random.fold_in(self._key, (1 << 31) + i), None))
       if self.stitching == "rtc":
         zeros = (np.zeros((p.span, self.rest.size), np.float32), np.zeros(p.span, np.float32))
@@ -379,8 +414,10 @@ class Runner:
       if p.reset is not None:
         p.reset()
     self.log.t0 = self.clock.now()
-    self._threads = (self.clock.spawn(self._policy_loop, "jaxpolicy-policy", priority=0),
-                     self.clock.spawn(self._control_loop, "jaxpolicy-control", priority=1))
+    self._threads = (
+      self.clock.spawn(self._policy_loop, "jaxpolicy-policy", priority=0),
+      self.clock.spawn(self._control_loop, "jaxpolicy-control", priority=1),
+    )
 
   def stop(self) -> Log:
     """Stops both threads (no action is sent after it returns; a call in flight is waited
@@ -415,7 +452,7 @@ class Runner:
     k = 0
     try:
       while k != self._limit:
-        clock.sleep_until(self.log.t0 + k * period)   # time.sleep: the tightest wake-up
+        clock.sleep_until(self.log.t0 + k * period)  # time.sleep: the tightest wake-up
         if self._stopping:
           break
         frame = self._frame(self._observe())
@@ -484,7 +521,7 @@ class Runner:
       index[axis] = slice(self._slots - n, None)
       v[tuple(index)] = 0
       plan[key] = v
-    self._plan = plan    # a new plan: an install computed on the old one starts again
+    self._plan = plan  # a new plan: an install computed on the old one starts again
     self._origin += n
 
   # -- the policy thread ------------------------------------------------------------------
@@ -509,12 +546,11 @@ class Runner:
       call.end = clock.now()
       if self._stopping:
         return
-      while True:   # computed outside the lock, published if the plan has not moved since
+      while True:  # computed outside the lock, published if the plan has not moved since
         with self._lock:
           plan, origin, now = self._plan, self._origin, self._next
         base = call.step if self.mode == "async" else now
-        new = execution.install(np, plan, chunk[None], base - origin, now - origin,
-                                self.timing)
+        new = execution.install(np, plan, chunk[None], base - origin, now - origin, self.timing)
         with self._lock:
           t_lock = time.perf_counter()
           if self._error is not None or self._stopping:
@@ -532,9 +568,11 @@ class Runner:
   def _check(self, chunk) -> np.ndarray:
     chunk = np.asarray(chunk, np.float32)
     if chunk.shape != (self.policy.span, self.rest.size):
-      raise ValueError(f"policy {self.policy.name} returned actions of shape {chunk.shape}, not "
-                       f"(span, action_dim) = ({self.policy.span}, {self.rest.size}): check "
-                       f"delta_mask's length")
+      raise ValueError(
+        f"policy {self.policy.name} returned actions of shape {chunk.shape}, not "
+        f"(span, action_dim) = ({self.policy.span}, {self.rest.size}): check "
+        f"delta_mask's length"
+      )
     return chunk
 
   def _fail(self, exc: BaseException, message: str):
@@ -544,9 +582,11 @@ class Runner:
         self._error, self._error_msg = exc, message.splitlines()[0]
       # hold from the next step: nothing of the plan executes any more
       keep = np.arange(self._slots) < self._next - self._origin
-      self._plan = {"sum": self._plan["sum"] * keep[None, :, None],
-                    "weight": self._plan["weight"] * keep,
-                    "count": self._plan["count"] * keep}
+      self._plan = {
+        "sum": self._plan["sum"] * keep[None, :, None],
+        "weight": self._plan["weight"] * keep,
+        "count": self._plan["count"] * keep,
+      }
       self._in_flight = False
     self.clock.notify()
     if first and self._on_error is not None:
@@ -568,16 +608,22 @@ def summary(log: Log, control_hz: float) -> dict:
   calls = [c for c in log.calls if c.arrival >= 0]
   lat = np.asarray([c.end - c.start for c in calls], np.float64)
   return {
-      "control_hz": control_hz, "steps": int(len(steps)),
-      "period_jitter_ms_p50": q(jitter, 50), "period_jitter_ms_p99": q(jitter, 99),
-      "period_jitter_ms_max": q(jitter, 100),
-      "lateness_ms_p50": q(late, 50), "lateness_ms_p99": q(late, 99),
-      "lateness_ms_max": q(late, 100),
-      "control_overhead_ms_p50": q(over, 50), "control_overhead_ms_p99": q(over, 99),
-      "control_overhead_ms_max": q(over, 100),
-      "calls": len(log.calls), "latency_ms_p50": q(lat, 50), "latency_ms_p99": q(lat, 99),
-      "install_lock_ms_max": q(np.asarray([c.install_s for c in calls]), 100),
-      "delay_steps": sorted(collections.Counter(c.arrival - c.step for c in calls).items()),
-      "skipped_actions": int(sum(c.skipped for c in calls)),
-      "held_steps": int(len(log.planned) - sum(log.planned)),
+    "control_hz": control_hz,
+    "steps": int(len(steps)),
+    "period_jitter_ms_p50": q(jitter, 50),
+    "period_jitter_ms_p99": q(jitter, 99),
+    "period_jitter_ms_max": q(jitter, 100),
+    "lateness_ms_p50": q(late, 50),
+    "lateness_ms_p99": q(late, 99),
+    "lateness_ms_max": q(late, 100),
+    "control_overhead_ms_p50": q(over, 50),
+    "control_overhead_ms_p99": q(over, 99),
+    "control_overhead_ms_max": q(over, 100),
+    "calls": len(log.calls),
+    "latency_ms_p50": q(lat, 50),
+    "latency_ms_p99": q(lat, 99),
+    "install_lock_ms_max": q(np.asarray([c.install_s for c in calls]), 100),
+    "delay_steps": sorted(collections.Counter(c.arrival - c.step for c in calls).items()),
+    "skipped_actions": int(sum(c.skipped for c in calls)),
+    "held_steps": int(len(log.planned) - sum(log.planned)),
   }

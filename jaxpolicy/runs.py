@@ -3,6 +3,7 @@
 implies (`teacher_config`). Demonstrations and sensors are jaxpolicy.demos; evaluation and
 results files jaxpolicy.evaluation.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -24,6 +25,7 @@ from jaxpolicy.runtime.checkpoint import Checkpointer
 @dataclasses.dataclass
 class Run:
   """A trained (or restored) run: enough to build its policies or distil from it."""
+
   config: ml_collections.ConfigDict
   workdir: str
   nets: nets_lib.Nets
@@ -45,8 +47,15 @@ class Run:
     out = {}
     for name, spec in method.make_policies(self.config, nets, self.state, self.normalizer).items():
       name += suffix
-      out[name] = build_policy(name, self.config, nets, self.normalizer, spec,
-                               self.obs_shapes, reuse=(reuse or {}).get(name))
+      out[name] = build_policy(
+        name,
+        self.config,
+        nets,
+        self.normalizer,
+        spec,
+        self.obs_shapes,
+        reuse=(reuse or {}).get(name),
+      )
     return out
 
   def main_and_baselines(self) -> dict[str, Policy]:
@@ -58,8 +67,9 @@ class Run:
     chosen = {main: policies[main]}
     if info.baselines is not None:
       for name, spec in info.baselines(self.config, self.nets, self.state).items():
-        chosen[name] = build_policy(name, self.config, self.nets, self.normalizer, spec,
-                                    self.obs_shapes)
+        chosen[name] = build_policy(
+          name, self.config, self.nets, self.normalizer, spec, self.obs_shapes
+        )
     return chosen
 
 
@@ -82,8 +92,9 @@ def observation_map(config, obs_shapes: dict) -> dict | None:
   if not offline(config):
     return None
   suite = suites.suite_of(eval_task(config))
-  mapping = suite.observation_map(tuple(obs_shapes),
-                                  formats.Mapping.from_config(config.data).state_keys)
+  mapping = suite.observation_map(
+    tuple(obs_shapes), formats.Mapping.from_config(config.data).state_keys
+  )
   suite.check_shapes(mapping, obs_shapes)
   return mapping
 
@@ -98,24 +109,40 @@ def run_name(config) -> str:
 def default_workdir(config, method: str | None = None) -> str:
   """runs/<method>_<task or dataset>_<obs>_<preset>_s<seed> (`method`: another method's run
   of the same data, e.g. a student's teacher)."""
-  return os.path.join("runs", f"{method or config.method}_{run_name(config)}_{config.obs}_"
-                      f"{config.preset}_s{config.seed}")
+  return os.path.join(
+    "runs",
+    f"{method or config.method}_{run_name(config)}_{config.obs}_{config.preset}_s{config.seed}",
+  )
 
 
 # what a distillation config shares with its teacher; the teacher's own training settings
 # travel in the student config as `teacher_train` (configs/common.py), so the library never
 # reads the config files
-TEACHER_SHARED = ("preset", "task", "obs", "seed", "data", "policy", "model", "diffusion",
-                  "eval", "pointcloud", "log", "rgb")
+TEACHER_SHARED = (
+  "preset",
+  "task",
+  "obs",
+  "seed",
+  "data",
+  "policy",
+  "model",
+  "diffusion",
+  "eval",
+  "pointcloud",
+  "log",
+  "rgb",
+)
 
 
 def teacher_config(config) -> ml_collections.ConfigDict:
   """The config of the teacher a distillation config implies (trained when missing)."""
   if "teacher_train" not in config:
-    raise ConfigError(f"this {config.method} config has no teacher_train section (the "
-                      f"teacher's training settings, which configs/common.py adds); build "
-                      f"it from configs/{config.method}.py or set --config.teacher_workdir "
-                      f"to a trained teacher")
+    raise ConfigError(
+      f"this {config.method} config has no teacher_train section (the "
+      f"teacher's training settings, which configs/common.py adds); build "
+      f"it from configs/{config.method}.py or set --config.teacher_workdir "
+      f"to a trained teacher"
+    )
   d = config.to_dict()
   tc = {k: d[k] for k in TEACHER_SHARED if k in d}
   tc.update(method="teacher", teacher_workdir="", train=d["teacher_train"])
@@ -133,10 +160,20 @@ def restore_run(workdir: str, step: int | None = None) -> Run:
   teacher_state = None
   if method.INFO.needs_teacher:
     teacher_state = jax.eval_shape(
-        lambda: methods.teacher.from_params(nets.init(jax.random.PRNGKey(0), obs_shapes)))
+      lambda: methods.teacher.from_params(nets.init(jax.random.PRNGKey(0), obs_shapes))
+    )
   target = jax.eval_shape(
-      lambda ts: method.init(config, nets, obs_shapes, jax.random.PRNGKey(0), ts), teacher_state)
+    lambda ts: method.init(config, nets, obs_shapes, jax.random.PRNGKey(0), ts), teacher_state
+  )
   state, meta = ckpt.restore(target, step)
   ckpt.close()
-  return Run(config, workdir, nets, state, Normalizer.from_json(meta["normalizer"]), obs_shapes,
-             meta["action_dim"], meta["step"])
+  return Run(
+    config,
+    workdir,
+    nets,
+    state,
+    Normalizer.from_json(meta["normalizer"]),
+    obs_shapes,
+    meta["action_dim"],
+    meta["step"],
+  )

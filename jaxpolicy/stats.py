@@ -1,4 +1,5 @@
 """Statistics of evaluations, shared by both evaluators (numpy only, no JAX)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -10,8 +11,11 @@ def latency_summary(ms) -> dict:
   first call runs the teacher's sampler from noise)."""
   ms = np.asarray(ms, np.float64)
   steady = ms[1:] if len(ms) > 1 else ms
-  return {"latency_ms": float(steady.mean()), "latency_ms_p90": float(np.percentile(steady, 90)),
-          "latency_first_call_ms": float(ms[0])}
+  return {
+    "latency_ms": float(steady.mean()),
+    "latency_ms_p90": float(np.percentile(steady, 90)),
+    "latency_first_call_ms": float(ms[0]),
+  }
 
 
 def calls_until_success(first_success_step, request_steps, calls: int) -> np.ndarray:
@@ -45,8 +49,9 @@ def wilson_interval(successes: int, n: int, z: float = 1.959964) -> tuple[float,
   return float(lo), float(hi)
 
 
-def bootstrap_mean_interval(values, n_boot: int = 10_000, level: float = 0.95,
-                            seed: int = 0) -> tuple[float, float, float]:
+def bootstrap_mean_interval(
+  values, n_boot: int = 10_000, level: float = 0.95, seed: int = 0
+) -> tuple[float, float, float]:
   """(mean, low, high): the mean of `values` with a percentile bootstrap interval
   (resampling the values, e.g. one per task and seed, with replacement)."""
   v = np.asarray(values, np.float64)
@@ -67,4 +72,5 @@ def sign_test(a_only: int, b_only: int) -> float:
   if n == 0:
     return 1.0
   from math import comb  # pylint: disable=g-import-not-at-top
-  return float(min(1.0, 2 * sum(comb(n, i) for i in range(k + 1)) / 2 ** n))
+
+  return float(min(1.0, 2 * sum(comb(n, i) for i in range(k + 1)) / 2**n))

@@ -3,6 +3,7 @@ honest protocol, record its time and provenance, resume, share a grid between pr
 and record failures. The command line is launch/sweep.py (it passes the config loader: the
 library never reads configs/); its docstring says what a sweep does.
 """
+
 from __future__ import annotations
 
 import ast
@@ -21,9 +22,11 @@ def expand_tasks(names) -> list[str]:
   own demonstrations, so "all" leaves out suites without a scripted expert (pusht) unless
   they are named too."""
   from jaxpolicy import suites  # pylint: disable=g-import-not-at-top
+
   named = set(suites.expand([n for n in names if n != "all"]))
-  return [t for t in suites.expand(names)
-          if t in named or suites.suite_of(t).make_expert is not None]
+  return [
+    t for t in suites.expand(names) if t in named or suites.suite_of(t).make_expert is not None
+  ]
 
 
 def honest_eval(workdir: str, episodes: int, seed: int) -> dict:
@@ -31,18 +34,39 @@ def honest_eval(workdir: str, episodes: int, seed: int) -> dict:
   episodes from `seed`: {policy: success, successes, episodes, seed, nfe, the checkpoint's
   step, each episode's initial-state hash, and the suite's extras (p1, coverage, modes)}."""
   from jaxpolicy import demos, evaluation, runs, suites  # pylint: disable=g-import-not-at-top
+
   run = runs.restore_run(workdir)
   suite = suites.suite_of(run.config.task)
-  extras = (suite.metrics + suite.scores + tuple(f"{m}_rate" for m in suite.metrics)
-            + tuple(f"{m}_mean" for m in suite.scores))
+  extras = (
+    suite.metrics
+    + suite.scores
+    + tuple(f"{m}_rate" for m in suite.metrics)
+    + tuple(f"{m}_mean" for m in suite.scores)
+  )
   out = {}
-  with demos.open_sensor(run.config) as sensor:   # None for state observations
+  with demos.open_sensor(run.config) as sensor:  # None for state observations
     for name, pol in run.main_and_baselines().items():
-      r = evaluation.evaluate(pol, run.config.task, episodes=episodes, seed=seed,
-                        episode_length=run.config.eval.episode_length, sensor=sensor,
-                        backend="cpu")
-      keep = ("success_rate", "successes", "episodes", "seed", "nfe", "nfe_amortised",
-              "backend", "initial_state_hashes", "modes", "mode_counts") + extras
+      r = evaluation.evaluate(
+        pol,
+        run.config.task,
+        episodes=episodes,
+        seed=seed,
+        episode_length=run.config.eval.episode_length,
+        sensor=sensor,
+        backend="cpu",
+      )
+      keep = (
+        "success_rate",
+        "successes",
+        "episodes",
+        "seed",
+        "nfe",
+        "nfe_amortised",
+        "backend",
+        "initial_state_hashes",
+        "modes",
+        "mode_counts",
+      ) + extras
       out[name] = dict({k: r[k] for k in keep if k in r}, step=int(run.step))
   return out
 
@@ -89,7 +113,7 @@ def claim(wd: str) -> str | None:
   with open(tmp, "w") as f:
     f.write(me)
   os.replace(tmp, path)
-  with open(path) as f:   # two takers of one stale claim: the last writer has it
+  with open(path) as f:  # two takers of one stale claim: the last writer has it
     return None if f.read().strip() == me else "another process taking over a stale claim"
 
 
@@ -122,6 +146,7 @@ def parse_overrides(items) -> dict:
 def apply_overrides(config, overrides: dict, method: str):
   """Sets each dotted `key` of `config` (a field that must exist in `method`'s config)."""
   from jaxpolicy.errors import ConfigError  # pylint: disable=g-import-not-at-top
+
   for key, value in overrides.items():
     *path, leaf = key.split(".")
     node = config
@@ -134,11 +159,13 @@ def apply_overrides(config, overrides: dict, method: str):
     node[leaf] = value
 
 
-def cell_config(method, task, seed, preset, root, eval_every, episodes, overrides=None,
-                load_config=None):
+def cell_config(
+  method, task, seed, preset, root, eval_every, episodes, overrides=None, load_config=None
+):
   """A cell's config: `load_config(method, preset)` (the launcher's configs.load), the
   grid's overrides, the task and seed, its folders and its method's sweep settings."""
   from jaxpolicy import methods  # pylint: disable=g-import-not-at-top
+
   info = methods.info(method)
   config = load_config(method, preset)
   apply_overrides(config, overrides or {}, method)
@@ -147,7 +174,7 @@ def cell_config(method, task, seed, preset, root, eval_every, episodes, override
   config.eval.every, config.eval.episodes = eval_every, episodes
   if info.needs_teacher:
     config.teacher_workdir = os.path.join(root, task, f"s{seed}", "teacher")
-  if info.sweep_settings is not None:   # e.g. STEP: k = 2 only
+  if info.sweep_settings is not None:  # e.g. STEP: k = 2 only
     info.sweep_settings(config)
   return config
 
@@ -155,6 +182,7 @@ def cell_config(method, task, seed, preset, root, eval_every, episodes, override
 def measure_hz(workdir: str, calls: int = 50) -> dict:
   """Batch-1 latency of the run's main policy (`Policy.latency_b1`)."""
   from jaxpolicy import methods, runs  # pylint: disable=g-import-not-at-top
+
   run = runs.restore_run(workdir)
   policies = run.policies()
   return policies[methods.info(run.config.method).main_policy_of(policies)].latency_b1(calls)
@@ -163,14 +191,24 @@ def measure_hz(workdir: str, calls: int = 50) -> dict:
 def failed_path(wd: str) -> str:
   """<cell>/failed.json: the reason a cell could not be trained (report.load_failures)."""
   from jaxpolicy.report import FAILED  # pylint: disable=g-import-not-at-top
+
   return os.path.join(wd, FAILED)
 
 
-def record_failure(wd: str, task: str, seed: int, method: str, reason: str,
-                   detail: str = "") -> None:
-  files.write_json(failed_path(wd), {
-      "task": task, "seed": seed, "method": method, "reason": reason, "detail": detail,
-      "time": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
+def record_failure(
+  wd: str, task: str, seed: int, method: str, reason: str, detail: str = ""
+) -> None:
+  files.write_json(
+    failed_path(wd),
+    {
+      "task": task,
+      "seed": seed,
+      "method": method,
+      "reason": reason,
+      "detail": detail,
+      "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    },
+  )
 
 
 def _failure_reason(path: str) -> str:
@@ -181,10 +219,23 @@ def _failure_reason(path: str) -> str:
     return "?"
 
 
-def run_sweep(tasks, seeds, methods, preset, root, eval_every, episodes, load_config, log=print,
-              honest_episodes: int = 0, honest_seed: int = 1000, overrides=None,
-              retry_failed: bool = False, max_failures_in_a_row: int = 5,
-              plan_only: bool = False):
+def run_sweep(
+  tasks,
+  seeds,
+  methods,
+  preset,
+  root,
+  eval_every,
+  episodes,
+  load_config,
+  log=print,
+  honest_episodes: int = 0,
+  honest_seed: int = 1000,
+  overrides=None,
+  retry_failed: bool = False,
+  max_failures_in_a_row: int = 5,
+  plan_only: bool = False,
+):
   """Trains every unfinished cell; returns (cells trained, cells skipped: finished or failed
   earlier). A cell that raises is recorded (failed.json) and counted as neither; after
   `max_failures_in_a_row` such cells without a success in between the sweep stops (an error
@@ -192,14 +243,15 @@ def run_sweep(tasks, seeds, methods, preset, root, eval_every, episodes, load_co
   sweep.json and return (0, 0)."""
   from jaxpolicy import training  # pylint: disable=g-import-not-at-top
   from jaxpolicy import methods as methods_lib  # pylint: disable=g-import-not-at-top
-  provenance = dict(host=host.describe(), code=host.code_version())   # the code loaded now
+
+  provenance = dict(host=host.describe(), code=host.code_version())  # the code loaded now
   tasks = expand_tasks(tasks)
   methods = list(methods_lib.names()) if list(methods) == ["all"] else list(methods)
   for m in methods:
     methods_lib.get(m)  # unknown names stop here, before any training
   order = ["teacher"] + [m for m in methods if m != "teacher"]
   overrides = dict(overrides or {})
-  for m in order:   # a misspelt override stops here, before any training
+  for m in order:  # a misspelt override stops here, before any training
     apply_overrides(load_config(m, preset), overrides, m)
   os.makedirs(root, exist_ok=True)
   # the grid, for the report: the union of every invocation's cells in this directory (e.g.
@@ -210,19 +262,29 @@ def run_sweep(tasks, seeds, methods, preset, root, eval_every, episodes, load_co
     with open(grid_path) as f:
       old = json.load(f)
     if old.get("preset", preset) != preset:
-      raise ValueError(f"{root} holds a {old['preset']} sweep; use another --workdir for "
-                       f"--preset={preset}")
+      raise ValueError(
+        f"{root} holds a {old['preset']} sweep; use another --workdir for --preset={preset}"
+      )
     if old.get("overrides", {}) != json.loads(json.dumps(overrides)):
-      raise ValueError(f"{root} holds a sweep with overrides {old.get('overrides', {})}, not "
-                       f"{overrides}; use another --workdir")
+      raise ValueError(
+        f"{root} holds a sweep with overrides {old.get('overrides', {})}, not "
+        f"{overrides}; use another --workdir"
+      )
     cells = [tuple(c) for c in old.get("cells", [])]
   cells += [(t, int(s), m) for s in seeds for t in tasks for m in order]
   cells = list(dict.fromkeys(cells))
-  files.write_json(grid_path, {"tasks": sorted({c[0] for c in cells}),
-                              "seeds": sorted({c[1] for c in cells}),
-                              "methods": list(dict.fromkeys(c[2] for c in cells)),
-                              "preset": preset, "overrides": overrides, "cells": cells},
-                   indent=None)
+  files.write_json(
+    grid_path,
+    {
+      "tasks": sorted({c[0] for c in cells}),
+      "seeds": sorted({c[1] for c in cells}),
+      "methods": list(dict.fromkeys(c[2] for c in cells)),
+      "preset": preset,
+      "overrides": overrides,
+      "cells": cells,
+    },
+    indent=None,
+  )
   if plan_only:
     return 0, 0
   done = skipped = in_a_row = 0
@@ -237,8 +299,10 @@ def run_sweep(tasks, seeds, methods, preset, root, eval_every, episodes, load_co
           continue
         failed = failed_path(wd)
         if os.path.exists(failed) and not retry_failed:
-          log(f"sweep: {task} seed {seed} {method} failed earlier ({_failure_reason(failed)});"
-              f" skipped (--retry_failed trains it again)")
+          log(
+            f"sweep: {task} seed {seed} {method} failed earlier ({_failure_reason(failed)});"
+            f" skipped (--retry_failed trains it again)"
+          )
           skipped += 1
           continue
         teacher_dir = os.path.join(root, task, f"s{seed}", "teacher")
@@ -256,33 +320,42 @@ def run_sweep(tasks, seeds, methods, preset, root, eval_every, episodes, load_co
           log(f"sweep: {task} seed {seed} {method} is being trained by {holder}; skipped")
           continue
         try:
-          if os.path.exists(failed):   # --retry_failed
+          if os.path.exists(failed):  # --retry_failed
             os.remove(failed)
           log(f"sweep: {task} seed {seed} {method} -> {wd}")
-          config = cell_config(method, task, seed, preset, root, eval_every, episodes,
-                               overrides, load_config)
+          config = cell_config(
+            method, task, seed, preset, root, eval_every, episodes, overrides, load_config
+          )
           wall0, cpu0 = time.time(), _cpu_seconds()
           training.train(config, wd)
           cell = dict(task=task, seed=seed, method=method, preset=preset, **measure_hz(wd))
           if honest_episodes:
             cell["honest"] = honest_eval(wd, honest_episodes, honest_seed)
           # this process's time (a resumed cell counts from its resumption)
-          cell.update(wall_s=round(time.time() - wall0, 1),
-                      cpu_s=round(_cpu_seconds() - cpu0, 1), **provenance)
+          cell.update(
+            wall_s=round(time.time() - wall0, 1),
+            cpu_s=round(_cpu_seconds() - cpu0, 1),
+            **provenance,
+          )
           files.write_json(marker, cell)
         except Exception as e:  # pylint: disable=broad-except
           # one cell that cannot be trained must not stop a grid of hundreds: its reason is
           # recorded for the report, and a rerun can retry it (signals still stop the sweep)
           import traceback  # pylint: disable=g-import-not-at-top
+
           reason = f"{type(e).__name__}: {e}".splitlines()[0][:300]
           record_failure(wd, task, seed, method, reason, traceback.format_exc()[-3000:])
-          log(f"sweep: {task} seed {seed} {method} FAILED: {reason} (recorded in "
-              f"{failed}; the sweep goes on)")
+          log(
+            f"sweep: {task} seed {seed} {method} FAILED: {reason} (recorded in "
+            f"{failed}; the sweep goes on)"
+          )
           in_a_row += 1
           if in_a_row >= max_failures_in_a_row:
-            raise RuntimeError(f"{in_a_row} cells in a row failed, the last with {reason}: "
-                               "stopping the sweep (an error every cell meets?). Fix it, "
-                               "then rerun with --retry_failed") from e
+            raise RuntimeError(
+              f"{in_a_row} cells in a row failed, the last with {reason}: "
+              "stopping the sweep (an error every cell meets?). Fix it, "
+              "then rerun with --retry_failed"
+            ) from e
           continue
         finally:
           release(wd)

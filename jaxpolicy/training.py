@@ -6,6 +6,7 @@ so a resumed run continues exactly where an uninterrupted one would (with the sa
 float rounding). SIGTERM / Ctrl-C save a checkpoint after the running call and exit; a
 non-finite loss stops the run before anything bad is saved.
 """
+
 from __future__ import annotations
 
 import json
@@ -40,9 +41,15 @@ class Interrupted(SystemExit):
 
 
 def _meta(config, data_normalizer, obs_shapes, action_dim, step, extra=None):
-  return dict(config=config.to_dict(), normalizer=data_normalizer.to_json(),
-              obs_shapes={k: list(v) for k, v in obs_shapes.items()}, action_dim=int(action_dim),
-              method=config.method, step=int(step), **(extra or {}))
+  return dict(
+    config=config.to_dict(),
+    normalizer=data_normalizer.to_json(),
+    obs_shapes={k: list(v) for k, v in obs_shapes.items()},
+    action_dim=int(action_dim),
+    method=config.method,
+    step=int(step),
+    **(extra or {}),
+  )
 
 
 def _check_finite(history, first_step):
@@ -51,9 +58,11 @@ def _check_finite(history, first_step):
       if k.endswith("_mask") or not m.get(k + "_mask", 1):
         continue
       if not np.all(np.isfinite(v)):
-        raise NonFiniteLoss(f"non-finite {k} = {float(np.asarray(v).ravel()[0])} at step "
-                            f"{first_step + i}; the last good checkpoint is kept. Lower the "
-                            f"learning rate or check the data.")
+        raise NonFiniteLoss(
+          f"non-finite {k} = {float(np.asarray(v).ravel()[0])} at step "
+          f"{first_step + i}; the last good checkpoint is kept. Lower the "
+          f"learning rate or check the data."
+        )
 
 
 def _per_step(history) -> list[dict]:
@@ -98,8 +107,7 @@ class _SignalGuard:
     if self.signum is not None:  # second signal: stop now
       raise KeyboardInterrupt
     self.signum = signum
-    logging.warning("received signal %d: will checkpoint and exit after the running call",
-                    signum)
+    logging.warning("received signal %d: will checkpoint and exit after the running call", signum)
 
   def __exit__(self, *exc):
     for s, h in self._old.items():
@@ -119,16 +127,29 @@ def load_or_train_teacher(config) -> Run:
       logging.info("using the trained teacher in %s (step %d)", workdir, latest)
       return restore_run(workdir)
     tconfig = saved
-    logging.info("teacher in %s stopped at step %d of %d: resuming it first", workdir, latest,
-                 saved.train.steps)
-  elif config.teacher_workdir and os.path.isdir(workdir) and os.listdir(workdir) and not \
-      os.path.exists(os.path.join(workdir, "config.json")):
-    raise FileNotFoundError(f"teacher_workdir {workdir} holds no teacher checkpoint. Point "
-                            f"--config.teacher_workdir at a trained teacher run, or leave it "
-                            f"empty to train one.")
+    logging.info(
+      "teacher in %s stopped at step %d of %d: resuming it first",
+      workdir,
+      latest,
+      saved.train.steps,
+    )
+  elif (
+    config.teacher_workdir
+    and os.path.isdir(workdir)
+    and os.listdir(workdir)
+    and not os.path.exists(os.path.join(workdir, "config.json"))
+  ):
+    raise FileNotFoundError(
+      f"teacher_workdir {workdir} holds no teacher checkpoint. Point "
+      f"--config.teacher_workdir at a trained teacher run, or leave it "
+      f"empty to train one."
+    )
   else:
-    logging.info("no trained teacher found at %s: training the teacher first (%s preset)",
-                 workdir, config.preset)
+    logging.info(
+      "no trained teacher found at %s: training the teacher first (%s preset)",
+      workdir,
+      config.preset,
+    )
     tconfig = runs.teacher_config(config)
   train(tconfig, workdir)
   return restore_run(workdir)
@@ -144,21 +165,24 @@ def train(config, workdir: str | None = None) -> dict:
   os.makedirs(workdir, exist_ok=True)
   if sharding.is_primary():
     # atomic: a peer process checks this file (check_workdir) while process 0 writes it
-    files.write_json(os.path.join(workdir, "config.json"),
-                     {"identity": identity(config), "config": config.to_dict()})
+    files.write_json(
+      os.path.join(workdir, "config.json"),
+      {"identity": identity(config), "config": config.to_dict()},
+    )
 
   data = demos.load_demo_data(config, normalizer=teacher.normalizer if teacher else None)
   if teacher is not None and data.obs_shapes != teacher.obs_shapes:
-    raise ValueError(f"teacher observation shapes {teacher.obs_shapes} differ from the data's "
-                     f"{data.obs_shapes}")
+    raise ValueError(
+      f"teacher observation shapes {teacher.obs_shapes} differ from the data's {data.obs_shapes}"
+    )
   nets = nets_lib.build_nets(config, data.action_dim)
   rng = jax.random.PRNGKey(config.seed)
-  state = method.init(config, nets, data.obs_shapes, jax.random.fold_in(rng, 1),
-                      teacher.state if teacher else None)
+  state = method.init(
+    config, nets, data.obs_shapes, jax.random.fold_in(rng, 1), teacher.state if teacher else None
+  )
   # one point-cloud sensor for every evaluation of the run (renderers made on first use)
   with demos.open_sensor(config) as sensor:
-    return _train_and_evaluate(config, workdir, method, teacher, data, nets, state, rng,
-                               sensor)
+    return _train_and_evaluate(config, workdir, method, teacher, data, nets, state, rng, sensor)
 
 
 def _train_and_evaluate(config, workdir, method, teacher, data, nets, state, rng, sensor):
@@ -166,32 +190,39 @@ def _train_and_evaluate(config, workdir, method, teacher, data, nets, state, rng
   compiled = {}  # the run's policies, reused by every evaluation
   with logs.RunLog(workdir, config, ckpt.latest_step() or 0, sharding.is_primary()) as log:
     try:
-      state, step = _fit(config, workdir, method, nets, data, state, ckpt, rng, compiled, log,
-                         sensor)
+      state, step = _fit(
+        config, workdir, method, nets, data, state, ckpt, rng, compiled, log, sensor
+      )
     finally:
       ckpt.close()
-    return _final_evaluation(config, workdir, method, teacher, data, nets, state, step,
-                             compiled, log, sensor)
+    return _final_evaluation(
+      config, workdir, method, teacher, data, nets, state, step, compiled, log, sensor
+    )
 
 
-def _final_evaluation(config, workdir, method, teacher, data, nets, state, step, compiled, log,
-                      sensor):
+def _final_evaluation(
+  config, workdir, method, teacher, data, nets, state, step, compiled, log, sensor
+):
   """The run's policies (and its teacher's) evaluated at the end: eval.json, evals.jsonl."""
   if not sharding.is_primary():
     return {}
   if not config.eval.get("at_end", True):
-    logging.info("eval.at_end is off: no final evaluation (python -m launch.evaluate "
-                 "--workdir=%s evaluates the saved policies)", workdir)
+    logging.info(
+      "eval.at_end is off: no final evaluation (python -m launch.evaluate "
+      "--workdir=%s evaluates the saved policies)",
+      workdir,
+    )
     return {}
   run = Run(config, workdir, nets, state, data.normalizer, data.obs_shapes, data.action_dim, step)
   # the teacher evaluated beside its student in the student's compute dtype
-  policies = dict(teacher.policies(dtype=config.eval.get("dtype", "float32"))) \
-      if teacher is not None else {}
+  policies = (
+    dict(teacher.policies(dtype=config.eval.get("dtype", "float32"))) if teacher is not None else {}
+  )
   policies.update(run.policies(reuse=compiled))
   name = runs.run_name(config)
   results = {name: evaluation.evaluate_policies(config, policies, step, sensor, data)}
-  if data.val is not None and runs.eval_task(config):   # held-out action error (offline
-    for pname, pol in policies.items():                  # evaluation has it already)
+  if data.val is not None and runs.eval_task(config):  # held-out action error (offline
+    for pname, pol in policies.items():  # evaluation has it already)
       results[name][pname]["action_mse"] = pol.action_mse(data.val, jax.random.PRNGKey(0))
   final = getattr(method, "final_metrics", None)  # {policy name: {extra metric: value}}
   if final is not None:
@@ -200,10 +231,18 @@ def _final_evaluation(config, workdir, method, teacher, data, nets, state, step,
   with open(os.path.join(workdir, "evals.jsonl"), "a") as f:
     f.write(json.dumps({"step": step, "results": results[name], "final": True}) + "\n")
   log.evaluation(step, results[name])
-  evaluation.write_results(workdir, results, extra={
-      "method": config.method, "step": step, "preset": config.preset, "obs": config.obs,
+  evaluation.write_results(
+    workdir,
+    results,
+    extra={
+      "method": config.method,
+      "step": step,
+      "preset": config.preset,
+      "obs": config.obs,
       "data_path": config.data.get("path", ""),
-      "teacher_workdir": teacher.workdir if teacher else None})
+      "teacher_workdir": teacher.workdir if teacher else None,
+    },
+  )
   print(evaluation.format_table(results), flush=True)
   return results
 
@@ -228,11 +267,16 @@ def make_train_step(config, method, nets, mesh, steps: int = 1):
     return method.train_step(config, nets, state, batch, k_step)
 
   def steps_fn(state, windows, first):
-    return jax.lax.scan(lambda s, i: step_fn(s, windows, i), state,
-                        first + jnp.arange(steps, dtype=jnp.int32))
+    return jax.lax.scan(
+      lambda s, i: step_fn(s, windows, i), state, first + jnp.arange(steps, dtype=jnp.int32)
+    )
 
-  return jax.jit(step_fn if steps == 1 else steps_fn, in_shardings=(repl, repl, repl),
-                 out_shardings=(repl, repl), donate_argnums=(0,))
+  return jax.jit(
+    step_fn if steps == 1 else steps_fn,
+    in_shardings=(repl, repl, repl),
+    out_shardings=(repl, repl),
+    donate_argnums=(0,),
+  )
 
 
 def step_plan(start: int, total: int, log_every: int, per_call: int) -> list[int]:
@@ -264,8 +308,7 @@ def live_state(config, nets, state, mesh):
   return state, lambda s: join(s, dead)
 
 
-def _fit(config, workdir, method, nets, data, state, ckpt, rng, compiled: dict, log,
-         sensor=None):
+def _fit(config, workdir, method, nets, data, state, ckpt, rng, compiled: dict, log, sensor=None):
   """The step loop: resume, jitted steps, logs (`log`, runtime/logs.py), periodic checkpoints
   and evaluations.
 
@@ -276,9 +319,11 @@ def _fit(config, workdir, method, nets, data, state, ckpt, rng, compiled: dict, 
   mesh = sharding.make_mesh(config.train.get("num_devices", 0))
   n_dev = mesh.devices.size
   if config.train.batch_size % n_dev:
-    raise ValueError(f"train.batch_size ({config.train.batch_size}) must be divisible by the "
-                     f"number of devices ({n_dev}); set --config.train.batch_size or "
-                     f"--config.train.num_devices")
+    raise ValueError(
+      f"train.batch_size ({config.train.batch_size}) must be divisible by the "
+      f"number of devices ({n_dev}); set --config.train.batch_size or "
+      f"--config.train.num_devices"
+    )
   primary = sharding.is_primary()
   state = sharding.put_replicated(state, mesh)
   windows = sharding.put_replicated(data.train, mesh)
@@ -296,13 +341,21 @@ def _fit(config, workdir, method, nets, data, state, ckpt, rng, compiled: dict, 
   if jax.process_count() > 1:
     # Compile first, then meet: the first step's collective would otherwise wait for a
     # peer that is still compiling (slower host), and Gloo's rendezvous gives up after 30 s.
-    jit_steps = {n: f.lower(state, windows, np.int32(start)).compile()
-                 for n, f in jit_steps.items()}
+    jit_steps = {
+      n: f.lower(state, windows, np.int32(start)).compile() for n, f in jit_steps.items()
+    }
     sharding.barrier(f"jaxpolicy_train_step_compiled_from_{start}")
   evals_path = os.path.join(workdir, "evals.jsonl")
   history, t_last, s_last, t0 = [], time.time(), start, time.time()
-  logging.info("training %s on %s (%s obs, %d train windows) for %d steps -> %s", config.method,
-               runs.run_name(config), config.obs, data.train.num_windows, total, workdir)
+  logging.info(
+    "training %s on %s (%s obs, %d train windows) for %d steps -> %s",
+    config.method,
+    runs.run_name(config),
+    config.obs,
+    data.train.num_windows,
+    total,
+    workdir,
+  )
   step = start
   with _SignalGuard() as guard:
     for n in plan:
@@ -320,20 +373,36 @@ def _fit(config, workdir, method, nets, data, state, ckpt, rng, compiled: dict, 
       avg = _average(hist)
       eta = (total - step) / max(rate, 1e-9)
       if primary:
-        logging.info("step %d/%d  %s  %.1f steps/s  ETA %s", step, total,
-                     "  ".join(f"{k} {v:.4g}" for k, v in avg.items()), rate,
-                     time.strftime("%H:%M:%S", time.gmtime(eta)))
+        logging.info(
+          "step %d/%d  %s  %.1f steps/s  ETA %s",
+          step,
+          total,
+          "  ".join(f"{k} {v:.4g}" for k, v in avg.items()),
+          rate,
+          time.strftime("%H:%M:%S", time.gmtime(eta)),
+        )
         log.train(step, avg, rate, now - t0, learning_rates(sharding.local_copy(state)))
       if guard.signum is not None:
         ckpt.save(step, full(state), meta(step))
-        logging.warning("interrupted at step %d: checkpoint saved in %s; rerun the same "
-                        "command to resume", step, workdir)
+        logging.warning(
+          "interrupted at step %d: checkpoint saved in %s; rerun the same command to resume",
+          step,
+          workdir,
+        )
         raise Interrupted(128 + guard.signum)
       if config.train.ckpt_every and step % config.train.ckpt_every == 0 and step < total:
         ckpt.save(step, full(state), meta(step))
       if config.eval.every and step % config.eval.every == 0 and step < total and primary:
-        run = Run(config, workdir, nets, sharding.local_copy(full(state)), data.normalizer,
-                  data.obs_shapes, data.action_dim, step)
+        run = Run(
+          config,
+          workdir,
+          nets,
+          sharding.local_copy(full(state)),
+          data.normalizer,
+          data.obs_shapes,
+          data.action_dim,
+          step,
+        )
         compiled.update(run.policies(reuse=compiled))
         res = evaluation.evaluate_policies(config, compiled, step, sensor, data)
         with open(evals_path, "a") as f:

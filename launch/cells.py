@@ -7,6 +7,7 @@
 so `launch.report` regenerates the report from them. Which files, and what --resume leaves
 out: docs/evaluation.md, "Reports".
 """
+
 from __future__ import annotations
 
 import argparse
@@ -17,8 +18,14 @@ import os
 
 FORMAT = "jaxpolicy.cells/1"
 GRID_FILES = ("sweep.json", "latency.json")
-CELL_FILES = ("cell.json", "eval.json", "evals.jsonl", "metrics.jsonl", "config.json",
-              "failed.json")
+CELL_FILES = (
+  "cell.json",
+  "eval.json",
+  "evals.jsonl",
+  "metrics.jsonl",
+  "config.json",
+  "failed.json",
+)
 
 
 def _read(path: str):
@@ -42,8 +49,11 @@ def _cell_dirs(root: str):
 
 def pack(root: str, out: str) -> dict:
   """Writes the grid under `root` to `out` (gzip'd JSON); returns {"cells", "files"} counts."""
-  files = {name: _read(os.path.join(root, name)) for name in GRID_FILES
-           if os.path.exists(os.path.join(root, name))}
+  files = {
+    name: _read(os.path.join(root, name))
+    for name in GRID_FILES
+    if os.path.exists(os.path.join(root, name))
+  }
   n_cells = 0
   for rel in _cell_dirs(root):
     present = [n for n in CELL_FILES if os.path.exists(os.path.join(root, rel, n))]
@@ -54,8 +64,8 @@ def pack(root: str, out: str) -> dict:
     raise FileNotFoundError(f"no finished or failed sweep cells under {root}")
   text = json.dumps({"format": FORMAT, "files": files}, separators=(",", ":"))
   buf = io.BytesIO()
-  with gzip.GzipFile(filename="", mode="wb", fileobj=buf, mtime=0) as f:   # same bytes
-    f.write(text.encode())                                                 # for same files
+  with gzip.GzipFile(filename="", mode="wb", fileobj=buf, mtime=0) as f:  # same bytes
+    f.write(text.encode())  # for same files
   os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
   with open(out + ".tmp", "wb") as f:
     f.write(buf.getvalue())
@@ -79,8 +89,7 @@ def _unfinished_teachers(files: dict) -> set:
   """<task>/s<seed>/teacher of the task-seeds where a method of the grid has no cell.json."""
   methods = files.get("sweep.json", {}).get("methods", [])
   pairs = {rel.rsplit("/", 2)[0] for rel in files if rel.count("/") == 3}
-  return {f"{p}/teacher" for p in pairs
-          if any(f"{p}/{m}/cell.json" not in files for m in methods)}
+  return {f"{p}/teacher" for p in pairs if any(f"{p}/{m}/cell.json" not in files for m in methods)}
 
 
 def unpack(path: str, root: str, resume: bool = False, log=print) -> int:
@@ -120,8 +129,11 @@ def main(argv=None):
   b = sub.add_parser("unpack", help="a cells file -> a sweep's workdir")
   b.add_argument("cells")
   b.add_argument("workdir")
-  b.add_argument("--resume", action="store_true",
-                 help="leave out the teachers of unfinished task-seeds (to continue a grid)")
+  b.add_argument(
+    "--resume",
+    action="store_true",
+    help="leave out the teachers of unfinished task-seeds (to continue a grid)",
+  )
   args = p.parse_args(argv)
   try:
     if args.command == "pack":

@@ -7,6 +7,7 @@
 Point clouds come from the sensor of `configs/common.py` for `--preset` (the one training
 and evaluation with that preset use; see jaxpolicy/envs/pointcloud.py).
 """
+
 from absl import app, flags
 
 from launch import common
@@ -16,8 +17,11 @@ flags.DEFINE_integer("episodes", 0, "Number of successful episodes to keep (0: t
 flags.DEFINE_string("data_dir", "data", "Where datasets are stored.")
 flags.DEFINE_string("obs", "state", "state | pointcloud")
 flags.DEFINE_integer("seed", 0, "Collection seed.")
-flags.DEFINE_string("preset", "quick", "Config preset whose point-cloud sensor is used "
-                    "(--obs=pointcloud): quick | paper | tiny.")
+flags.DEFINE_string(
+  "preset",
+  "quick",
+  "Config preset whose point-cloud sensor is used (--obs=pointcloud): quick | paper | tiny.",
+)
 flags.mark_flags_as_required(["task"])
 FLAGS = flags.FLAGS
 
@@ -35,8 +39,8 @@ def main(argv):
     config.data.dir, config.data.seed = FLAGS.data_dir, FLAGS.seed
     if FLAGS.episodes:
       config.data.num_episodes = FLAGS.episodes
-    validate.resolve(config)   # the door: the task, and the suite's defaults
-    return demos.ensure_demo_data(config)   # the same dataset training would use
+    validate.resolve(config)  # the door: the task, and the suite's defaults
+    return demos.ensure_demo_data(config)  # the same dataset training would use
 
   path = common.run_guarded(run)
   print(path)

@@ -1,4 +1,5 @@
 """Shared set-up for the entry points: logging, compilation cache, clean error exits."""
+
 from __future__ import annotations
 
 import os
@@ -36,6 +37,7 @@ def setup(mjx: bool | None = None):
     set_mjx_cpu_flag()
   logging.set_verbosity(logging.WARNING)
   import logging as py_logging  # pylint: disable=g-import-not-at-top
+
   log = py_logging.getLogger("jaxpolicy")
   if not log.handlers:
     handler = py_logging.StreamHandler(sys.stderr)
@@ -45,8 +47,10 @@ def setup(mjx: bool | None = None):
   log.propagate = False
   register_suites()
   import jax  # pylint: disable=g-import-not-at-top
-  cache = os.environ.get("JAXPOLICY_CACHE_DIR",
-                         os.path.join(os.path.expanduser("~"), ".cache", "jaxpolicy", "xla"))
+
+  cache = os.environ.get(
+    "JAXPOLICY_CACHE_DIR", os.path.join(os.path.expanduser("~"), ".cache", "jaxpolicy", "xla")
+  )
   if cache:
     jax.config.update("jax_compilation_cache_dir", cache)
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
@@ -58,14 +62,18 @@ def register_suites(names: str | None = None) -> list[str]:
   files, e.g. JAXPOLICY_SUITES=my_robot.suite python -m launch.train ..."""
   import importlib  # pylint: disable=g-import-not-at-top
   from jaxpolicy import suites  # pylint: disable=g-import-not-at-top
+
   names = os.environ.get("JAXPOLICY_SUITES", "") if names is None else names
   done = []
   for name in filter(None, (n.strip() for n in names.split(","))):
     try:
       module = importlib.import_module(name)
     except ImportError as e:
-      print(f"error: JAXPOLICY_SUITES names {name!r}, which does not import ({e})",
-            file=sys.stderr, flush=True)
+      print(
+        f"error: JAXPOLICY_SUITES names {name!r}, which does not import ({e})",
+        file=sys.stderr,
+        flush=True,
+      )
       sys.exit(2)
     suites.register(module.INFO)
     done.append(module.INFO.name)
@@ -76,6 +84,7 @@ def _check_config_arg(argv):
   """Loads --config=FILE[:PRESET] once up front so a bad file or preset is one clean line
   (absl would print the loader's traceback inside its flag-parsing error)."""
   import importlib.util  # pylint: disable=g-import-not-at-top
+
   value = next((a.split("=", 1)[1] for a in argv if a.startswith("--config=")), None)
   if not value:
     return
@@ -115,6 +124,7 @@ def unknown_field(config, field: str) -> str | None:
   closest fields (a misspelling, a field under another section, or a method's own version
   of it, e.g. train.lr -> sdm.gen_lr)."""
   import difflib  # pylint: disable=g-import-not-at-top
+
   node = config
   for part in field.split("."):
     if not hasattr(node, "keys") or part not in node:
@@ -130,8 +140,11 @@ def unknown_field(config, field: str) -> str | None:
   close += [p for p in paths if last(p).endswith("_" + leaf)]
   # the run's own fields first; a student's teacher_train.* (the teacher it may train) last
   close = sorted(dict.fromkeys(close), key=lambda p: p.startswith("teacher_train."))[:3]
-  hint = f" Did you mean {', '.join(close)}?" if close else (
-      f" Top-level fields: {', '.join(config.keys())}.")
+  hint = (
+    f" Did you mean {', '.join(close)}?"
+    if close
+    else (f" Top-level fields: {', '.join(config.keys())}.")
+  )
   return f"unknown config field {field!r}.{hint}"
 
 
@@ -139,13 +152,15 @@ def run_app(main):
   """absl's app.run, with a mistyped --config.<field> reported in one line (ml_collections
   raises a KeyError with a did-you-mean hint while flags are parsed)."""
   from absl import app  # pylint: disable=g-import-not-at-top
+
   _check_config_arg(sys.argv)
   try:
     app.run(main)
   except KeyError as e:
     msg = str(e.args[0]) if e.args else str(e)
-    print(f"error: unknown config field {msg.strip()}".replace("\n", " "), file=sys.stderr,
-          flush=True)
+    print(
+      f"error: unknown config field {msg.strip()}".replace("\n", " "), file=sys.stderr, flush=True
+    )
     sys.exit(2)
 
 
@@ -154,6 +169,7 @@ def run_guarded(fn):
   from jaxpolicy.data.storage import DatasetError  # pylint: disable=g-import-not-at-top
   from jaxpolicy.runtime.checkpoint import CheckpointError  # pylint: disable=g-import-not-at-top
   from jaxpolicy.training import NonFiniteLoss  # pylint: disable=g-import-not-at-top
+
   try:
     return fn()
   except (ValueError, FileNotFoundError, DatasetError, CheckpointError, NonFiniteLoss) as e:

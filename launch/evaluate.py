@@ -7,6 +7,7 @@ On the suite's CPU simulator by default, into <workdir>/eval.json (--backend=mjx
 eval_mjx.json); --dtype=bfloat16, --task for a run on a dataset of its own, and how results
 merge: docs/evaluation.md, "What an evaluation is".
 """
+
 import json
 import os
 
@@ -17,15 +18,27 @@ from launch import common
 flags.DEFINE_string("workdir", None, "A run directory with checkpoints.")
 flags.DEFINE_integer("episodes", 20, "Episodes per policy.")
 flags.DEFINE_integer("seed", 0, "Evaluation seed (same seed = same initial conditions).")
-flags.DEFINE_string("task", "", "Task to evaluate on (default: the run's task; for a run on a "
-                    "dataset of its own, the suite task to evaluate it in, e.g. pusht).")
-flags.DEFINE_integer("episode_length", 0, "Control steps per episode (0: the run's "
-                     "eval.episode_length; the suite's for a data.path run given --task).")
-flags.DEFINE_string("dtype", "", "Policy compute dtype, float32 | bfloat16 (default: the run's "
-                    "eval.dtype).")
+flags.DEFINE_string(
+  "task",
+  "",
+  "Task to evaluate on (default: the run's task; for a run on a "
+  "dataset of its own, the suite task to evaluate it in, e.g. pusht).",
+)
+flags.DEFINE_integer(
+  "episode_length",
+  0,
+  "Control steps per episode (0: the run's "
+  "eval.episode_length; the suite's for a data.path run given --task).",
+)
+flags.DEFINE_string(
+  "dtype", "", "Policy compute dtype, float32 | bfloat16 (default: the run's eval.dtype)."
+)
 flags.DEFINE_string("backend", "", "auto | cpu | mjx (default: the run's eval.backend).")
-flags.DEFINE_string("results", "", "Results file name inside --workdir (default: eval.json "
-                    "on MetaWorld, eval_mjx.json on MJX).")
+flags.DEFINE_string(
+  "results",
+  "",
+  "Results file name inside --workdir (default: eval.json on MetaWorld, eval_mjx.json on MJX).",
+)
 flags.mark_flags_as_required(["workdir"])
 FLAGS = flags.FLAGS
 
@@ -39,18 +52,26 @@ def _saved_backend(workdir: str) -> str:
     return "auto"
 
 
-def evaluate(workdir: str, task: str = "", episodes: int = 20, seed: int = 0,
-             episode_length: int = 0, dtype: str = "", backend: str = "",
-             results_name: str = "") -> dict:
+def evaluate(
+  workdir: str,
+  task: str = "",
+  episodes: int = 20,
+  seed: int = 0,
+  episode_length: int = 0,
+  dtype: str = "",
+  backend: str = "",
+  results_name: str = "",
+) -> dict:
   """Evaluates the run in `workdir` as the flags say; {task: {policy: result}}, also merged
   into the results file."""
   from jaxpolicy import evaluation, runs  # pylint: disable=g-import-not-at-top
   from jaxpolicy.validate import check_config  # pylint: disable=g-import-not-at-top
+
   r = runs.restore_run(workdir)
   c = r.config
   with c.unlocked():
     if runs.offline(c):
-      if task and task != c.eval.get("task", ""):   # another suite: its length, its rate
+      if task and task != c.eval.get("task", ""):  # another suite: its length, its rate
         c.eval.episode_length, c.eval.control_hz = None, None
       c.eval.task = task or c.eval.get("task", "")
     else:
@@ -80,9 +101,18 @@ def evaluate(workdir: str, task: str = "", episodes: int = 20, seed: int = 0,
 def main(argv):
   del argv
   common.setup(mjx=(FLAGS.backend or _saved_backend(FLAGS.workdir)) == "mjx")
-  common.run_guarded(lambda: evaluate(FLAGS.workdir, FLAGS.task, FLAGS.episodes, FLAGS.seed,
-                                      FLAGS.episode_length, FLAGS.dtype, FLAGS.backend,
-                                      FLAGS.results))
+  common.run_guarded(
+    lambda: evaluate(
+      FLAGS.workdir,
+      FLAGS.task,
+      FLAGS.episodes,
+      FLAGS.seed,
+      FLAGS.episode_length,
+      FLAGS.dtype,
+      FLAGS.backend,
+      FLAGS.results,
+    )
+  )
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ features (shape, dtype, min / max / mean), the key mapping a run would use, ever
 Exit code 0 when no fault was found, 1 otherwise. Reading decodes every video once, into the
 frame cache the trainer reads later (JAXPOLICY_FRAME_CACHE); --noread skips the data.
 """
+
 from __future__ import annotations
 
 import json
@@ -36,9 +37,12 @@ def format_summary(s: dict) -> str:
   if "format" in s:
     length = s.get("episode_length") or {}
     fps = f"{s['fps']:g}" if s.get("fps") else "not recorded"
-    lines += [f"format    {s['format']} ({s['version']})",
-              f"episodes  {s['episodes']}  frames {s['frames']}  episode length "
-              f"{length.get('min')}-{length.get('max')}  fps {fps}", "features"]
+    lines += [
+      f"format    {s['format']} ({s['version']})",
+      f"episodes  {s['episodes']}  frames {s['frames']}  episode length "
+      f"{length.get('min')}-{length.get('max')}  fps {fps}",
+      "features",
+    ]
     width = max([len(n) for n in s.get("features", {})] + [8])
     for name, f in s.get("features", {}).items():
       kind = " camera" if f.get("camera") else ""
@@ -64,6 +68,7 @@ def main(argv):
   if len(argv) != 2:
     raise app.UsageError("usage: python -m launch.inspect_data PATH [flags]")
   from jaxpolicy.data import formats  # pylint: disable=g-import-not-at-top
+
   mapping = formats.Mapping(tuple(FLAGS.state_keys), tuple(FLAGS.cameras), FLAGS.action_key)
   summary = formats.inspect(argv[1], mapping, read=FLAGS.read)
   print(json.dumps(summary, indent=1) if FLAGS.json else format_summary(summary), flush=True)

@@ -8,6 +8,7 @@ gradient, LeRobot's encoder settings: yuv420p, a key frame every 2 frames, crf 3
 times, best of --repeats: decoding it with PyAV into uint8 RGB arrays (what the first run on
 a dataset pays), writing the frame cache, and reading the cache (what every later run pays).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -35,7 +36,7 @@ def clip(n: int, size: int) -> np.ndarray:
 
 def encode(path: str, frames: np.ndarray, codec: str, fps: int = 30) -> None:
   options = {"g": "2", "crf": "30"}
-  os.environ.setdefault("SVT_LOG", "1")   # SVT-AV1: errors only
+  os.environ.setdefault("SVT_LOG", "1")  # SVT-AV1: errors only
   with av.open(path, "w") as out:
     stream = out.add_stream(codec, rate=fps, options=options)
     stream.pix_fmt = "yuv420p"
@@ -63,8 +64,10 @@ def main():
   p.add_argument("--codecs", default="libsvtav1,libx264")
   p.add_argument("--repeats", type=int, default=3)
   a = p.parse_args()
-  print(f"{'codec':<10} {'size':>5} {'frames':>6} {'MB':>6} {'decode f/s':>11} "
-        f"{'decode+write f/s':>16} {'cache read f/s':>15}")
+  print(
+    f"{'codec':<10} {'size':>5} {'frames':>6} {'MB':>6} {'decode f/s':>11} "
+    f"{'decode+write f/s':>16} {'cache read f/s':>15}"
+  )
   with tempfile.TemporaryDirectory() as d:
     os.environ["JAXPOLICY_FRAME_CACHE"] = os.path.join(d, "cache")
     for codec in a.codecs.split(","):
@@ -74,16 +77,22 @@ def main():
         dec = best(lambda: video._decode_file(path), a.repeats)  # noqa: B023  pylint: disable=protected-access
 
         def write_cache():
-          for f in os.listdir(os.environ["JAXPOLICY_FRAME_CACHE"]) if os.path.isdir(
-              os.environ["JAXPOLICY_FRAME_CACHE"]) else ():
+          for f in (
+            os.listdir(os.environ["JAXPOLICY_FRAME_CACHE"])
+            if os.path.isdir(os.environ["JAXPOLICY_FRAME_CACHE"])
+            else ()
+          ):
             os.remove(os.path.join(os.environ["JAXPOLICY_FRAME_CACHE"], f))
           video.decode(path)  # noqa: B023
 
         write = best(write_cache, a.repeats)
         read = best(lambda: np.asarray(video.decode(path).frames[:]) + 0, a.repeats)  # noqa: B023
         mb = os.path.getsize(path) / 1e6
-        print(f"{codec:<10} {size:>5} {a.frames:>6} {mb:>6.2f} {a.frames / dec:>11.0f} "
-              f"{a.frames / write:>16.0f} {a.frames / read:>15.0f}", flush=True)
+        print(
+          f"{codec:<10} {size:>5} {a.frames:>6} {mb:>6.2f} {a.frames / dec:>11.0f} "
+          f"{a.frames / write:>16.0f} {a.frames / read:>15.0f}",
+          flush=True,
+        )
 
 
 if __name__ == "__main__":

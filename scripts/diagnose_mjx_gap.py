@@ -22,6 +22,7 @@ collision and solver algorithms). For box-box pairs it adds the exact penetratio
 the two boxes (separating-axis test in float64 numpy), an independent reference for both.
 Both modes print a table and can write JSON (--out).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -32,9 +33,14 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-VARIANTS = {"metaworld": (), "converted": ("prisms", "margins", "hulls"),
-            "prisms": ("prisms",), "margins": ("margins",), "hulls": ("hulls",),
-            "finger_meshes": ("prisms", "margins", "hulls")}
+VARIANTS = {
+  "metaworld": (),
+  "converted": ("prisms", "margins", "hulls"),
+  "prisms": ("prisms",),
+  "margins": ("margins",),
+  "hulls": ("hulls",),
+  "finger_meshes": ("prisms", "margins", "hulls"),
+}
 FINGER_BOXES = ("leftpad_geom", "rightpad_geom", "leftclaw_it", "rightclaw_it")
 
 
@@ -43,6 +49,7 @@ def swapped_env(task: str, model):
   import mujoco  # pylint: disable=g-import-not-at-top
 
   from jaxpolicy.suites.metaworld import env as mw  # pylint: disable=g-import-not-at-top
+
   env = mw.make_env(task, seed=0)
   env.model, env.data = model, mujoco.MjData(model)
   return env
@@ -50,12 +57,12 @@ def swapped_env(task: str, model):
 
 def variant_model(task: str, variant: str, max_contact_points: int = 0):
   from jaxpolicy.suites.metaworld.mjx import convert  # pylint: disable=g-import-not-at-top
+
   if variant == "metaworld":
     return convert.original_model(task)
   if variant == "finger_meshes":
     return _finger_meshes_model(task)
-  return convert.convert_model(task, max_contact_points=max_contact_points,
-                               steps=VARIANTS[variant])
+  return convert.convert_model(task, max_contact_points=max_contact_points, steps=VARIANTS[variant])
 
 
 def _finger_meshes_model(task: str):
@@ -65,9 +72,11 @@ def _finger_meshes_model(task: str):
   import numpy as np  # pylint: disable=g-import-not-at-top
 
   from jaxpolicy.suites.metaworld.mjx import convert  # pylint: disable=g-import-not-at-top
+
   original = convert.original_model(task)
-  spec = convert.convert_spec(mujoco.MjSpec.from_file(convert.model_path(task)), original,
-                              VARIANTS["finger_meshes"])
+  spec = convert.convert_spec(
+    mujoco.MjSpec.from_file(convert.model_path(task)), original, VARIANTS["finger_meshes"]
+  )
   corners = np.array([[x, y, z] for x in (-1, 1) for y in (-1, 1) for z in (-1, 1)], float)
   for name in FINGER_BOXES:
     g = original.geom(name)
@@ -86,6 +95,7 @@ def _finger_meshes_model(task: str):
 def expert_episodes(env, task: str, seed: int, episodes: int):
   """(success (E,), first success step (E,), -1 if none) of MetaWorld's expert on `env`."""
   from jaxpolicy.suites.metaworld.mjx.experts import run_expert_metaworld  # pylint: disable=g-import-not-at-top
+
   res = run_expert_metaworld(task, seed, episodes, env=env)
   return res["successes"], res["first_success_step"]
 
@@ -95,6 +105,7 @@ def conversion(args) -> list[dict]:
 
   from jaxpolicy.suites import check_task  # pylint: disable=g-import-not-at-top
   from jaxpolicy.suites.metaworld.tasks import TASKS  # pylint: disable=g-import-not-at-top
+
   tasks = list(TASKS) if args.tasks == "all" else [check_task(t) for t in args.tasks.split(",")]
   variants = args.variants.split(",")
   for v in variants:
@@ -106,11 +117,15 @@ def conversion(args) -> list[dict]:
     row = {"task": task, "episodes": args.episodes}
     cells = []
     for v in variants:
-      ok, first = expert_episodes(swapped_env(task, variant_model(task, v)), task, args.seed,
-                                  args.episodes)
+      ok, first = expert_episodes(
+        swapped_env(task, variant_model(task, v)), task, args.seed, args.episodes
+      )
       med = float(np.median(first[ok])) if ok.any() else None
-      row[v] = {"success": float(ok.mean()), "first_success_median": med,
-                "successes": ok.astype(int).tolist()}
+      row[v] = {
+        "success": float(ok.mean()),
+        "first_success_median": med,
+        "successes": ok.astype(int).tolist(),
+      }
       cells.append(f"{ok.mean():.2f} / {'-' if med is None else f'{med:.0f}'}")
     rows.append(row)
     print(f"{task:<26}" + "".join(f"{c:>22}" for c in cells), flush=True)
@@ -122,6 +137,7 @@ def box_overlap(pos1, mat1, size1, pos2, mat2, size2) -> float:
   """Penetration depth of two oriented boxes (< 0: separated by at least that much), from the
   separating-axis test over the 15 candidate axes (float64)."""
   import numpy as np  # pylint: disable=g-import-not-at-top
+
   r1, r2 = np.asarray(mat1, float).reshape(3, 3), np.asarray(mat2, float).reshape(3, 3)
   axes = [r1[:, i] for i in range(3)] + [r2[:, i] for i in range(3)]
   axes += [np.cross(r1[:, i], r2[:, j]) for i in range(3) for j in range(3)]
@@ -129,7 +145,7 @@ def box_overlap(pos1, mat1, size1, pos2, mat2, size2) -> float:
   depth = np.inf
   for a in axes:
     norm = np.linalg.norm(a)
-    if norm < 1e-9:   # parallel edges: that axis is one of the face axes already
+    if norm < 1e-9:  # parallel edges: that axis is one of the face axes already
       continue
     a = a / norm
     reach = np.abs(r1.T @ a) @ np.asarray(size1) + np.abs(r2.T @ a) @ np.asarray(size2)
@@ -140,6 +156,7 @@ def box_overlap(pos1, mat1, size1, pos2, mat2, size2) -> float:
 def _pairs_c(m, d, name) -> dict:
   import mujoco  # pylint: disable=g-import-not-at-top
   import numpy as np  # pylint: disable=g-import-not-at-top
+
   out = {}
   force = np.zeros(6)
   for i in range(d.ncon):
@@ -153,14 +170,15 @@ def _pairs_c(m, d, name) -> dict:
 
 def _pairs_mjx(m, dx, name) -> dict:
   import numpy as np  # pylint: disable=g-import-not-at-top
+
   con = dx.contact
   dist, geom = np.asarray(con.dist), np.asarray(con.geom)
   addr, dim = np.asarray(con.efc_address), np.asarray(con.dim)
   efc = np.asarray(dx.efc_force)
-  elliptic = m.opt.cone == 1   # mjCONE_ELLIPTIC: the first row is the normal force
+  elliptic = m.opt.cone == 1  # mjCONE_ELLIPTIC: the first row is the normal force
   out = {}
   for i in np.nonzero((dist < 0) & (addr >= 0))[0]:
-    n = efc[addr[i]] if elliptic or dim[i] == 1 else efc[addr[i]:addr[i] + 2 * (dim[i] - 1)].sum()
+    n = efc[addr[i]] if elliptic or dim[i] == 1 else efc[addr[i] : addr[i] + 2 * (dim[i] - 1)].sum()
     _add(out, (name(geom[i, 0]), name(geom[i, 1])), n, dist[i])
   return out
 
@@ -174,6 +192,7 @@ def _add(out, pair, normal, dist):
 
 def contacts(args) -> dict:
   import jax  # pylint: disable=g-import-not-at-top
+
   if args.x64:
     jax.config.update("jax_enable_x64", True)
   import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
@@ -185,6 +204,7 @@ def contacts(args) -> dict:
   from jaxpolicy.suites.metaworld.mjx.env import MAX_CONTACT_POINTS  # pylint: disable=g-import-not-at-top
   from jaxpolicy.suites.metaworld.mjx.resets import evaluation_seeds  # pylint: disable=g-import-not-at-top
   from jaxpolicy.suites import check_task  # pylint: disable=g-import-not-at-top
+
   task = check_task(args.task)
   ncp = MAX_CONTACT_POINTS if args.max_contact_points is None else args.max_contact_points
   m = variant_model(task, "converted", ncp)
@@ -203,8 +223,9 @@ def contacts(args) -> dict:
   dtype = jnp.float64 if args.x64 else jnp.float32
   mx = mjx.put_model(m)
   data0 = mjx.make_data(mx)
-  forward = jax.jit(lambda body_pos, s: mjx.forward(mx.replace(body_pos=body_pos),
-                                                    data0.replace(**s)))
+  forward = jax.jit(
+    lambda body_pos, s: mjx.forward(mx.replace(body_pos=body_pos), data0.replace(**s))
+  )
   name = lambda g: m.geom(int(g)).name or f"#{int(g)}:{m.body(m.geom_bodyid[int(g)]).name}"
   d = mujoco.MjData(m)
   t0 = time.perf_counter()
@@ -221,25 +242,45 @@ def contacts(args) -> dict:
     boxes.append({})
     for pair in set(results[-1][0]) | set(results[-1][1]):
       g1, g2 = (ids[n] for n in pair)
-      if (m.geom_type[g1] == mujoco.mjtGeom.mjGEOM_BOX
-          and m.geom_type[g2] == mujoco.mjtGeom.mjGEOM_BOX):
-        boxes[-1][pair] = box_overlap(d.geom_xpos[g1], d.geom_xmat[g1], m.geom_size[g1],
-                                      d.geom_xpos[g2], d.geom_xmat[g2], m.geom_size[g2])
+      if (
+        m.geom_type[g1] == mujoco.mjtGeom.mjGEOM_BOX
+        and m.geom_type[g2] == mujoco.mjtGeom.mjGEOM_BOX
+      ):
+        boxes[-1][pair] = box_overlap(
+          d.geom_xpos[g1],
+          d.geom_xmat[g1],
+          m.geom_size[g1],
+          d.geom_xpos[g2],
+          d.geom_xmat[g2],
+          m.geom_size[g2],
+        )
   wall = time.perf_counter() - t0
   diffs = np.asarray(diffs)
-  worst = sorted(np.argsort(diffs)[-args.top:].tolist())
-  print(f"{task} episode {args.episode}: {len(states)} states (C MuJoCo expert success at step "
-        f"{success_step}), MJX {'float64' if args.x64 else 'float32'}, {wall:.0f} s incl. compile")
-  print(f"max |qacc MJX - qacc C| per state: median {np.median(diffs):.3g}, "
-        f"90th pct {np.quantile(diffs, 0.9):.3g}, max {diffs.max():.3g}")
-  report = {"task": task, "episode": args.episode, "x64": bool(args.x64),
-            "max_contact_points": ncp, "success_step": success_step,
-            "qacc_max_abs_diff": diffs.tolist(), "worst_steps": []}
+  worst = sorted(np.argsort(diffs)[-args.top :].tolist())
+  print(
+    f"{task} episode {args.episode}: {len(states)} states (C MuJoCo expert success at step "
+    f"{success_step}), MJX {'float64' if args.x64 else 'float32'}, {wall:.0f} s incl. compile"
+  )
+  print(
+    f"max |qacc MJX - qacc C| per state: median {np.median(diffs):.3g}, "
+    f"90th pct {np.quantile(diffs, 0.9):.3g}, max {diffs.max():.3g}"
+  )
+  report = {
+    "task": task,
+    "episode": args.episode,
+    "x64": bool(args.x64),
+    "max_contact_points": ncp,
+    "success_step": success_step,
+    "qacc_max_abs_diff": diffs.tolist(),
+    "worst_steps": [],
+  }
   for t in worst:
     c_pairs, x_pairs = results[t]
     print(f"step {t}: max qacc diff {diffs[t]:.3g}")
-    print(f"  {'geom pair':<46}{'C: n':>6}{'normal N':>10}{'min dist':>10}"
-          f"{'MJX: n':>8}{'normal N':>10}{'min dist':>10}{'exact':>10}")
+    print(
+      f"  {'geom pair':<46}{'C: n':>6}{'normal N':>10}{'min dist':>10}"
+      f"{'MJX: n':>8}{'normal N':>10}{'min dist':>10}{'exact':>10}"
+    )
     empty = {"n": 0, "normal_force": 0.0, "min_dist": 0.0}
     exact = {}
     for pair in sorted(set(c_pairs) | set(x_pairs)):
@@ -247,12 +288,19 @@ def contacts(args) -> dict:
       e = boxes[t].get(pair)
       if e is not None:
         exact[" - ".join(pair)] = e
-      print(f"  {pair[0] + ' - ' + pair[1]:<46}{c['n']:>6d}{c['normal_force']:>10.2f}"
-            f"{c['min_dist']:>10.4f}{x['n']:>8d}{x['normal_force']:>10.2f}{x['min_dist']:>10.4f}"
-            f"{'-' if e is None else format(-e, '.4f'):>10}")
-    report["worst_steps"].append({"step": t, "c": {" - ".join(k): v for k, v in c_pairs.items()},
-                                  "mjx": {" - ".join(k): v for k, v in x_pairs.items()},
-                                  "exact_box_box_dist": {k: -v for k, v in exact.items()}})
+      print(
+        f"  {pair[0] + ' - ' + pair[1]:<46}{c['n']:>6d}{c['normal_force']:>10.2f}"
+        f"{c['min_dist']:>10.4f}{x['n']:>8d}{x['normal_force']:>10.2f}{x['min_dist']:>10.4f}"
+        f"{'-' if e is None else format(-e, '.4f'):>10}"
+      )
+    report["worst_steps"].append(
+      {
+        "step": t,
+        "c": {" - ".join(k): v for k, v in c_pairs.items()},
+        "mjx": {" - ".join(k): v for k, v in x_pairs.items()},
+        "exact_box_box_dist": {k: -v for k, v in exact.items()},
+      }
+    )
   _write(args.out, report)
   return report
 
@@ -284,8 +332,10 @@ def main():
   os.environ.setdefault("MUJOCO_GL", "egl")
   if args.mode == "contacts":
     from launch.common import set_mjx_cpu_flag  # pylint: disable=g-import-not-at-top
+
     set_mjx_cpu_flag()
   import warnings  # pylint: disable=g-import-not-at-top
+
   warnings.filterwarnings("ignore", category=UserWarning)
   (conversion if args.mode == "conversion" else contacts)(args)
 

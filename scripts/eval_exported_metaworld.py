@@ -9,6 +9,7 @@ The simulator side uses jaxpolicy's MetaWorld helpers; the policy is only
 of the CPU evaluator (`jaxpolicy.envs.suite.episode_seeds`), so with --compare_workdir the
 run's in-process policy is evaluated on the same initial states (paired).
 """
+
 import argparse
 import json
 import os
@@ -26,6 +27,7 @@ def run_exported(artifact: str, task: str, episodes: int, seed: int) -> dict:
   from jaxpolicy_loader import load_exported  # pylint: disable=g-import-not-at-top
   from jaxpolicy import suites  # pylint: disable=g-import-not-at-top
   from jaxpolicy.envs.suite import episode_seeds  # pylint: disable=g-import-not-at-top
+
   policy = load_exported(artifact)
   suite = suites.suite_of(suites.check_task(task))
   envs = [suite.make_env(task, i) for i in range(episodes)]
@@ -52,9 +54,15 @@ def run_exported(artifact: str, task: str, episodes: int, seed: int) -> dict:
         for k in hist:
           hist[k][i] = hist[k][i][1:] + [o[k]]
       t += 1
-  return {"success_rate": float(success.mean()), "successes": success.astype(int).tolist(),
-          "episodes": episodes, "seed": seed, "wall_s": round(time.time() - t0, 1),
-          "policy": policy.manifest["policy"], "mode": "exported (loader only)"}
+  return {
+    "success_rate": float(success.mean()),
+    "successes": success.astype(int).tolist(),
+    "episodes": episodes,
+    "seed": seed,
+    "wall_s": round(time.time() - t0, 1),
+    "policy": policy.manifest["policy"],
+    "mode": "exported (loader only)",
+  }
 
 
 def main():
@@ -69,14 +77,25 @@ def main():
   rows = [run_exported(a.artifact, a.task, a.episodes, a.seed)]
   if a.compare_workdir:
     from jaxpolicy import evaluation, load_policy  # pylint: disable=g-import-not-at-top
+
     pol = load_policy(a.compare_workdir, rows[0]["policy"])
     r = evaluation.evaluate(pol, a.task, episodes=a.episodes, seed=a.seed, backend="cpu")
-    rows.append({"success_rate": r["success_rate"], "successes": r["successes"],
-                 "episodes": a.episodes, "seed": a.seed, "wall_s": r["wall_s"],
-                 "policy": pol.name, "mode": "in-process"})
+    rows.append(
+      {
+        "success_rate": r["success_rate"],
+        "successes": r["successes"],
+        "episodes": a.episodes,
+        "seed": a.seed,
+        "wall_s": r["wall_s"],
+        "policy": pol.name,
+        "mode": "in-process",
+      }
+    )
   for r in rows:
-    print(f"{r['policy']} {r['mode']}: success {r['success_rate']:.2f} over {r['episodes']} "
-          f"episodes (seed {r['seed']}, {r['wall_s']} s)")
+    print(
+      f"{r['policy']} {r['mode']}: success {r['success_rate']:.2f} over {r['episodes']} "
+      f"episodes (seed {r['seed']}, {r['wall_s']} s)"
+    )
   if a.json:
     with open(a.json, "w") as f:
       json.dump({"task": a.task, "artifact": a.artifact, "results": rows}, f, indent=2)

@@ -10,6 +10,7 @@ as `jaxpolicy.training` runs it (live taps, the preset's steps per call; random 
 (`benchmarks.latency`'s candidates, an identity normaliser). `--dump=DIR` also writes the
 stripped texts, to diff a program that changed.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -23,10 +24,10 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from benchmarks import latency, training as training_bench   # noqa: E402
-from jaxpolicy import methods, training   # noqa: E402
-from jaxpolicy.policy import build_policy   # noqa: E402
-from jaxpolicy.runtime import sharding   # noqa: E402
+from benchmarks import latency, training as training_bench  # noqa: E402
+from jaxpolicy import methods, training  # noqa: E402
+from jaxpolicy.policy import build_policy  # noqa: E402
+from jaxpolicy.runtime import sharding  # noqa: E402
 
 _METADATA = re.compile(r",?\s*metadata=\{[^{}]*\}")
 _TABLES = ("FileNames", "FunctionNames", "FileLocations", "StackFrames")
@@ -51,8 +52,9 @@ def train_step_hlo(name, preset):
   if methods.info(name).needs_teacher:
     config, nets, state = training_bench.init_states(["teacher", name], preset)[name]
   mesh = sharding.make_mesh(1)
-  step = training.make_train_step(config, methods.get(name), nets, mesh,
-                                  config.train.get("steps_per_call", 1))
+  step = training.make_train_step(
+    config, methods.get(name), nets, mesh, config.train.get("steps_per_call", 1)
+  )
   state = sharding.put_replicated(state, mesh)
   state, _ = training.live_state(config, nets, state, mesh)
   windows = sharding.put_replicated(training_bench.synthetic_windows(config), mesh)
@@ -60,31 +62,36 @@ def train_step_hlo(name, preset):
 
 
 def policy_hlo(name, policy_name, preset):
-  cand, = latency.candidates(preset, [name], wanted={policy_name})
-  pol = build_policy(cand.name, cand.config, cand.nets, latency.identity_normalizer(),
-                     cand.spec, latency.OBS_SHAPES)
+  (cand,) = latency.candidates(preset, [name], wanted={policy_name})
+  pol = build_policy(
+    cand.name, cand.config, cand.nets, latency.identity_normalizer(), cand.spec, latency.OBS_SHAPES
+  )
   return pol.compiled_cost(1)[1].as_text()
 
 
 def main(argv=None):
   p = argparse.ArgumentParser()
   p.add_argument("--preset", default="quick")
-  p.add_argument("--steps", default="teacher,sdm",
-                 help="methods whose train step is fingerprinted")
-  p.add_argument("--policies", default="teacher:teacher_ddim10,sdm:sdm_1step,cd:cd_1step",
-                 help="method:policy pairs whose batch-1 call is fingerprinted")
+  p.add_argument("--steps", default="teacher,sdm", help="methods whose train step is fingerprinted")
+  p.add_argument(
+    "--policies",
+    default="teacher:teacher_ddim10,sdm:sdm_1step,cd:cd_1step",
+    help="method:policy pairs whose batch-1 call is fingerprinted",
+  )
   p.add_argument("--dump", default="")
   a = p.parse_args(argv)
-  programs = [(f"train_step/{m}", lambda m=m: train_step_hlo(m, a.preset))
-              for m in a.steps.split(",") if m]
+  programs = [
+    (f"train_step/{m}", lambda m=m: train_step_hlo(m, a.preset)) for m in a.steps.split(",") if m
+  ]
   for pair in a.policies.split(","):
     if pair:
       m, pol = pair.split(":")
       programs.append((f"policy_b1/{pol}", lambda m=m, pol=pol: policy_hlo(m, pol, a.preset)))
   for name, fn in programs:
     text = stripped(fn())
-    print(f"{name} {hashlib.sha256(text.encode()).hexdigest()[:16]} ({len(text)} chars)",
-          flush=True)
+    print(
+      f"{name} {hashlib.sha256(text.encode()).hexdigest()[:16]} ({len(text)} chars)", flush=True
+    )
     if a.dump:
       os.makedirs(a.dump, exist_ok=True)
       with open(os.path.join(a.dump, name.replace("/", "_") + ".hlo"), "w") as f:

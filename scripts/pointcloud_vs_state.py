@@ -13,6 +13,7 @@ for the paired episodes the split of the discordant ones with an exact sign test
 bottom rows average over the tasks where both sides finished: point-cloud teacher minus
 state teacher, and point-cloud SDM minus its teacher (the issue's targets: within 5 points).
 """
+
 import argparse
 import json
 import os
@@ -49,8 +50,13 @@ def side(root: str, task: str, seed: int, method: str) -> dict | None:
   out = {"papers_top5": cell.get("top5"), "final_20ep": cell.get("final")}
   if h:
     n, k = h["episodes"], int(round(h["success_rate"] * h["episodes"]))
-    out.update(honest=h["success_rate"], episodes=n, honest_seed=h.get("seed"),
-               wilson95=list(stats.wilson_interval(k, n)), successes=h.get("successes"))
+    out.update(
+      honest=h["success_rate"],
+      episodes=n,
+      honest_seed=h.get("seed"),
+      wilson95=list(stats.wilson_interval(k, n)),
+      successes=h.get("successes"),
+    )
   return out
 
 
@@ -68,21 +74,30 @@ def paired(a: dict | None, b: dict | None) -> dict | None:
 def compare(pc_root: str, state_root: str, tasks, seed: int) -> dict:
   rows = {}
   for t in tasks:
-    r = {f"{obs}_{m}": side(root, t, seed, m) for obs, root in
-         (("pointcloud", pc_root), ("state", state_root)) for m in METHODS}
+    r = {
+      f"{obs}_{m}": side(root, t, seed, m)
+      for obs, root in (("pointcloud", pc_root), ("state", state_root))
+      for m in METHODS
+    }
     r["teacher_pc_vs_state"] = paired(r["pointcloud_teacher"], r["state_teacher"])
     r["sdm_vs_teacher_pc"] = paired(r["pointcloud_sdm"], r["pointcloud_teacher"])
     rows[t] = r
 
   def mean_diff(a_key, b_key):
-    d = [rows[t][a_key]["honest"] - rows[t][b_key]["honest"] for t in tasks
-         if (rows[t][a_key] or {}).get("honest") is not None
-         and (rows[t][b_key] or {}).get("honest") is not None]
+    d = [
+      rows[t][a_key]["honest"] - rows[t][b_key]["honest"]
+      for t in tasks
+      if (rows[t][a_key] or {}).get("honest") is not None
+      and (rows[t][b_key] or {}).get("honest") is not None
+    ]
     return {"mean": sum(d) / len(d) if d else None, "tasks": len(d)}
 
-  return {"seed": seed, "tasks": rows,
-          "teacher_pc_minus_state": mean_diff("pointcloud_teacher", "state_teacher"),
-          "sdm_pc_minus_teacher_pc": mean_diff("pointcloud_sdm", "pointcloud_teacher")}
+  return {
+    "seed": seed,
+    "tasks": rows,
+    "teacher_pc_minus_state": mean_diff("pointcloud_teacher", "state_teacher"),
+    "sdm_pc_minus_teacher_pc": mean_diff("pointcloud_sdm", "pointcloud_teacher"),
+  }
 
 
 def _cell(s: dict | None) -> str:
@@ -98,25 +113,34 @@ def _pair(p: dict | None) -> str:
 
 
 def markdown(res: dict) -> str:
-  lines = ["| task | state teacher | point-cloud teacher | pc vs state: pc only / state only |"
-           " state SDM | point-cloud SDM | pc SDM vs its teacher: SDM only / teacher only |",
-           "|---|---|---|---|---|---|---|"]
+  lines = [
+    "| task | state teacher | point-cloud teacher | pc vs state: pc only / state only |"
+    " state SDM | point-cloud SDM | pc SDM vs its teacher: SDM only / teacher only |",
+    "|---|---|---|---|---|---|---|",
+  ]
   for t, r in res["tasks"].items():
-    lines.append(f"| {t} | {_cell(r['state_teacher'])} | {_cell(r['pointcloud_teacher'])} | "
-                 f"{_pair(r['teacher_pc_vs_state'])} | {_cell(r['state_sdm'])} | "
-                 f"{_cell(r['pointcloud_sdm'])} | {_pair(r['sdm_vs_teacher_pc'])} |")
-  for label, key in (("point-cloud teacher - state teacher", "teacher_pc_minus_state"),
-                     ("point-cloud SDM - its teacher", "sdm_pc_minus_teacher_pc")):
+    lines.append(
+      f"| {t} | {_cell(r['state_teacher'])} | {_cell(r['pointcloud_teacher'])} | "
+      f"{_pair(r['teacher_pc_vs_state'])} | {_cell(r['state_sdm'])} | "
+      f"{_cell(r['pointcloud_sdm'])} | {_pair(r['sdm_vs_teacher_pc'])} |"
+    )
+  for label, key in (
+    ("point-cloud teacher - state teacher", "teacher_pc_minus_state"),
+    ("point-cloud SDM - its teacher", "sdm_pc_minus_teacher_pc"),
+  ):
     d = res[key]
     mean = "-" if d["mean"] is None else f"{100 * d['mean']:+.1f} points"
     lines.append(f"\n{label}, mean over {d['tasks']} tasks: {mean}")
-  return "\n".join(lines) + ("\n\nHonest success over 100 paired episodes [Wilson 95 %] "
-                             "(papers' protocol: mean of the 5 best 20-episode evaluations).")
+  return "\n".join(lines) + (
+    "\n\nHonest success over 100 paired episodes [Wilson 95 %] "
+    "(papers' protocol: mean of the 5 best 20-episode evaluations)."
+  )
 
 
 def main():
-  p = argparse.ArgumentParser(description=__doc__,
-                              formatter_class=argparse.RawDescriptionHelpFormatter)
+  p = argparse.ArgumentParser(
+    description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+  )
   p.add_argument("--pointcloud", required=True)
   p.add_argument("--state", required=True)
   p.add_argument("--tasks", required=True)
@@ -126,7 +150,7 @@ def main():
   res = compare(a.pointcloud, a.state, a.tasks.split(","), a.seed)
   print(markdown(res))
   if a.json:
-    for r in res["tasks"].values():   # the per-episode lists stay in the cells
+    for r in res["tasks"].values():  # the per-episode lists stay in the cells
       for s in r.values():
         if isinstance(s, dict):
           s.pop("successes", None)

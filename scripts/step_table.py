@@ -9,6 +9,7 @@ an episode (STEP's first call runs the teacher's DDIM-10), how often the stall e
 fired (mean over episodes of the fraction of calls) and the steady-state latency of one
 batched call (all the evaluation's environments at once).
 """
+
 import argparse
 import json
 import os
@@ -35,22 +36,34 @@ def rows_of(workdir: str):
       r = pols[name]
       n = r["episodes"]
       lo, hi = wilson_interval(round(r["success_rate"] * n), n)
-      yield {"task": task, "policy": name, "success": r["success_rate"], "episodes": n,
-             "wilson95": [lo, hi], "nfe": r["nfe"],
-             "nfe_amortised": r.get("nfe_amortised", r["nfe"]),
-             "stall_fraction": r.get("stall_fraction"), "latency_ms": r["latency_ms"],
-             "latency_first_call_ms": r.get("latency_first_call_ms"),
-             "action_mse": r.get("action_mse")}
+      yield {
+        "task": task,
+        "policy": name,
+        "success": r["success_rate"],
+        "episodes": n,
+        "wilson95": [lo, hi],
+        "nfe": r["nfe"],
+        "nfe_amortised": r.get("nfe_amortised", r["nfe"]),
+        "stall_fraction": r.get("stall_fraction"),
+        "latency_ms": r["latency_ms"],
+        "latency_first_call_ms": r.get("latency_first_call_ms"),
+        "action_mse": r.get("action_mse"),
+      }
 
 
 def markdown(rows) -> str:
-  out = ["| task | policy | success (95 % CI) | episodes | NFE | NFE/call amortised | "
-         "stall fraction | latency ms (batch = episodes) |", "|---|---|---|---|---|---|---|---|"]
+  out = [
+    "| task | policy | success (95 % CI) | episodes | NFE | NFE/call amortised | "
+    "stall fraction | latency ms (batch = episodes) |",
+    "|---|---|---|---|---|---|---|---|",
+  ]
   for r in rows:
     stall = "-" if r["stall_fraction"] is None else f"{r['stall_fraction']:.3f}"
-    out.append(f"| {r['task']} | {r['policy']} | {100 * r['success']:.0f} % "
-               f"({100 * r['wilson95'][0]:.0f}-{100 * r['wilson95'][1]:.0f}) | {r['episodes']} | "
-               f"{r['nfe']} | {r['nfe_amortised']:.2f} | {stall} | {r['latency_ms']:.2f} |")
+    out.append(
+      f"| {r['task']} | {r['policy']} | {100 * r['success']:.0f} % "
+      f"({100 * r['wilson95'][0]:.0f}-{100 * r['wilson95'][1]:.0f}) | {r['episodes']} | "
+      f"{r['nfe']} | {r['nfe_amortised']:.2f} | {stall} | {r['latency_ms']:.2f} |"
+    )
   return "\n".join(out)
 
 

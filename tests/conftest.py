@@ -27,7 +27,8 @@ jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
 _TESTS = os.path.dirname(os.path.abspath(__file__))
 os.environ["JAXPOLICY_SUITES"] = "helpers.pointmass"
 os.environ["PYTHONPATH"] = os.pathsep.join(
-    p for p in (_TESTS, os.environ.get("PYTHONPATH", "")) if p)
+  p for p in (_TESTS, os.environ.get("PYTHONPATH", "")) if p
+)
 
 from helpers import pointmass  # noqa: E402  pylint: disable=g-import-not-at-top,wrong-import-position
 from jaxpolicy import suites  # noqa: E402  pylint: disable=g-import-not-at-top,wrong-import-position

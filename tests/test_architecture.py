@@ -1,6 +1,7 @@
 """The architecture: every import inside the library runs downward, none reaches the configs,
 launch or benchmarks, nothing hides behind importlib; and a fifth method joins the training
 loop, restore, sweep, report and benchmarks from its own files alone."""
+
 import ast
 import json
 import os
@@ -12,18 +13,26 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # The library's layers, from the bottom (README, "Layout"). A module may import modules of its
 # own layer or of layers below; within a layer the imports must not form a cycle.
 LAYERS = (
-    ("jaxpolicy.errors", "jaxpolicy.obs", "jaxpolicy.stats", "jaxpolicy.runtime",
-     "jaxpolicy.diffusion", "jaxpolicy.exported", "jaxpolicy.execution", "jaxpolicy.robot"),
-    ("jaxpolicy.nets", "jaxpolicy.envs"),
-    ("jaxpolicy.suites",),   # the environment suites and their one list
-    ("jaxpolicy.data",),
-    ("jaxpolicy.policy",),
-    ("jaxpolicy.methods",),
-    ("jaxpolicy.runs", "jaxpolicy.demos", "jaxpolicy.evaluation"),
-    ("jaxpolicy.validate", "jaxpolicy.report", "jaxpolicy.export"),
-    ("jaxpolicy.training",),
-    ("jaxpolicy.sweep",),    # grids of cells: trains through the training loop
-    ("jaxpolicy",),          # the package's face (its __init__ only): load_policy
+  (
+    "jaxpolicy.errors",
+    "jaxpolicy.obs",
+    "jaxpolicy.stats",
+    "jaxpolicy.runtime",
+    "jaxpolicy.diffusion",
+    "jaxpolicy.exported",
+    "jaxpolicy.execution",
+    "jaxpolicy.robot",
+  ),
+  ("jaxpolicy.nets", "jaxpolicy.envs"),
+  ("jaxpolicy.suites",),  # the environment suites and their one list
+  ("jaxpolicy.data",),
+  ("jaxpolicy.policy",),
+  ("jaxpolicy.methods",),
+  ("jaxpolicy.runs", "jaxpolicy.demos", "jaxpolicy.evaluation"),
+  ("jaxpolicy.validate", "jaxpolicy.report", "jaxpolicy.export"),
+  ("jaxpolicy.training",),
+  ("jaxpolicy.sweep",),  # grids of cells: trains through the training loop
+  ("jaxpolicy",),  # the package's face (its __init__ only): load_policy
 )
 OUTSIDE = ("configs", "launch", "benchmarks", "scripts", "tests")
 
@@ -53,10 +62,10 @@ def import_graph(modules: dict) -> tuple[dict, list]:
         edges |= {a.name for a in node.names}
       elif isinstance(node, ast.ImportFrom):
         base = node.module or ""
-        if node.level:   # relative import
+        if node.level:  # relative import
           parts = package.split(".")
-          base = ".".join(parts[:len(parts) - node.level + 1] + ([base] if base else []))
-        for a in node.names:   # `from pkg import module` names the module itself
+          base = ".".join(parts[: len(parts) - node.level + 1] + ([base] if base else []))
+        for a in node.names:  # `from pkg import module` names the module itself
           edges.add(f"{base}.{a.name}" if f"{base}.{a.name}" in modules else base)
       elif isinstance(node, ast.Call):
         fn = node.func
@@ -94,12 +103,12 @@ def violations(graph: dict) -> list[str]:
         out.append(f"{a} imports {b}, which lies above it")
   state, stack = {}, []
 
-  def visit(n):   # depth-first search; a back edge closes a cycle
+  def visit(n):  # depth-first search; a back edge closes a cycle
     state[n] = "open"
     stack.append(n)
     for m in sorted(graph.get(n, ())):
       if state.get(m) == "open":
-        out.append("cycle: " + " -> ".join(stack[stack.index(m):] + [m]))
+        out.append("cycle: " + " -> ".join(stack[stack.index(m) :] + [m]))
       elif m not in state:
         visit(m)
     stack.pop()
@@ -114,25 +123,27 @@ def violations(graph: dict) -> list[str]:
 def test_imports_run_downward_without_cycles_or_dynamic_imports():
   modules = _modules()
   graph, dynamic = import_graph(modules)
-  assert len(graph) > 30 and sum(map(len, graph.values())) > 60   # it read the library
+  assert len(graph) > 30 and sum(map(len, graph.values())) > 60  # it read the library
   assert not dynamic, f"imports hidden from the graph: {dynamic}"
   assert violations(graph) == []
   for m in modules:
-    layer_of(m)   # every module has a place
+    layer_of(m)  # every module has a place
 
 
 def test_the_check_catches_upward_imports_cycles_and_configs():
-  bad = {"jaxpolicy.nets.unet1d": {"jaxpolicy.training"},
-         "jaxpolicy.methods.sdm": {"jaxpolicy.methods.cd"},
-         "jaxpolicy.methods.cd": {"jaxpolicy.methods.sdm"},
-         "jaxpolicy.runs": {"configs.teacher"}}
+  bad = {
+    "jaxpolicy.nets.unet1d": {"jaxpolicy.training"},
+    "jaxpolicy.methods.sdm": {"jaxpolicy.methods.cd"},
+    "jaxpolicy.methods.cd": {"jaxpolicy.methods.sdm"},
+    "jaxpolicy.runs": {"configs.teacher"},
+  }
   found = violations(bad)
   assert any("lies above" in v for v in found)
   assert any(v.startswith("cycle: jaxpolicy.methods.cd -> jaxpolicy.methods.sdm") for v in found)
   assert any("outside the library" in v for v in found)
 
 
-@pytest.mark.slow   # trains, sweeps, reports and benchmarks a method
+@pytest.mark.slow  # trains, sweeps, reports and benchmarks a method
 def test_a_fifth_method_joins_everything_from_its_own_files(tmp_path):
   """tests/helpers/fifth_method.py (with its config beside it) is registered, trained by the
   sweep beside the teacher, restored, evaluated on the honest protocol, reported, and
@@ -141,13 +152,24 @@ def test_a_fifth_method_joins_everything_from_its_own_files(tmp_path):
   from helpers import fifth_method
   from jaxpolicy import methods, report
   from launch import sweep
+
   methods.register(fifth_method)
   try:
     assert methods.names()[-1] == "fifth" and methods.get("fifth") is fifth_method
     root = str(tmp_path / "sweep")
-    done, _ = sweep.run_sweep(["pointmass-reach"], [0], ["fifth"], "tiny", root, 10, 2,
-                              log=lambda *_: None, honest_episodes=2, honest_seed=3)
-    assert done == 2   # the teacher (implied) and fifth
+    done, _ = sweep.run_sweep(
+      ["pointmass-reach"],
+      [0],
+      ["fifth"],
+      "tiny",
+      root,
+      10,
+      2,
+      log=lambda *_: None,
+      honest_episodes=2,
+      honest_seed=3,
+    )
+    assert done == 2  # the teacher (implied) and fifth
     cell = json.load(open(os.path.join(root, "pointmass-reach", "s0", "fifth", "cell.json")))
     assert set(cell["honest"]) == {"fifth_1step"} and cell["hz_b1"] > 0
     ev = json.load(open(os.path.join(root, "pointmass-reach", "s0", "fifth", "eval.json")))

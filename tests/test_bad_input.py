@@ -3,6 +3,7 @@
 CLI cases fail before any training; the cases that need a trained run share one tiny
 teacher trained once for the module.
 """
+
 import hashlib
 import os
 import shutil
@@ -16,7 +17,7 @@ from configs import teacher as teacher_configs
 from jaxpolicy.data import storage
 from jaxpolicy import training
 
-pytestmark = pytest.mark.xdist_group("test_bad_input")   # its module fixture: one worker
+pytestmark = pytest.mark.xdist_group("test_bad_input")  # its module fixture: one worker
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -44,10 +45,14 @@ def _tree_digest(path):
 
 
 def _run(args, module="launch.train"):
-  out = subprocess.run([sys.executable, "-m", module] + args, cwd=ROOT, capture_output=True,
-                       text=True, timeout=600,
-                       env=dict(os.environ, PYTHONPATH=os.pathsep.join(
-                           [ROOT, os.environ.get("PYTHONPATH", "")])))
+  out = subprocess.run(
+    [sys.executable, "-m", module] + args,
+    cwd=ROOT,
+    capture_output=True,
+    text=True,
+    timeout=600,
+    env=dict(os.environ, PYTHONPATH=os.pathsep.join([ROOT, os.environ.get("PYTHONPATH", "")])),
+  )
   return out.returncode, out.stdout + out.stderr
 
 
@@ -57,19 +62,32 @@ TINY = ["--config=configs/teacher.py:tiny"]
 # library check (the task) shows the exit path. Each case is a fresh process (~5 s).
 _slow = lambda *case: pytest.param(*case, marks=pytest.mark.slow, id=case[0])
 CLI_CASES = [
-    pytest.param("unknown task", TINY + ["--config.task=drawer-opn"],
-                 "Did you mean drawer-open", id="unknown task"),
-    pytest.param("unknown config key", TINY + ["--config.trian.steps=5"], "trian",
-                 id="unknown config key"),
-    _slow("wrong value type", TINY + ["--config.train.steps=abc"], "abc"),
-    _slow("unknown preset", ["--config=configs/teacher.py:huge"], "unknown preset 'huge'"),
-    _slow("unknown top-level field", TINY + ["--config.no_such_key=1"],
-          "unknown config field 'no_such_key'"),
-    _slow("field under the wrong section", TINY + ["--config.batch_size=0"],
-          "Did you mean train.batch_size?"),
-    _slow("optimiser field a method does not read", ["--config=configs/sdm.py:tiny",
-                                                     "--config.train.lr=1e-3"],
-          "unknown config field 'train.lr'. Did you mean sdm.fake_lr, sdm.gen_lr"),
+  pytest.param(
+    "unknown task",
+    TINY + ["--config.task=drawer-opn"],
+    "Did you mean drawer-open",
+    id="unknown task",
+  ),
+  pytest.param(
+    "unknown config key", TINY + ["--config.trian.steps=5"], "trian", id="unknown config key"
+  ),
+  _slow("wrong value type", TINY + ["--config.train.steps=abc"], "abc"),
+  _slow("unknown preset", ["--config=configs/teacher.py:huge"], "unknown preset 'huge'"),
+  _slow(
+    "unknown top-level field",
+    TINY + ["--config.no_such_key=1"],
+    "unknown config field 'no_such_key'",
+  ),
+  _slow(
+    "field under the wrong section",
+    TINY + ["--config.batch_size=0"],
+    "Did you mean train.batch_size?",
+  ),
+  _slow(
+    "optimiser field a method does not read",
+    ["--config=configs/sdm.py:tiny", "--config.train.lr=1e-3"],
+    "unknown config field 'train.lr'. Did you mean sdm.fake_lr, sdm.gen_lr",
+  ),
 ]
 
 
@@ -86,35 +104,68 @@ def test_cli_bad_config(name, args, message, tmp_path):
 # config a command line would build, one line naming the problem; training stops there,
 # before anything is written (test_cli_bad_config shows the command's exit path).
 CONFIG_CASES = [
-    ("unknown task", "teacher", {"task": "drawer-opn"}, "Did you mean drawer-open"),
-    ("zero batch size", "teacher", {"train.batch_size": 0},
-     "config.train.batch_size must be a positive integer"),
-    ("negative steps", "teacher", {"train.steps": -5},
-     "config.train.steps must be a positive integer"),
-    ("zero horizon", "teacher", {"policy.horizon": 0},
-     "config.policy.horizon must be a positive integer"),
-    ("n_action_steps > horizon", "teacher", {"policy.n_action_steps": 8},
-     "does not fit in the horizon"),
-    ("unknown evaluation backend", "teacher", {"eval.backend": "gpu"},
-     "unknown evaluation backend 'gpu'"),
-    ("unknown observation type", "teacher", {"obs": "sonar"}, "obs must be one of"),
-    ("unknown SDM normaliser", "sdm", {"sdm.normalizer": "l2"},
-     "sdm.normalizer must be 'dmd' or 'anchor'"),
-    ("negative learning rate", "teacher", {"train.lr": -1e-4},
-     "config.train.lr (a learning rate) must be > 0"),
-    ("CD with epsilon prediction", "cd", {"diffusion.prediction_type": "epsilon"},
-     "CD's one-step evaluation at t = 99 needs diffusion.prediction_type='sample'"),
-    ("STEP with trailing spacing", "step", {"step.spacing": "trailing"},
-     "erases the warm start"),
-    ("STEP t0 below its grid", "step", {"step.t0": 0}, "step.t0 = 0 leaves no 2-step grid"),
+  ("unknown task", "teacher", {"task": "drawer-opn"}, "Did you mean drawer-open"),
+  (
+    "zero batch size",
+    "teacher",
+    {"train.batch_size": 0},
+    "config.train.batch_size must be a positive integer",
+  ),
+  (
+    "negative steps",
+    "teacher",
+    {"train.steps": -5},
+    "config.train.steps must be a positive integer",
+  ),
+  (
+    "zero horizon",
+    "teacher",
+    {"policy.horizon": 0},
+    "config.policy.horizon must be a positive integer",
+  ),
+  (
+    "n_action_steps > horizon",
+    "teacher",
+    {"policy.n_action_steps": 8},
+    "does not fit in the horizon",
+  ),
+  (
+    "unknown evaluation backend",
+    "teacher",
+    {"eval.backend": "gpu"},
+    "unknown evaluation backend 'gpu'",
+  ),
+  ("unknown observation type", "teacher", {"obs": "sonar"}, "obs must be one of"),
+  (
+    "unknown SDM normaliser",
+    "sdm",
+    {"sdm.normalizer": "l2"},
+    "sdm.normalizer must be 'dmd' or 'anchor'",
+  ),
+  (
+    "negative learning rate",
+    "teacher",
+    {"train.lr": -1e-4},
+    "config.train.lr (a learning rate) must be > 0",
+  ),
+  (
+    "CD with epsilon prediction",
+    "cd",
+    {"diffusion.prediction_type": "epsilon"},
+    "CD's one-step evaluation at t = 99 needs diffusion.prediction_type='sample'",
+  ),
+  ("STEP with trailing spacing", "step", {"step.spacing": "trailing"}, "erases the warm start"),
+  ("STEP t0 below its grid", "step", {"step.t0": 0}, "step.t0 = 0 leaves no 2-step grid"),
 ]
 
 
-@pytest.mark.parametrize("name,method,fields,message", CONFIG_CASES,
-                         ids=[c[0] for c in CONFIG_CASES])
+@pytest.mark.parametrize(
+  "name,method,fields,message", CONFIG_CASES, ids=[c[0] for c in CONFIG_CASES]
+)
 def test_bad_config(name, method, fields, message, tmp_path):
   import configs
   from jaxpolicy.errors import ConfigError
+
   c = configs.load(method, "tiny")
   for key, value in fields.items():
     node, leaf = c, key
@@ -132,8 +183,14 @@ def test_missing_teacher_checkpoint(tmp_path):
   junk = tmp_path / "teacher"
   junk.mkdir()
   (junk / "notes.txt").write_text("not a run")
-  rc, out = _run(["--config=configs/sdm.py:tiny", f"--config.teacher_workdir={junk}",
-                  f"--workdir={tmp_path / 'w'}", f"--config.data.dir={tmp_path / 'd'}"])
+  rc, out = _run(
+    [
+      "--config=configs/sdm.py:tiny",
+      f"--config.teacher_workdir={junk}",
+      f"--workdir={tmp_path / 'w'}",
+      f"--config.data.dir={tmp_path / 'd'}",
+    ]
+  )
   assert rc != 0 and "holds no teacher checkpoint" in out, out[-2000:]
   assert os.listdir(junk) == ["notes.txt"]
 
@@ -141,26 +198,44 @@ def test_missing_teacher_checkpoint(tmp_path):
 @pytest.mark.slow
 def test_teacher_student_mismatch(trained, tmp_path):
   before = _tree_digest(trained / "teacher")
-  rc, out = _run(["--config=configs/sdm.py:tiny", f"--config.teacher_workdir={trained / 'teacher'}",
-                  "--config.model.down_dims=(32,64)", f"--workdir={tmp_path / 'w'}",
-                  f"--config.data.dir={trained / 'data'}"])
+  rc, out = _run(
+    [
+      "--config=configs/sdm.py:tiny",
+      f"--config.teacher_workdir={trained / 'teacher'}",
+      "--config.model.down_dims=(32,64)",
+      f"--workdir={tmp_path / 'w'}",
+      f"--config.data.dir={trained / 'data'}",
+    ]
+  )
   assert rc != 0 and "does not match this config" in out and "down_dims" in out, out[-2000:]
   assert _tree_digest(trained / "teacher") == before
 
 
 @pytest.mark.slow
 def test_observation_mismatch_with_teacher(trained, tmp_path):
-  rc, out = _run(["--config=configs/sdm.py:tiny", f"--config.teacher_workdir={trained / 'teacher'}",
-                  "--config.obs=pointcloud", f"--workdir={tmp_path / 'w'}",
-                  f"--config.data.dir={trained / 'data'}"])
+  rc, out = _run(
+    [
+      "--config=configs/sdm.py:tiny",
+      f"--config.teacher_workdir={trained / 'teacher'}",
+      "--config.obs=pointcloud",
+      f"--workdir={tmp_path / 'w'}",
+      f"--config.data.dir={trained / 'data'}",
+    ]
+  )
   assert rc != 0 and "does not match this config" in out and "obs" in out, out[-2000:]
 
 
 @pytest.mark.slow
 def test_workdir_of_another_config(trained):
   before = _tree_digest(trained / "teacher")
-  rc, out = _run(TINY + ["--config.task=door-open", f"--workdir={trained / 'teacher'}",
-                         f"--config.data.dir={trained / 'data'}"])
+  rc, out = _run(
+    TINY
+    + [
+      "--config.task=door-open",
+      f"--workdir={trained / 'teacher'}",
+      f"--config.data.dir={trained / 'data'}",
+    ]
+  )
   assert rc != 0 and "holds a run of a different config" in out, out[-2000:]
   assert _tree_digest(trained / "teacher") == before
 
@@ -188,23 +263,30 @@ def test_evaluate_without_checkpoint(tmp_path):
 
 def _broken_dataset(data_dir, lengths_ok=True, keys=("state", "full_state", "action")):
   path = os.path.join(data_dir, "metaworld_drawer-open_state_2ep.zarr")
-  ep = {"state": np.zeros((5, 9), np.float32), "full_state": np.zeros((5, 39), np.float32),
-        "action": np.zeros((5, 4), np.float32)}
+  ep = {
+    "state": np.zeros((5, 9), np.float32),
+    "full_state": np.zeros((5, 39), np.float32),
+    "action": np.zeros((5, 4), np.float32),
+  }
   storage.write_episodes(path, [{k: ep[k] for k in keys}] * 2)
   if not lengths_ok:
     import zarr
+
     zarr.open_group(path, mode="a")["meta/episode_ends"][...] = np.array([5, 12])
   return path
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("kind,message", [("missing", "lacks data/full_state"),
-                                          ("lengths", "inconsistent lengths")])
+@pytest.mark.parametrize(
+  "kind,message", [("missing", "lacks data/full_state"), ("lengths", "inconsistent lengths")]
+)
 def test_corrupt_dataset(kind, message, tmp_path):
   data = tmp_path / "d"
-  path = _broken_dataset(str(data), lengths_ok=kind != "lengths",
-                         keys=("state", "action") if kind == "missing" else
-                         ("state", "full_state", "action"))
+  path = _broken_dataset(
+    str(data),
+    lengths_ok=kind != "lengths",
+    keys=("state", "action") if kind == "missing" else ("state", "full_state", "action"),
+  )
   before = _tree_digest(path)
   rc, out = _run(TINY + [f"--workdir={tmp_path / 'w'}", f"--config.data.dir={data}"])
   assert rc != 0 and message in out, out[-2000:]
@@ -215,6 +297,7 @@ def test_corrupt_dataset(kind, message, tmp_path):
 def test_wrong_observation_shape_for_a_loaded_policy(trained):
   import jax
   import jaxpolicy
+
   policy = jaxpolicy.load_policy(str(trained / "teacher"))
   with pytest.raises(ValueError, match=r"must have shape \(batch, 2, 39\)"):
     policy({"full_state": np.zeros((1, 2, 40), np.float32)}, jax.random.PRNGKey(0))
@@ -224,8 +307,10 @@ def test_wrong_observation_shape_for_a_loaded_policy(trained):
 
 @pytest.mark.slow
 def test_unknown_sweep_method(tmp_path):
-  rc, out = _run(["--tasks=drawer-open", "--methods=teacher,foo", "--preset=tiny",
-                  f"--workdir={tmp_path}"], module="launch.sweep")
+  rc, out = _run(
+    ["--tasks=drawer-open", "--methods=teacher,foo", "--preset=tiny", f"--workdir={tmp_path}"],
+    module="launch.sweep",
+  )
   assert rc != 0 and "unknown method 'foo'" in out, out[-2000:]
 
 
@@ -236,35 +321,50 @@ def test_no_pickle_in_the_package():
       for f in fs:
         if f.endswith(".py"):
           text = open(os.path.join(dp, f)).read()
-          for needle in ("import pickle", "from pickle", "pickle.load", "cloudpickle", "dill",
-                         "allow_pickle=True"):
+          for needle in (
+            "import pickle",
+            "from pickle",
+            "pickle.load",
+            "cloudpickle",
+            "dill",
+            "allow_pickle=True",
+          ):
             if needle in text:
               bad.append(f"{f}: {needle}")
           # torch.load only with weights_only=True (tensors, no code run)
-          bad += [f"{f}: {line.strip()}" for line in text.splitlines()
-                  if "torch.load(" in line and "weights_only=True" not in line]
+          bad += [
+            f"{f}: {line.strip()}"
+            for line in text.splitlines()
+            if "torch.load(" in line and "weights_only=True" not in line
+          ]
   assert not bad, bad
 
 
-@pytest.mark.parametrize("field,obs,other", [("data.path", "state", "mine.zarr"),
-                                             ("pointcloud.table", "pointcloud", "hide"),
-                                             ("data.state_keys", "lowdim", ("joints",)),
-                                             ("data.cameras", "lowdim", ("top",)),
-                                             ("data.action_key", "lowdim", "actions")])
+@pytest.mark.parametrize(
+  "field,obs,other",
+  [
+    ("data.path", "state", "mine.zarr"),
+    ("pointcloud.table", "pointcloud", "hide"),
+    ("data.state_keys", "lowdim", ("joints",)),
+    ("data.cameras", "lowdim", ("top",)),
+    ("data.action_key", "lowdim", "actions"),
+  ],
+)
 def test_run_written_before_a_field_existed(tmp_path, field, obs, other):
   """A run saved before a field existed (`data.path`, `pointcloud.table`, the data key
   mapping) resumes under a config holding its old value, and is refused under any other."""
   import json
   from jaxpolicy import validate
   from jaxpolicy.errors import ConfigError
+
   c = teacher_configs.get_config("tiny")
   c.obs = obs
   section, name = field.split(".")
-  setattr(c[section], name, validate.ADDED_FIELDS[field])   # the old behaviour
+  setattr(c[section], name, validate.ADDED_FIELDS[field])  # the old behaviour
   ident = validate.identity(c)
   del ident[section][name]
   (tmp_path / "config.json").write_text(json.dumps({"identity": ident}))
-  validate.check_workdir(str(tmp_path), c)          # accepted: the field's old behaviour
+  validate.check_workdir(str(tmp_path), c)  # accepted: the field's old behaviour
   setattr(c[section], name, other)
   with pytest.raises(ConfigError, match=field):
     validate.check_workdir(str(tmp_path), c)
@@ -277,11 +377,13 @@ def test_resuming_with_other_training_settings_is_refused(tmp_path):
   from configs import sdm as sdm_configs
   from jaxpolicy import validate
   from jaxpolicy.errors import ConfigError
+
   c = sdm_configs.get_config("tiny")
-  (tmp_path / "config.json").write_text(json.dumps({"identity": validate.identity(c),
-                                                     "config": c.to_dict()}))
+  (tmp_path / "config.json").write_text(
+    json.dumps({"identity": validate.identity(c), "config": c.to_dict()})
+  )
   c.train.log_every, c.train.ckpt_every, c.train.steps_per_call = 7, 3, 1
-  validate.check_workdir(str(tmp_path), c)            # how the run is carried out: allowed
+  validate.check_workdir(str(tmp_path), c)  # how the run is carried out: allowed
   c.sdm.gen_lr = 1e-3
   with pytest.raises(ConfigError, match=r"other training settings \(sdm.gen_lr: 5e-05 vs "):
     validate.check_workdir(str(tmp_path), c)

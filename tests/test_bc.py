@@ -1,5 +1,6 @@
 """bc: the regression policy recovers a known linear map with the real (tiny) encoder and
 U-Net, in one clipped network evaluation."""
+
 import dataclasses
 
 import jax
@@ -28,7 +29,7 @@ def _config():
   return c
 
 
-@pytest.mark.slow   # 40-60 s each on the shared 2-core CPU
+@pytest.mark.slow  # 40-60 s each on the shared 2-core CPU
 @pytest.mark.parametrize("variant", ["bc", "shuffled_target"])
 def test_bc_recovers_a_known_linear_map(variant):
   """Held-out observations: the trained policy's chunk explains > 95 % of the target's
@@ -73,9 +74,12 @@ def test_bc_policy_is_one_clipped_network_evaluation():
       return unet.apply(params, x, *a, **k)
 
   big = jax.tree_util.tree_map(lambda a: a * 30.0, state.model.params)
-  spec = bc.make_policies(c, dataclasses.replace(nets, unet=Counting()),
-                          state.replace(model=state.model.replace(ema_params=big)),
-                          None)["bc_1step"]
+  spec = bc.make_policies(
+    c,
+    dataclasses.replace(nets, unet=Counting()),
+    state.replace(model=state.model.replace(ema_params=big)),
+    None,
+  )["bc_1step"]
   assert spec.nfe == 1
   cond = nets.encode(big["encoder"], _windows(jax.random.PRNGKey(2), 8)["obs"])
   x = jax.jit(spec.sample)(spec.sampler_params, cond, jax.random.PRNGKey(0))

@@ -1,4 +1,5 @@
 """The benchmarks run (tiny preset, a few calls) and write complete JSON. No timing asserts."""
+
 import importlib.util
 import json
 
@@ -22,10 +23,17 @@ def _positive(row, keys):
 @pytest.mark.slow
 def test_latency_tiny(tmp_path):
   out = tmp_path / "latency.json"
-  argv = ["--preset=tiny", "--batch=1", "--iters=3", "--warmup=1", f"--out={out}",
-          "--policies=teacher_ddim10,sdm_1step,teacher_ddim2_trailing,step_k2,step_predictor_only,"
-          "bc_1step,meanflow_1step,mip_2step",
-          "--probe_mb=8", "--probe_n=256"]
+  argv = [
+    "--preset=tiny",
+    "--batch=1",
+    "--iters=3",
+    "--warmup=1",
+    f"--out={out}",
+    "--policies=teacher_ddim10,sdm_1step,teacher_ddim2_trailing,step_k2,step_predictor_only,"
+    "bc_1step,meanflow_1step,mip_2step",
+    "--probe_mb=8",
+    "--probe_n=256",
+  ]
   if HAS_TORCH:
     argv += ["--torch", "--torch_threads=1"]
   latency.main(argv)
@@ -34,14 +42,39 @@ def test_latency_tiny(tmp_path):
   assert r["environment"]["packages"]["jax"]
   assert r["probe"]["bandwidth_Bps"] > 0 and r["probe"]["peak_flops"] > 0
   rows = {(x["policy"], x["batch"]): x for x in r["results"]}
-  assert set(rows) == {(p, b) for p in ("teacher_ddim10", "sdm_1step", "teacher_ddim2_trailing",
-                                        "step_k2", "step_predictor_only", "bc_1step",
-                                        "meanflow_1step", "mip_2step") for b in (1,)}
+  assert set(rows) == {
+    (p, b)
+    for p in (
+      "teacher_ddim10",
+      "sdm_1step",
+      "teacher_ddim2_trailing",
+      "step_k2",
+      "step_predictor_only",
+      "bc_1step",
+      "meanflow_1step",
+      "mip_2step",
+    )
+    for b in (1,)
+  }
   b = 1
   for row in rows.values():
-    _positive(row, ["compile_s", "median_ms", "p90_ms", "hz", "samples_per_s", "flops",
-                    "flops_per_nfe", "floor_bytes", "floor_ms", "achieved_over_floor",
-                    "unet_params", "unet_params_run"])
+    _positive(
+      row,
+      [
+        "compile_s",
+        "median_ms",
+        "p90_ms",
+        "hz",
+        "samples_per_s",
+        "flops",
+        "flops_per_nfe",
+        "floor_bytes",
+        "floor_ms",
+        "achieved_over_floor",
+        "unet_params",
+        "unet_params_run",
+      ],
+    )
     assert row["calls"] >= 3 and row["p90_ms"] >= row["median_ms"] >= row["min_ms"]
     assert row["bound"] in ("memory", "compute")
     assert min(1, row["nfe"]) <= row["xla_counted_nfe"] <= row["nfe"]
@@ -54,8 +87,7 @@ def test_latency_tiny(tmp_path):
   # STEP k = 2 is costed as its steady call, the teacher's two steps and the predictor (XLA
   # alone would count its lax.cond's costlier branch: the first call's ten-step sampler)
   # (the predictor alone costs less than one U-Net evaluation)
-  k2, d2, p0 = (rows[(n, b)] for n in ("step_k2", "teacher_ddim2_trailing",
-                                       "step_predictor_only"))
+  k2, d2, p0 = (rows[(n, b)] for n in ("step_k2", "teacher_ddim2_trailing", "step_predictor_only"))
   assert p0["flops"] < rows[("sdm_1step", b)]["flops"]
   assert 0 < k2["flops"] - d2["flops"] <= p0["flops"]
   # the methods trained from data run the same U-Net: bc and MeanFlow once (MeanFlow with
@@ -82,15 +114,34 @@ def test_training_tiny(tmp_path):
   # two of the four methods (their train steps compile in test_sdm / test_cd too); STEP
   # shares the random teacher's state, the path the others take
   # the teacher one step per call and the tiny preset's 5 steps per call (a lax.scan)
-  training.main(["--preset=tiny", "--iters=3", "--warmup=1", f"--out={out}",
-                 "--methods=teacher,step", "--steps_per_call=1,5"])
+  training.main(
+    [
+      "--preset=tiny",
+      "--iters=3",
+      "--warmup=1",
+      f"--out={out}",
+      "--methods=teacher,step",
+      "--steps_per_call=1,5",
+    ]
+  )
   r = json.loads(out.read_text())
   assert r["benchmark"] == "training" and r["environment"]["platform"]
   rows = {(x["method"], x["steps_per_call"]): x for x in r["results"]}
   assert set(rows) == {("teacher", 1), ("step", 1), ("teacher", 5), ("step", 5)}
   for row in rows.values():
-    _positive(row, ["compile_s", "median_ms", "p90_ms", "steps_per_s", "samples_per_s",
-                    "batch_size", "unet_params", "flops_xla"])
+    _positive(
+      row,
+      [
+        "compile_s",
+        "median_ms",
+        "p90_ms",
+        "steps_per_s",
+        "samples_per_s",
+        "batch_size",
+        "unet_params",
+        "flops_xla",
+      ],
+    )
     # at least 3 timed calls; each of n steps
     assert row["steps_timed"] == 3 * row["steps_per_call"] and row["metrics_finite"]
   # the FLOPs are one step's either way
@@ -103,8 +154,17 @@ def test_training_beside_pytorch_tiny(tmp_path):
   """--torch: the PyTorch SDM step runs beside ours (state observations; the GPU suite's
   smoke test below runs the teacher's with point clouds)."""
   out = tmp_path / "training_torch.json"
-  training.main(["--preset=tiny", "--iters=2", "--warmup=1", f"--out={out}", "--torch",
-                 "--methods=sdm", "--torch_threads=1"])
+  training.main(
+    [
+      "--preset=tiny",
+      "--iters=2",
+      "--warmup=1",
+      f"--out={out}",
+      "--torch",
+      "--methods=sdm",
+      "--torch_threads=1",
+    ]
+  )
   r = json.loads(out.read_text())
   rows = {x["method"]: x for x in r["results"]}
   assert set(rows) == {"sdm"} and r["peak_flops"] > 0 and rows["sdm"]["conditionals"] >= 1
@@ -142,23 +202,25 @@ def test_gpu_suite_smoke_tiny(tmp_path):
     assert [x["policy"] for x in s["latency"][dtype]["rows"]] == ["sdm_1step"]
   train = s["training"]["rows"]
   assert [(x["method"], x["obs"], x["steps_per_call"]) for x in train] == [
-      ("teacher", "pointcloud", 5)]    # the tiny preset's steps per call
+    ("teacher", "pointcloud", 5)
+  ]  # the tiny preset's steps per call
   assert all((x["torch_steps_per_s"] or 0) > 0 for x in train) == HAS_TORCH
   assert s["mjx_throughput"]["rows"][0]["env_steps_per_s"] > 0
   e = s["mjx_eval"]
   assert e["implied_50_tasks_s"]["end_to_end_s"] == pytest.approx(
-      50 * e["mean_per_task"]["end_to_end_s"])
+    50 * e["mean_per_task"]["end_to_end_s"]
+  )
   assert (tmp_path / "gpu_suite.json").exists()
   md = (tmp_path / "gpu_suite.md").read_text()
   assert "Implied 50-task evaluation" in md and "## Training" in md
 
 
+@pytest.mark.slow
 def test_rollout_tiny_metaworld(tmp_path):
   """The rollout benchmark on the real MetaWorld (its MJX path is the evaluator's own
   compiled rollout, run in tests/test_mjx.py)."""
   out = tmp_path / "rollout.json"
-  rollout.main(["--backend=cpu", "--batch=1,2", "--steps=4", "--repeats=1",
-                f"--out={out}"])
+  rollout.main(["--backend=cpu", "--batch=1,2", "--steps=4", "--repeats=1", f"--out={out}"])
   r = json.loads(out.read_text())
   assert [row["batch"] for row in r["rows"]] == [1, 2]
   for row in r["rows"]:
@@ -171,11 +233,14 @@ def test_the_teacher_declares_its_ddim_baselines():
   """Shapes only (jax.eval_shape): which baselines the teacher declares, and their NFE."""
   config = configs.load("teacher", "tiny")
   nets = nets_lib.build_nets(config, latency.ACTION_DIM)
-  state = jax.eval_shape(lambda: teacher.init(config, nets, latency.OBS_SHAPES,
-                                              jax.random.PRNGKey(0)))
+  state = jax.eval_shape(
+    lambda: teacher.init(config, nets, latency.OBS_SHAPES, jax.random.PRNGKey(0))
+  )
   specs = teacher.INFO.baselines(config, nets, state)
   assert {n: s.nfe for n, s in specs.items()} == {
-      "teacher_ddim1_trailing": 1, "teacher_ddim2_trailing": 2}
+    "teacher_ddim1_trailing": 1,
+    "teacher_ddim2_trailing": 2,
+  }
 
 
 def test_helpers():
@@ -194,37 +259,45 @@ def test_training_benchmark_reads_real_clouds_and_their_gather_size(tmp_path):
   them (points per frame): clouds of 20 repeated points take about 20 (their selections, padded
   to a row count), uniform noise nearly all 64."""
   from jaxpolicy.data import storage  # pylint: disable=g-import-not-at-top
+
   r = np.random.default_rng(0)
   clouds = np.tile(r.uniform(-1, 1, (60, 20, 3)), (1, 5, 1)).astype(np.float32)  # 100 points
-  ep = lambda c: {"point_cloud": c, "state": r.normal(size=(30, 9)).astype(np.float32),
-                  "action": r.uniform(-1, 1, (30, 4)).astype(np.float32)}
+  ep = lambda c: {
+    "point_cloud": c,
+    "state": r.normal(size=(30, 9)).astype(np.float32),
+    "action": r.uniform(-1, 1, (30, 4)).astype(np.float32),
+  }
   path = str(tmp_path / "clouds.zarr")
   storage.write_episodes(path, [ep(clouds[:30]), ep(clouds[30:])])
   config = training.bench_config("teacher", "tiny", "pointcloud", 64, True)
   nets = nets_lib.build_nets(config, 4)
   w = training.demo_windows(config, path)
   assert w.obs["point_cloud"].shape[1:] == (64, 3)
-  np.testing.assert_allclose(np.asarray(w.obs["point_cloud"][:, :20]),
-                             np.asarray(w.obs["point_cloud"][:, 20:40]))   # the first 64
+  np.testing.assert_allclose(
+    np.asarray(w.obs["point_cloud"][:, :20]), np.asarray(w.obs["point_cloud"][:, 20:40])
+  )  # the first 64
   few = training.mean_gather_size(config, nets, w, batches=1)
   assert few["top"] == 64 and 20 <= few["mean"] <= 24, few
   noise = training.synthetic_windows(config)
   many = training.mean_gather_size(config, nets, noise, batches=1)
   assert many["top"] == 64 and 48 <= many["mean"] <= 64, many
   with pytest.raises(SystemExit, match="at least 128 points"):
-    training.demo_windows(training.bench_config("teacher", "tiny", "pointcloud", 128, True),
-                          path)
+    training.demo_windows(training.bench_config("teacher", "tiny", "pointcloud", 128, True), path)
 
 
-@pytest.mark.parametrize("flags,units,native", [
+@pytest.mark.parametrize(
+  "flags,units,native",
+  [
     ("fpu sse2 avx avx2 fma", ["AVX2"], False),
     ("fpu avx2 avx512f avx512bw avx512_bf16", ["AVX512-BF16", "AVX-512", "AVX2"], True),
     ("fpu avx2 avx512f amx_bf16 amx_tile", ["AMX-BF16", "AVX-512", "AVX2"], True),
-])
+  ],
+)
 def test_measurements_name_the_cpu_units(flags, units, native, tmp_path, monkeypatch):
   """Two guests both called "AMD EPYC" ran 2-3x apart (AVX2 against AVX-512): every timing
   JSON names the vector units, and bf16 counts as native only with AVX512-BF16 or AMX."""
   from jaxpolicy.runtime import host
+
   info = tmp_path / "cpuinfo"
   info.write_text(f"processor\t: 0\nmodel name\t: AMD EPYC\nflags\t\t: {flags}\n\n")
   monkeypatch.setattr(host, "CPUINFO", str(info))
@@ -243,6 +316,7 @@ def test_measurements_name_the_cpu_units(flags, units, native, tmp_path, monkeyp
 
 def test_an_unreadable_cpuinfo_names_no_units(tmp_path, monkeypatch):
   from jaxpolicy.runtime import host
+
   monkeypatch.setattr(host, "CPUINFO", str(tmp_path / "missing"))
   host.cpu_flags.cache_clear()
   try:

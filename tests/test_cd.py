@@ -1,5 +1,6 @@
 """Consistency distillation: the teacher's solver step, the boundary scalings, the target
 EMA, and that CD learns the teacher's ODE end point on a toy whose end point is known."""
+
 import dataclasses
 
 import jax
@@ -18,6 +19,7 @@ from jaxpolicy.errors import ConfigError
 
 class OracleUnet:
   """Predicts the true x0 it is given as params (an x0-prediction 'teacher')."""
+
   def apply(self, params, x, t, cond):
     del x, t, cond
     return params["x0"]
@@ -37,8 +39,15 @@ def test_solver_step_uses_the_derived_epsilon():
   prev = t - 10
   a = abar[t][:, None, None]
   x_t = np.sqrt(a) * x0 + np.sqrt(1 - a) * eps
-  got = cd.solver_step(c, nets, {"x0": jnp.asarray(x0, jnp.float32)},
-                       jnp.asarray(x_t, jnp.float32), jnp.asarray(t), jnp.asarray(prev), None)
+  got = cd.solver_step(
+    c,
+    nets,
+    {"x0": jnp.asarray(x0, jnp.float32)},
+    jnp.asarray(x_t, jnp.float32),
+    jnp.asarray(t),
+    jnp.asarray(prev),
+    None,
+  )
   a_prev = np.where(prev >= 0, abar[np.maximum(prev, 0)], 1.0)[:, None, None]
   want = np.sqrt(a_prev) * x0 + np.sqrt(1 - a_prev) * eps
   np.testing.assert_allclose(np.asarray(got), want, atol=1e-4)
@@ -54,8 +63,8 @@ def test_boundary_scalings():
   np.testing.assert_allclose(c_skip[:2], 1.0)
   np.testing.assert_allclose(c_out[:2], 0.0)
   st = 10.0 * np.array([9, 99])
-  np.testing.assert_allclose(c_skip[2:], 0.25 / (st ** 2 + 0.25), rtol=1e-5)
-  np.testing.assert_allclose(c_out[2:], st / np.sqrt(st ** 2 + 0.25), rtol=1e-5)
+  np.testing.assert_allclose(c_skip[2:], 0.25 / (st**2 + 0.25), rtol=1e-5)
+  np.testing.assert_allclose(c_out[2:], st / np.sqrt(st**2 + 0.25), rtol=1e-5)
 
 
 @pytest.mark.slow
@@ -65,20 +74,25 @@ def test_target_is_the_ema_of_online_and_the_teacher_stays_frozen():
   obs_shapes = {"full_state": (39,)}
   tstate = teacher.from_params(nets.init(jax.random.PRNGKey(0), obs_shapes))
   state = cd.init(c, nets, obs_shapes, jax.random.PRNGKey(1), tstate)
-  batch = {"obs": {"full_state": jax.random.normal(jax.random.PRNGKey(2), (8, 2, 39))},
-           "action": jax.random.uniform(jax.random.PRNGKey(3), (8, 4, 4), minval=-1, maxval=1)}
+  batch = {
+    "obs": {"full_state": jax.random.normal(jax.random.PRNGKey(2), (8, 2, 39))},
+    "action": jax.random.uniform(jax.random.PRNGKey(3), (8, 4, 4), minval=-1, maxval=1),
+  }
   step = jax.jit(lambda s, k: cd.train_step(c, nets, s, batch, k))
   real0 = jax.tree_util.tree_leaves(state.real)
   for i in range(3):
     old_target = state.target
     state, m = step(state, jax.random.PRNGKey(10 + i))
-    for tp, op, np_ in zip(jax.tree_util.tree_leaves(old_target),
-                           jax.tree_util.tree_leaves(state.online.params),
-                           jax.tree_util.tree_leaves(state.target)):
-      np.testing.assert_allclose(np.asarray(np_), 0.95 * np.asarray(tp) + 0.05 * np.asarray(op),
-                                 rtol=1e-6, atol=1e-7)
+    for tp, op, np_ in zip(
+      jax.tree_util.tree_leaves(old_target),
+      jax.tree_util.tree_leaves(state.online.params),
+      jax.tree_util.tree_leaves(state.target),
+    ):
+      np.testing.assert_allclose(
+        np.asarray(np_), 0.95 * np.asarray(tp) + 0.05 * np.asarray(op), rtol=1e-6, atol=1e-7
+      )
     assert np.isfinite(float(m["loss"]))
-  for a, b in zip(real0, jax.tree_util.tree_leaves(state.real)):   # the teacher is frozen
+  for a, b in zip(real0, jax.tree_util.tree_leaves(state.real)):  # the teacher is frozen
     np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
   sample, nfe = cd.one_step_sampler(c, nets)
   x = sample(state.target, jnp.zeros((2, 2 * c.model.encoder_out)), jax.random.PRNGKey(0))
@@ -111,18 +125,17 @@ def _train_cd_toy(steps=3000, lr=1e-2):
   nets, enc, batch_of = toys.toy_nets(2)
   init = toys.posterior_affine(MU, S)
   tx = state_lib.make_optimizer(lr, steps, 20, 0.0, *c.cd.betas)
-  state = cd.CDState(state_lib.create(None, init, tx, ema=False), init, toys.gaussian(MU, S),
-                     enc)
-  data = jnp.asarray(MU + S * np.random.default_rng(0).standard_normal((4096, 1, 2)),
-                     jnp.float32)
+  state = cd.CDState(state_lib.create(None, init, tx, ema=False), init, toys.gaussian(MU, S), enc)
+  data = jnp.asarray(MU + S * np.random.default_rng(0).standard_normal((4096, 1, 2)), jnp.float32)
 
   def one(s, k):
     k_rows, k_step = jax.random.split(k)
     batch = dict(batch_of(256), action=data[jax.random.randint(k_rows, (256,), 0, 4096)])
     return cd.train_step(c, nets, s, batch, k_step)
 
-  trained, metrics = jax.jit(lambda s: jax.lax.scan(
-      one, s, jax.random.split(jax.random.PRNGKey(0), steps)))(state)
+  trained, metrics = jax.jit(
+    lambda s: jax.lax.scan(one, s, jax.random.split(jax.random.PRNGKey(0), steps))
+  )(state)
   return c, nets, state, trained, np.asarray(metrics["loss"])
 
 
@@ -140,10 +153,13 @@ def test_cd_learns_the_teachers_ode_end_point(broken, monkeypatch):
   ts = timesteps(100, 10, "trailing")
   end = toys.ddim_chain_f64(MU, S, z, ts, ts - 10)
   t99 = jnp.full((512,), 99, jnp.int32)
-  err = lambda p: float(np.abs(np.asarray(cd.consistency_fn(
-      c, nets, p, jnp.asarray(z, jnp.float32), t99, None)) - end).mean())
+  err = lambda p: float(
+    np.abs(
+      np.asarray(cd.consistency_fn(c, nets, p, jnp.asarray(z, jnp.float32), t99, None)) - end
+    ).mean()
+  )
   before, after = err(state.target), err(trained.target)
-  assert before > 0.1                    # the teacher's one step collapses to the mean
+  assert before > 0.1  # the teacher's one step collapses to the mean
   if broken:
     assert after > 0.5 * before, (before, after)
   else:

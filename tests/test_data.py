@@ -1,4 +1,5 @@
 """Windows with DP padding, the normaliser, zarr storage (DP3 layout) and its error checks."""
+
 import numpy as np
 import pytest
 import zarr
@@ -12,9 +13,13 @@ def _episodes(lengths, obs_dim=3):
   eps, base = [], 0
   for L in lengths:
     steps = np.arange(base, base + L, dtype=np.float32)
-    eps.append({"action": np.stack([steps, -steps], 1),
-                "full_state": np.repeat(steps[:, None], obs_dim, 1),
-                "state": np.repeat(steps[:, None], 9, 1)})
+    eps.append(
+      {
+        "action": np.stack([steps, -steps], 1),
+        "full_state": np.repeat(steps[:, None], obs_dim, 1),
+        "state": np.repeat(steps[:, None], 9, 1),
+      }
+    )
     base += L
   return eps
 
@@ -24,14 +29,14 @@ def test_window_indices_dp_padding():
   idx = window_indices(ends, horizon=4, pad_before=1, pad_after=2)
   # episode 0 (length 6): starts -1..4, episode 1 (length 4): starts -1..2
   assert len(idx) == 6 + 4
-  assert idx[0].tolist() == [0, 0, 1, 2]          # first obs repeated
-  assert idx[5].tolist() == [4, 5, 5, 5]          # last step repeated
-  assert idx[6].tolist() == [6, 6, 7, 8]          # never crosses episodes
+  assert idx[0].tolist() == [0, 0, 1, 2]  # first obs repeated
+  assert idx[5].tolist() == [4, 5, 5, 5]  # last step repeated
+  assert idx[6].tolist() == [6, 6, 7, 8]  # never crosses episodes
   assert idx[-1].tolist() == [8, 9, 9, 9]
   # previous-chunk alignment: shifted windows are the same windows n_action_steps earlier
   prev = window_indices(ends, 4, 1, 2, shift=-3)
   assert idx[4].tolist() == [3, 4, 5, 5] and prev[4].tolist() == [0, 1, 2, 3]
-  assert prev[0].tolist() == [0, 0, 0, 0]         # edge-padded at the episode start
+  assert prev[0].tolist() == [0, 0, 0, 0]  # edge-padded at the episode start
 
 
 def test_minmax_normaliser():
@@ -39,7 +44,7 @@ def test_minmax_normaliser():
   n = MinMax.fit(x)
   y = n.normalize(x)
   np.testing.assert_allclose(y[:, 0], [-1, 1, 0])
-  np.testing.assert_allclose(y[:, 1], 0)          # constant channel -> 0
+  np.testing.assert_allclose(y[:, 1], 0)  # constant channel -> 0
   np.testing.assert_allclose(n.unnormalize(y), x, atol=1e-6)
   assert MinMax.from_json(n.to_json()).scale.tolist() == n.scale.tolist()
 
@@ -47,8 +52,9 @@ def test_minmax_normaliser():
 def test_storage_roundtrip_and_windows(tmp_path):
   path = str(tmp_path / "d.zarr")
   storage.write_episodes(path, _episodes([12, 9, 10]))
-  data = load_demos(path, ("full_state",), horizon=4, n_obs_steps=2, n_action_steps=3,
-                    val_episodes=1, seed=0)
+  data = load_demos(
+    path, ("full_state",), horizon=4, n_obs_steps=2, n_action_steps=3, val_episodes=1, seed=0
+  )
   assert data.num_episodes == 3 and data.action_dim == 2
   assert len(data.train_episodes) == 2 and len(data.val_episodes) == 1
   batch = data.train.take(np.arange(data.train.num_windows))

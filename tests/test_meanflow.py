@@ -1,5 +1,6 @@
 """MeanFlow: the total derivative through the real U-Net, one clipped step, the refused
 settings, and one-step coverage of both modes of a two-mode target."""
+
 import dataclasses
 
 import jax
@@ -34,11 +35,16 @@ def test_total_derivative_is_the_derivative_along_the_path():
   eps = jnp.asarray(rng.normal(size=(3, 4, 4)), jnp.float32)
   t, r = jnp.asarray([0.3, 0.62, 0.95]), jnp.asarray([0.1, 0.62, 0.0])
   path = lambda s: (1 - s)[:, None, None] * x + s[:, None, None] * eps
-  u, dudt = jax.jit(lambda t: meanflow.total_derivative(c, nets, unet, cond, path(t), r, t,
-                                                        eps - x))(t)
+  u, dudt = jax.jit(
+    lambda t: meanflow.total_derivative(c, nets, unet, cond, path(t), r, t, eps - x)
+  )(t)
   # (jitted against op by op: float32 reassociation, ~2e-6 at XLA's optimisation level 1)
-  np.testing.assert_allclose(np.asarray(u), np.asarray(
-      meanflow.average_velocity(c, nets, unet, cond, path(t), r, t)), rtol=1e-5, atol=1e-5)
+  np.testing.assert_allclose(
+    np.asarray(u),
+    np.asarray(meanflow.average_velocity(c, nets, unet, cond, path(t), r, t)),
+    rtol=1e-5,
+    atol=1e-5,
+  )
   # u varies fast in t (the U-Net reads T t, T = 100): a small step (1e-2 is off by 75 %,
   # 1e-3 by 1 %), whose float32 rounding of T t limits the agreement to ~1e-2
   h = 1e-4
@@ -62,29 +68,34 @@ def test_one_step_is_one_clipped_evaluation_at_r0_t1():
 
   big = jax.tree_util.tree_map(lambda a: a * 30.0, state.model.params)
   counted = dataclasses.replace(nets, unet=Counting())
-  spec = meanflow.make_policies(c, counted, state.replace(
-      model=state.model.replace(ema_params=big)), None)["meanflow_1step"]
+  spec = meanflow.make_policies(
+    c, counted, state.replace(model=state.model.replace(ema_params=big)), None
+  )["meanflow_1step"]
   assert spec.nfe == 1
   rng = jax.random.PRNGKey(4)
   x = spec.sample(spec.sampler_params, cond, rng)
   assert len(calls) == 1
   T = c.diffusion.num_train_timesteps
-  np.testing.assert_array_equal(calls[0][0], np.full(3, T))     # t = 1
-  np.testing.assert_array_equal(calls[0][1], np.full(3, T))     # t - r = 1
+  np.testing.assert_array_equal(calls[0][0], np.full(3, T))  # t = 1
+  np.testing.assert_array_equal(calls[0][1], np.full(3, T))  # t - r = 1
   eps = jax.random.normal(rng, (3, 4, 4))
-  raw = np.asarray(eps - unet.apply(big["unet"], eps, jnp.full(3, 1.0 * T), cond,
-                                    timestep2=jnp.full(3, 1.0 * T)))
+  raw = np.asarray(
+    eps - unet.apply(big["unet"], eps, jnp.full(3, 1.0 * T), cond, timestep2=jnp.full(3, 1.0 * T))
+  )
   assert np.abs(raw).max() > 1.5
   np.testing.assert_allclose(np.asarray(x), np.clip(raw, -1, 1), atol=1e-5)
 
 
-@pytest.mark.parametrize("field,value,message", [
+@pytest.mark.parametrize(
+  "field,value,message",
+  [
     ("model.fused_norm", True, "model.fused_norm=False"),
     ("model.time_inputs", 1, "model.time_inputs=2"),
     ("meanflow.ratio", 1.5, "meanflow.ratio"),
     ("meanflow.time_sigma", 0.0, "meanflow.time_sigma"),
     ("meanflow.adaptive_c", 0.0, "meanflow.adaptive_c"),
-])
+  ],
+)
 def test_impossible_settings_are_refused(field, value, message):
   c = mf_configs.get_config("tiny")
   section, name = field.split(".")
@@ -93,7 +104,7 @@ def test_impossible_settings_are_refused(field, value, message):
     meanflow.check_config(c)
 
 
-MODE = np.array([0.5, 0.5])   # the modes are +MODE and -MODE, equally likely
+MODE = np.array([0.5, 0.5])  # the modes are +MODE and -MODE, equally likely
 
 
 @pytest.mark.parametrize("variant", ["meanflow", "no_jvp_term"])

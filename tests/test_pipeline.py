@@ -1,6 +1,7 @@
 """End to end on the point-mass suite (tests/helpers/pointmass.py, tiny presets): collect,
 train, checkpoint, evaluate, load, resume after SIGTERM, and distil with SDM. MetaWorld is
 not what these test; test_pointcloud.py and test_report_sweep.py run it end to end."""
+
 import json
 import os
 import signal
@@ -23,7 +24,7 @@ from jaxpolicy.runtime.checkpoint import Checkpointer
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("test_pipeline")]
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TASK, OBS, ACT = "pointmass-reach", 4, 2   # the point mass: 4-d state, 2-d actions
+TASK, OBS, ACT = "pointmass-reach", 4, 2  # the point mass: 4-d state, 2-d actions
 
 
 @pytest.fixture(scope="module")
@@ -42,11 +43,11 @@ def test_teacher_train_writes_results_and_checkpoints(shared):
   ev = json.load(open(wd / "eval.json"))
   r = ev["tasks"][TASK]["teacher_ddim10"]
   assert r["episodes"] == c.eval.episodes and r["nfe"] == 10
-  assert r["success_rate"] == np.mean(r["successes"])      # the rate is of its own episodes
+  assert r["success_rate"] == np.mean(r["successes"])  # the rate is of its own episodes
   assert r["latency_ms"] > 0 and len(r["successes"]) == c.eval.episodes
   lines = [json.loads(l) for l in open(wd / "metrics.jsonl")]
   assert lines[-1]["step"] == c.train.steps and np.isfinite(lines[-1]["loss"])
-  assert lines[-1]["loss"] < lines[0]["loss"]      # it learns, even in 20 steps
+  assert lines[-1]["loss"] < lines[0]["loss"]  # it learns, even in 20 steps
   assert Checkpointer(str(wd)).latest_step() == c.train.steps
   assert os.path.isdir(d / "data" / f"pointmass_{TASK}_state_2ep.zarr")
 
@@ -80,15 +81,26 @@ def test_bf16_inference_is_close_to_float32_and_merges_into_eval_json(shared):
   assert a.dtype == b.dtype == np.float32
   # bf16 has an 8-bit mantissa: close to float32 over ten DDIM steps, but not equal
   assert 0 < np.max(np.abs(a - b)) < 0.1, np.max(np.abs(a - b))
-  out = subprocess.run([sys.executable, "-m", "launch.evaluate", f"--workdir={wd}",
-                        "--dtype=bfloat16", "--episodes=1"], cwd=ROOT, capture_output=True,
-                       text=True, timeout=600)
+  out = subprocess.run(
+    [
+      sys.executable,
+      "-m",
+      "launch.evaluate",
+      f"--workdir={wd}",
+      "--dtype=bfloat16",
+      "--episodes=1",
+    ],
+    cwd=ROOT,
+    capture_output=True,
+    text=True,
+    timeout=600,
+  )
   assert out.returncode == 0, out.stderr[-3000:]
   ev = json.load(open(os.path.join(wd, "eval.json")))
   tasks = ev["tasks"][TASK]
-  assert tasks["teacher_ddim10"]["episodes"] == c.eval.episodes     # float32 result kept
+  assert tasks["teacher_ddim10"]["episodes"] == c.eval.episodes  # float32 result kept
   assert tasks["teacher_ddim10_bf16"]["episodes"] == 1
-  assert ev["preset"] == "tiny" and ev["obs"] == "state"           # metadata kept
+  assert ev["preset"] == "tiny" and ev["obs"] == "state"  # metadata kept
   assert jaxpolicy.load_policy(wd, "teacher_ddim10", dtype="bfloat16").name.endswith("_bf16")
 
 
@@ -101,6 +113,7 @@ def test_bf16_policies_run_every_matmul_in_bf16(method):
   from jaxpolicy import methods, nets as nets_lib
   from benchmarks.latency import identity_normalizer
   from jaxpolicy.policy import build_policy
+
   shapes, key = {"full_state": (39,)}, jax.random.PRNGKey(0)
   config = importlib.import_module(f"configs.{method}").get_config("tiny")
   tconfig = teacher_configs.get_config("tiny")
@@ -110,8 +123,15 @@ def test_bf16_policies_run_every_matmul_in_bf16(method):
   tstate = zeros(jax.eval_shape(lambda: tmod.init(tconfig, nets, shapes, key)))
   state = zeros(jax.eval_shape(lambda: mod.init(config, nets, shapes, key, tstate)))
   bf16 = nets.with_compute_dtype("bfloat16")
-  main = {"teacher": "teacher_ddim10", "sdm": "sdm_1step", "cd": "cd_1step", "step": "step_k2",
-          "bc": "bc_1step", "meanflow": "meanflow_1step", "mip": "mip_2step"}
+  main = {
+    "teacher": "teacher_ddim10",
+    "sdm": "sdm_1step",
+    "cd": "cd_1step",
+    "step": "step_k2",
+    "bc": "bc_1step",
+    "meanflow": "meanflow_1step",
+    "mip": "mip_2step",
+  }
   spec = mod.make_policies(config, bf16, state, identity_normalizer())[main[method]]
   pol = build_policy(main[method], config, bf16, identity_normalizer(), spec, shapes)
   obs = {"full_state": jax.ShapeDtypeStruct((2, 2, 39), jax.numpy.float32)}
@@ -119,8 +139,9 @@ def test_bf16_policies_run_every_matmul_in_bf16(method):
   dots = [l for l in hlo.splitlines() if "stablehlo.dot_general" in l]
   assert dots
   operands = [re.search(r":\s*\((.*)\)\s*->", l).group(1) for l in dots]
-  assert all("f32" not in o and "bf16" in o for o in operands), [
-      o for o in operands if "f32" in o][:3]
+  assert all("f32" not in o and "bf16" in o for o in operands), [o for o in operands if "f32" in o][
+    :3
+  ]
 
 
 @pytest.mark.parametrize("method,nfe", [("bc", 1), ("meanflow", 1), ("mip", 2)])
@@ -128,11 +149,23 @@ def test_a_method_trained_from_data_alone_runs_the_tiny_pipeline(shared, tmp_pat
   """launch.train on configs/<method>.py:tiny: trained from the demonstrations with no
   teacher (none is trained or evaluated beside it), evaluated, saved and loadable."""
   from jaxpolicy import methods
+
   d, _, _ = shared
   wd = tmp_path / method
-  out = subprocess.run([sys.executable, "-m", "launch.train", f"--config=configs/{method}.py:tiny",
-                        f"--workdir={wd}", f"--config.data.dir={d / 'data'}"], cwd=ROOT,
-                       capture_output=True, text=True, timeout=900)
+  out = subprocess.run(
+    [
+      sys.executable,
+      "-m",
+      "launch.train",
+      f"--config=configs/{method}.py:tiny",
+      f"--workdir={wd}",
+      f"--config.data.dir={d / 'data'}",
+    ],
+    cwd=ROOT,
+    capture_output=True,
+    text=True,
+    timeout=900,
+  )
   assert out.returncode == 0, out.stderr[-3000:]
   main = methods.info(method).main_policy
   ev = json.load(open(wd / "eval.json"))
@@ -151,7 +184,7 @@ def test_checkpoint_roundtrip_exact(shared, tmp_path):
   run = runs.restore_run(str(d / "teacher"))
   ck = Checkpointer(str(tmp_path))
   ck.save(7, run.state, {"note": "x"})
-  fresh = runs.restore_run(str(d / "teacher"))   # same structure, to restore into
+  fresh = runs.restore_run(str(d / "teacher"))  # same structure, to restore into
   restored, meta = ck.restore(fresh.state)
   ck.close()
   assert meta == {"note": "x"}
@@ -162,11 +195,20 @@ def test_checkpoint_roundtrip_exact(shared, tmp_path):
 def _train_cmd(workdir, data_dir, steps):
   # 5 steps per jitted call (a lax.scan), logs every 10: the signal lands during a call or
   # between two, the checkpoint is taken after the call, and the resumed run's calls line up
-  return [sys.executable, "-m", "launch.train", "--config=configs/teacher.py:tiny",
-          f"--workdir={workdir}", f"--config.data.dir={data_dir}", f"--config.task={TASK}",
-          f"--config.train.steps={steps}", "--config.train.log_every=10",
-          "--config.train.steps_per_call=5",
-          "--config.train.ckpt_every=1000", "--config.eval.at_end=false"]
+  return [
+    sys.executable,
+    "-m",
+    "launch.train",
+    "--config=configs/teacher.py:tiny",
+    f"--workdir={workdir}",
+    f"--config.data.dir={data_dir}",
+    f"--config.task={TASK}",
+    f"--config.train.steps={steps}",
+    "--config.train.log_every=10",
+    "--config.train.steps_per_call=5",
+    "--config.train.ckpt_every=1000",
+    "--config.eval.at_end=false",
+  ]
 
 
 def test_sigterm_then_rerun_resumes_to_the_same_params(shared, tmp_path):
@@ -174,14 +216,15 @@ def test_sigterm_then_rerun_resumes_to_the_same_params(shared, tmp_path):
   env = dict(os.environ, JAXPOLICY_CACHE_DIR=str(d / "xla_cache"))
   steps = 200
   wd = tmp_path / "interrupted"
-  log = tmp_path / "interrupted.log"   # a file, not a pipe: nobody reads while we poll
+  log = tmp_path / "interrupted.log"  # a file, not a pipe: nobody reads while we poll
   with open(log, "wb") as sink:
-    proc = subprocess.Popen(_train_cmd(wd, d / "data", steps), cwd=ROOT, env=env,
-                            stdout=sink, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+      _train_cmd(wd, d / "data", steps), cwd=ROOT, env=env, stdout=sink, stderr=subprocess.STDOUT
+    )
     metrics = wd / "metrics.jsonl"
     deadline = time.time() + 300
     while time.time() < deadline and proc.poll() is None:
-      if metrics.exists() and len(open(metrics).readlines()) >= 1:   # step 10 of 200
+      if metrics.exists() and len(open(metrics).readlines()) >= 1:  # step 10 of 200
         break
       time.sleep(0.05)
     proc.send_signal(signal.SIGTERM)
@@ -190,12 +233,24 @@ def test_sigterm_then_rerun_resumes_to_the_same_params(shared, tmp_path):
   assert proc.returncode == 128 + signal.SIGTERM, out
   stopped = Checkpointer(str(wd)).latest_step()
   assert stopped is not None and 0 < stopped < steps, out
-  rerun = subprocess.run(_train_cmd(wd, d / "data", steps), cwd=ROOT, env=env,
-                         capture_output=True, text=True, timeout=600)
+  rerun = subprocess.run(
+    _train_cmd(wd, d / "data", steps),
+    cwd=ROOT,
+    env=env,
+    capture_output=True,
+    text=True,
+    timeout=600,
+  )
   assert rerun.returncode == 0, rerun.stderr
   assert f"resuming {wd} from step {stopped}" in rerun.stderr
-  ref = subprocess.run(_train_cmd(tmp_path / "straight", d / "data", steps), cwd=ROOT, env=env,
-                       capture_output=True, text=True, timeout=600)
+  ref = subprocess.run(
+    _train_cmd(tmp_path / "straight", d / "data", steps),
+    cwd=ROOT,
+    env=env,
+    capture_output=True,
+    text=True,
+    timeout=600,
+  )
   assert ref.returncode == 0, ref.stderr
   a = runs.restore_run(str(wd)).state
   b = runs.restore_run(str(tmp_path / "straight")).state
@@ -232,6 +287,7 @@ def test_evaluator_reuses_one_tasks_simulators_and_frees_the_last():
   for the honest episodes, ~29 MB each on MetaWorld: a leaderboard worker had grown to
   8.6 GB)."""
   from jaxpolicy.envs import evaluator as ev
+
   pm = suites.get("pointmass")
   first = ev._envs(pm, TASK, 2)
   assert len(first) == 2 and ev._envs(pm, TASK, 1)[0] is first[0]
@@ -242,6 +298,7 @@ def test_evaluator_reuses_one_tasks_simulators_and_frees_the_last():
 class _ExpertPolicy:
   """A suite's scripted expert behind the evaluator's policy interface (batched calls of
   n_action_steps actions, a carry whose every call reports a stall)."""
+
   n_action_steps = 3
 
   def __init__(self, task):
@@ -276,12 +333,22 @@ def test_evaluator_stops_simulating_an_episode_at_its_first_success():
   successes and first-success steps) for less simulation; stalls count until the first
   success in both modes (a policy stalling on every call stalls on all of its calls)."""
   from jaxpolicy.envs import evaluator as ev
-  runs_ = {stop: ev.evaluate(_ExpertPolicy(TASK), suites.get("pointmass"), TASK, episodes=4,
-                             seed=1, episode_length=30, stop_on_success=stop)
-           for stop in (True, False)}
+
+  runs_ = {
+    stop: ev.evaluate(
+      _ExpertPolicy(TASK),
+      suites.get("pointmass"),
+      TASK,
+      episodes=4,
+      seed=1,
+      episode_length=30,
+      stop_on_success=stop,
+    )
+    for stop in (True, False)
+  }
   short, full = runs_[True], runs_[False]
   assert full["env_steps"] == 4 * 30
-  assert sum(full["successes"]) >= 2   # the expert succeeds, at different steps
+  assert sum(full["successes"]) >= 2  # the expert succeeds, at different steps
   assert len(set(full["first_success_step"])) >= 2
   assert short["successes"] == full["successes"]
   assert short["first_success_step"] == full["first_success_step"]

@@ -1,6 +1,7 @@
 """Point-cloud observations (DP3): farthest-point sampling, the CPU and MJX sensors, zarr
 datasets with point clouds (ours and DP3's layout), the DP3 encoder, and a tiny point-cloud
 teacher trained end to end on the real MetaWorld."""
+
 import json
 import os
 import types
@@ -24,7 +25,7 @@ from jaxpolicy.suites.metaworld import env as mw
 from jaxpolicy.validate import resolve
 from jaxpolicy.nets.encoders import DP3Encoder, encode_history
 
-pytestmark = pytest.mark.xdist_group("test_pointcloud")   # its module fixture: one worker
+pytestmark = pytest.mark.xdist_group("test_pointcloud")  # its module fixture: one worker
 
 
 # ------------------------------------------------------------------------------------------
@@ -69,10 +70,12 @@ def test_fps_start_and_random_start():
   mask[:10] = False
   idx, _ = fps.farthest_point_sampling(pts, 16, mask, start=50)
   np.testing.assert_array_equal(np.asarray(idx), numpy_fps(pts, 16, mask, start=50))
-  idx, _ = fps.farthest_point_sampling(pts, 16, mask, start=3)   # masked start -> first valid
+  idx, _ = fps.farthest_point_sampling(pts, 16, mask, start=3)  # masked start -> first valid
   assert int(idx[0]) == 10
-  firsts = {int(fps.farthest_point_sampling(pts, 4, mask, rng=jax.random.PRNGKey(s))[0][0])
-            for s in range(8)}
+  firsts = {
+    int(fps.farthest_point_sampling(pts, 4, mask, rng=jax.random.PRNGKey(s))[0][0])
+    for s in range(8)
+  }
   assert len(firsts) > 1 and all(mask[f] for f in firsts)
 
 
@@ -84,8 +87,8 @@ def test_fps_fewer_valid_points_than_samples():
   idx, valid = fps.farthest_point_sampling(pts, 20, mask)
   idx, valid = np.asarray(idx), np.asarray(valid)
   np.testing.assert_array_equal(valid, np.arange(20) < 7)
-  assert set(idx[:7]) == set(np.nonzero(mask)[0])           # every valid point once ...
-  assert mask[idx].all()                                      # ... then repeats, never fakes
+  assert set(idx[:7]) == set(np.nonzero(mask)[0])  # every valid point once ...
+  assert mask[idx].all()  # ... then repeats, never fakes
   np.testing.assert_array_equal(idx[:7], numpy_fps(pts, 7, mask))
   idx, valid = fps.farthest_point_sampling(pts, 5, np.zeros(100, bool))
   assert not np.asarray(valid).any() and (np.asarray(idx) == 0).all()
@@ -118,7 +121,7 @@ def _config(preset="quick", **pc):
   pc.setdefault("table", "keep")
   for k, v in pc.items():
     setattr(c.pointcloud, k, v)
-  resolve(c)   # the rest from the task's suite (MetaWorld's camera and crop)
+  resolve(c)  # the rest from the task's suite (MetaWorld's camera and crop)
   return c
 
 
@@ -152,8 +155,8 @@ def test_sensor_sees_table_gripper_object_goal(task, sensor512):
   assert pc.shape == (512, 3) and pc.dtype == np.float32
   assert np.all(pc >= np.asarray(spec.crop_low) - 1e-6)
   assert np.all(pc <= np.asarray(spec.crop_high) + 1e-6)
-  assert len(np.unique(pc, axis=0)) == 512                    # enough pixels: distinct points
-  np.testing.assert_array_equal(sensor512(env)["point_cloud"], pc)            # deterministic
+  assert len(np.unique(pc, axis=0)) == 512  # enough pixels: distinct points
+  np.testing.assert_array_equal(sensor512(env)["point_cloud"], pc)  # deterministic
   # the sensor reads the env and never edits it (the camera move is the sensor's own)
   np.testing.assert_array_equal(env.model.cam_pos, cam_pos)
   np.testing.assert_array_equal(env.data.qpos, qpos)
@@ -165,7 +168,6 @@ def test_sensor_sees_table_gripper_object_goal(task, sensor512):
   assert _nearest(pc, goal) < 0.03
   # the table top is the plane z = 0 and covers much of the cloud
   assert np.mean(np.abs(pc[:, 2]) < 1e-3) > 0.3
-
 
 
 @pytest.mark.slow
@@ -194,7 +196,7 @@ def test_labelled_cloud_says_what_each_point_hit(sensor512):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("task", ["drawer-open", "sweep-into"])   # sweep-into: top at z = 0.05
+@pytest.mark.parametrize("task", ["drawer-open", "sweep-into"])  # sweep-into: top at z = 0.05
 def test_hidden_table_leaves_what_stands_on_it(task):
   """table='hide': no point on the table body, more on the gripper; the MJX sensor hides the
   same geoms; a model without MetaWorld's table refuses it."""
@@ -213,10 +215,15 @@ def test_hidden_table_leaves_what_stands_on_it(task):
   assert counts["keep"][0] > 80 and counts["hide"][0] == 0
   assert counts["hide"][1] > counts["keep"][1]
   hidden = pointcloud.hidden_table(m, pointcloud.sensor_spec(_config(table="hide")))
-  assert hidden.sum() >= 3 and not (pointcloud.sensor_geoms(
-      m, pointcloud.sensor_spec(_config(table="hide"))) & hidden).any()
-  plain = mujoco.MjModel.from_xml_string("<mujoco><worldbody><geom size='1 1 .1' type='box'/>"
-                                         "</worldbody></mujoco>")
+  assert (
+    hidden.sum() >= 3
+    and not (
+      pointcloud.sensor_geoms(m, pointcloud.sensor_spec(_config(table="hide"))) & hidden
+    ).any()
+  )
+  plain = mujoco.MjModel.from_xml_string(
+    "<mujoco><worldbody><geom size='1 1 .1' type='box'/></worldbody></mujoco>"
+  )
   with pytest.raises(pointcloud.SensorConfigError, match="tablelink"):
     pointcloud.hidden_table(plain, pointcloud.sensor_spec(_config(table="hide")))
 
@@ -234,7 +241,7 @@ def test_sensor_geometry_is_exact(sensor512):
   d = np.linalg.norm(pts - goal, axis=1)
   on_goal = d < 0.03
   assert on_goal.sum() >= 2
-  np.testing.assert_allclose(d[on_goal], 0.02, atol=2e-3)      # goal marker radius 2 cm
+  np.testing.assert_allclose(d[on_goal], 0.02, atol=2e-3)  # goal marker radius 2 cm
   pos, xmat = sensor512.camera_pose(env.model, env.data)
   np.testing.assert_allclose(pos, sensor512.spec.camera_pos)
   cid = mujoco.mj_name2id(env.model, mujoco.mjtObj.mjOBJ_CAMERA, "corner2")
@@ -242,10 +249,13 @@ def test_sensor_geometry_is_exact(sensor512):
 
 
 def test_sensor_config_errors():
-  for field, value, match in [("num_points", 0, "num_points"), ("geoms", "mesh", "geoms"),
-                              ("table", "cut", "table"),
-                              ("crop_low", (1.0, 0.0, 0.0), "crop_low"),
-                              ("image_size", -4, "image_size")]:
+  for field, value, match in [
+    ("num_points", 0, "num_points"),
+    ("geoms", "mesh", "geoms"),
+    ("table", "cut", "table"),
+    ("crop_low", (1.0, 0.0, 0.0), "crop_low"),
+    ("image_size", -4, "image_size"),
+  ]:
     with pytest.raises(pointcloud.SensorConfigError, match=match):
       pointcloud.make_sensor(_config(**{field: value}))
   assert mjx_pointcloud.mjx_form(pointcloud.make_sensor(_config(geoms="visual"))) is None
@@ -264,12 +274,16 @@ def test_mjx_sensor_matches_cpu_sensor():
   """MJX ray casting on the MJX-converted model == the CPU renderer on MetaWorld's model."""
   from mujoco import mjx  # pylint: disable=g-import-not-at-top
   from jaxpolicy.suites.metaworld.mjx.convert import convert_model  # pylint: disable=g-import-not-at-top
+
   config = _config(image_size=32, num_points=128)
   env, _ = _run_expert("drawer-open", seed=0, steps=30)
   m0 = env.model
   d0 = mujoco.MjData(m0)
-  d0.qpos[:], d0.mocap_pos[:], d0.mocap_quat[:] = (env.data.qpos, env.data.mocap_pos,
-                                                   env.data.mocap_quat)
+  d0.qpos[:], d0.mocap_pos[:], d0.mocap_quat[:] = (
+    env.data.qpos,
+    env.data.mocap_pos,
+    env.data.mocap_quat,
+  )
   mujoco.mj_forward(m0, d0)
   cm = convert_model("drawer-open")
   cm.body_pos[:], cm.body_quat[:], cm.site_pos[:] = m0.body_pos, m0.body_quat, m0.site_pos
@@ -297,7 +311,7 @@ def test_mjx_sensor_matches_cpu_sensor():
   assert np.mean(hit_cpu == hit_mjx) > 0.99
   both = hit_cpu & hit_mjx
   err = np.abs(depth_cpu - depth_mjx)[both]
-  assert np.mean(err < 1e-3) > 0.98                             # same surfaces, pixel by pixel
+  assert np.mean(err < 1e-3) > 0.98  # same surfaces, pixel by pixel
   cloud_cpu, valid_cpu = cpu.cloud(m0, d0)
   assert cloud_mjx.shape == cloud_cpu.shape == (128, 3) and valid_mjx.all() and valid_cpu.all()
   dist = np.linalg.norm(cloud_cpu[:, None] - cloud_mjx[None], axis=-1)
@@ -314,11 +328,15 @@ def test_mjx_sensor_matches_cpu_sensor():
 
 
 def _episodes(rng, lengths, p=32, channels=3):
-  return [{"action": rng.uniform(-1, 1, (n, 4)).astype(np.float32),
-           "state": rng.normal(size=(n, 9)).astype(np.float32),
-           "full_state": rng.normal(size=(n, 39)).astype(np.float32),
-           "point_cloud": rng.normal(size=(n, p, channels)).astype(np.float32)}
-          for n in lengths]
+  return [
+    {
+      "action": rng.uniform(-1, 1, (n, 4)).astype(np.float32),
+      "state": rng.normal(size=(n, 9)).astype(np.float32),
+      "full_state": rng.normal(size=(n, 39)).astype(np.float32),
+      "point_cloud": rng.normal(size=(n, p, channels)).astype(np.float32),
+    }
+    for n in lengths
+  ]
 
 
 def test_zarr_roundtrip_with_point_clouds(tmp_path):
@@ -330,15 +348,16 @@ def test_zarr_roundtrip_with_point_clouds(tmp_path):
   np.testing.assert_array_equal(ends, [12, 21, 36])
   for k in ("point_cloud", "state", "action"):
     np.testing.assert_array_equal(out[k], np.concatenate([e[k] for e in eps]))
-  assert zarr.open_group(path, mode="r").metadata.zarr_format == 2   # DP3's tools read it
-  data = load_demos(path, ("point_cloud", "agent_pos"), horizon=4, n_obs_steps=2,
-                    n_action_steps=3, val_episodes=1)
+  assert zarr.open_group(path, mode="r").metadata.zarr_format == 2  # DP3's tools read it
+  data = load_demos(
+    path, ("point_cloud", "agent_pos"), horizon=4, n_obs_steps=2, n_action_steps=3, val_episodes=1
+  )
   assert data.obs_shapes == {"point_cloud": (32, 3), "agent_pos": (9,)}
   pc = np.asarray(data.train.obs["point_cloud"])
   starts = np.r_[0, ends[:-1]]
   rows = np.concatenate([np.arange(starts[i], ends[i]) for i in data.train_episodes])
   flat = pc[rows].reshape(-1, 3)
-  np.testing.assert_allclose(flat.min(0), -1, atol=1e-5)       # per-channel min/max -> [-1, 1]
+  np.testing.assert_allclose(flat.min(0), -1, atol=1e-5)  # per-channel min/max -> [-1, 1]
   np.testing.assert_allclose(flat.max(0), 1, atol=1e-5)
   batch = data.train.sample(jax.random.PRNGKey(0), 5)
   assert batch["obs"]["point_cloud"].shape == (5, 2, 32, 3)
@@ -347,6 +366,7 @@ def test_zarr_roundtrip_with_point_clouds(tmp_path):
 def test_dp3_layout_zarr_written_by_plain_zarr_loads(tmp_path):
   """A dataset in DP3's layout (zarr 2, Blosc-compressed, xyz+rgb clouds, extra keys)."""
   import numcodecs  # pylint: disable=g-import-not-at-top
+
   rng = np.random.default_rng(1)
   n, p = 30, 64
   path = str(tmp_path / "metaworld_dp3.zarr")
@@ -354,27 +374,31 @@ def test_dp3_layout_zarr_written_by_plain_zarr_loads(tmp_path):
   data, meta = root.create_group("data"), root.create_group("meta")
   blosc = numcodecs.Blosc(cname="zstd", clevel=3, shuffle=1)
   cloud = np.concatenate([rng.normal(size=(n, p, 3)), rng.uniform(0, 255, (n, p, 3))], -1)
-  arrays = {"point_cloud": cloud.astype(np.float32),
-            "state": rng.normal(size=(n, 9)).astype(np.float32),
-            "action": rng.uniform(-1, 1, (n, 4)).astype(np.float32),
-            "depth": rng.uniform(0, 2, (n, 16, 16)).astype(np.float32),
-            "img": rng.integers(0, 255, (n, 16, 16, 3)).astype(np.uint8)}
+  arrays = {
+    "point_cloud": cloud.astype(np.float32),
+    "state": rng.normal(size=(n, 9)).astype(np.float32),
+    "action": rng.uniform(-1, 1, (n, 4)).astype(np.float32),
+    "depth": rng.uniform(0, 2, (n, 16, 16)).astype(np.float32),
+    "img": rng.integers(0, 255, (n, 16, 16, 3)).astype(np.uint8),
+  }
   for k, v in arrays.items():
-    arr = data.create_array(k, shape=v.shape, dtype=v.dtype, chunks=(10,) + v.shape[1:],
-                            compressors=blosc)
+    arr = data.create_array(
+      k, shape=v.shape, dtype=v.dtype, chunks=(10,) + v.shape[1:], compressors=blosc
+    )
     arr[...] = v
   ends = np.array([10, 18, 30], np.int64)
   meta.create_array("episode_ends", shape=ends.shape, dtype=ends.dtype)[...] = ends
 
-  demo = load_demos(path, ("point_cloud", "agent_pos"), horizon=4, n_obs_steps=2,
-                    n_action_steps=3, val_episodes=1)
+  demo = load_demos(
+    path, ("point_cloud", "agent_pos"), horizon=4, n_obs_steps=2, n_action_steps=3, val_episodes=1
+  )
   assert demo.num_episodes == 3 and demo.obs_shapes["point_cloud"] == (p, 6)
   np.testing.assert_array_equal(demo.raw["point_cloud"], arrays["point_cloud"])
   np.testing.assert_array_equal(demo.raw["state"], arrays["state"])
   pc = np.asarray(demo.train.obs["point_cloud"])
   starts = np.r_[0, ends[:-1]]
   rows = np.concatenate([np.arange(starts[i], ends[i]) for i in demo.train_episodes])
-  xyz = pc[rows, :, :3].reshape(-1, 3)                          # fitted on training episodes
+  xyz = pc[rows, :, :3].reshape(-1, 3)  # fitted on training episodes
   np.testing.assert_allclose(xyz.min(0), -1, atol=1e-5)
   np.testing.assert_allclose(xyz.max(0), 1, atol=1e-5)
   np.testing.assert_array_equal(pc[..., 3:], arrays["point_cloud"][..., 3:])  # rgb untouched
@@ -394,12 +418,13 @@ def test_dp3_layout_zarr_written_by_plain_zarr_loads(tmp_path):
 def test_dp3_encoder_shapes_and_invariances():
   rng = np.random.default_rng(0)
   enc = DP3Encoder(out_dim=64)
-  obs = {"point_cloud": jnp.asarray(rng.normal(size=(5, 100, 3)), jnp.float32),
-         "agent_pos": jnp.asarray(rng.normal(size=(5, 9)), jnp.float32)}
+  obs = {
+    "point_cloud": jnp.asarray(rng.normal(size=(5, 100, 3)), jnp.float32),
+    "agent_pos": jnp.asarray(rng.normal(size=(5, 9)), jnp.float32),
+  }
   params = jax.jit(enc.init)(jax.random.PRNGKey(0), obs)
   shapes = jax.tree_util.tree_map(lambda x: x.shape, params["params"])
-  assert [shapes[f"point_dense{i}"]["kernel"] for i in range(3)] == [(3, 64), (64, 128),
-                                                                    (128, 256)]
+  assert [shapes[f"point_dense{i}"]["kernel"] for i in range(3)] == [(3, 64), (64, 128), (128, 256)]
   assert [tuple(shapes[f"point_norm{i}"]["scale"]) for i in range(3)] == [(64,), (128,), (256,)]
   assert shapes["point_out"]["kernel"] == (256, 64) and shapes["point_out_norm"]["scale"] == (64,)
   assert shapes["state_dense0"]["kernel"] == (9, 64)
@@ -407,15 +432,18 @@ def test_dp3_encoder_shapes_and_invariances():
   apply = jax.jit(enc.apply)
   out = apply(params, obs)
   assert out.shape == (5, 128)
-  perm = {"point_cloud": obs["point_cloud"][:, rng.permutation(100)],
-          "agent_pos": obs["agent_pos"]}
-  np.testing.assert_allclose(apply(params, perm), out, atol=1e-5)        # max-pool: a set
-  rgb = {"point_cloud": jnp.concatenate([obs["point_cloud"], jnp.ones((5, 100, 3))], -1),
-         "agent_pos": obs["agent_pos"]}
+  perm = {"point_cloud": obs["point_cloud"][:, rng.permutation(100)], "agent_pos": obs["agent_pos"]}
+  np.testing.assert_allclose(apply(params, perm), out, atol=1e-5)  # max-pool: a set
+  rgb = {
+    "point_cloud": jnp.concatenate([obs["point_cloud"], jnp.ones((5, 100, 3))], -1),
+    "agent_pos": obs["agent_pos"],
+  }
   np.testing.assert_allclose(jax.jit(enc.apply)(params, rgb), out, atol=1e-6)  # xyz only
   # n_obs_steps frames are encoded separately and flattened into the global condition
-  hist = {"point_cloud": jnp.stack([obs["point_cloud"], perm["point_cloud"]], 1),
-          "agent_pos": jnp.stack([obs["agent_pos"]] * 2, 1)}
+  hist = {
+    "point_cloud": jnp.stack([obs["point_cloud"], perm["point_cloud"]], 1),
+    "agent_pos": jnp.stack([obs["agent_pos"]] * 2, 1),
+  }
   cond = jax.jit(lambda p, o: encode_history(enc, p, o))(params, hist)
   np.testing.assert_allclose(cond, jnp.concatenate([out, out], -1), atol=1e-5)
   config = teacher_configs.get_config("tiny")
@@ -430,10 +458,11 @@ def test_dp3_encoder_shapes_and_invariances():
 @pytest.mark.slow
 def test_tiny_pointcloud_teacher_end_to_end(tmp_path, monkeypatch):
   from jaxpolicy import demos, runs, training  # pylint: disable=g-import-not-at-top
+
   config = teacher_configs.get_config("tiny")
   config.obs = "pointcloud"
   config.data.dir = str(tmp_path / "data")
-  config.eval.every = 10                  # a periodic evaluation and the final one
+  config.eval.every = 10  # a periodic evaluation and the final one
   made, closed = [], []
   real_make = pointcloud.make_sensor
 
@@ -456,7 +485,7 @@ def test_tiny_pointcloud_teacher_end_to_end(tmp_path, monkeypatch):
   assert r["success_rate"] == np.mean(r["successes"])
   ev = json.load(open(tmp_path / "teacher" / "eval.json"))
   assert ev["obs"] == "pointcloud"
-  path = demos.ensure_demo_data(config)   # named after the sensor settings; already there
+  path = demos.ensure_demo_data(config)  # named after the sensor settings; already there
   assert os.path.basename(path).startswith("metaworld_drawer-open_pointcloud_2ep_")
   assert storage.read_attrs(path)["sensor"]["num_points"] == config.pointcloud.num_points
   raw, ends = storage.read_episodes(str(path), ("point_cloud", "state", "action"))
@@ -471,6 +500,7 @@ def test_tiny_pointcloud_teacher_end_to_end(tmp_path, monkeypatch):
   # STEP on the point-cloud teacher: its predictor reads the DP3 encoder's tokens (point
   # feature + state feature per frame), trains and evaluates with the sensor
   from configs import step as step_configs  # pylint: disable=g-import-not-at-top
+
   sc = step_configs.get_config("tiny")
   sc.obs, sc.data.dir = "pointcloud", config.data.dir
   sc.teacher_workdir = str(tmp_path / "teacher")
@@ -482,7 +512,7 @@ def test_tiny_pointcloud_teacher_end_to_end(tmp_path, monkeypatch):
   assert 2 < r["nfe_amortised"] < 10 and np.isfinite(r["action_mse"])
   srun = runs.restore_run(str(tmp_path / "step"))
   tokens = srun.state.predictor.params["params"]["embed_obs"]["kernel"].shape[0]
-  assert tokens == sc.model.encoder_out + 64     # point feature + the state MLP's 64
+  assert tokens == sc.model.encoder_out + 64  # point feature + the state MLP's 64
 
 
 @pytest.mark.slow
@@ -490,16 +520,18 @@ def test_chunked_point_cloud_encoding_is_the_same_function():
   """Encoding frames in cache-sized chunks (the CPU default) gives the same features and the
   same gradients as encoding the whole batch at once, frames in the same order."""
   from jaxpolicy.nets.encoders import DP3Encoder, encode_history
+
   r = np.random.default_rng(0)
-  obs = {"point_cloud": jnp.asarray(r.uniform(-1, 1, (6, 2, 32, 3)), jnp.float32),
-         "agent_pos": jnp.asarray(r.normal(size=(6, 2, 9)), jnp.float32)}
+  obs = {
+    "point_cloud": jnp.asarray(r.uniform(-1, 1, (6, 2, 32, 3)), jnp.float32),
+    "agent_pos": jnp.asarray(r.normal(size=(6, 2, 9)), jnp.float32),
+  }
   enc = DP3Encoder(out_dim=16)
   params = enc.init(jax.random.PRNGKey(0), jax.tree_util.tree_map(lambda a: a[:, 0], obs))
   whole = lambda p: encode_history(enc, p, obs)
-  chunked = lambda p: encode_history(enc, p, obs, frames_per_chunk=5)   # 12 frames -> 4s
+  chunked = lambda p: encode_history(enc, p, obs, frames_per_chunk=5)  # 12 frames -> 4s
   np.testing.assert_allclose(chunked(params), whole(params), rtol=1e-5, atol=1e-6)
-  loss = lambda f: (lambda p: jnp.sum(jnp.sin(f(p)) * jnp.arange(f(p).size).reshape(
-      f(p).shape)))
+  loss = lambda f: lambda p: jnp.sum(jnp.sin(f(p)) * jnp.arange(f(p).size).reshape(f(p).shape))
   g_whole, g_chunked = jax.grad(loss(whole))(params), jax.grad(loss(chunked))(params)
   for a, b in zip(jax.tree_util.tree_leaves(g_chunked), jax.tree_util.tree_leaves(g_whole)):
     assert np.max(np.abs(a - b)) <= 1e-5 * np.max(np.abs(b)), np.max(np.abs(a - b))
@@ -512,6 +544,7 @@ def test_pointnet_gather_sizes_follow_each_chunks_selection_and_count_its_flops(
   20 points repeated (as FPS pads a small scene) costs less than uniform noise; a gradient
   traced under `counting_selection` has XLA count fewer FLOPs at a smaller size."""
   from jaxpolicy.nets import encoders  # pylint: disable=g-import-not-at-top
+
   r = np.random.default_rng(0)
   noise = r.uniform(-1, 1, (4, 128, 3))
   repeated = np.tile(r.uniform(-1, 1, (4, 20, 3)), (1, 7, 1))[:, :128]
@@ -524,7 +557,7 @@ def test_pointnet_gather_sizes_follow_each_chunks_selection_and_count_its_flops(
   idx = np.asarray(jnp.argmax(encoders._point_mlp(dims, point, clouds), axis=-2))
   sizes = np.asarray(encoders.selection_sizes(4, 128, 256))
   assert sizes[-1] == 4 * 128 and len(sizes) <= encoders.MAX_SIZES
-  need = [sum(len(np.unique(f)) for f in idx[c:c + 4]) for c in (0, 4)]
+  need = [sum(len(np.unique(f)) for f in idx[c : c + 4]) for c in (0, 4)]
   want = [sizes[sizes >= n][0] / 4 for n in need]
   np.testing.assert_array_equal(got, want)
   assert need[1] <= 80 and got[1] <= 24 < got[0], (need, got)
@@ -546,17 +579,20 @@ def test_pointnet_gradient_through_the_selected_points_is_the_plain_gradient():
   undifferentiated (inference) the encoder does no selection at all."""
   import flax.linen as fnn  # pylint: disable=g-import-not-at-top
   from jaxpolicy.nets import encoders  # pylint: disable=g-import-not-at-top
+
   r = np.random.default_rng(1)
   pts = r.uniform(-1, 1, (4, 300, 3))
-  pts[:, 250:] = pts[:, :50]                           # repeated points, as FPS pads them
-  obs = {"point_cloud": jnp.asarray(pts, jnp.float32),
-         "agent_pos": jnp.asarray(r.normal(size=(4, 9)), jnp.float32)}
+  pts[:, 250:] = pts[:, :50]  # repeated points, as FPS pads them
+  obs = {
+    "point_cloud": jnp.asarray(pts, jnp.float32),
+    "agent_pos": jnp.asarray(r.normal(size=(4, 9)), jnp.float32),
+  }
   enc = DP3Encoder(out_dim=16)
   params = enc.init(jax.random.PRNGKey(0), obs)
   p = params["params"]
   weights = jnp.asarray(r.normal(size=(4, 80)), jnp.float32)
 
-  def plain(params, cloud):                 # DP3's PointNet as written, autodiff through it
+  def plain(params, cloud):  # DP3's PointNet as written, autodiff through it
     q = params["params"]
     x = cloud
     for i, h in enumerate(enc.point_dims):
@@ -570,8 +606,9 @@ def test_pointnet_gradient_through_the_selected_points_is_the_plain_gradient():
 
   ours = lambda params, cloud: enc.apply(params, {**obs, "point_cloud": cloud})
   loss = lambda f: lambda params, cloud: jnp.sum(jnp.tanh(f(params, cloud)) * weights)
-  np.testing.assert_allclose(ours(params, obs["point_cloud"]), plain(params, obs["point_cloud"]),
-                             rtol=1e-6, atol=1e-6)
+  np.testing.assert_allclose(
+    ours(params, obs["point_cloud"]), plain(params, obs["point_cloud"]), rtol=1e-6, atol=1e-6
+  )
   g_ours = jax.grad(loss(ours), argnums=(0, 1))(params, obs["point_cloud"])
   g_plain = jax.grad(loss(plain), argnums=(0, 1))(params, obs["point_cloud"])
   # a repeated point's gradient is split between its copies by autodiff and given to one

@@ -2,6 +2,7 @@
 environment that records which observation produced each executed action (sync, async,
 stale actions skipped, ACT ensembling), RTC's guided inpainting on a real DDIM sampler, and
 the config's bad input."""
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -30,7 +31,7 @@ def test_delay_steps_and_schedules():
   assert execution.schedule(sync, 12) == [(0, 2, 2), (5, 7, 7), (10, 12, 12)]
   asyn = execution.Timing(2, 7, 3, "async")
   assert execution.schedule(asyn, 10) == [(0, 2, 0), (3, 5, 3), (6, 8, 6), (9, 11, 9)]
-  slow = execution.Timing(5, 7, 3, "async")   # one request in flight: every 5 steps
+  slow = execution.Timing(5, 7, 3, "async")  # one request in flight: every 5 steps
   assert [r for r, _, _ in execution.schedule(slow, 16)] == [0, 5, 10, 15]
   w = execution.rtc_weights(7, 2, 3)
   assert w[0] == w[1] == 1.0 and w[-3:].sum() == 0 and 1 > w[2] > w[3] > 0
@@ -40,12 +41,21 @@ def _executed(suite, timing, backend, policy=None, length=probe.LENGTH):
   """(episodes, length, 2) executed actions on the probe, from either evaluator."""
   policy = policy or probe.ProbePolicy()
   if backend == "cpu":
-    evaluator.evaluate(policy, suite, "probe", episodes=2, seed=0, episode_length=length,
-                       timing=timing)
+    evaluator.evaluate(
+      policy, suite, "probe", episodes=2, seed=0, episode_length=length, timing=timing
+    )
     return np.stack([np.stack(e.log) for e in evaluator._ENVS[("probe", "probe")][:2]])
   env = probe.ProbeJAX()
-  _, (states, _) = mjx_evaluator.run(policy, env, env.evaluation_states(0, 2), 0, length,
-                                     return_final=True, suite=suite, timing=timing)
+  _, (states, _) = mjx_evaluator.run(
+    policy,
+    env,
+    env.evaluation_states(0, 2),
+    0,
+    length,
+    return_final=True,
+    suite=suite,
+    timing=timing,
+  )
   return np.asarray(states.log)[:, :length]
 
 
@@ -74,18 +84,18 @@ def test_a_delay_of_d_steps_executes_actions_from_d_steps_ago(probe_suite, backe
     log = _executed(probe_suite, timing, backend)
     np.testing.assert_array_equal(log[0], log[1])
     t = np.arange(len(log[0]))
-    got = np.where(log[0, :, :1] > 0, log[0] - probe.OFFSET, -1)   # holds: a zero delta
+    got = np.where(log[0, :, :1] > 0, log[0] - probe.OFFSET, -1)  # holds: a zero delta
     want = _expected(timing, len(t))
     np.testing.assert_array_equal(got, want)
     moving = want[:, 0] >= 0
-    if mode == "sync":   # the action executed at step t came from the observation of t - d
+    if mode == "sync":  # the action executed at step t came from the observation of t - d
       first = [a for _, a, _ in execution.schedule(timing, len(t)) if a < len(t)]
       np.testing.assert_array_equal(got[first, 1], np.asarray(first) - delay)
       np.testing.assert_array_equal(got[moving, 0], t[moving] - delay)
-    else:                # planned for the step it runs at (stale ones skipped), >= d old
+    else:  # planned for the step it runs at (stale ones skipped), >= d old
       np.testing.assert_array_equal(got[moving, 0], t[moving])
       assert np.all(got[moving, 1] <= t[moving] - delay)
-      assert (~moving[delay:]).any() == (delay > span - s)   # the queue runs dry
+      assert (~moving[delay:]).any() == (delay > span - s)  # the queue runs dry
     # a hold keeps the last absolute command (the observation step's channel)
     for i in np.nonzero(~moving[1:])[0] + 1:
       assert log[0, i, 1] == log[0, i - 1, 1]
@@ -107,21 +117,23 @@ def test_rtc_asks_for_the_committed_actions(probe_suite):
   policy = probe.ProbePolicy()
   timing = execution.Timing(2, 7, 3, "async", "rtc")
   _executed(probe_suite, timing, "cpu", policy=policy, length=12)
-  assert policy.guides[0] is None and policy.guides[1] is None      # the two warm-up calls
-  assert np.all(np.asarray(policy.guides[2][1]) == 0)     # step 0: nothing committed yet
-  target, weights = policy.guides[3]          # the call at step 3 (after 2 warm-up calls)
+  assert policy.guides[0] is None and policy.guides[1] is None  # the two warm-up calls
+  assert np.all(np.asarray(policy.guides[2][1]) == 0)  # step 0: nothing committed yet
+  target, weights = policy.guides[3]  # the call at step 3 (after 2 warm-up calls)
   # committed: the plan of the chunk requested at 0 for steps 3, 4 (executing while it
   # computes), then the rest of that chunk's actions (3 .. 6), nothing after step 6
   np.testing.assert_allclose(target[0, :4, 0] - probe.OFFSET, [3, 4, 5, 6])
-  np.testing.assert_allclose(weights[0], np.concatenate([execution.rtc_weights(7, 2, 3)[:4],
-                                                         [0, 0, 0]]))
+  np.testing.assert_allclose(
+    weights[0], np.concatenate([execution.rtc_weights(7, 2, 3)[:4], [0, 0, 0]])
+  )
 
 
 def test_guided_ddim_reproduces_the_committed_prefix_and_not_without_guidance():
   """RTC-style inpainting on a real DDIM-10 sampler (a random U-Net): the committed
   actions come out within 1e-5; with guidance off they do not (the broken variant)."""
-  from jaxpolicy import nets as nets_lib   # pylint: disable=g-import-not-at-top
-  from jaxpolicy.methods.common import ddim_sampler   # pylint: disable=g-import-not-at-top
+  from jaxpolicy import nets as nets_lib  # pylint: disable=g-import-not-at-top
+  from jaxpolicy.methods.common import ddim_sampler  # pylint: disable=g-import-not-at-top
+
   config = configs.load("teacher", "tiny")
   config.policy.horizon, config.policy.n_action_steps = 8, 4
   nets = nets_lib.build_nets(config, 3)
@@ -138,20 +150,25 @@ def test_guided_ddim_reproduces_the_committed_prefix_and_not_without_guidance():
   # the soft region moves toward the committed actions, the new part stays free to differ
   soft = slice(3, 4)
   assert float(jnp.abs(guided[:, soft] - target[:, soft]).mean()) < float(
-      jnp.abs(free[:, soft] - target[:, soft]).mean())
-  zero = (target, jnp.zeros_like(w))           # weight 0 is exactly the unguided sampler
-  np.testing.assert_allclose(sample(params["unet"], cond, jax.random.PRNGKey(1), guide=zero),
-                             free, atol=1e-6)
+    jnp.abs(free[:, soft] - target[:, soft]).mean()
+  )
+  zero = (target, jnp.zeros_like(w))  # weight 0 is exactly the unguided sampler
+  np.testing.assert_allclose(
+    sample(params["unet"], cond, jax.random.PRNGKey(1), guide=zero), free, atol=1e-6
+  )
 
 
-@pytest.mark.parametrize("field,value,match", [
+@pytest.mark.parametrize(
+  "field,value,match",
+  [
     ("latency_ms", -1.0, "latency must be a finite number"),
     ("latency_ms", float("inf"), "latency must be a finite number"),
     ("control_hz", 0.0, "control_hz must be > 0"),
     ("latency_ms", 5000.0, "not shorter than the episode"),
     ("execution", "later", "execution mode must be one of"),
     ("latency_from", "guess", "latency_from must be"),
-])
+  ],
+)
 def test_bad_realtime_config_is_one_line(field, value, match):
   c = configs.load("teacher", "tiny")
   c.eval.realtime = True

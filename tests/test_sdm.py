@@ -1,4 +1,5 @@
 """SDM's losses and update schedule, on toy Gaussians and on the real (tiny) U-Net."""
+
 import dataclasses
 
 import jax
@@ -27,6 +28,7 @@ class ToyUnet:
   params {"kind": 0} generator: x = a * z + b.
   params {"kind": 1, "mu": m}: the exact x0 posterior mean of data ~ N(m, s^2 I).
   """
+
   def __init__(self, s2, schedule):
     self.s2, self.abar = s2, jnp.asarray(schedule.alphas_cumprod, jnp.float32)
 
@@ -52,8 +54,9 @@ def test_generator_gradient_is_the_analytic_direction(mode):
   gen = {"a": jnp.float32(0.2), "b": jnp.zeros((A,))}
   z = jax.random.normal(jax.random.PRNGKey(0), (B, H, A))
   rng = jax.random.PRNGKey(1)
-  grad = jax.grad(lambda g: sdm.generator_loss(config, nets, g, {"mu": mu_real}, {"mu": mu_fake},
-                                               None, z, rng)[0])(gen)
+  grad = jax.grad(
+    lambda g: sdm.generator_loss(config, nets, g, {"mu": mu_real}, {"mu": mu_fake}, None, z, rng)[0]
+  )(gen)
   # float64 analytic direction: x0_fake - x0_real = (1 - c sqrt(abar)) (mu_fake - mu_real)
   ab = float(schedule.alphas_cumprod[40])
   c = np.sqrt(ab) * s2 / (ab * s2 + 1 - ab)
@@ -84,8 +87,10 @@ def _tiny_state(config):
   obs_shapes = {"full_state": (39,)}
   tstate = teacher.from_params(nets.init(jax.random.PRNGKey(0), obs_shapes))
   state = sdm.init(config, nets, obs_shapes, jax.random.PRNGKey(1), tstate)
-  batch = {"obs": {"full_state": jax.random.normal(jax.random.PRNGKey(2), (6, 2, 39))},
-           "action": jnp.zeros((6, 4, 4))}
+  batch = {
+    "obs": {"full_state": jax.random.normal(jax.random.PRNGKey(2), (6, 2, 39))},
+    "action": jnp.zeros((6, 4, 4)),
+  }
   return nets, state, batch
 
 
@@ -102,9 +107,16 @@ def test_fake_score_loss_sends_no_gradient_into_generator():
   grads = jax.grad(d_loss_through_g)(state.gen.params)
   assert all(float(jnp.abs(g).max()) == 0.0 for g in jax.tree_util.tree_leaves(grads))
   # ... while D itself does get a gradient from it
-  gd = jax.grad(lambda fp: sdm.fake_loss(config, nets, fp, cond,
-                                         sdm.generate(config, nets, state.gen.params, cond, z),
-                                         jax.random.PRNGKey(4)))(state.fake.params)
+  gd = jax.grad(
+    lambda fp: sdm.fake_loss(
+      config,
+      nets,
+      fp,
+      cond,
+      sdm.generate(config, nets, state.gen.params, cond, z),
+      jax.random.PRNGKey(4),
+    )
+  )(state.fake.params)
   assert max(float(jnp.abs(g).max()) for g in jax.tree_util.tree_leaves(gd)) > 0
 
 
@@ -120,14 +132,14 @@ def test_generator_updates_only_every_cth_step():
     state, m = step(state, jax.random.PRNGKey(10 + i))
     g_changed.append(not np.array_equal(g0, leaves(state.gen.params)))
     d_changed.append(not np.array_equal(d0, leaves(state.fake.params)))
-    assert np.array_equal(p0, leaves(state.real))    # P is frozen
+    assert np.array_equal(p0, leaves(state.real))  # P is frozen
     assert float(m["loss_g_mask"]) == float(i % 3 == 0)
     g_steps.append(int(state.gen.step))
   # G's optimiser steps on steps 0 and 3 only. Its params move on step 3; on step 0 its
   # warm-up learning rate is 0 (and D == P, so the direction is 0 as well).
   assert g_steps == [1, 1, 1, 2, 2, 2]
   assert g_changed == [False, False, False, True, False, False]
-  assert all(d_changed[1:])   # D steps every time (its step-0 warm-up learning rate is 0)
+  assert all(d_changed[1:])  # D steps every time (its step-0 warm-up learning rate is 0)
   assert int(state.gen.step) == 2 and int(state.fake.step) == 6
 
 
@@ -146,7 +158,7 @@ def test_one_step_policy_evaluates_the_network_once():
   unet = nets.unet
 
   class Counting:
-    def apply(self, params, x, *a, **k):   # x None: the timestep conditioning alone
+    def apply(self, params, x, *a, **k):  # x None: the timestep conditioning alone
       counter["n" if x is not None else "conditioning"] += 1
       return unet.apply(params, x, *a, **k)
 
@@ -179,10 +191,13 @@ def _train_sdm_toy(steps=2000, gen_lr=1e-2, fake_lr=3e-2):
   c = tiny_config(gen_every=2, warmup_steps=20)
   c.train.steps = steps
   nets, enc, batch_of = toys.toy_nets(2)
-  gen = state_lib.create(None, {"a": jnp.full((2,), 0.05), "b": jnp.zeros((2,))},
-                         sdm._optimizer(c, gen_lr, steps // 2), ema=False)
-  fake = state_lib.create(None, toys.gaussian(MU, S), sdm._optimizer(c, fake_lr, steps),
-                          ema=False)
+  gen = state_lib.create(
+    None,
+    {"a": jnp.full((2,), 0.05), "b": jnp.zeros((2,))},
+    sdm._optimizer(c, gen_lr, steps // 2),
+    ema=False,
+  )
+  fake = state_lib.create(None, toys.gaussian(MU, S), sdm._optimizer(c, fake_lr, steps), ema=False)
   state = sdm.SDMState(gen, fake, toys.gaussian(MU, S), enc, jnp.zeros((), jnp.int32))
   batch = batch_of(256)
 
@@ -190,9 +205,12 @@ def _train_sdm_toy(steps=2000, gen_lr=1e-2, fake_lr=3e-2):
     s, _ = sdm.train_step(c, nets, s, batch, k)
     return s, (s.gen.params["b"], jnp.abs(s.gen.params["a"]))
 
-  run = jax.jit(jax.vmap(lambda seed: jax.lax.scan(
-      one, state, jax.random.split(jax.random.PRNGKey(seed), steps))[1]))
-  means, stds = (np.asarray(v)[:, steps // 2:].mean(axis=1) for v in run(jnp.asarray(SEEDS)))
+  run = jax.jit(
+    jax.vmap(
+      lambda seed: jax.lax.scan(one, state, jax.random.split(jax.random.PRNGKey(seed), steps))[1]
+    )
+  )
+  means, stds = (np.asarray(v)[:, steps // 2 :].mean(axis=1) for v in run(jnp.asarray(SEEDS)))
   return means, stds
 
 
@@ -208,8 +226,11 @@ def test_sdm_learns_the_teachers_distribution(variant, monkeypatch):
   if variant == "wrong_sign":
     monkeypatch.setattr(sdm, "generator_direction", lambda *a: -right(*a))
   if variant == "batch_mean":
-    monkeypatch.setattr(sdm, "generator_direction", lambda *a: jnp.broadcast_to(
-        jnp.mean(right(*a), axis=0, keepdims=True), a[2].shape))
+    monkeypatch.setattr(
+      sdm,
+      "generator_direction",
+      lambda *a: jnp.broadcast_to(jnp.mean(right(*a), axis=0, keepdims=True), a[2].shape),
+    )
   kw = {"fake_lr": 1e-12} if variant == "frozen_fake_score" else {}
   means, stds = _train_sdm_toy(**kw)
   mean_ok = np.all(np.abs(means - MU) < 0.03, axis=1)

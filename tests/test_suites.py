@@ -1,6 +1,7 @@
 """Environment suites: a suite joins everything from its own files (the point mass of
 tests/helpers/pointmass.py), the door checks task names once, and the suites' declarations
 hold together."""
+
 import dataclasses
 import json
 import os
@@ -18,8 +19,9 @@ from launch import sweep
 
 # the point mass under another name: conftest registers tests/helpers/pointmass.py for every
 # test, so the suite that joins and leaves here is a copy of it
-JOINER = dataclasses.replace(pointmass.INFO, name="joiner", tasks=("joiner-reach",),
-                             groups={"toy": ("joiner-reach",)})
+JOINER = dataclasses.replace(
+  pointmass.INFO, name="joiner", tasks=("joiner-reach",), groups={"toy": ("joiner-reach",)}
+)
 
 
 def _pointmass_config(tmp_path, method="teacher", steps=None, task="joiner-reach"):
@@ -27,7 +29,7 @@ def _pointmass_config(tmp_path, method="teacher", steps=None, task="joiner-reach
   c.task = task
   c.data.dir = str(tmp_path / "data")
   c.eval.episodes = 6
-  c.eval.episode_length, c.data.num_episodes = pointmass.LENGTH, 16   # tiny's are MetaWorld's
+  c.eval.episode_length, c.data.num_episodes = pointmass.LENGTH, 16  # tiny's are MetaWorld's
   if steps:
     c.train.steps = steps
   return c
@@ -58,8 +60,18 @@ def test_a_suite_joins_everything_from_its_own_files(tmp_path):
     # the same policy noise and dynamics: the same episodes, to float rounding
     assert abs(jax_form["success_rate"] - cpu["success_rate"]) <= 1 / 6
     root = str(tmp_path / "sweep")
-    done, _ = sweep.run_sweep(["joiner"], [0], ["teacher"], "tiny", root, 10, 2,
-                              log=lambda *_: None, honest_episodes=4, honest_seed=5)
+    done, _ = sweep.run_sweep(
+      ["joiner"],
+      [0],
+      ["teacher"],
+      "tiny",
+      root,
+      10,
+      2,
+      log=lambda *_: None,
+      honest_episodes=4,
+      honest_seed=5,
+    )
     assert done == 1
     cell = json.load(open(os.path.join(root, "joiner-reach", "s0", "teacher", "cell.json")))
     honest = cell["honest"]["teacher_ddim10"]
@@ -91,11 +103,11 @@ def test_the_door_checks_a_task_once_and_fills_the_suites_defaults():
   assert c.pointcloud.camera == "overhead" and c.pointcloud.table == "keep"
   c = configs.load("teacher", "quick")
   c.task = "drawer-open-v3"
-  c.pointcloud.camera = "corner3"     # a value given is kept
+  c.pointcloud.camera = "corner3"  # a value given is kept
   validate.resolve(c)
   assert c.task == "drawer-open" and c.eval.episode_length == 200
   assert c.pointcloud.camera == "corner3" and c.pointcloud.camera_pos == (0.6, 0.295, 0.8)
-  validate.resolve(c)                 # idempotent
+  validate.resolve(c)  # idempotent
   c.task = "blockpsuh"
   with pytest.raises(ConfigError, match="Did you mean blockpush"):
     validate.resolve(c)
@@ -110,16 +122,35 @@ def test_suite_declarations_hold_together():
   mw = suites.get("metaworld")
   np.testing.assert_allclose(mw.hold([0.3, -0.2, 0.1, 0.7]), [0, 0, 0, 0.7])  # gripper kept
   with pytest.raises(ValueError, match="exactly one group"):
-    SuiteInfo(name="bad", tasks=("a", "b"), groups={"g": ("a",)}, group_labels={"g": "G"},
-              make_env=None, obs_keys={}, action_kind=("delta",), episode_length=1,
-              control_hz=1.0, success="")
-  clash = SuiteInfo(name="clash", tasks=("reach",), groups={"g": ("reach",)},
-                    group_labels={"g": "G"}, make_env=None, obs_keys={},
-                    action_kind=("delta",), episode_length=1, control_hz=1.0, success="")
+    SuiteInfo(
+      name="bad",
+      tasks=("a", "b"),
+      groups={"g": ("a",)},
+      group_labels={"g": "G"},
+      make_env=None,
+      obs_keys={},
+      action_kind=("delta",),
+      episode_length=1,
+      control_hz=1.0,
+      success="",
+    )
+  clash = SuiteInfo(
+    name="clash",
+    tasks=("reach",),
+    groups={"g": ("reach",)},
+    group_labels={"g": "G"},
+    make_env=None,
+    obs_keys={},
+    action_kind=("delta",),
+    episode_length=1,
+    control_hz=1.0,
+    success="",
+  )
   with pytest.raises(ValueError, match="belong to suite metaworld"):
     suites.register(clash)
   with pytest.raises(ValueError, match="built in"):
     suites.unregister("metaworld")
-  from launch import common   # pylint: disable=g-import-not-at-top
-  assert common.register_suites("helpers.pointmass") == ["pointmass"]   # JAXPOLICY_SUITES
+  from launch import common  # pylint: disable=g-import-not-at-top
+
+  assert common.register_suites("helpers.pointmass") == ["pointmass"]  # JAXPOLICY_SUITES
   assert episode_seeds(2, 3) == [200_006, 200_007, 200_008]

@@ -1,4 +1,5 @@
 """The im2col / pruned U-Net against plain numpy convolutions and against itself unpruned."""
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -37,9 +38,10 @@ def np_conv_transpose1d(x, w, b, stride=2, padding=1):
   return y + b
 
 
-@pytest.mark.parametrize("L,k,stride", [(4, 5, 1), (2, 5, 1), (1, 5, 1), (16, 5, 1), (4, 3, 2),
-                                        (2, 3, 2), (8, 1, 1)])
-@pytest.mark.parametrize("batch", [2, 70])   # output-major: weight-left / plain dot form
+@pytest.mark.parametrize(
+  "L,k,stride", [(4, 5, 1), (2, 5, 1), (1, 5, 1), (16, 5, 1), (4, 3, 2), (2, 3, 2), (8, 1, 1)]
+)
+@pytest.mark.parametrize("batch", [2, 70])  # output-major: weight-left / plain dot form
 def test_conv_matches_numpy(L, k, stride, batch):
   rng = np.random.default_rng(0)
   x = rng.normal(size=(batch, L, 6))
@@ -51,18 +53,22 @@ def test_conv_matches_numpy(L, k, stride, batch):
   # the statically pruned kernel gives the same result
   lo, hi = kernels.live_taps(L, k, stride)
   pruned = {"params": {"kernel": p["params"]["kernel"][lo:hi], "bias": p["params"]["bias"]}}
-  np.testing.assert_allclose(np.asarray(m.apply(pruned, jnp.asarray(x, jnp.float32))),
-                             np.asarray(got), atol=1e-6)
+  np.testing.assert_allclose(
+    np.asarray(m.apply(pruned, jnp.asarray(x, jnp.float32))), np.asarray(got), atol=1e-6
+  )
   # and so do output-major kernels (policies), full or pruned
   for q in (p, pruned):
     nk = {"params": unet1d.inference_layout(q["params"])}
     assert set(nk["params"]) == {"kernel_nk", "bias"}
-    np.testing.assert_allclose(np.asarray(m.apply(nk, jnp.asarray(x, jnp.float32))),
-                               np_conv1d(x, w, b, stride), atol=1e-5)
+    np.testing.assert_allclose(
+      np.asarray(m.apply(nk, jnp.asarray(x, jnp.float32))), np_conv1d(x, w, b, stride), atol=1e-5
+    )
 
 
 @pytest.mark.parametrize("L", [1, 2, 4])
-@pytest.mark.parametrize("batch", [2, kernels.UPSAMPLE_TAPS_MAX_ROWS + 1])  # batched / tap-pair form
+@pytest.mark.parametrize(
+  "batch", [2, kernels.UPSAMPLE_TAPS_MAX_ROWS + 1]
+)  # batched / tap-pair form
 def test_upsample_matches_numpy_conv_transpose(L, batch):
   rng = np.random.default_rng(1)
   x = rng.normal(size=(batch, L, 6))
@@ -76,9 +82,9 @@ def test_upsample_matches_numpy_conv_transpose(L, batch):
   for q in (p["params"], live) if L == 1 else (p["params"],):
     nk = {"params": unet1d.inference_layout({"up0_upsample": q})["up0_upsample"]}
     assert nk["params"]["kernel_nk"].shape == (q["kernel"].shape[0], 6, 6)
-    np.testing.assert_allclose(np.asarray(m.apply(nk, jnp.asarray(x, jnp.float32))),
-                               np_conv_transpose1d(x, w, b), atol=1e-5)
-
+    np.testing.assert_allclose(
+      np.asarray(m.apply(nk, jnp.asarray(x, jnp.float32))), np_conv_transpose1d(x, w, b), atol=1e-5
+    )
 
 
 def np_conv_transpose1d_grads(x, w, r, stride=2, padding=1):
@@ -97,7 +103,9 @@ def np_conv_transpose1d_grads(x, w, r, stride=2, padding=1):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("L,pruned", [(1, False), (1, True), (2, False), (4, False)])
-@pytest.mark.parametrize("batch", [3, kernels.UPSAMPLE_TAPS_MAX_ROWS + 1])  # batched / tap-pair form
+@pytest.mark.parametrize(
+  "batch", [3, kernels.UPSAMPLE_TAPS_MAX_ROWS + 1]
+)  # batched / tap-pair form
 def test_upsample_gradient_matches_numpy(L, pruned, batch):
   """Both upsample forms give the exact output gradient, for full kernels and for the two
   live taps at length 1."""
@@ -106,11 +114,13 @@ def test_upsample_gradient_matches_numpy(L, pruned, batch):
   r = rng.normal(size=(batch, 2 * L, 5))
   kernel = w[1:3] if pruned else w
   loss = lambda x, k: jnp.sum(jnp.asarray(r, jnp.float32) * kernels.conv_transpose_s2(x, k))
-  gx, gk = jax.grad(loss, argnums=(0, 1))(jnp.asarray(x, jnp.float32),
-                                           jnp.asarray(kernel, jnp.float32))
+  gx, gk = jax.grad(loss, argnums=(0, 1))(
+    jnp.asarray(x, jnp.float32), jnp.asarray(kernel, jnp.float32)
+  )
   want_x, want_w = np_conv_transpose1d_grads(x, w, r)
   np.testing.assert_allclose(np.asarray(gx), want_x, atol=1e-4)
   np.testing.assert_allclose(np.asarray(gk), want_w[1:3] if pruned else want_w, atol=1e-4)
+
 
 def test_mish_and_its_gradient_match_float64():
   """The one-exp Mish and its custom JVP against x tanh(softplus(x)) in float64, from deep
@@ -151,8 +161,9 @@ def test_group_norm_mish_and_its_gradients_match_float64(shape, groups):
   r = rng.normal(size=shape)
   f32 = lambda a: jnp.asarray(a, jnp.float32)
   got = kernels.group_norm_mish(f32(x), f32(scale), f32(bias), groups)
-  np.testing.assert_allclose(np.asarray(got), np_group_norm_mish(x, scale, bias, groups),
-                             rtol=1e-4, atol=1e-5)
+  np.testing.assert_allclose(
+    np.asarray(got), np_group_norm_mish(x, scale, bias, groups), rtol=1e-4, atol=1e-5
+  )
   loss = lambda x, s, b: jnp.sum(f32(r) * kernels.group_norm_mish(x, s, b, groups))
   grads = jax.jit(jax.grad(loss, argnums=(0, 1, 2)))(f32(x), f32(scale), f32(bias))
   np_loss = lambda x, s, b: np.sum(r * np_group_norm_mish(x, s, b, groups))
@@ -172,7 +183,8 @@ def test_group_norm_mish_and_its_gradients_match_float64(shape, groups):
     lo = [v - eps * d if j == i else v for j, v in enumerate(args)]
     want = (np_loss(*hi) - np_loss(*lo)) / (2 * eps)
     assert float(np.sum(np.asarray(grads[i], np.float64) * d)) == pytest.approx(
-        want, rel=1e-3, abs=1e-3)
+      want, rel=1e-3, abs=1e-3
+    )
 
 
 def test_plain_group_norm_mish_has_the_forward_derivative_the_fused_op_lacks():
@@ -186,8 +198,9 @@ def test_plain_group_norm_mish_has_the_forward_derivative_the_fused_op_lacks():
   f32 = lambda a: jnp.asarray(a, jnp.float32)
   args = (f32(x), f32(scale), f32(bias))
   plain = lambda x, s, b: kernels.group_norm_mish_plain(x, s, b, groups)
-  np.testing.assert_array_equal(np.asarray(plain(*args)),
-                                np.asarray(kernels.group_norm_mish(*args, groups)))
+  np.testing.assert_array_equal(
+    np.asarray(plain(*args)), np.asarray(kernels.group_norm_mish(*args, groups))
+  )
   dirs = [rng.normal(size=a.shape) for a in (x, scale, bias)]
   _, tangent = jax.jvp(plain, args, tuple(f32(d) for d in dirs))
   eps = 1e-6
@@ -199,8 +212,9 @@ def test_plain_group_norm_mish_has_the_forward_derivative_the_fused_op_lacks():
 
 
 def _two_time_unet(fused: bool):
-  return unet1d.ConditionalUnet1D(out_dim=4, down_dims=(16, 32), step_embed_dim=16,
-                                  fused_norm=fused, time_inputs=2)
+  return unet1d.ConditionalUnet1D(
+    out_dim=4, down_dims=(16, 32), step_embed_dim=16, fused_norm=fused, time_inputs=2
+  )
 
 
 def test_unet_for_jvp_is_the_fused_one_and_its_jvp_matches_finite_differences():
@@ -214,26 +228,32 @@ def test_unet_for_jvp_is_the_fused_one_and_its_jvp_matches_finite_differences():
   cond = jnp.asarray(rng.normal(size=(B, 8)), jnp.float32)
   plain, fused = _two_time_unet(False), _two_time_unet(True)
   params = plain.init(jax.random.PRNGKey(0), x, t, cond, timestep2=h)
-  f = lambda m: (lambda x, t, h: m.apply(params, x, t, cond, timestep2=h))
-  np.testing.assert_allclose(np.asarray(f(plain)(x, t, h)), np.asarray(f(fused)(x, t, h)),
-                             rtol=1e-6, atol=1e-6)
+  f = lambda m: lambda x, t, h: m.apply(params, x, t, cond, timestep2=h)
+  np.testing.assert_allclose(
+    np.asarray(f(plain)(x, t, h)), np.asarray(f(fused)(x, t, h)), rtol=1e-6, atol=1e-6
+  )
   jvp = jax.jit(lambda *a: jax.jvp(f(plain), a[:3], a[3:])[1])
   p64 = lambda: jax.tree_util.tree_map(lambda a: jnp.asarray(a, jnp.float64), params)
-  g = lambda p, *a: np.asarray(plain.apply(p, *a[:2], jnp.asarray(cond, jnp.float64),
-                                           timestep2=a[2]))
+  g = lambda p, *a: np.asarray(
+    plain.apply(p, *a[:2], jnp.asarray(cond, jnp.float64), timestep2=a[2])
+  )
   dx = rng.normal(size=x.shape)
   zero = np.zeros(B)
   # along x (eps 1e-3), and along the times (eps 1e-2: the time embedding computes in
   # float32, whose rounding of t + eps limits a smaller step)
-  for d, eps, atol in (((dx, zero, zero), 1e-3, 5e-5),
-                       ((0 * dx, np.ones(B), np.array([0.5, -1.0, 2.0])), 1e-2, 2e-3)):
+  for d, eps, atol in (
+    ((dx, zero, zero), 1e-3, 5e-5),
+    ((0 * dx, np.ones(B), np.array([0.5, -1.0, 2.0])), 1e-2, 2e-3),
+  ):
     tangent = jvp(x, t, h, *(jnp.asarray(v, jnp.float32) for v in d))
     with jax.enable_x64(True):
       a64 = [np.asarray(v, np.float64) for v in (x, t, h)]
-      fd = (g(p64(), *[a + eps * v for a, v in zip(a64, d)])
-            - g(p64(), *[a - eps * v for a, v in zip(a64, d)])) / (2 * eps)
+      fd = (
+        g(p64(), *[a + eps * v for a, v in zip(a64, d)])
+        - g(p64(), *[a - eps * v for a, v in zip(a64, d)])
+      ) / (2 * eps)
     np.testing.assert_allclose(np.asarray(tangent), fd, rtol=1e-2, atol=atol)
-    assert np.abs(fd).max() > 0.1      # the derivative is not trivially zero
+    assert np.abs(fd).max() > 0.1  # the derivative is not trivially zero
 
 
 def test_a_second_time_input_adds_only_its_embedding_and_is_required():
@@ -241,19 +261,22 @@ def test_a_second_time_input_adds_only_its_embedding_and_is_required():
   U-Net, and its params, are unchanged); they count as timestep conditioning; the second
   time changes the output; a missing or unexpected one is refused."""
   x, t, cond = jnp.zeros((2, 4, 4)), jnp.asarray([3.0, 40.0]), jnp.ones((2, 8))
-  shapes = lambda tree: {jax.tree_util.keystr(k): v.shape
-                         for k, v in jax.tree_util.tree_flatten_with_path(tree)[0]}
+  shapes = lambda tree: {
+    jax.tree_util.keystr(k): v.shape for k, v in jax.tree_util.tree_flatten_with_path(tree)[0]
+  }
   one = unet1d.ConditionalUnet1D(out_dim=4, down_dims=(16, 32), step_embed_dim=16)
   base = shapes(one.init(jax.random.PRNGKey(0), x, t, cond))
-  plain_one = unet1d.ConditionalUnet1D(out_dim=4, down_dims=(16, 32), step_embed_dim=16,
-                                       fused_norm=False)
+  plain_one = unet1d.ConditionalUnet1D(
+    out_dim=4, down_dims=(16, 32), step_embed_dim=16, fused_norm=False
+  )
   assert shapes(plain_one.init(jax.random.PRNGKey(0), x, t, cond)) == base
   two = _two_time_unet(False)
   params = two.init(jax.random.PRNGKey(0), x, t, cond, timestep2=t)
   extra = {k: v for k, v in shapes(params).items() if k not in base}
   assert {k: v for k, v in shapes(params).items() if k in base} == base
-  assert sorted(extra) == [f"['params']['step_mlp_h{i}']['{p}']" for i in (0, 1)
-                           for p in ("bias", "kernel")]
+  assert sorted(extra) == [
+    f"['params']['step_mlp_h{i}']['{p}']" for i in (0, 1) for p in ("bias", "kernel")
+  ]
   assert {"step_mlp_h0", "step_mlp_h1"} <= set(unet1d.conditioning_params(params["params"]))
   y0 = two.apply(params, x, t, cond, timestep2=jnp.zeros(2))
   y1 = two.apply(params, x, t, cond, timestep2=jnp.full((2,), 50.0))
@@ -270,16 +293,20 @@ def test_group_norm_mish_in_bfloat16_keeps_float32_statistics():
   rng = np.random.default_rng(4)
   x = rng.normal(size=(2, 4, 16)) + 30.0
   scale, bias = np.ones(16), np.zeros(16)
-  got = kernels.group_norm_mish(jnp.asarray(x, jnp.bfloat16), jnp.asarray(scale, jnp.bfloat16),
-                               jnp.asarray(bias, jnp.bfloat16), 4)
+  got = kernels.group_norm_mish(
+    jnp.asarray(x, jnp.bfloat16),
+    jnp.asarray(scale, jnp.bfloat16),
+    jnp.asarray(bias, jnp.bfloat16),
+    4,
+  )
   assert got.dtype == jnp.bfloat16
   want = np_group_norm_mish(np.asarray(jnp.asarray(x, jnp.bfloat16), np.float64), scale, bias, 4)
   np.testing.assert_allclose(np.asarray(got, np.float64), want, atol=0.06)
 
 
 def test_live_taps_short_sequences():
-  assert kernels.live_taps(1, 5) == (2, 3)   # only the centre tap
-  assert kernels.live_taps(2, 5) == (1, 4)   # three taps
+  assert kernels.live_taps(1, 5) == (2, 3)  # only the centre tap
+  assert kernels.live_taps(2, 5) == (1, 4)  # three taps
   assert kernels.live_taps(4, 5) == (0, 5)
 
 
@@ -299,7 +326,7 @@ def test_pruned_unet_equals_full(horizon, dims):
   if horizon == 4:
     assert n_pruned < 0.6 * n_full
   if horizon == 16:
-    assert n_pruned == n_full   # nothing is dead at horizon 16
+    assert n_pruned == n_full  # nothing is dead at horizon 16
   np.testing.assert_allclose(np.asarray(m.apply(pp, x, t, c)), np.asarray(full), atol=1e-5)
   assert full.shape == x.shape
   # a policy's params: pruned and output-major, every kernel (convs, upsamples, denses)
@@ -319,6 +346,7 @@ def test_out_major_dot_in_bfloat16_accumulates_in_float32_on_two_rows_or_more(le
   single row (a zero row beside it): XLA's CPU dot runs bf16 natively (AVX512-BF16) only so;
   otherwise ~15x slower. Checked on the lowered program and against float64 numpy."""
   import re
+
   rng = np.random.default_rng(0)
   w = jnp.asarray(rng.standard_normal((48, 40)), jnp.bfloat16)
   x = jnp.asarray(rng.standard_normal(lead + (40,)), jnp.bfloat16)
@@ -326,14 +354,14 @@ def test_out_major_dot_in_bfloat16_accumulates_in_float32_on_two_rows_or_more(le
   ref = np.asarray(x, np.float64) @ np.asarray(w, np.float64).T
   assert y.shape == lead + (48,) and y.dtype == jnp.bfloat16
   # float32 accumulation, then one bf16 rounding of the result (8-bit mantissa)
-  np.testing.assert_allclose(np.asarray(y, np.float64), ref, rtol=2 ** -8, atol=1e-2)
+  np.testing.assert_allclose(np.asarray(y, np.float64), ref, rtol=2**-8, atol=1e-2)
   hlo = jax.jit(kernels._dot_out_major).lower(x, w).as_text()
   dots = [l for l in hlo.splitlines() if "stablehlo.dot_general" in l]
   assert len(dots) == 1
   operands, result = re.search(r":\s*\((.*)\)\s*->\s*(.*)$", dots[0]).groups()
   assert operands.count("bf16") == 2 and "f32" in result, dots[0]
   rows = int(np.prod(lead))
-  if rows == 1:   # the zero row beside the one real row
+  if rows == 1:  # the zero row beside the one real row
     assert re.search(r"tensor<2x40xbf16>", operands), operands
   f32 = jax.jit(kernels._dot_out_major)(x.astype(jnp.float32), w.astype(jnp.float32))
   assert f32.dtype == jnp.float32
@@ -343,35 +371,40 @@ def test_out_major_dot_in_bfloat16_accumulates_in_float32_on_two_rows_or_more(le
 def test_out_major_dot_in_bfloat16_exports_with_a_symbolic_batch():
   """An exported bf16 policy (symbolic batch) pads every call with one zero row."""
   from jax import export
+
   rng = np.random.default_rng(1)
   w = jnp.asarray(rng.standard_normal((24, 16)), jnp.bfloat16)
-  b, = export.symbolic_shape("b")
+  (b,) = export.symbolic_shape("b")
   exp = export.export(jax.jit(kernels._dot_out_major))(
-      jax.ShapeDtypeStruct((b, 3, 16), jnp.bfloat16), w)
-  assert "concatenate" in exp.mlir_module()            # the zero row, for any batch
+    jax.ShapeDtypeStruct((b, 3, 16), jnp.bfloat16), w
+  )
+  assert "concatenate" in exp.mlir_module()  # the zero row, for any batch
   for n in (1, 2):
     x = jnp.asarray(rng.standard_normal((n, 3, 16)), jnp.bfloat16)
-    np.testing.assert_allclose(np.asarray(exp.call(x, w), np.float32),
-                               np.asarray(kernels._dot_out_major(x, w), np.float32),
-                               rtol=2 ** -7, atol=1e-2)
+    np.testing.assert_allclose(
+      np.asarray(exp.call(x, w), np.float32),
+      np.asarray(kernels._dot_out_major(x, w), np.float32),
+      rtol=2**-7,
+      atol=1e-2,
+    )
 
 
-@pytest.mark.parametrize("native,words", [(True, "no faster than float32"),
-                                          (False, "is emulated")])
+@pytest.mark.parametrize("native,words", [(True, "no faster than float32"), (False, "is emulated")])
 def test_bf16_on_a_cpu_warns_what_it_costs(native, words, monkeypatch, caplog):
   """bf16 inference on a CPU never beats float32 here: with bf16 units it ties at best,
   without them it is emulated and slower; building a bf16 policy on a CPU says which."""
   import configs.teacher
   from jaxpolicy import nets as nets_lib
+
   monkeypatch.setattr(nets_lib, "native_bf16", lambda: native)
-  monkeypatch.setattr(nets_lib.jax, "default_backend", lambda: "cpu")   # also on a GPU host
+  monkeypatch.setattr(nets_lib.jax, "default_backend", lambda: "cpu")  # also on a GPU host
   nets_lib._warn_cpu_bf16.cache_clear()
   nets = nets_lib.build_nets(configs.teacher.get_config("tiny"), 4)
   with caplog.at_level("WARNING", logger="jaxpolicy"):
     assert nets.with_compute_dtype("bfloat16").compute_dtype == "bfloat16"
     nets.with_compute_dtype("float32")
   assert [r.message for r in caplog.records if words in r.message], caplog.text
-  assert len(caplog.records) == 1   # float32 says nothing
+  assert len(caplog.records) == 1  # float32 says nothing
 
 
 def test_k_step_sampler_conditions_every_step_once_before_its_loop():
@@ -382,6 +415,7 @@ def test_k_step_sampler_conditions_every_step_once_before_its_loop():
   from jaxpolicy import nets as nets_lib
   from jaxpolicy.diffusion import samplers
   from jaxpolicy.diffusion.schedule import Schedule
+
   c = configs.load("teacher", "tiny")
   nets = nets_lib.build_nets(c, 4)
   p = nets.init(jax.random.PRNGKey(0), {"full_state": (39,)})["unet"]
@@ -391,16 +425,18 @@ def test_k_step_sampler_conditions_every_step_once_before_its_loop():
   sched = Schedule(100)
   ts, prev = samplers.ddim_grid(sched, 5)
   d = nets.denoiser(p, cond)
-  per_step = lambda x, t: d(x, t)   # a plain function: nothing to hoist
+  per_step = lambda x, t: d(x, t)  # a plain function: nothing to hoist
   run = lambda den: jax.jit(lambda x: samplers.ddim_sample(sched, den, x, ts, prev))(x)
   np.testing.assert_allclose(np.asarray(run(d)), np.asarray(run(per_step)), atol=1e-6)
 
   def scan_body_and_rest(den):
     jaxpr = jax.make_jaxpr(lambda x: samplers.ddim_sample(sched, den, x, ts, prev))(x).jaxpr
     scan = next(e for e in jaxpr.eqns if e.primitive.name == "scan")
-    return str(scan.params["jaxpr"]), str(jaxpr.replace(eqns=[e for e in jaxpr.eqns
-                                                              if e is not scan]))
+    return str(scan.params["jaxpr"]), str(
+      jaxpr.replace(eqns=[e for e in jaxpr.eqns if e is not scan])
+    )
+
   body, rest = scan_body_and_rest(d)
-  assert " sin " not in body and " sin " in rest        # the step embedding: once, outside
+  assert " sin " not in body and " sin " in rest  # the step embedding: once, outside
   body, rest = scan_body_and_rest(per_step)
   assert " sin " in body and " sin " not in rest

@@ -8,6 +8,7 @@ torch==2.14.1 torchvision==0.29.1`), which writes the random model's `torch.save
 its features; our side reads the file through `torch.load(weights_only=True)`. Without
 torchvision anywhere, that test is skipped and says so.
 """
+
 import os
 import subprocess
 import sys
@@ -24,6 +25,7 @@ def _torchvision_python():
   """A Python that imports torchvision: this one, or $JAXPOLICY_TORCHVISION_PYTHON."""
   try:
     import torchvision  # noqa: F401  pylint: disable=unused-import,import-outside-toplevel
+
     return sys.executable
   except Exception:  # pylint: disable=broad-except  (torchvision's ops fail to register)
     pass
@@ -70,18 +72,20 @@ np.savez(out + ".npz", frames=frames, trunk=feat.permute(0, 2, 3, 1).numpy(),
 
 
 def test_resnet18_gn_features_equal_torchvisions(tmp_path):
-  torch = pytest.importorskip("torch")   # reads the file with torch.load(weights_only=True)
+  torch = pytest.importorskip("torch")  # reads the file with torch.load(weights_only=True)
   exe = _torchvision_python()
   if exe is None:
-    pytest.skip("torchvision is not importable here (PyPI's does not load beside torch "
-                "2.13.0); set JAXPOLICY_TORCHVISION_PYTHON to a Python that has it, e.g. a "
-                "venv with torch==2.14.1 torchvision==0.29.1")
+    pytest.skip(
+      "torchvision is not importable here (PyPI's does not load beside torch "
+      "2.13.0); set JAXPOLICY_TORCHVISION_PYTHON to a Python that has it, e.g. a "
+      "venv with torch==2.14.1 torchvision==0.29.1"
+    )
   del torch
   ref = str(tmp_path / "resnet18_gn")
   run = subprocess.run([exe, "-c", REFERENCE, ref], capture_output=True, text=True, timeout=600)
   assert run.returncode == 0, run.stderr[-3000:]
   want = np.load(ref + ".npz")
-  backbone = torch_bridge.resnet_params_from_torch(ref + ".pth")   # the file, weights only
+  backbone = torch_bridge.resnet_params_from_torch(ref + ".pth")  # the file, weights only
   trunk = vision.ResNetGN(*vision.VARIANTS["resnet18"])
   x = vision.preprocess(jnp.asarray(want["frames"]), (76, 76))
   got = trunk.apply({"params": backbone}, x)
@@ -89,9 +93,13 @@ def test_resnet18_gn_features_equal_torchvisions(tmp_path):
   np.testing.assert_allclose(np.asarray(got), want["trunk"], atol=2e-4 * scale, rtol=1e-3)
   # DP's global-average-pool variant: a whole camera core with those weights
   core = vision.VisualCore("resnet18", "avg")
-  params = {"params": {"backbone": backbone}}   # avg pooling has no weights of its own
-  np.testing.assert_allclose(np.asarray(core.apply(params, x)), want["pooled"],
-                             atol=2e-4 * float(np.abs(want["pooled"]).max()), rtol=1e-3)
+  params = {"params": {"backbone": backbone}}  # avg pooling has no weights of its own
+  np.testing.assert_allclose(
+    np.asarray(core.apply(params, x)),
+    want["pooled"],
+    atol=2e-4 * float(np.abs(want["pooled"]).max()),
+    rtol=1e-3,
+  )
 
 
 def test_spatial_softmax_is_robomimics_in_float64():
@@ -100,13 +108,13 @@ def test_spatial_softmax_is_robomimics_in_float64():
   x = rng.normal(size=(n, h, w, c)).astype(np.float32)
   mod = vision.SpatialSoftmax(k)
   params = mod.init(jax.random.PRNGKey(0), jnp.asarray(x))
-  kernel = np.asarray(params["params"]["keypoints"]["kernel"], np.float64)[0, 0]   # (C, K)
+  kernel = np.asarray(params["params"]["keypoints"]["kernel"], np.float64)[0, 0]  # (C, K)
   bias = np.asarray(params["params"]["keypoints"]["bias"], np.float64)
   maps = np.einsum("nhwc,ck->nkhw", x.astype(np.float64), kernel) + bias[None, :, None, None]
   logits = maps.reshape(n, k, h * w)
   att = np.exp(logits - logits.max(-1, keepdims=True))
   att /= att.sum(-1, keepdims=True)
-  xs, ys = np.meshgrid(np.linspace(-1, 1, w), np.linspace(-1, 1, h))   # robomimic's grid
+  xs, ys = np.meshgrid(np.linspace(-1, 1, w), np.linspace(-1, 1, h))  # robomimic's grid
   want = np.stack([att @ xs.reshape(-1), att @ ys.reshape(-1)], -1).reshape(n, 2 * k)
   np.testing.assert_allclose(np.asarray(mod.apply(params, jnp.asarray(x))), want, atol=2e-6)
   # a single bright pixel dominates its map: the keypoint sits on it
@@ -114,8 +122,9 @@ def test_spatial_softmax_is_robomimics_in_float64():
   peak[0, 3, 1] = 50.0
   one = vision.SpatialSoftmax(1)
   p1 = {"params": {"keypoints": {"kernel": jnp.ones((1, 1, 1, 1)), "bias": jnp.zeros(1)}}}
-  np.testing.assert_allclose(np.asarray(one.apply(p1, jnp.asarray(peak)))[0],
-                             [xs[3, 1], ys[3, 1]], atol=1e-5)
+  np.testing.assert_allclose(
+    np.asarray(one.apply(p1, jnp.asarray(peak)))[0], [xs[3, 1], ys[3, 1]], atol=1e-5
+  )
 
 
 def test_crops_and_scaling():
@@ -123,20 +132,25 @@ def test_crops_and_scaling():
   frames = rng.integers(0, 256, size=(2, 3, 10, 12, 3), dtype=np.uint8)
   frames[0, 0, 0, 0] = (0, 255, 128)
   centre = np.asarray(vision.preprocess(jnp.asarray(frames), (6, 8)))
-  want = frames[:, :, 2:8, 2:10].astype(np.float64) / 255 * 2 - 1    # ((10-6)//2, (12-8)//2)
+  want = frames[:, :, 2:8, 2:10].astype(np.float64) / 255 * 2 - 1  # ((10-6)//2, (12-8)//2)
   np.testing.assert_allclose(centre, want, atol=1e-6)
   full = np.asarray(vision.preprocess(jnp.asarray(frames), (10, 12)))
   assert full[0, 0, 0, 0].tolist() == [-1.0, 1.0, pytest.approx(128 / 255 * 2 - 1, abs=1e-6)]
   imnet = np.asarray(vision.preprocess(jnp.asarray(frames), (10, 12), imagenet=True))
-  np.testing.assert_allclose(imnet, (frames / 255 - vision.IMAGENET_MEAN) / vision.IMAGENET_STD,
-                             atol=1e-5)
+  np.testing.assert_allclose(
+    imnet, (frames / 255 - vision.IMAGENET_MEAN) / vision.IMAGENET_STD, atol=1e-5
+  )
   # random crops: every frame a window of itself, corners drawn per frame, all positions hit
   crops = np.asarray(vision.preprocess(jnp.asarray(frames), (6, 8), jax.random.PRNGKey(3)))
   corners = set()
   for b in range(2):
     for t in range(3):
-      hits = [(i, j) for i in range(5) for j in range(5) if np.allclose(
-          crops[b, t], frames[b, t, i:i + 6, j:j + 8] / 255 * 2 - 1, atol=1e-6)]
+      hits = [
+        (i, j)
+        for i in range(5)
+        for j in range(5)
+        if np.allclose(crops[b, t], frames[b, t, i : i + 6, j : j + 8] / 255 * 2 - 1, atol=1e-6)
+      ]
       assert len(hits) == 1, (b, t, hits)
       corners.add(hits[0])
   assert len(corners) > 1
@@ -150,7 +164,7 @@ def test_resnet_params_go_to_torch_names_and_back():
   sd = torch_bridge.resnet_params_to_torch(params)
   assert sd["conv1.weight"].shape == (16, 3, 7, 7)
   assert sd["layer2.0.downsample.0.weight"].shape == (32, 16, 1, 1)
-  assert "layer1.0.downsample.0.weight" not in sd and len(sd) == 60   # 20 convs, 20 norms
+  assert "layer1.0.downsample.0.weight" not in sd and len(sd) == 60  # 20 convs, 20 norms
   back = torch_bridge.resnet_params_from_torch(sd)
   jax.tree_util.tree_map(np.testing.assert_array_equal, back, params)
 
@@ -163,9 +177,11 @@ def test_bridge_refuses_what_it_cannot_map():
   del bad["layer3.1.conv2.weight"]
   bad["layer3.1.conv2.weight_orig"] = sd["layer3.1.conv2.weight"]
   bad["layer2.0.bn1.weight"] = np.zeros(5, np.float32)
-  with pytest.raises(torch_bridge.TorchBridgeError,
-                     match=r"missing 1: layer3.1.conv2.weight; unexpected 1: "
-                           r"layer3.1.conv2.weight_orig; mis-shaped 1: layer2.0.bn1.weight"):
+  with pytest.raises(
+    torch_bridge.TorchBridgeError,
+    match=r"missing 1: layer3.1.conv2.weight; unexpected 1: "
+    r"layer3.1.conv2.weight_orig; mis-shaped 1: layer2.0.bn1.weight",
+  ):
     torch_bridge.resnet_params_from_torch(bad)
   with pytest.raises(torch_bridge.TorchBridgeError, match="not a torchvision ResNet state dict"):
     torch_bridge.resnet_params_from_torch({"down_modules.0.0.blocks.0.block.0.weight": 0})
@@ -178,8 +194,11 @@ def test_bridge_refuses_what_it_cannot_map():
   np.testing.assert_array_equal(kept["bn1"]["scale"], sd["bn1.weight"])
   # into an encoder: the trunk's width must match the configured variant
   enc = vision.RGBEncoder(("img",), "resnet18", num_kp=4, feature_dim=8)
-  shapes = jax.eval_shape(lambda: enc.init(jax.random.PRNGKey(0), {
-      "img": jnp.zeros((1, 32, 32, 3)), "agent_pos": jnp.zeros((1, 9))}))
+  shapes = jax.eval_shape(
+    lambda: enc.init(
+      jax.random.PRNGKey(0), {"img": jnp.zeros((1, 32, 32, 3)), "agent_pos": jnp.zeros((1, 9))}
+    )
+  )
   with pytest.raises(torch_bridge.TorchBridgeError, match="does not match camera 'img'"):
     torch_bridge.load_resnet_into(shapes, got)
   with pytest.raises(torch_bridge.TorchBridgeError, match=r"no camera 'img_top'; it has \['img'\]"):
@@ -194,23 +213,28 @@ def test_feature_map_size_is_the_trunks(size):
   assert out.shape[1:3] == vision.feature_map_size(size)
 
 
+@pytest.mark.slow
 def test_the_torch_benchmark_encoder_is_ours():
   """benchmarks/torch_reference.py's DP image encoder, given our weights, computes our
   features (centre crop, both cameras): the PyTorch side of the speed rows runs the same
   function."""
   torch = pytest.importorskip("torch")
   from benchmarks import torch_reference as tr
+
   keys = ("img_corner2", "img_topview")
   enc = vision.RGBEncoder(keys, "resnet18_small", num_kp=8, feature_dim=16)
   rng = np.random.default_rng(0)
   obs = {k: rng.integers(0, 256, (3, 44, 40, 3), dtype=np.uint8) for k in keys}
   obs["agent_pos"] = rng.normal(size=(3, 9)).astype(np.float32)
   crop = (36, 33)
-  x = {k: vision.preprocess(jnp.asarray(v), crop) if k in keys else jnp.asarray(v)
-       for k, v in obs.items()}
+  x = {
+    k: vision.preprocess(jnp.asarray(v), crop) if k in keys else jnp.asarray(v)
+    for k, v in obs.items()
+  }
   params = enc.init(jax.random.PRNGKey(0), x)
-  params = jax.tree_util.tree_map(   # non-trivial GroupNorm affines
-      lambda p: p + 0.1 * jax.random.normal(jax.random.PRNGKey(1), p.shape), params)
+  params = jax.tree_util.tree_map(  # non-trivial GroupNorm affines
+    lambda p: p + 0.1 * jax.random.normal(jax.random.PRNGKey(1), p.shape), params
+  )
   want = np.asarray(enc.apply(params, x))
   ref = tr.image_encoder_from_jax(params, keys, (44, 40), crop).eval()
   with torch.no_grad():

@@ -1,4 +1,5 @@
 """The DDPM denoising loss shared by the teacher and SDM's fake score."""
+
 from __future__ import annotations
 
 import jax

@@ -8,6 +8,7 @@ denoiser may also offer its timestep conditioning apart (`conditioning(ts)` for 
 shape (k, B), `with_conditioning(x_t, c)`; `nets.Denoiser`): a k-step sampler then computes
 the k steps' conditioning in one batched pass before its loop.
 """
+
 from __future__ import annotations
 
 from typing import Callable
@@ -71,8 +72,9 @@ def ddim_step(schedule: Schedule, x_t, model_output, t, prev_t, guide=None):
   return jnp.sqrt(abar_prev) * x0 + jnp.sqrt(1.0 - abar_prev) * eps
 
 
-def ddim_grid(schedule: Schedule, num_steps: int, spacing: str = "leading",
-              first_timestep: int | None = None):
+def ddim_grid(
+  schedule: Schedule, num_steps: int, spacing: str = "leading", first_timestep: int | None = None
+):
   """(timesteps, prev_timesteps) int32 arrays of a k-step sampler.
 
   `first_timestep` (STEP's t0) starts the grid exactly there: k timesteps evenly spaced
@@ -85,8 +87,9 @@ def ddim_grid(schedule: Schedule, num_steps: int, spacing: str = "leading",
     ts = timesteps(T, num_steps, spacing)
     return ts, prev_timesteps(ts, T, num_steps)
   if not num_steps - 1 <= first_timestep < T:
-    raise ValueError(f"a {num_steps}-step grid starting at t0 = {first_timestep} needs "
-                     f"{num_steps - 1} <= t0 < {T}")
+    raise ValueError(
+      f"a {num_steps}-step grid starting at t0 = {first_timestep} needs {num_steps - 1} <= t0 < {T}"
+    )
   ts = np.round(np.linspace(first_timestep, 0, num_steps)).astype(np.int32)
   return ts, np.append(ts[1:], -1).astype(np.int32)
 

@@ -3,6 +3,7 @@
 Everything here is plain numpy computed once in float64 and handed to JAX as
 float32 constants, so a schedule is a static value of a compiled program.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -16,24 +17,30 @@ PREDICTION_TYPES = ("sample", "epsilon")
 
 def cosine_betas(num_train_timesteps: int, max_beta: float = 0.999) -> np.ndarray:
   """`squaredcos_cap_v2`: betas of the cosine alpha-bar schedule, capped."""
+
   def alpha_bar(t):
     return math.cos((t + 0.008) / 1.008 * math.pi / 2) ** 2
+
   n = num_train_timesteps
-  return np.array([min(1.0 - alpha_bar((i + 1) / n) / alpha_bar(i / n), max_beta)
-                   for i in range(n)], dtype=np.float64)
+  return np.array(
+    [min(1.0 - alpha_bar((i + 1) / n) / alpha_bar(i / n), max_beta) for i in range(n)],
+    dtype=np.float64,
+  )
 
 
 @dataclasses.dataclass(frozen=True)
 class Schedule:
   """The training schedule: T steps and their cumulative alpha products."""
+
   num_train_timesteps: int = 100
   prediction_type: str = "sample"
   clip_sample: bool = True
 
   def __post_init__(self):
     if self.prediction_type not in PREDICTION_TYPES:
-      raise ValueError(f"prediction_type must be one of {PREDICTION_TYPES}, "
-                       f"got {self.prediction_type!r}")
+      raise ValueError(
+        f"prediction_type must be one of {PREDICTION_TYPES}, got {self.prediction_type!r}"
+      )
     if self.num_train_timesteps < 2:
       raise ValueError("num_train_timesteps must be >= 2")
 

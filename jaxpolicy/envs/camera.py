@@ -8,6 +8,7 @@ draws them (EGL on a headless machine: `MUJOCO_GL=egl` is set here unless alread
 the CPU only, as MJX has no rasteriser. Use a sensor from one thread. Backends, render
 modes and their speed: docs/cameras.md, "Rendering (MetaWorld, CPU)".
 """
+
 from __future__ import annotations
 
 import copy
@@ -29,10 +30,10 @@ class CameraError(ValueError):
 
 @dataclasses.dataclass(frozen=True)
 class CameraSpec:
-  cameras: tuple             # camera names, in key order
-  image_size: tuple          # (height, width) of every frame
-  camera_pos: tuple = ()     # ((camera, (x, y, z)), ...): fixed world cameras moved there
-  render: str = "fast"       # "fast" | "full" (MuJoCo's default shadows, reflections, MSAA)
+  cameras: tuple  # camera names, in key order
+  image_size: tuple  # (height, width) of every frame
+  camera_pos: tuple = ()  # ((camera, (x, y, z)), ...): fixed world cameras moved there
+  render: str = "fast"  # "fast" | "full" (MuJoCo's default shadows, reflections, MSAA)
 
   @property
   def keys(self) -> tuple:
@@ -42,8 +43,12 @@ class CameraSpec:
     return dict(self.camera_pos).get(camera, ())
 
   def to_dict(self) -> dict:
-    return {"cameras": list(self.cameras), "image_size": list(self.image_size),
-            "camera_pos": {c: list(p) for c, p in self.camera_pos}, "render": self.render}
+    return {
+      "cameras": list(self.cameras),
+      "image_size": list(self.image_size),
+      "camera_pos": {c: list(p) for c, p in self.camera_pos},
+      "render": self.render,
+    }
 
 
 RENDER_MODES = ("fast", "full")
@@ -53,13 +58,18 @@ def camera_spec(config) -> CameraSpec:
   """The sensor definition of `config.rgb` (validated by `jaxpolicy.validate.check_rgb`)."""
   r = config.rgb
   if r.get("cameras") is None:
-    raise CameraError("config.rgb.cameras is unset (None: the task's suite fills it); pass "
-                      "the config through jaxpolicy.validate.resolve")
+    raise CameraError(
+      "config.rgb.cameras is unset (None: the task's suite fills it); pass "
+      "the config through jaxpolicy.validate.resolve"
+    )
   size = r.image_size
   size = (size, size) if isinstance(size, int) else tuple(int(s) for s in size)
   cams = tuple(str(c) for c in r.cameras)
-  moves = tuple((c, tuple(float(x) for x in r.camera_pos[c])) for c in cams
-                if c in r.camera_pos and len(tuple(r.camera_pos[c])))
+  moves = tuple(
+    (c, tuple(float(x) for x in r.camera_pos[c]))
+    for c in cams
+    if c in r.camera_pos and len(tuple(r.camera_pos[c]))
+  )
   render = r.get("render", "fast")
   if render not in RENDER_MODES:
     raise CameraError(f"config.rgb.render must be one of {RENDER_MODES}, got {render!r}")
@@ -70,7 +80,7 @@ def camera_spec(config) -> CameraSpec:
 class _Entry:
   renderer: mujoco.Renderer
   model: mujoco.MjModel
-  cameras: list              # per camera: (MjvCamera, static pose or None)
+  cameras: list  # per camera: (MjvCamera, static pose or None)
 
 
 class CameraSensor:
@@ -94,7 +104,7 @@ class CameraSensor:
   def _render(self, e: _Entry, data, cam) -> np.ndarray:
     camera, pose = cam
     e.renderer.update_scene(data, camera)
-    if pose is not None:   # the moved camera (both eyes at it: mono rendering averages them)
+    if pose is not None:  # the moved camera (both eyes at it: mono rendering averages them)
       pos, xmat = pose
       for c in e.renderer.scene.camera:
         c.pos[:] = pos
@@ -116,7 +126,7 @@ class CameraSensor:
     h, w = self.spec.image_size
     fast = self.spec.render == "fast"
     if fast or model.vis.global_.offwidth < w or model.vis.global_.offheight < h:
-      model = copy.copy(model)   # the sensor's own: buffer size, no shadow map or MSAA
+      model = copy.copy(model)  # the sensor's own: buffer size, no shadow map or MSAA
       model.vis.global_.offwidth = max(w, model.vis.global_.offwidth)
       model.vis.global_.offheight = max(h, model.vis.global_.offheight)
       if fast:
@@ -140,9 +150,11 @@ class CameraSensor:
     pos = self.spec.position(name)
     if not pos:
       return camera, None
-    if (model.cam_bodyid[cid] != 0 or model.cam_mode[cid] != mujoco.mjtCamLight.mjCAMLIGHT_FIXED):
-      raise CameraError(f"config.rgb.camera_pos.{name} can only move a fixed camera on the world "
-                        f"body; {name!r} is not one. Set it to ().")
+    if model.cam_bodyid[cid] != 0 or model.cam_mode[cid] != mujoco.mjtCamLight.mjCAMLIGHT_FIXED:
+      raise CameraError(
+        f"config.rgb.camera_pos.{name} can only move a fixed camera on the world "
+        f"body; {name!r} is not one. Set it to ()."
+      )
     xmat = np.zeros(9)
     mujoco.mju_quat2Mat(xmat, model.cam_quat[cid])
     return camera, (np.asarray(pos, np.float64), xmat.reshape(3, 3))
@@ -176,18 +188,22 @@ def check_gl(width: int = 8, height: int = 8) -> None:
   gl = os.environ.get("MUJOCO_GL", "")
   try:
     from mujoco import gl_context  # pylint: disable=g-import-not-at-top
+
     ctx = gl_context.GLContext(width, height)
     try:
       ctx.make_current()
-      mujoco.MjrContext(mujoco.MjModel.from_xml_string("<mujoco/>"),
-                        mujoco.mjtFontScale.mjFONTSCALE_150).free()
+      mujoco.MjrContext(
+        mujoco.MjModel.from_xml_string("<mujoco/>"), mujoco.mjtFontScale.mjFONTSCALE_150
+      ).free()
     finally:
       ctx.free()
   except Exception as e:  # pylint: disable=broad-except  (GL failures take several types)
     cause = str(e).splitlines()[0] if str(e) else ""
-    raise CameraError(f"no renderer for the camera sensor: MuJoCo could not open an OpenGL "
-                      f"context with MUJOCO_GL={gl or '(unset)'} ({type(e).__name__}: {cause});"
-                      f" set MUJOCO_GL=egl (or osmesa) before anything imports mujoco") from None
+    raise CameraError(
+      f"no renderer for the camera sensor: MuJoCo could not open an OpenGL "
+      f"context with MUJOCO_GL={gl or '(unset)'} ({type(e).__name__}: {cause});"
+      f" set MUJOCO_GL=egl (or osmesa) before anything imports mujoco"
+    ) from None
   _GL_OK = True
 
 

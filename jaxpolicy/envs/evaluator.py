@@ -8,6 +8,7 @@ the same initial states; the result records a hash of each. An episode ends at i
 success: its simulator is not stepped after it (every row of a batched policy call depends
 on its own inputs only, so the results are those of full-length episodes).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -20,12 +21,12 @@ from jaxpolicy import execution
 from jaxpolicy.envs.suite import SuiteInfo, episode_seeds
 from jaxpolicy.stats import calls_until_success, latency_summary, stall_summary
 
-_ENVS: dict = {}   # one task's environments, reused by its evaluations
+_ENVS: dict = {}  # one task's environments, reused by its evaluations
 
 
 def _envs(suite: SuiteInfo, task: str, n: int) -> list:
   key = (suite.name, task)
-  if key not in _ENVS:   # a sweep moves on through tasks: free the last one's simulators
+  if key not in _ENVS:  # a sweep moves on through tasks: free the last one's simulators
     _ENVS.clear()
   envs = _ENVS.setdefault(key, [])
   while len(envs) < n:
@@ -46,8 +47,13 @@ def observe(env, obs: dict, sensor=None, features=None) -> dict:
   key as its observation keys concatenated."""
   obs = dict(obs, **sensor(env)) if sensor is not None else obs
   if features:
-    obs = dict(obs, **{k: np.concatenate([np.ravel(obs[p]) for p in parts]).astype(np.float32)
-                       for k, parts in features.items()})
+    obs = dict(
+      obs,
+      **{
+        k: np.concatenate([np.ravel(obs[p]) for p in parts]).astype(np.float32)
+        for k, parts in features.items()
+      },
+    )
   return obs
 
 
@@ -91,10 +97,18 @@ def rtc_guide(plan: dict, t: int, timing: execution.Timing, xp=np):
   return target, weights
 
 
-def evaluate(policy, suite: SuiteInfo, task: str, episodes: int = 20, seed: int = 0,
-             episode_length: int | None = None, sensor=None,
-             stop_on_success: bool = True, timing: execution.Timing | None = None,
-             features: dict | None = None) -> dict:
+def evaluate(
+  policy,
+  suite: SuiteInfo,
+  task: str,
+  episodes: int = 20,
+  seed: int = 0,
+  episode_length: int | None = None,
+  sensor=None,
+  stop_on_success: bool = True,
+  timing: execution.Timing | None = None,
+  features: dict | None = None,
+) -> dict:
   """Runs `episodes` episodes of `task` at once; success = the suite's flag at any step.
 
   `sensor(env) -> {key: array}` adds point clouds or camera frames for policies that observe
@@ -129,10 +143,13 @@ def evaluate(policy, suite: SuiteInfo, task: str, episodes: int = 20, seed: int 
     policy(batch(), key)
   policy.reset(episodes)
   plan = execution.empty_plan(np, episodes, episode_length, timing.span, suite.action_dim)
-  last = np.stack([np.asarray(env.rest_action(), np.float32) if hasattr(env, "rest_action")
-                   else suite.rest() for env in envs])   # what holding means before any
-  requests = {r: (arrival, base) for r, arrival, base in execution.schedule(timing,
-                                                                           episode_length)}
+  last = np.stack(
+    [
+      np.asarray(env.rest_action(), np.float32) if hasattr(env, "rest_action") else suite.rest()
+      for env in envs
+    ]
+  )  # what holding means before any
+  requests = {r: (arrival, base) for r, arrival, base in execution.schedule(timing, episode_length)}
   pending = None
   t_start = time.time()
   for t in range(episode_length):
@@ -144,12 +161,13 @@ def evaluate(policy, suite: SuiteInfo, task: str, episodes: int = 20, seed: int 
     if t in requests:
       guide = rtc_guide(plan, t, timing) if timing.stitching == "rtc" else None
       t0 = time.perf_counter()
-      chunk = np.asarray(policy.executable(policy.chunk(batch(), jax.random.fold_in(key, call),
-                                                       guide)))
+      chunk = np.asarray(
+        policy.executable(policy.chunk(batch(), jax.random.fold_in(key, call), guide))
+      )
       latencies.append(time.perf_counter() - t0)
       flags = policy.stall_flags(policy.carry)
       if flags is not None:
-        stalls += np.asarray(flags) & ~success   # an episode's calls until its first success
+        stalls += np.asarray(flags) & ~success  # an episode's calls until its first success
       call += 1
       arrival, base = requests[t]
       if arrival == t:
@@ -171,13 +189,23 @@ def evaluate(policy, suite: SuiteInfo, task: str, episodes: int = 20, seed: int 
       for k in hist:
         hist[k][i] = hist[k][i][1:] + [o[k]]
   calls = calls_until_success(first, requests, call)
-  out = {"success_rate": float(success.mean()), "episodes": int(episodes), "seed": int(seed),
-         **policy.nfe_report(episode_length, calls),
-         **latency_summary(np.asarray(latencies) * 1e3), "batch": int(episodes),
-         "episode_length": int(episode_length), "backend": "cpu", "suite": suite.name,
-         "successes": success.astype(int).tolist(), "first_success_step": first.tolist(),
-         "initial_state_hashes": hashes, "wall_s": round(time.time() - t_start, 2),
-         "env_steps": env_steps, **episode_extras(suite, [e.episode_info() for e in envs])}
+  out = {
+    "success_rate": float(success.mean()),
+    "episodes": int(episodes),
+    "seed": int(seed),
+    **policy.nfe_report(episode_length, calls),
+    **latency_summary(np.asarray(latencies) * 1e3),
+    "batch": int(episodes),
+    "episode_length": int(episode_length),
+    "backend": "cpu",
+    "suite": suite.name,
+    "successes": success.astype(int).tolist(),
+    "first_success_step": first.tolist(),
+    "initial_state_hashes": hashes,
+    "wall_s": round(time.time() - t_start, 2),
+    "env_steps": env_steps,
+    **episode_extras(suite, [e.episode_info() for e in envs]),
+  }
   if timing.delay or timing.mode != "sync":
     out.update(execution=timing_record(timing), held_steps=held)
   if policy.stall_flags(policy.carry) is not None:
@@ -186,5 +214,10 @@ def evaluate(policy, suite: SuiteInfo, task: str, episodes: int = 20, seed: int 
 
 
 def timing_record(timing: execution.Timing) -> dict:
-  return {"delay_steps": timing.delay, "mode": timing.mode, "stitching": timing.stitching,
-          "n_action_steps": timing.n_action_steps, "span": timing.span}
+  return {
+    "delay_steps": timing.delay,
+    "mode": timing.mode,
+    "stitching": timing.stitching,
+    "n_action_steps": timing.n_action_steps,
+    "span": timing.span,
+  }

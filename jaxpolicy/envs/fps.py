@@ -7,6 +7,7 @@ fewer than `k` valid points the remaining slots repeat real points and the retur
 `valid` flags mark the distinct picks. `batched_farthest_point_sampling` maps over all
 leading axes. Why not DP3's zero padding: docs/environments.md, "The point-cloud sensor".
 """
+
 from __future__ import annotations
 
 import functools
@@ -48,7 +49,7 @@ def farthest_point_sampling(points, num_samples: int, mask=None, start=0, rng=No
   n = points.shape[0]
   mask = jnp.ones((n,), bool) if mask is None else jnp.asarray(mask, bool)
   first = _start_index(mask, start, rng)
-  coords = points.T                                  # (d, n): reductions over the long axis
+  coords = points.T  # (d, n): reductions over the long axis
   iota = jnp.arange(n, dtype=jnp.int32)
   # min squared distance to the picked set; -inf marks points that must never be picked
   dist0 = jnp.where(mask, jnp.inf, -jnp.inf)

@@ -9,6 +9,7 @@ a sensor from one thread (GL contexts are bound to threads).
 The camera, back-projection, crop, sampling, geometry, sites and table options, and why:
 docs/environments.md, "The point-cloud sensor".
 """
+
 from __future__ import annotations
 
 import copy
@@ -27,15 +28,19 @@ from jaxpolicy.envs.fps import farthest_point_sampling
 
 GEOM_SETS = ("light", "visual")
 TABLE_OPTIONS = ("keep", "hide")
-TABLE_BODY = "tablelink"      # MetaWorld's table
+TABLE_BODY = "tablelink"  # MetaWorld's table
 # primitives mjx.ray can intersect (it has no cylinder test: visual-only cylinders are left
 # out of the light set; collidable ones are in it, and are prism meshes in MJX models)
-PRIMITIVES = (mujoco.mjtGeom.mjGEOM_PLANE, mujoco.mjtGeom.mjGEOM_SPHERE,
-              mujoco.mjtGeom.mjGEOM_CAPSULE, mujoco.mjtGeom.mjGEOM_ELLIPSOID,
-              mujoco.mjtGeom.mjGEOM_BOX)
-VISIBLE_GROUPS = 3            # MuJoCo's default mjvOption shows geom/site groups 0, 1, 2
-HIDDEN_GROUP = 5              # where the light set's complement is moved for rendering
-FAR_FRACTION = 0.999         # depth at the far plane = background
+PRIMITIVES = (
+  mujoco.mjtGeom.mjGEOM_PLANE,
+  mujoco.mjtGeom.mjGEOM_SPHERE,
+  mujoco.mjtGeom.mjGEOM_CAPSULE,
+  mujoco.mjtGeom.mjGEOM_ELLIPSOID,
+  mujoco.mjtGeom.mjGEOM_BOX,
+)
+VISIBLE_GROUPS = 3  # MuJoCo's default mjvOption shows geom/site groups 0, 1, 2
+HIDDEN_GROUP = 5  # where the light set's complement is moved for rendering
+FAR_FRACTION = 0.999  # depth at the far plane = background
 
 
 class SensorConfigError(ValueError):
@@ -46,15 +51,16 @@ class SensorConfigError(ValueError):
 class SensorSpec:
   """The sensor definition, read from `config.pointcloud` (docs/environments.md, "The
   point-cloud sensor")."""
+
   num_points: int
-  image_size: tuple          # (height, width)
+  image_size: tuple  # (height, width)
   camera: str
-  camera_pos: tuple          # () = the model's own camera position
+  camera_pos: tuple  # () = the model's own camera position
   crop_low: tuple
   crop_high: tuple
-  geoms: str                 # "light" | "visual"
+  geoms: str  # "light" | "visual"
   sites: bool
-  table: str = "keep"        # "keep" | "hide"
+  table: str = "keep"  # "keep" | "hide"
 
   def to_dict(self) -> dict:
     """JSON-friendly form, e.g. to record in a dataset's attributes. `table` is left out at
@@ -71,13 +77,17 @@ def sensor_spec(config) -> SensorSpec:
   Raises SensorConfigError naming the bad field and the fix.
   """
   if "pointcloud" not in config:
-    raise SensorConfigError("config has no `pointcloud` section; point-cloud observations "
-                            "need one (see configs/common.py, c.pointcloud)")
+    raise SensorConfigError(
+      "config has no `pointcloud` section; point-cloud observations "
+      "need one (see configs/common.py, c.pointcloud)"
+    )
   pc = config.pointcloud
   unset = [f for f in ("camera", "camera_pos", "crop_low", "crop_high") if pc.get(f) is None]
   if unset:
-    raise SensorConfigError(f"config.pointcloud.{unset[0]} is unset (None: the task's suite "
-                            f"fills it); pass the config through jaxpolicy.validate.resolve")
+    raise SensorConfigError(
+      f"config.pointcloud.{unset[0]} is unset (None: the task's suite "
+      f"fills it); pass the config through jaxpolicy.validate.resolve"
+    )
 
   def bad(field, value, want):
     return SensorConfigError(f"config.pointcloud.{field} must be {want}, got {value!r}")
@@ -94,16 +104,27 @@ def sensor_spec(config) -> SensorSpec:
     raise bad("camera_pos", pc.camera_pos, "() or an (x, y, z) position")
   low, high = tuple(map(float, pc.crop_low)), tuple(map(float, pc.crop_high))
   if len(low) != 3 or len(high) != 3 or not all(a < b for a, b in zip(low, high)):
-    raise bad("crop_low/crop_high", (pc.crop_low, pc.crop_high),
-              "two (x, y, z) corners with crop_low < crop_high")
+    raise bad(
+      "crop_low/crop_high",
+      (pc.crop_low, pc.crop_high),
+      "two (x, y, z) corners with crop_low < crop_high",
+    )
   if pc.geoms not in GEOM_SETS:
     raise bad("geoms", pc.geoms, f"one of {GEOM_SETS}")
   table = pc.get("table", "keep")
   if table not in TABLE_OPTIONS:
     raise bad("table", table, f"one of {TABLE_OPTIONS}")
-  return SensorSpec(num_points=n, image_size=size, camera=str(pc.camera), camera_pos=pos,
-                    crop_low=low, crop_high=high, geoms=pc.geoms, sites=bool(pc.sites),
-                    table=table)
+  return SensorSpec(
+    num_points=n,
+    image_size=size,
+    camera=str(pc.camera),
+    camera_pos=pos,
+    crop_low=low,
+    crop_high=high,
+    geoms=pc.geoms,
+    sites=bool(pc.sites),
+    table=table,
+  )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -114,15 +135,21 @@ def camera_id(model: mujoco.MjModel, spec: SensorSpec) -> int:
   cid = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_CAMERA, spec.camera)
   if cid < 0:
     names = [mujoco.mj_id2name(model, mujoco.mjtObj.mjOBJ_CAMERA, i) for i in range(model.ncam)]
-    raise SensorConfigError(f"config.pointcloud.camera: the model has no camera "
-                            f"{spec.camera!r}; it has {names}")
-  if spec.camera_pos and (model.cam_bodyid[cid] != 0 or
-                          model.cam_mode[cid] != mujoco.mjtCamLight.mjCAMLIGHT_FIXED):
-    raise SensorConfigError(f"config.pointcloud.camera_pos can only move a fixed camera on the "
-                            f"world body; {spec.camera!r} is not one. Set camera_pos=().")
+    raise SensorConfigError(
+      f"config.pointcloud.camera: the model has no camera {spec.camera!r}; it has {names}"
+    )
+  if spec.camera_pos and (
+    model.cam_bodyid[cid] != 0 or model.cam_mode[cid] != mujoco.mjtCamLight.mjCAMLIGHT_FIXED
+  ):
+    raise SensorConfigError(
+      f"config.pointcloud.camera_pos can only move a fixed camera on the "
+      f"world body; {spec.camera!r} is not one. Set camera_pos=()."
+    )
   if model.cam_sensorsize[cid, 0] > 0:
-    raise SensorConfigError(f"camera {spec.camera!r} uses sensor-size intrinsics, which this "
-                            f"sensor does not model; pick a fovy camera")
+    raise SensorConfigError(
+      f"camera {spec.camera!r} uses sensor-size intrinsics, which this "
+      f"sensor does not model; pick a fovy camera"
+    )
   return cid
 
 
@@ -173,8 +200,10 @@ def hidden_table(model: mujoco.MjModel, spec: SensorSpec) -> np.ndarray:
     return np.zeros(model.ngeom, bool)
   body = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_BODY, TABLE_BODY)
   if body < 0:
-    raise SensorConfigError(f"config.pointcloud.table='hide' hides the body {TABLE_BODY!r} "
-                            f"(MetaWorld's table); this model has none. Use table='keep'.")
+    raise SensorConfigError(
+      f"config.pointcloud.table='hide' hides the body {TABLE_BODY!r} "
+      f"(MetaWorld's table); this model has none. Use table='keep'."
+    )
   return model.body_rootid[model.geom_bodyid] == body
 
 
@@ -226,11 +255,27 @@ def sample_cloud(points, mask, num_points: int):
 def model_signature(model: mujoco.MjModel) -> str:
   """Hash of everything a render context depends on (geometry, meshes, textures)."""
   h = hashlib.sha1()
-  for a in (model.geom_type, model.geom_dataid, model.geom_size, model.geom_group,
-            model.geom_contype, model.geom_conaffinity, model.geom_rgba, model.geom_matid,
-            model.site_type, model.site_size, model.site_group, model.site_rgba,
-            model.mesh_vertnum, model.mesh_facenum, model.mesh_vert, model.mesh_face,
-            model.cam_fovy, model.tex_width, model.tex_height):
+  for a in (
+    model.geom_type,
+    model.geom_dataid,
+    model.geom_size,
+    model.geom_group,
+    model.geom_contype,
+    model.geom_conaffinity,
+    model.geom_rgba,
+    model.geom_matid,
+    model.site_type,
+    model.site_size,
+    model.site_group,
+    model.site_rgba,
+    model.mesh_vertnum,
+    model.mesh_facenum,
+    model.mesh_vert,
+    model.mesh_face,
+    model.cam_fovy,
+    model.tex_width,
+    model.tex_height,
+  ):
     h.update(np.ascontiguousarray(a).tobytes())
   h.update(np.asarray([model.stat.extent, model.vis.map.znear, model.vis.map.zfar]).tobytes())
   return h.hexdigest()
@@ -238,13 +283,13 @@ def model_signature(model: mujoco.MjModel) -> str:
 
 @dataclasses.dataclass
 class _RenderEntry:
-  model: mujoco.MjModel        # private copy: light-set groups, tiny shadow/offscreen buffers
+  model: mujoco.MjModel  # private copy: light-set groups, tiny shadow/offscreen buffers
   renderer: mujoco.Renderer
   option: mujoco.MjvOption
   camera: mujoco.MjvCamera
   cam_id: int
-  pose: tuple | None           # static (pos, xmat) of a world camera, else None
-  dirs: np.ndarray             # (H*W, 3) camera-frame directions
+  pose: tuple | None  # static (pos, xmat) of a world camera, else None
+  dirs: np.ndarray  # (H*W, 3) camera-frame directions
   near: float
   far: float
 
@@ -284,7 +329,7 @@ class RenderSensor:
     pts, mask = self.candidates(model, data)
     points, valid, pixel = self._sample(pts, mask)
     e = self._entry(model)
-    e.renderer.enable_segmentation_rendering()   # the scene `candidates` just drew
+    e.renderer.enable_segmentation_rendering()  # the scene `candidates` just drew
     try:
       seg = e.renderer.render().reshape(-1, 2)
     finally:
@@ -300,10 +345,9 @@ class RenderSensor:
     while size < len(pixel):
       size *= 2
     padded = np.zeros((size, 3), np.float32)
-    padded[:len(pixel)] = pts[pixel]
-    idx, valid = farthest_point_sampling(padded, self.spec.num_points,
-                                         np.arange(size) < len(pixel))
-    idx = np.asarray(idx)   # only kept pixels are picked (all 0 when none is kept)
+    padded[: len(pixel)] = pts[pixel]
+    idx, valid = farthest_point_sampling(padded, self.spec.num_points, np.arange(size) < len(pixel))
+    idx = np.asarray(idx)  # only kept pixels are picked (all 0 when none is kept)
     return padded[idx], np.asarray(valid), (pixel[idx] if len(pixel) else idx)
 
   def candidates(self, model, data):
@@ -321,15 +365,18 @@ class RenderSensor:
     e = self._entry(model)
     if e.pose is not None:
       return e.pose
-    return (np.asarray(data.cam_xpos[e.cam_id], np.float64),
-            np.asarray(data.cam_xmat[e.cam_id], np.float64).reshape(3, 3))
+    return (
+      np.asarray(data.cam_xpos[e.cam_id], np.float64),
+      np.asarray(data.cam_xmat[e.cam_id], np.float64).reshape(3, 3),
+    )
 
   def depth(self, model, data) -> np.ndarray:
     """(H, W) float32 z-depth image in metres (the far distance where nothing is hit)."""
     e = self._entry(model)
     scene = e.renderer.scene
-    mujoco.mjv_updateScene(e.model, data, e.option, None, e.camera,
-                           mujoco.mjtCatBit.mjCAT_ALL, scene)
+    mujoco.mjv_updateScene(
+      e.model, data, e.option, None, e.camera, mujoco.mjtCatBit.mjCAT_ALL, scene
+    )
     if e.pose is not None:
       # the sensor's own camera pose (both eyes at the camera: mono rendering averages them)
       pos, xmat = e.pose
@@ -363,7 +410,7 @@ class RenderSensor:
       rmodel.geom_group[:] = np.where(sensor_geoms(model, spec), 0, HIDDEN_GROUP)
       option.geomgroup[:] = 0
       option.geomgroup[0] = 1
-    else:   # MuJoCo's default groups, less a hidden table
+    else:  # MuJoCo's default groups, less a hidden table
       rmodel.geom_group[:] = np.where(hidden_table(model, spec), HIDDEN_GROUP, model.geom_group)
     option.sitegroup[:] = 0
     if spec.sites:
@@ -371,21 +418,35 @@ class RenderSensor:
     try:
       renderer = mujoco.Renderer(rmodel, h, w)
     except mujoco.FatalError as e:
-      raise RuntimeError(f"cannot create a MuJoCo renderer for the point-cloud sensor ({e}). "
-                         f"Set MUJOCO_GL=egl (or osmesa) before anything imports mujoco.") from e
+      raise RuntimeError(
+        f"cannot create a MuJoCo renderer for the point-cloud sensor ({e}). "
+        f"Set MUJOCO_GL=egl (or osmesa) before anything imports mujoco."
+      ) from e
     renderer.enable_depth_rendering()
     flags = renderer.scene.flags
-    for f in (mujoco.mjtRndFlag.mjRND_SHADOW, mujoco.mjtRndFlag.mjRND_REFLECTION,
-              mujoco.mjtRndFlag.mjRND_SKYBOX, mujoco.mjtRndFlag.mjRND_FOG,
-              mujoco.mjtRndFlag.mjRND_HAZE):
+    for f in (
+      mujoco.mjtRndFlag.mjRND_SHADOW,
+      mujoco.mjtRndFlag.mjRND_REFLECTION,
+      mujoco.mjtRndFlag.mjRND_SKYBOX,
+      mujoco.mjtRndFlag.mjRND_FOG,
+      mujoco.mjtRndFlag.mjRND_HAZE,
+    ):
       flags[f] = 0
     camera = mujoco.MjvCamera()
     camera.type = mujoco.mjtCamera.mjCAMERA_FIXED
     camera.fixedcamid = cid
     near, far = depth_range(model)
-    return _RenderEntry(rmodel, renderer, option, camera, cid,
-                        static_camera_pose(model, spec, cid),
-                        pixel_directions(h, w, float(model.cam_fovy[cid])), near, far)
+    return _RenderEntry(
+      rmodel,
+      renderer,
+      option,
+      camera,
+      cid,
+      static_camera_pose(model, spec, cid),
+      pixel_directions(h, w, float(model.cam_fovy[cid])),
+      near,
+      far,
+    )
 
   def close(self):
     for e in self._by_sig.values():

@@ -6,6 +6,7 @@ A suite is a set of tasks with one simulator, observation layout and action sema
 suite instead of assuming MetaWorld. The protocols its objects follow are documented on
 `SuiteInfo`'s fields; docs/environments.md shows a whole suite.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -28,7 +29,7 @@ def episode_seeds(seed: int, episodes: int) -> list[int]:
 
 
 ACTION_KINDS = ("delta", "absolute")
-STATE_KEYS = ("agent_pos", "full_state")   # policy keys a dataset's state features make
+STATE_KEYS = ("agent_pos", "full_state")  # policy keys a dataset's state features make
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,35 +49,36 @@ class SuiteInfo:
   requires() -> raises ImportError (one line naming the install) when the suite's simulator
       is an optional package that is missing; the door calls it; None: always there.
   """
+
   name: str
   tasks: tuple[str, ...]
-  groups: dict                    # group -> tasks, in report order; every task in one group
-  group_labels: dict              # group -> how tables name it ("very_hard" -> "Very hard")
+  groups: dict  # group -> tasks, in report order; every task in one group
+  group_labels: dict  # group -> how tables name it ("very_hard" -> "Very hard")
   make_env: Callable
-  obs_keys: dict                  # per-frame observation key -> shape, without any sensor
-  action_kind: tuple[str, ...]    # per action dimension: "delta" (hold = 0) | "absolute"
-  episode_length: int             # control steps of an episode
-  control_hz: float               # control steps per second of simulated time
-  success: str                    # the success predicate, in words (docs, reports)
+  obs_keys: dict  # per-frame observation key -> shape, without any sensor
+  action_kind: tuple[str, ...]  # per action dimension: "delta" (hold = 0) | "absolute"
+  episode_length: int  # control steps of an episode
+  control_hz: float  # control steps per second of simulated time
+  success: str  # the success predicate, in words (docs, reports)
   make_expert: Callable | None = None
   mjx_env: Callable | None = None
-  metrics: tuple[str, ...] = ()   # per-episode 0/1 extras besides success (blockpush: p1),
-                                  # reported with their rate
-  scores: tuple[str, ...] = ()    # per-episode float extras (pusht: the episode's best
-                                  # coverage), reported with their mean
-  modes: tuple[str, ...] = ()     # episode mode labels, for coverage (multimodal suites)
-  demo_episodes: int = 10         # demonstrations a run collects unless data.num_episodes
+  metrics: tuple[str, ...] = ()  # per-episode 0/1 extras besides success (blockpush: p1),
+  # reported with their rate
+  scores: tuple[str, ...] = ()  # per-episode float extras (pusht: the episode's best
+  # coverage), reported with their mean
+  modes: tuple[str, ...] = ()  # episode mode labels, for coverage (multimodal suites)
+  demo_episodes: int = 10  # demonstrations a run collects unless data.num_episodes
   demo_stops_at_success: bool = False  # a demonstration ends at the success step (else it
-                                  # runs the episode length, as DP3's MetaWorld demos)
+  # runs the episode length, as DP3's MetaWorld demos)
   sensor: dict = dataclasses.field(default_factory=dict)  # config.pointcloud defaults
-  sensor_kinds: tuple[str, ...] = ()   # sensors its models support: "pointcloud", "rgb"
+  sensor_kinds: tuple[str, ...] = ()  # sensors its models support: "pointcloud", "rgb"
   cameras: dict = dataclasses.field(default_factory=dict)  # config.rgb defaults: camera ->
-                                  # position it is moved to (() = the model's own)
-  rest_action: tuple = ()         # the command an episode starts holding (default zeros)
+  # position it is moved to (() = the model's own)
+  rest_action: tuple = ()  # the command an episode starts holding (default zeros)
   requires: Callable | None = None
   features: dict = dataclasses.field(default_factory=dict)  # a dataset's feature (LeRobot's
-                                  # names) -> the observation key offering it, for runs
-                                  # trained on a dataset of their own (observation_map)
+  # names) -> the observation key offering it, for runs
+  # trained on a dataset of their own (observation_map)
 
   def __post_init__(self):
     grouped = [t for g in self.groups.values() for t in g]
@@ -118,20 +120,22 @@ class SuiteInfo:
     out = {}
     for key in policy_keys:
       if key in STATE_KEYS and state_keys:
-        parts = [names.get(n[len("data/"):] if n.startswith("data/") else n)
-                 for n in state_keys]
+        parts = [names.get(n[len("data/") :] if n.startswith("data/") else n) for n in state_keys]
         if None in parts or any(p not in self.obs_keys for p in parts):
           raise ValueError(
-              f"the policy's {key} is made of the features {', '.join(state_keys)} "
-              f"(data.state_keys); suite {self.name} offers "
-              f"{', '.join(f'{n} ({k})' for n, k in self.features.items())}"
-              f"{'; ' if self.features else ''}{', '.join(self.obs_keys)}")
+            f"the policy's {key} is made of the features {', '.join(state_keys)} "
+            f"(data.state_keys); suite {self.name} offers "
+            f"{', '.join(f'{n} ({k})' for n, k in self.features.items())}"
+            f"{'; ' if self.features else ''}{', '.join(self.obs_keys)}"
+          )
         out[key] = tuple(parts)
       elif key in self.obs_keys:
         out[key] = (key,)
       else:
-        raise ValueError(f"the policy reads the observations {', '.join(sorted(policy_keys))}; "
-                         f"suite {self.name} offers {', '.join(sorted(self.obs_keys))}")
+        raise ValueError(
+          f"the policy reads the observations {', '.join(sorted(policy_keys))}; "
+          f"suite {self.name} offers {', '.join(sorted(self.obs_keys))}"
+        )
     return out
 
   def check_shapes(self, mapping: dict, obs_shapes: dict) -> None:
@@ -140,9 +144,11 @@ class SuiteInfo:
       size = sum(int(np.prod(self.obs_keys[p])) for p in parts)
       want = int(np.prod(obs_shapes[key]))
       if size != want:
-        raise ValueError(f"the policy's {key} has {want} numbers per frame; suite "
-                         f"{self.name}'s {' + '.join(parts)} give {size} (a run reads what "
-                         f"its data.state_keys named: see docs/environments.md)")
+        raise ValueError(
+          f"the policy's {key} has {want} numbers per frame; suite "
+          f"{self.name}'s {' + '.join(parts)} give {size} (a run reads what "
+          f"its data.state_keys named: see docs/environments.md)"
+        )
 
   def rest(self) -> np.ndarray:
     """(action_dim,) the command of an episode's start (what holding means before any)."""

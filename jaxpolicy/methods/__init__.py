@@ -5,6 +5,7 @@ Each method module declares `INFO: MethodInfo` (methods/common.py) and defines
 signatures are in docs/methods.md, "Adding a method". `names()`, `get(name)` and
 `info(name)` read the list; a method defined elsewhere joins with `register(module)`.
 """
+
 from __future__ import annotations
 
 from jaxpolicy.methods import bc, cd, meanflow, mip, sdm, step, teacher

@@ -7,16 +7,23 @@ zeros, its timestep 0 -- trained by the mean squared error against the demonstra
 regression baseline of "Much Ado About Noising" (Pan et al., arXiv 2512.01809): the same
 architecture as the generative policies, without noise or iteration.
 """
+
 from __future__ import annotations
 
 import jax.numpy as jnp
 
-from jaxpolicy.methods.common import (MethodInfo, ModelState, fit_step, init_model_state,
-                                     policy_params)
+from jaxpolicy.methods.common import (
+  MethodInfo,
+  ModelState,
+  fit_step,
+  init_model_state,
+  policy_params,
+)
 from jaxpolicy.policy import PolicySpec
 
-INFO = MethodInfo(name="bc", label="BC (1 step)", main_policy="bc_1step",
-                  style=("tab:purple", "v", "--", 5))
+INFO = MethodInfo(
+  name="bc", label="BC (1 step)", main_policy="bc_1step", style=("tab:purple", "v", "--", 5)
+)
 
 
 def init(config, nets, obs_shapes, rng, teacher_state=None) -> ModelState:

@@ -1,5 +1,6 @@
 """What the methods share: the declaration each method module makes (`MethodInfo`), the DDPM
 schedule of a config, the teacher's DDIM sampler from noise and the params a policy runs."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -24,12 +25,13 @@ class MethodInfo:
   only this (and the module's `init / train_step / make_policies`), so a new method is its
   own module, config and test (see `jaxpolicy.methods.register`).
   """
-  name: str                 # config.method
-  label: str                # how tables and plots name its main policy, e.g. "SDM (1 step)"
-  main_policy: str          # the policy it is reported by: a name, or the prefix of one
-                            # ("teacher_ddim" matches teacher_ddim10)
-  needs_teacher: bool = False   # distils a trained teacher (trained first when missing)
-  style: tuple = ("tab:gray", "x", "-", 5)   # learning curves: colour, marker, line, size
+
+  name: str  # config.method
+  label: str  # how tables and plots name its main policy, e.g. "SDM (1 step)"
+  main_policy: str  # the policy it is reported by: a name, or the prefix of one
+  # ("teacher_ddim" matches teacher_ddim10)
+  needs_teacher: bool = False  # distils a trained teacher (trained first when missing)
+  style: tuple = ("tab:gray", "x", "-", 5)  # learning curves: colour, marker, line, size
   # the grid's settings for this method's cells (launch.sweep), e.g. STEP evaluates k = 2
   # only: config -> None, editing the config in place
   sweep_settings: Callable | None = None
@@ -46,8 +48,7 @@ class MethodInfo:
 
   def main_policy_of(self, names) -> str:
     """The main policy among a run's policy names."""
-    matches = sorted(n for n in names if n == self.main_policy or
-                     n.startswith(self.main_policy))
+    matches = sorted(n for n in names if n == self.main_policy or n.startswith(self.main_policy))
     if not matches:
       raise KeyError(f"no {self.name} policy ({self.main_policy}...) among {sorted(names)}")
     return matches[0]
@@ -61,6 +62,7 @@ def schedule_of(config) -> Schedule:
 @flax.struct.dataclass
 class TeacherState:
   """The teacher method's state, and all a distillation method reads of its teacher."""
+
   model: state_lib.TrainState  # params = {"encoder": ..., "unet": ...}
 
 
@@ -68,22 +70,23 @@ class TeacherState:
 class ModelState:
   """The state of a method that trains one {encoder, unet} pair from the demonstrations
   alone, no teacher (bc, meanflow, mip)."""
+
   model: state_lib.TrainState  # params = {"encoder": ..., "unet": ...}
 
 
 def init_model_state(config, nets, obs_shapes, rng) -> ModelState:
   """Fresh params for `nets` with the config's train.* optimiser (AdamW, cosine) and EMA."""
   t = config.train
-  tx = state_lib.make_optimizer(t.lr, t.steps, t.warmup_steps, t.weight_decay, *t.betas,
-                                grad_clip=t.grad_clip or None)
+  tx = state_lib.make_optimizer(
+    t.lr, t.steps, t.warmup_steps, t.weight_decay, *t.betas, grad_clip=t.grad_clip or None
+  )
   return ModelState(state_lib.create(None, nets.init(rng, obs_shapes), tx, ema=t.ema))
 
 
 def fit_step(config, state: ModelState, loss_fn):
   """One optimiser (and EMA) step of `loss_fn(params) -> (loss, metrics)`."""
   (loss, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.model.params)
-  model = state_lib.apply_update(state.model, grads, config.train.ema_power,
-                                 config.train.ema_max)
+  model = state_lib.apply_update(state.model, grads, config.train.ema_power, config.train.ema_max)
   return ModelState(model), {"loss": loss, **metrics}
 
 
@@ -112,8 +115,7 @@ def ddim_sampler(config, nets, num_steps: int | None = None, spacing: str | None
 
   def sample(unet_params, cond, rng, guide=None):
     x = jax.random.normal(rng, (cond.shape[0], nets.horizon, nets.action_dim))
-    return samplers.ddim_sample(schedule, nets.denoiser(unet_params, cond), x, ts, prev,
-                                guide)
+    return samplers.ddim_sample(schedule, nets.denoiser(unet_params, cond), x, ts, prev, guide)
 
   return sample, len(ts)
 
@@ -134,7 +136,7 @@ def ddim_baselines(config, nets, teacher_params, ks=(1, 2), spacings=("trailing"
   for k in ks:
     for spacing in spacings:
       sample, nfe = ddim_sampler(config, nets, k, spacing)
-      out[f"teacher_ddim{k}_{spacing}"] = PolicySpec(sample, teacher_params["encoder"],
-                                                     teacher_params["unet"], nfe,
-                                                     guidable=nfe > 1)
+      out[f"teacher_ddim{k}_{spacing}"] = PolicySpec(
+        sample, teacher_params["encoder"], teacher_params["unet"], nfe, guidable=nfe > 1
+      )
   return out

@@ -6,34 +6,49 @@ One step: a = clip(eps - u(eps, 0, 1)), `meanflow_1step`. The U-Net reads two ti
 runs the plain GroupNorm + Mish (jvp cannot pass the fused one). The equations, the papers,
 and what of MP1's release is not copied: docs/methods.md, "bc, MeanFlow, MIP".
 """
+
 from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
 
 from jaxpolicy.errors import ConfigError
-from jaxpolicy.methods.common import (MethodInfo, ModelState, fit_step, init_model_state,
-                                     policy_params)
+from jaxpolicy.methods.common import (
+  MethodInfo,
+  ModelState,
+  fit_step,
+  init_model_state,
+  policy_params,
+)
 from jaxpolicy.policy import PolicySpec
 
-INFO = MethodInfo(name="meanflow", label="MeanFlow (1 step)", main_policy="meanflow_1step",
-                  style=("tab:brown", "P", "-.", 6))
+INFO = MethodInfo(
+  name="meanflow",
+  label="MeanFlow (1 step)",
+  main_policy="meanflow_1step",
+  style=("tab:brown", "P", "-.", 6),
+)
 
 
 def check_config(config):
   m, model = config.meanflow, config.model
   if model.get("fused_norm", True) or model.get("time_inputs", 1) != 2:
-    raise ConfigError("MeanFlow needs model.fused_norm=False (jax.jvp cannot pass the fused "
-                      "GroupNorm + Mish) and model.time_inputs=2 (t and t - r), as "
-                      "configs/meanflow.py sets them")
+    raise ConfigError(
+      "MeanFlow needs model.fused_norm=False (jax.jvp cannot pass the fused "
+      "GroupNorm + Mish) and model.time_inputs=2 (t and t - r), as "
+      "configs/meanflow.py sets them"
+    )
   if not 0.0 <= m.ratio <= 1.0:
-    raise ConfigError(f"meanflow.ratio (the fraction of samples with r < t) must be in "
-                      f"[0, 1], got {m.ratio}")
+    raise ConfigError(
+      f"meanflow.ratio (the fraction of samples with r < t) must be in [0, 1], got {m.ratio}"
+    )
   if not m.time_sigma > 0:
     raise ConfigError(f"meanflow.time_sigma must be > 0, got {m.time_sigma}")
   if m.adaptive_p < 0 or not m.adaptive_c > 0:
-    raise ConfigError(f"meanflow.adaptive_p must be >= 0 and meanflow.adaptive_c > 0, got "
-                      f"{m.adaptive_p} and {m.adaptive_c}")
+    raise ConfigError(
+      f"meanflow.adaptive_p must be >= 0 and meanflow.adaptive_c > 0, got "
+      f"{m.adaptive_p} and {m.adaptive_c}"
+    )
 
 
 def init(config, nets, obs_shapes, rng, teacher_state=None) -> ModelState:
@@ -78,7 +93,7 @@ def loss(config, nets, params, batch, rng):
   cond = nets.encode(params["encoder"], batch["obs"])
   u, dudt = total_derivative(config, nets, params["unet"], cond, z, r, t, v)
   err = u - jax.lax.stop_gradient(target(v, dudt, t, r))
-  sq = jnp.mean(err ** 2, axis=(1, 2))
+  sq = jnp.mean(err**2, axis=(1, 2))
   w = jax.lax.stop_gradient(1.0 / (sq + m.adaptive_c) ** m.adaptive_p)
   return jnp.mean(w * sq), {"mse": jnp.mean(sq)}
 
@@ -89,11 +104,13 @@ def train_step(config, nets, state: ModelState, batch, rng):
 
 def one_step_sampler(config, nets):
   """(sample(unet_params, cond, rng) -> clip(eps - u(eps, 0, 1)), nfe = 1)."""
+
   def sample(unet_params, cond, rng):
     b = cond.shape[0]
     eps = jax.random.normal(rng, (b, nets.horizon, nets.action_dim))
     u = average_velocity(config, nets, unet_params, cond, eps, jnp.zeros((b,)), jnp.ones((b,)))
     return jnp.clip(eps - u, -1.0, 1.0)
+
   return sample, 1
 
 

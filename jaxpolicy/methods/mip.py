@@ -8,24 +8,32 @@ teacher), its time input tau * T (T = diffusion.num_train_timesteps):
 as the paper). Inference is deterministic: a = clip(f(f(0 | obs) at tau = t*)), NFE 2. This is
 the paper's form (its release's `mip_origin_loss`; the release's default drops the t* scale).
 """
+
 from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
 
 from jaxpolicy.errors import ConfigError
-from jaxpolicy.methods.common import (MethodInfo, ModelState, fit_step, init_model_state,
-                                     policy_params)
+from jaxpolicy.methods.common import (
+  MethodInfo,
+  ModelState,
+  fit_step,
+  init_model_state,
+  policy_params,
+)
 from jaxpolicy.policy import PolicySpec
 
-INFO = MethodInfo(name="mip", label="MIP (2 steps)", main_policy="mip_2step",
-                  style=("tab:olive", "*", "--", 7))
+INFO = MethodInfo(
+  name="mip", label="MIP (2 steps)", main_policy="mip_2step", style=("tab:olive", "*", "--", 7)
+)
 
 
 def check_config(config):
   if not 0.0 < config.mip.t_star < 1.0:
-    raise ConfigError(f"mip.t_star (the second step's time) must be in (0, 1), got "
-                      f"{config.mip.t_star}")
+    raise ConfigError(
+      f"mip.t_star (the second step's time) must be in (0, 1), got {config.mip.t_star}"
+    )
 
 
 def init(config, nets, obs_shapes, rng, teacher_state=None) -> ModelState:
@@ -59,9 +67,10 @@ def loss(config, nets, params, batch, rng):
   a = batch["action"]
   cond = nets.encode(params["encoder"], batch["obs"])
   noisy = second_step_input(config, a, rng)
-  first = jnp.mean((first_step(config, nets, params["unet"], cond) - ts * a) ** 2) / ts ** 2
-  second = jnp.mean((second_step(config, nets, params["unet"], cond, noisy) - a) ** 2) \
-      / (1 - ts) ** 2
+  first = jnp.mean((first_step(config, nets, params["unet"], cond) - ts * a) ** 2) / ts**2
+  second = (
+    jnp.mean((second_step(config, nets, params["unet"], cond, noisy) - a) ** 2) / (1 - ts) ** 2
+  )
   return first + second, {"loss_first": first, "loss_second": second}
 
 
@@ -71,10 +80,12 @@ def train_step(config, nets, state: ModelState, batch, rng):
 
 def two_step_sampler(config, nets):
   """(sample(unet_params, cond, rng) -> clipped chunk, nfe = 2); deterministic."""
+
   def sample(unet_params, cond, rng):
     del rng
     x = first_step(config, nets, unet_params, cond)
     return jnp.clip(second_step(config, nets, unet_params, cond, x), -1.0, 1.0)
+
   return sample, 2
 
 

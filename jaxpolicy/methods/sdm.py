@@ -8,6 +8,7 @@ constant timestep T, moved along D's and P's difference every `sdm.gen_every`-th
 Evaluation: one step, `sdm_1step`. The step's equations and where it differs from the
 released code: docs/methods.md, "SDM".
 """
+
 from __future__ import annotations
 
 import flax.struct
@@ -18,32 +19,46 @@ from jaxpolicy.diffusion import losses, samplers
 from jaxpolicy.diffusion.schedule import timesteps
 from jaxpolicy.errors import ConfigError
 from jaxpolicy.methods import state as state_lib
-from jaxpolicy.methods.common import (MethodInfo, ddim_sampler, policy_params, schedule_of,
-                                      teacher_params)
+from jaxpolicy.methods.common import (
+  MethodInfo,
+  ddim_sampler,
+  policy_params,
+  schedule_of,
+  teacher_params,
+)
 from jaxpolicy.policy import PolicySpec
+
 
 def _torch_reference(config, name):
   return ("one_step", config.diffusion.num_train_timesteps) if name == "sdm_1step" else None
 
 
-INFO = MethodInfo(name="sdm", label="SDM (1 step)", main_policy="sdm_1step", needs_teacher=True,
-                  style=("tab:green", "^", "-.", 6), torch_reference=_torch_reference)
+INFO = MethodInfo(
+  name="sdm",
+  label="SDM (1 step)",
+  main_policy="sdm_1step",
+  needs_teacher=True,
+  style=("tab:green", "^", "-.", 6),
+  torch_reference=_torch_reference,
+)
 
 
 @flax.struct.dataclass
 class SDMState:
-  gen: state_lib.TrainState     # G: U-Net params (+ EMA)
-  fake: state_lib.TrainState    # D: U-Net params
-  real: dict                    # P: frozen teacher U-Net params
-  encoder: dict                 # frozen teacher encoder params
-  step: jax.Array               # SDM steps taken (D updates)
+  gen: state_lib.TrainState  # G: U-Net params (+ EMA)
+  fake: state_lib.TrainState  # D: U-Net params
+  real: dict  # P: frozen teacher U-Net params
+  encoder: dict  # frozen teacher encoder params
+  step: jax.Array  # SDM steps taken (D updates)
 
 
 def check_config(config):
   s = config.sdm
   if config.diffusion.prediction_type != "sample":
-    raise ConfigError("SDM's generator outputs the action chunk directly; it needs "
-                      "diffusion.prediction_type='sample'")
+    raise ConfigError(
+      "SDM's generator outputs the action chunk directly; it needs "
+      "diffusion.prediction_type='sample'"
+    )
   if s.normalizer not in ("dmd", "anchor"):
     raise ConfigError(f"sdm.normalizer must be 'dmd' or 'anchor', got {s.normalizer!r}")
   if s.t_mode not in ("grid", "uniform"):
@@ -59,8 +74,9 @@ def check_config(config):
 
 def _optimizer(config, lr, updates):
   s = config.sdm
-  return state_lib.make_optimizer(lr, updates, s.warmup_steps, s.weight_decay, *s.betas,
-                                  grad_clip=s.grad_clip)
+  return state_lib.make_optimizer(
+    lr, updates, s.warmup_steps, s.weight_decay, *s.betas, grad_clip=s.grad_clip
+  )
 
 
 def init(config, nets, obs_shapes, rng, teacher_state) -> SDMState:
@@ -68,20 +84,29 @@ def init(config, nets, obs_shapes, rng, teacher_state) -> SDMState:
   s = config.sdm
   tparams = teacher_params(teacher_state, use_ema=s.init == "ema")
   steps = config.train.steps
-  gen = state_lib.create(None, state_lib.copy(tparams["unet"]),
-                         _optimizer(config, s.gen_lr, -(-steps // s.gen_every)), ema=config.train.ema)
-  fake = state_lib.create(None, state_lib.copy(tparams["unet"]), _optimizer(config, s.fake_lr, steps),
-                          ema=False)
-  return SDMState(gen=gen, fake=fake, real=state_lib.copy(tparams["unet"]),
-                  encoder=state_lib.copy(tparams["encoder"]), step=jnp.zeros((), jnp.int32))
+  gen = state_lib.create(
+    None,
+    state_lib.copy(tparams["unet"]),
+    _optimizer(config, s.gen_lr, -(-steps // s.gen_every)),
+    ema=config.train.ema,
+  )
+  fake = state_lib.create(
+    None, state_lib.copy(tparams["unet"]), _optimizer(config, s.fake_lr, steps), ema=False
+  )
+  return SDMState(
+    gen=gen,
+    fake=fake,
+    real=state_lib.copy(tparams["unet"]),
+    encoder=state_lib.copy(tparams["encoder"]),
+    step=jnp.zeros((), jnp.int32),
+  )
 
 
 def sample_t(config, rng, batch: int):
   """Timesteps for the distribution-matching and fake-score losses."""
   s = config.sdm
   if s.t_mode == "grid":  # the anchor's {9, 19, ..., 99} for 10 steps on T = 100
-    grid = jnp.asarray(timesteps(config.diffusion.num_train_timesteps, s.t_grid_steps,
-                                 "trailing"))
+    grid = jnp.asarray(timesteps(config.diffusion.num_train_timesteps, s.t_grid_steps, "trailing"))
     return grid[jax.random.randint(rng, (batch,), 0, grid.shape[0])]
   return jax.random.randint(rng, (batch,), s.t_min, s.t_max + 1)
 
@@ -126,7 +151,8 @@ def fake_loss(config, nets, fake_params, cond, x, rng):
   k_t, k_l = jax.random.split(rng)
   t = sample_t(config, k_t, x.shape[0])
   return config.sdm.gamma * losses.denoising_loss(
-      schedule, nets.denoiser(fake_params, cond), jax.lax.stop_gradient(x), k_l, t)
+    schedule, nets.denoiser(fake_params, cond), jax.lax.stop_gradient(x), k_l, t
+  )
 
 
 def train_step(config, nets, state: SDMState, batch, rng):
@@ -137,7 +163,8 @@ def train_step(config, nets, state: SDMState, batch, rng):
 
   def update_gen(gen):
     (loss, _), grads = jax.value_and_grad(generator_loss, argnums=2, has_aux=True)(
-        config, nets, gen.params, state.real, state.fake.params, cond, z, k_g)
+      config, nets, gen.params, state.real, state.fake.params, cond, z, k_g
+    )
     return state_lib.apply_update(gen, grads, config.train.ema_power, config.train.ema_max), loss
 
   def skip_gen(gen):
@@ -145,8 +172,9 @@ def train_step(config, nets, state: SDMState, batch, rng):
 
   gen, loss_g = jax.lax.cond(state.step % s.gen_every == 0, update_gen, skip_gen, state.gen)
   x = generate(config, nets, gen.params, cond, z)
-  loss_d, grads_d = jax.value_and_grad(fake_loss, argnums=2)(config, nets, state.fake.params,
-                                                              cond, x, k_d)
+  loss_d, grads_d = jax.value_and_grad(fake_loss, argnums=2)(
+    config, nets, state.fake.params, cond, x, k_d
+  )
   fake = state.fake.apply_gradients(grads=grads_d)
   new = state.replace(gen=gen, fake=fake, step=state.step + 1)
   updated = (state.step % s.gen_every == 0).astype(jnp.float32)
@@ -155,9 +183,11 @@ def train_step(config, nets, state: SDMState, batch, rng):
 
 def one_step_sampler(config, nets):
   """True one-step inference: a = clip(G(z, T)). NFE = 1."""
+
   def sample(gen_params, cond, rng):
     z = jax.random.normal(rng, (cond.shape[0], nets.horizon, nets.action_dim))
     return jnp.clip(generate(config, nets, gen_params, cond, z), -1.0, 1.0)
+
   return sample, 1
 
 

@@ -1,4 +1,5 @@
 """TrainState with EMA weights, optimisers and the diffusers-style EMA decay."""
+
 from __future__ import annotations
 
 from typing import Any, Callable, NamedTuple
@@ -11,19 +12,28 @@ from flax.training import train_state
 
 class TrainState(train_state.TrainState):
   """flax TrainState plus an EMA copy of the params (None when EMA is off)."""
+
   ema_params: Any = None
 
 
 class Scheduled(NamedTuple):
   """An optax transformation that also gives its learning rate at each of its update counts
   (the run's logs read it: `learning_rates`)."""
+
   init: Callable
   update: Callable
   schedule: Callable
 
 
-def make_optimizer(lr: float, total_steps: int, warmup_steps: int, weight_decay: float,
-                   b1: float = 0.95, b2: float = 0.999, grad_clip: float | None = None):
+def make_optimizer(
+  lr: float,
+  total_steps: int,
+  warmup_steps: int,
+  weight_decay: float,
+  b1: float = 0.95,
+  b2: float = 0.999,
+  grad_clip: float | None = None,
+):
   """AdamW with linear warm-up then cosine decay to 0 (diffusers' 'cosine' scheduler).
 
   The schedule advances with this optimiser's own update count.
@@ -77,6 +87,9 @@ def apply_update(state: TrainState, grads, ema_power: float = 0.75, ema_max: flo
   """Optimiser step, then the EMA with the decay for the new step count."""
   state = state.apply_gradients(grads=grads)
   if state.ema_params is not None:
-    state = state.replace(ema_params=update_ema(
-        state.ema_params, state.params, ema_decay(state.step, ema_power, ema_max)))
+    state = state.replace(
+      ema_params=update_ema(
+        state.ema_params, state.params, ema_decay(state.step, ema_power, ema_max)
+      )
+    )
   return state

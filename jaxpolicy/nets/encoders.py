@@ -1,4 +1,5 @@
 """Observation encoders: one frame -> feature vector. Frames are flattened by the caller."""
+
 from __future__ import annotations
 
 import contextlib
@@ -14,6 +15,7 @@ from jaxpolicy.nets.kernels import mish
 
 class StateEncoder(nn.Module):
   """MLP for one low-dimensional observation (MetaWorld's 39-d state, or a robot's own)."""
+
   hidden_dims: Sequence[int] = (256,)
   out_dim: int = 64
   key: str = "full_state"
@@ -129,8 +131,11 @@ def selected_first(idx, points: int):
   # each selected row's place among them: a log-depth scan (`jnp.cumsum` lowers to a
   # reduce-window quadratic in the rows on CPU), then the rows scattered to their places
   rank = jax.lax.associative_scan(jnp.add, flat.astype(jnp.int32)) - 1
-  order = jnp.zeros(rows, jnp.int32).at[jnp.where(flat, rank, rows)].set(
-      jnp.arange(rows, dtype=jnp.int32), mode="drop", unique_indices=True)
+  order = (
+    jnp.zeros(rows, jnp.int32)
+    .at[jnp.where(flat, rank, rows)]
+    .set(jnp.arange(rows, dtype=jnp.int32), mode="drop", unique_indices=True)
+  )
   return mask, order, rank.reshape(frames, points)[jnp.arange(frames)[:, None], idx]
 
 
@@ -167,9 +172,9 @@ def _pointnet_max_bwd(point_dims, residuals, g):
   x, idx, g = x.reshape(-1, points, cin), idx.reshape(-1, channels), g.reshape(-1, channels)
   sizes, branch, order, pos = _gather_size(idx, points)
   grad = functools.partial(selected_gradient, point_dims, params, x, idx, order, pos)
-  if _COUNTING_SIZE is not None:   # tracing for a FLOP count: one size, no switch
+  if _COUNTING_SIZE is not None:  # tracing for a FLOP count: one size, no switch
     grads = grad(min(round(_COUNTING_SIZE * x.shape[0]), sizes[-1]), g)
-  else:   # (under vmap the switch becomes a select that runs every size: correct, not faster)
+  else:  # (under vmap the switch becomes a select that runs every size: correct, not faster)
     grads = jax.lax.switch(branch, [functools.partial(grad, k) for k in sizes], g)
   return grads[0], grads[1].reshape(lead + (points, cin))
 
@@ -221,6 +226,7 @@ class DP3Encoder(nn.Module):
   obs["point_cloud"]: (B, P, 3 or 6) normalised points (only xyz is used unless
   `use_color`); obs["agent_pos"]: (B, 9).
   """
+
   out_dim: int = 64
   point_dims: Sequence[int] = (64, 128, 256)
   state_dims: Sequence[int] = (64, 64)
@@ -230,9 +236,8 @@ class DP3Encoder(nn.Module):
   def __call__(self, obs):
     x = obs["point_cloud"]
     x = x if self.use_color else x[..., :3]
-    names = [f"point_{kind}{i}" for i in range(len(self.point_dims))
-             for kind in ("dense", "norm")]
-    if self.is_initializing():   # the per-point layers' parameters, made on one point
+    names = [f"point_{kind}{i}" for i in range(len(self.point_dims)) for kind in ("dense", "norm")]
+    if self.is_initializing():  # the per-point layers' parameters, made on one point
       h = x[..., :1, :]
       for i, dim in enumerate(self.point_dims):
         h = nn.Dense(dim, name=f"point_dense{i}")(h)

@@ -5,6 +5,7 @@ their live taps, dots with output-major weights (the weight as the dot's left op
 timestep embedding. Each is tested against float64 numpy or PyTorch (tests/test_unet.py);
 docs/speed.md says what each bought.
 """
+
 from __future__ import annotations
 
 import functools
@@ -36,7 +37,7 @@ def _mish_jvp(primals, tangents):
 
 
 def _mish_and_slope(x):
-  half = x.dtype == jnp.float16   # e (e + 2) would overflow float16: compute in float32
+  half = x.dtype == jnp.float16  # e (e + 2) would overflow float16: compute in float32
   z = x.astype(jnp.float32) if half else x
   linear = z > _MISH_LINEAR_FROM
   e = jnp.exp(jnp.minimum(z, _MISH_LINEAR_FROM))
@@ -107,8 +108,9 @@ def live_taps(length: int, kernel_size: int, stride: int = 1) -> tuple[int, int]
   """[lo, hi) range of kernel taps that touch real input for a 'same'-padded conv."""
   pad = kernel_size // 2
   out_len = (length + 2 * pad - kernel_size) // stride + 1
-  used = [j for j in range(kernel_size)
-          if any(0 <= stride * i + j - pad < length for i in range(out_len))]
+  used = [
+    j for j in range(kernel_size) if any(0 <= stride * i + j - pad < length for i in range(out_len))
+  ]
   return min(used), max(used) + 1
 
 
@@ -137,19 +139,22 @@ def _dot_out_major(x, kernel_nk):
   lead = x.shape[:-1]
   static = all(isinstance(d, int) for d in lead)
   if static and math.prod(lead) > FEW_ROWS_MAX:
-    y = jax.lax.dot_general(x, kernel_nk, (((x.ndim - 1,), (1,)), ((), ())),
-                            preferred_element_type=pref)
+    y = jax.lax.dot_general(
+      x, kernel_nk, (((x.ndim - 1,), (1,)), ((), ())), preferred_element_type=pref
+    )
     return y.astype(x.dtype)
   pad = bf16 and not (static and math.prod(lead) > 1)
-  if pad:   # one row (or a symbolic count): a zero row beside it, dropped after the dot
+  if pad:  # one row (or a symbolic count): a zero row beside it, dropped after the dot
     rows = x.reshape(-1, x.shape[-1])
     x2 = jnp.concatenate([rows, jnp.zeros_like(rows[:1])], axis=0)
-    y = jax.lax.dot_general(kernel_nk, x2, (((1,), (1,)), ((), ())),
-                            preferred_element_type=pref)               # (N, rows + 1)
+    y = jax.lax.dot_general(
+      kernel_nk, x2, (((1,), (1,)), ((), ())), preferred_element_type=pref
+    )  # (N, rows + 1)
     y = jax.lax.optimization_barrier(y)[:, :-1]
     return y.T.reshape(*lead, kernel_nk.shape[0]).astype(x.dtype)
-  y = jax.lax.dot_general(kernel_nk, x, (((1,), (x.ndim - 1,)), ((), ())),
-                          preferred_element_type=pref)                   # (N, ...)
+  y = jax.lax.dot_general(
+    kernel_nk, x, (((1,), (x.ndim - 1,)), ((), ())), preferred_element_type=pref
+  )  # (N, ...)
   return jnp.moveaxis(jax.lax.optimization_barrier(y), 0, -1).astype(x.dtype)
 
 
@@ -166,16 +171,20 @@ def _conv_im2col(x, kernel, full_k: int, stride: int = 1, out_major: bool = Fals
   if kernel.shape[tap_axis] == full_k:
     kernel = jax.lax.slice_in_dim(kernel, lo, hi, axis=tap_axis)
   elif kernel.shape[tap_axis] != hi - lo:
-    raise ValueError(f"kernel has {kernel.shape[tap_axis]} taps; expected {full_k} or the "
-                     f"{hi - lo} live taps for length {length}")
+    raise ValueError(
+      f"kernel has {kernel.shape[tap_axis]} taps; expected {full_k} or the "
+      f"{hi - lo} live taps for length {length}"
+    )
   pad = full_k // 2
   out_len = (length + 2 * pad - full_k) // stride + 1
   # tap j reads x[stride * i + j - pad]; pad just enough for the live taps.
   left = max(0, pad - lo)
   right = max(0, stride * (out_len - 1) + (hi - 1) - pad - (length - 1))
   xp = jnp.pad(x, ((0, 0), (left, right), (0, 0)))
-  cols = [xp[:, j - pad + left: j - pad + left + stride * (out_len - 1) + 1: stride]
-          for j in range(lo, hi)]
+  cols = [
+    xp[:, j - pad + left : j - pad + left + stride * (out_len - 1) + 1 : stride]
+    for j in range(lo, hi)
+  ]
   patches = jnp.concatenate(cols, axis=-1) if len(cols) > 1 else cols[0]
   if out_major:
     return _dot_out_major(patches, kernel.reshape(kernel.shape[0], -1))
@@ -200,7 +209,7 @@ def _interleave_taps(z):
   if taps == 2:
     even, odd = z[0], z[1]
   else:
-    zp = jnp.pad(z, ((0, 0), (0, 0), (1, 1), (0, 0)))   # zp[:, :, m + 1] = z[:, :, m]
+    zp = jnp.pad(z, ((0, 0), (0, 0), (1, 1), (0, 0)))  # zp[:, :, m + 1] = z[:, :, m]
     even, odd = z[1] + zp[3, :, :L], zp[0, :, 2:] + z[2]
   return jnp.stack([even, odd], axis=2).reshape(B, 2 * L, -1)
 
@@ -213,7 +222,7 @@ def _upsample_pairs(x, kernel):
     even, odd = x @ kernel[0], x @ kernel[1]
   else:
     xp = jnp.pad(x, ((0, 0), (1, 1), (0, 0)))
-    prev, cur, nxt = xp[:, :L], xp[:, 1:L + 1], xp[:, 2:]
+    prev, cur, nxt = xp[:, :L], xp[:, 1 : L + 1], xp[:, 2:]
     even = jnp.concatenate([cur, prev], -1) @ jnp.concatenate([kernel[1], kernel[3]], 0)
     odd = jnp.concatenate([nxt, cur], -1) @ jnp.concatenate([kernel[0], kernel[2]], 0)
   return jnp.stack([even, odd], axis=2).reshape(B, 2 * L, -1)
@@ -230,7 +239,7 @@ def _upsample_out_major(x, kernel_nk):
   from one 2-D dot against the (taps * Cout, Cin) weights, read where they lie."""
   B, L, _ = x.shape
   taps, cout = kernel_nk.shape[:2]
-  z = _dot_out_major(x, kernel_nk.reshape(taps * cout, -1))       # (B, L, taps * Cout)
+  z = _dot_out_major(x, kernel_nk.reshape(taps * cout, -1))  # (B, L, taps * Cout)
   z = jnp.moveaxis(z.reshape(B, L, taps, cout), 2, 0)
   return _interleave_taps(z)
 
@@ -239,8 +248,9 @@ def conv_transpose_s2(x, kernel, out_major: bool = False):
   """(B, L, Cin) -> (B, 2L, Cout) for a (4 or live 2, Cin, Cout) kernel, or a (taps, Cout,
   Cin) one when `out_major` (`inference_layout`; inference, so the batched form)."""
   if kernel.shape[0] not in (2, 4):
-    raise ValueError(f"upsample kernel has {kernel.shape[0]} taps; expected 4 or the 2 "
-                     "live at length 1")
+    raise ValueError(
+      f"upsample kernel has {kernel.shape[0]} taps; expected 4 or the 2 live at length 1"
+    )
   if out_major:
     return _upsample_out_major(x, kernel)
   batch = x.shape[0]

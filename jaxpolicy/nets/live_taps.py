@@ -4,6 +4,7 @@ shapes alone, so policies prune the kernels once (`prune_params`) and the traini
 steps a state split to its live taps (`LiveTaps`): the same function and gradients;
 checkpoints keep full, PyTorch-shaped kernels.
 """
+
 from __future__ import annotations
 
 from typing import Sequence
@@ -17,14 +18,15 @@ from jaxpolicy.nets.kernels import live_taps
 Path = tuple  # keys from the U-Net's "params" dict down to a kernel
 
 
-def live_tap_ranges(horizon: int, down_dims: Sequence[int], kernel_size: int = 5
-                    ) -> dict[Path, tuple[int, int, int]]:
+def live_tap_ranges(
+  horizon: int, down_dims: Sequence[int], kernel_size: int = 5
+) -> dict[Path, tuple[int, int, int]]:
   """{path of a kernel in the U-Net's params: (lo, hi, k)}: taps [lo, hi) of its k are live.
 
   Only kernels with dead taps are listed. Depends on the static shapes alone.
   """
   n = len(down_dims)
-  lengths = [horizon // (2 ** i) for i in range(n)]   # sequence length per level
+  lengths = [horizon // (2**i) for i in range(n)]  # sequence length per level
   out = {}
 
   def add(path, lo_hi, k):
@@ -46,7 +48,7 @@ def live_tap_ranges(horizon: int, down_dims: Sequence[int], kernel_size: int = 5
     length = lengths[n - 1 - i]
     for r in ("res0", "res1"):
       block(f"up{i}_{r}", length)
-    if length == 1:   # ConvTranspose1d(4, stride 2, padding 1) from length 1: taps 1 and 2
+    if length == 1:  # ConvTranspose1d(4, stride 2, padding 1) from length 1: taps 1 and 2
       add((f"up{i}_upsample", "kernel"), (1, 3), 4)
   add(("final_block", "conv", "kernel"), live_taps(horizon, kernel_size), kernel_size)
   return out
@@ -74,10 +76,12 @@ class LiveTaps:
   def _range(self, path, leaf):
     names = _key_names(path)
     for p, (lo, hi, k) in self.ranges.items():
-      if names[-len(p):] == p:
+      if names[-len(p) :] == p:
         if leaf.shape[0] != k:
-          raise ValueError(f"{jax.tree_util.keystr(path)} has {leaf.shape[0]} taps, expected "
-                           f"the full kernel's {k}: is this state already split?")
+          raise ValueError(
+            f"{jax.tree_util.keystr(path)} has {leaf.shape[0]} taps, expected "
+            f"the full kernel's {k}: is this state already split?"
+          )
         return lo, hi
     return None
 
@@ -89,8 +93,8 @@ class LiveTaps:
       r = self._range(path, leaf) if getattr(leaf, "ndim", 0) == 3 else None
       if r is None:
         return leaf
-      dead[jax.tree_util.keystr(path)] = (leaf[:r[0]], leaf[r[1]:])
-      return leaf[r[0]:r[1]]
+      dead[jax.tree_util.keystr(path)] = (leaf[: r[0]], leaf[r[1] :])
+      return leaf[r[0] : r[1]]
 
     return jax.tree_util.tree_map_with_path(cut, tree), dead
 
@@ -98,6 +102,7 @@ class LiveTaps:
     def paste(path, leaf):
       d = dead.get(jax.tree_util.keystr(path))
       return leaf if d is None else jnp.concatenate([d[0], leaf, d[1]], axis=0)
+
     return jax.tree_util.tree_map_with_path(paste, live)
 
 

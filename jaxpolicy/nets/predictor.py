@@ -9,6 +9,7 @@ in "residual" mode that output is added to the previous chunk *shifted* by `shif
 its position p + shift is the same env step as the new chunk's p (the last action is
 repeated for the positions the previous chunk does not reach).
 """
+
 from __future__ import annotations
 
 import flax.linen as nn
@@ -25,12 +26,14 @@ class Block(nn.Module):
   @nn.compact
   def __call__(self, q, ctx):
     h = nn.LayerNorm(name="ln_self")(q)
-    q = q + nn.MultiHeadDotProductAttention(self.heads, qkv_features=self.dim,
-                                            name="self_attn")(h, h)
+    q = q + nn.MultiHeadDotProductAttention(self.heads, qkv_features=self.dim, name="self_attn")(
+      h, h
+    )
     h = nn.LayerNorm(name="ln_cross")(q)
     c = nn.LayerNorm(name="ln_ctx")(ctx)
-    q = q + nn.MultiHeadDotProductAttention(self.heads, qkv_features=self.dim,
-                                            name="cross_attn")(h, c)
+    q = q + nn.MultiHeadDotProductAttention(self.heads, qkv_features=self.dim, name="cross_attn")(
+      h, c
+    )
     h = nn.LayerNorm(name="ln_mlp")(q)
     h = nn.Dense(self.mlp_dim, name="mlp0")(h)
     return q + nn.Dense(self.dim, name="mlp1")(nn.gelu(h))
@@ -38,6 +41,7 @@ class Block(nn.Module):
 
 class Predictor(nn.Module):
   """obs_tokens (B, n_obs, F), prev_chunk (B, H, A) normalised -> chunk (B, H, A)."""
+
   action_dim: int
   dim: int = 128
   heads: int = 4

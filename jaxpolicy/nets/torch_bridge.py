@@ -7,6 +7,7 @@ architecture from the shapes (`unet_config_from_torch`); `unet_params_to_torch` 
 image encoder. The name mapping and what cannot be imported: docs/design.md, "The PyTorch
 bridge"; torchvision weights: docs/cameras.md, "torchvision weights".
 """
+
 from __future__ import annotations
 
 import re
@@ -32,22 +33,32 @@ def _to_numpy(value) -> np.ndarray:
 
 # --- the layout: torch module name -> (kind, flax path, torch weight shape) -------------
 
+
 def _res_block(layout, torch_name, flax_name, cin, cout, cond_dim, k):
-  layout.append((f"{torch_name}.blocks.0.block.0", "conv", (flax_name, "block0", "conv"),
-                 (cout, cin, k)))
+  layout.append(
+    (f"{torch_name}.blocks.0.block.0", "conv", (flax_name, "block0", "conv"), (cout, cin, k))
+  )
   layout.append((f"{torch_name}.blocks.0.block.1", "norm", (flax_name, "block0", "norm"), (cout,)))
-  layout.append((f"{torch_name}.blocks.1.block.0", "conv", (flax_name, "block1", "conv"),
-                 (cout, cout, k)))
+  layout.append(
+    (f"{torch_name}.blocks.1.block.0", "conv", (flax_name, "block1", "conv"), (cout, cout, k))
+  )
   layout.append((f"{torch_name}.blocks.1.block.1", "norm", (flax_name, "block1", "norm"), (cout,)))
-  layout.append((f"{torch_name}.cond_encoder.1", "linear", (flax_name, "cond_encoder"),
-                 (2 * cout, cond_dim)))
+  layout.append(
+    (f"{torch_name}.cond_encoder.1", "linear", (flax_name, "cond_encoder"), (2 * cout, cond_dim))
+  )
   if cin != cout:
-    layout.append((f"{torch_name}.residual_conv", "conv", (flax_name, "residual_conv"),
-                   (cout, cin, 1)))
+    layout.append(
+      (f"{torch_name}.residual_conv", "conv", (flax_name, "residual_conv"), (cout, cin, 1))
+    )
 
 
-def unet_layout(input_dim: int, global_cond_dim: int, down_dims: Sequence[int],
-                kernel_size: int = 5, step_embed_dim: int = 128):
+def unet_layout(
+  input_dim: int,
+  global_cond_dim: int,
+  down_dims: Sequence[int],
+  kernel_size: int = 5,
+  step_embed_dim: int = 128,
+):
   """[(torch module name, kind, flax path, torch weight shape)] of one FiLM U-Net.
 
   kind is 'linear', 'conv', 'conv_transpose' or 'norm'; every module has a weight and a
@@ -57,15 +68,16 @@ def unet_layout(input_dim: int, global_cond_dim: int, down_dims: Sequence[int],
   cond_dim = d + global_cond_dim
   dims = [input_dim] + list(down_dims)
   n = len(down_dims)
-  layout = [("diffusion_step_encoder.1", "linear", ("step_mlp0",), (4 * d, d)),
-            ("diffusion_step_encoder.3", "linear", ("step_mlp1",), (d, 4 * d))]
+  layout = [
+    ("diffusion_step_encoder.1", "linear", ("step_mlp0",), (4 * d, d)),
+    ("diffusion_step_encoder.3", "linear", ("step_mlp1",), (d, 4 * d)),
+  ]
   for i in range(n):
     cin, cout = dims[i], dims[i + 1]
     _res_block(layout, f"down_modules.{i}.0", f"down{i}_res0", cin, cout, cond_dim, k)
     _res_block(layout, f"down_modules.{i}.1", f"down{i}_res1", cout, cout, cond_dim, k)
     if i < n - 1:
-      layout.append((f"down_modules.{i}.2.conv", "conv", (f"down{i}_downsample",),
-                     (cout, cout, 3)))
+      layout.append((f"down_modules.{i}.2.conv", "conv", (f"down{i}_downsample",), (cout, cout, 3)))
   for j in range(2):
     _res_block(layout, f"mid_modules.{j}", f"mid{j}", dims[-1], dims[-1], cond_dim, k)
   # up level i joins the deeper output (dims[n - i]) with the skip of the same width
@@ -73,10 +85,10 @@ def unet_layout(input_dim: int, global_cond_dim: int, down_dims: Sequence[int],
     deep, out = dims[n - i], dims[n - 1 - i]
     _res_block(layout, f"up_modules.{i}.0", f"up{i}_res0", 2 * deep, out, cond_dim, k)
     _res_block(layout, f"up_modules.{i}.1", f"up{i}_res1", out, out, cond_dim, k)
-    layout.append((f"up_modules.{i}.2.conv", "conv_transpose", (f"up{i}_upsample",),
-                   (out, out, 4)))
-  layout.append(("final_conv.0.block.0", "conv", ("final_block", "conv"),
-                 (down_dims[0], down_dims[0], k)))
+    layout.append((f"up_modules.{i}.2.conv", "conv_transpose", (f"up{i}_upsample",), (out, out, 4)))
+  layout.append(
+    ("final_conv.0.block.0", "conv", ("final_block", "conv"), (down_dims[0], down_dims[0], k))
+  )
   layout.append(("final_conv.0.block.1", "norm", ("final_block", "norm"), (down_dims[0],)))
   layout.append(("final_conv.1", "conv", ("final_conv",), (input_dim, down_dims[0], 1)))
   return layout
@@ -86,12 +98,18 @@ def _bias_shape(kind, wshape):
   return (wshape[1],) if kind == "conv_transpose" else (wshape[0],)
 
 
-def torch_shapes(input_dim: int, global_cond_dim: int, down_dims: Sequence[int],
-                 kernel_size: int = 5, step_embed_dim: int = 128) -> dict[str, tuple]:
+def torch_shapes(
+  input_dim: int,
+  global_cond_dim: int,
+  down_dims: Sequence[int],
+  kernel_size: int = 5,
+  step_embed_dim: int = 128,
+) -> dict[str, tuple]:
   """{parameter name: shape} of the PyTorch state dict of this architecture."""
   out = {}
-  for name, kind, _, wshape in unet_layout(input_dim, global_cond_dim, down_dims, kernel_size,
-                                           step_embed_dim):
+  for name, kind, _, wshape in unet_layout(
+    input_dim, global_cond_dim, down_dims, kernel_size, step_embed_dim
+  ):
     out[f"{name}.weight"] = tuple(wshape)
     out[f"{name}.bias"] = _bias_shape(kind, wshape)
   return out
@@ -99,25 +117,32 @@ def torch_shapes(input_dim: int, global_cond_dim: int, down_dims: Sequence[int],
 
 # --- reading the architecture from a state dict ------------------------------------------
 
+
 def _hints(names) -> list[str]:
   names = list(names)
   hints = []
   if any(".cond_encoder.query_proj" in n or ".cond_encoder.key_proj" in n for n in names):
-    hints.append("the state dict uses DP3's cross-attention conditioning; jaxpolicy's U-Net "
-                 "implements FiLM (condition_type='film') only")
+    hints.append(
+      "the state dict uses DP3's cross-attention conditioning; jaxpolicy's U-Net "
+      "implements FiLM (condition_type='film') only"
+    )
   if any(n.endswith(".cond_encoder.3.weight") for n in names):
-    hints.append("the state dict uses DP3's 'mlp_film' conditioning; jaxpolicy's U-Net "
-                 "implements FiLM with one Linear (condition_type='film') only")
+    hints.append(
+      "the state dict uses DP3's 'mlp_film' conditioning; jaxpolicy's U-Net "
+      "implements FiLM with one Linear (condition_type='film') only"
+    )
   if any(n.startswith("local_cond_encoder.") for n in names):
-    hints.append("the state dict has a local_cond_encoder (local conditioning), which "
-                 "jaxpolicy's U-Net does not implement")
+    hints.append(
+      "the state dict has a local_cond_encoder (local conditioning), which "
+      "jaxpolicy's U-Net does not implement"
+    )
   return hints
 
 
 def _suggest_prefix(names) -> str | None:
   for n in names:
     if n.endswith("diffusion_step_encoder.1.weight") and n != "diffusion_step_encoder.1.weight":
-      return n[:-len("diffusion_step_encoder.1.weight")]
+      return n[: -len("diffusion_step_encoder.1.weight")]
   return None
 
 
@@ -131,7 +156,7 @@ def _first_dim(sd, names):
 def _strip_prefix(state_dict: Mapping[str, Any], prefix: str) -> dict[str, Any]:
   if not prefix:
     return dict(state_dict)
-  return {k[len(prefix):]: v for k, v in state_dict.items() if k.startswith(prefix)}
+  return {k[len(prefix) :]: v for k, v in state_dict.items() if k.startswith(prefix)}
 
 
 def unet_config_from_torch(state_dict: Mapping[str, Any], prefix: str = "") -> dict:
@@ -142,12 +167,16 @@ def unet_config_from_torch(state_dict: Mapping[str, Any], prefix: str = "") -> d
   """
   sd = _strip_prefix(state_dict, prefix)
   shape = lambda n: tuple(np.shape(sd[n]))
-  anchors = ["diffusion_step_encoder.1.weight", "down_modules.0.0.blocks.0.block.0.weight",
-             "down_modules.0.0.cond_encoder.1.weight"]
+  anchors = [
+    "diffusion_step_encoder.1.weight",
+    "down_modules.0.0.blocks.0.block.0.weight",
+    "down_modules.0.0.cond_encoder.1.weight",
+  ]
   missing = [a for a in anchors if a not in sd]
   if missing:
-    msg = (f"not a ConditionalUnet1D state dict: missing {', '.join(missing)}"
-           + (f" (under prefix {prefix!r})" if prefix else ""))
+    msg = f"not a ConditionalUnet1D state dict: missing {', '.join(missing)}" + (
+      f" (under prefix {prefix!r})" if prefix else ""
+    )
     guess = _suggest_prefix(state_dict)
     if guess is not None and guess != prefix:
       msg += f"; its U-Net parameters start with {guess!r}: pass prefix={guess!r}"
@@ -157,18 +186,29 @@ def unet_config_from_torch(state_dict: Mapping[str, Any], prefix: str = "") -> d
     raise TorchBridgeError(msg)
   w = shape("diffusion_step_encoder.1.weight")
   if len(w) != 2 or w[0] != 4 * w[1]:
-    raise TorchBridgeError(f"diffusion_step_encoder.1.weight has shape {w}; expected "
-                           f"(4 * d, d) for a step-embedding size d")
+    raise TorchBridgeError(
+      f"diffusion_step_encoder.1.weight has shape {w}; expected "
+      f"(4 * d, d) for a step-embedding size d"
+    )
   d = w[1]
-  levels = 1 + max(int(m.group(1)) for m in map(re.compile(r"down_modules\.(\d+)\.").match, sd)
-                   if m)
+  levels = 1 + max(
+    int(m.group(1)) for m in map(re.compile(r"down_modules\.(\d+)\.").match, sd) if m
+  )
   down_dims, kernel_size = [], None
   for i in range(levels):  # each width from whichever of its parameters is present
-    width = _first_dim(sd, [f"down_modules.{i}.0.blocks.{b}.block.{m}.{w}"
-                            for b in (0, 1) for m in (0, 1) for w in ("weight", "bias")])
+    width = _first_dim(
+      sd,
+      [
+        f"down_modules.{i}.0.blocks.{b}.block.{m}.{w}"
+        for b in (0, 1)
+        for m in (0, 1)
+        for w in ("weight", "bias")
+      ],
+    )
     if width is None:
-      raise TorchBridgeError(f"down_modules.{i}.0 has no conv or norm parameters "
-                             f"(blocks.0.block.0.weight missing)")
+      raise TorchBridgeError(
+        f"down_modules.{i}.0 has no conv or norm parameters (blocks.0.block.0.weight missing)"
+      )
     down_dims.append(width)
     for b in (0, 1):
       cw = sd.get(f"down_modules.{i}.{b}.blocks.0.block.0.weight")
@@ -176,26 +216,36 @@ def unet_config_from_torch(state_dict: Mapping[str, Any], prefix: str = "") -> d
         kernel_size = int(np.shape(cw)[2])
   w0 = shape("down_modules.0.0.blocks.0.block.0.weight")
   if len(w0) != 3 or kernel_size is None:
-    raise TorchBridgeError(f"down_modules.0.0.blocks.0.block.0.weight has shape {w0}; expected "
-                           f"a Conv1d weight (C_out, C_in, k)")
+    raise TorchBridgeError(
+      f"down_modules.0.0.blocks.0.block.0.weight has shape {w0}; expected "
+      f"a Conv1d weight (C_out, C_in, k)"
+    )
   input_dim = w0[1]
   cw = shape("down_modules.0.0.cond_encoder.1.weight")
   if len(cw) != 2:
-    raise TorchBridgeError(f"down_modules.0.0.cond_encoder.1.weight has shape {cw}; expected "
-                           f"a Linear weight (2 * C_out, cond_dim)")
+    raise TorchBridgeError(
+      f"down_modules.0.0.cond_encoder.1.weight has shape {cw}; expected "
+      f"a Linear weight (2 * C_out, cond_dim)"
+    )
   if cw[0] == down_dims[0] and cw[0] != 2 * down_dims[0]:
     raise TorchBridgeError(
-        f"down_modules.0.0.cond_encoder.1.weight has shape {cw}: {cw[0]} outputs = C_out "
-        f"means additive conditioning (Diffusion Policy's cond_predict_scale=False or DP3's "
-        f"condition_type='add'); jaxpolicy's U-Net implements FiLM (cond_predict_scale=True, "
-        f"condition_type='film') only")
+      f"down_modules.0.0.cond_encoder.1.weight has shape {cw}: {cw[0]} outputs = C_out "
+      f"means additive conditioning (Diffusion Policy's cond_predict_scale=False or DP3's "
+      f"condition_type='add'); jaxpolicy's U-Net implements FiLM (cond_predict_scale=True, "
+      f"condition_type='film') only"
+    )
   global_cond_dim = cw[1] - d
   if global_cond_dim < 0:
-    raise TorchBridgeError(f"cond_encoder input size {cw[1]} is smaller than the step "
-                           f"embedding size {d}")
-  return dict(input_dim=int(input_dim), global_cond_dim=int(global_cond_dim),
-              down_dims=tuple(int(x) for x in down_dims), kernel_size=int(kernel_size),
-              step_embed_dim=int(d))
+    raise TorchBridgeError(
+      f"cond_encoder input size {cw[1]} is smaller than the step embedding size {d}"
+    )
+  return dict(
+    input_dim=int(input_dim),
+    global_cond_dim=int(global_cond_dim),
+    down_dims=tuple(int(x) for x in down_dims),
+    kernel_size=int(kernel_size),
+    step_embed_dim=int(d),
+  )
 
 
 def _listing(items) -> str:
@@ -211,8 +261,11 @@ def check_state_dict(state_dict: Mapping[str, Any], prefix: str = "") -> dict:
   want = torch_shapes(**cfg)
   missing = [n for n in want if n not in sd]
   unexpected = sorted(n for n in sd if n not in want)
-  misshaped = [f"{n} {tuple(np.shape(sd[n]))} (expected {want[n]})" for n in want
-               if n in sd and tuple(np.shape(sd[n])) != want[n]]
+  misshaped = [
+    f"{n} {tuple(np.shape(sd[n]))} (expected {want[n]})"
+    for n in want
+    if n in sd and tuple(np.shape(sd[n])) != want[n]
+  ]
   if missing or unexpected or misshaped:
     parts = []
     if missing:
@@ -222,8 +275,10 @@ def check_state_dict(state_dict: Mapping[str, Any], prefix: str = "") -> dict:
     if misshaped:
       parts.append(f"mis-shaped {len(misshaped)}: {_listing(misshaped)}")
     arch = ", ".join(f"{k}={v}" for k, v in cfg.items())
-    msg = (f"state dict{f' (prefix {prefix!r})' if prefix else ''} does not match a FiLM "
-           f"ConditionalUnet1D with {arch}: " + "; ".join(parts))
+    msg = (
+      f"state dict{f' (prefix {prefix!r})' if prefix else ''} does not match a FiLM "
+      f"ConditionalUnet1D with {arch}: " + "; ".join(parts)
+    )
     hints = _hints(unexpected)
     if hints:
       msg += ". Note: " + "; ".join(hints)
@@ -233,14 +288,15 @@ def check_state_dict(state_dict: Mapping[str, Any], prefix: str = "") -> dict:
 
 # --- conversion ---------------------------------------------------------------------------
 
+
 def _weight_to_flax(kind, w):
   if kind == "linear":
     return w.T
-  if kind == "conv":             # (C_out, C_in, k) -> (k, C_in, C_out)
+  if kind == "conv":  # (C_out, C_in, k) -> (k, C_in, C_out)
     return np.transpose(w, (2, 1, 0))
-  if kind == "conv_transpose":   # (C_in, C_out, k) -> (k, C_in, C_out)
+  if kind == "conv_transpose":  # (C_in, C_out, k) -> (k, C_in, C_out)
     return np.transpose(w, (2, 0, 1))
-  return w                       # norm
+  return w  # norm
 
 
 def _weight_to_torch(kind, k):
@@ -291,20 +347,28 @@ def unet_params_from_torch(state_dict: Mapping[str, Any], prefix: str = "", like
 
 def _check_like(params, like):
   like = like if "params" in like else {"params": like}
-  got = {jax.tree_util.keystr(p): tuple(v.shape)
-         for p, v in jax.tree_util.tree_flatten_with_path(params)[0]}
-  want = {jax.tree_util.keystr(p): tuple(v.shape)
-          for p, v in jax.tree_util.tree_flatten_with_path(like)[0]}
+  got = {
+    jax.tree_util.keystr(p): tuple(v.shape)
+    for p, v in jax.tree_util.tree_flatten_with_path(params)[0]
+  }
+  want = {
+    jax.tree_util.keystr(p): tuple(v.shape)
+    for p, v in jax.tree_util.tree_flatten_with_path(like)[0]
+  }
   missing = [k for k in want if k not in got]
   extra = [k for k in got if k not in want]
   bad = [f"{k} {got[k]} (expected {want[k]})" for k in want if k in got and got[k] != want[k]]
   if missing or extra or bad:
-    parts = ([f"absent from the import: {_listing(missing)}"] if missing else []) + \
-            ([f"not in the target: {_listing(extra)}"] if extra else []) + \
-            ([f"shape mismatch: {_listing(bad)}"] if bad else [])
-    raise TorchBridgeError("the imported U-Net does not match the target jaxpolicy U-Net "
-                           "(check down_dims, kernel_size, step_embed_dim, the action "
-                           "dimension and the observation feature size): " + "; ".join(parts))
+    parts = (
+      ([f"absent from the import: {_listing(missing)}"] if missing else [])
+      + ([f"not in the target: {_listing(extra)}"] if extra else [])
+      + ([f"shape mismatch: {_listing(bad)}"] if bad else [])
+    )
+    raise TorchBridgeError(
+      "the imported U-Net does not match the target jaxpolicy U-Net "
+      "(check down_dims, kernel_size, step_embed_dim, the action "
+      "dimension and the observation feature size): " + "; ".join(parts)
+    )
 
 
 def unet_params_to_torch(params) -> dict[str, np.ndarray]:
@@ -315,9 +379,11 @@ def unet_params_to_torch(params) -> dict[str, np.ndarray]:
   """
   p = params["params"] if "params" in params else params
   if "kernel_nk" in p.get("step_mlp1", {}):
-    raise TorchBridgeError("these are a policy's inference params (dead taps pruned, kernels "
-                           "output-major: unet1d.inference_layout); export the full params of "
-                           "the run's checkpoint instead")
+    raise TorchBridgeError(
+      "these are a policy's inference params (dead taps pruned, kernels "
+      "output-major: unet1d.inference_layout); export the full params of "
+      "the run's checkpoint instead"
+    )
   cfg = unet_config_from_flax(p)
   out = {}
   for name, kind, path, wshape in unet_layout(**cfg):
@@ -325,9 +391,11 @@ def unet_params_to_torch(params) -> dict[str, np.ndarray]:
     w = np.asarray(mod["scale" if kind == "norm" else "kernel"], np.float32)
     tw = _weight_to_torch(kind, w)
     if tuple(tw.shape) != tuple(wshape):
-      raise TorchBridgeError(f"{'/'.join(path)} has shape {w.shape}, which maps to {tw.shape}; "
-                             f"expected {wshape} (pruned params cannot be exported)")
-    out[f"{name}.weight"] = np.array(tw, np.float32, order="C")   # owned, writable copies
+      raise TorchBridgeError(
+        f"{'/'.join(path)} has shape {w.shape}, which maps to {tw.shape}; "
+        f"expected {wshape} (pruned params cannot be exported)"
+      )
+    out[f"{name}.weight"] = np.array(tw, np.float32, order="C")  # owned, writable copies
     out[f"{name}.bias"] = np.array(mod["bias"], np.float32)
   return out
 
@@ -340,8 +408,13 @@ def unet_config_from_flax(p) -> dict:
     down_dims.append(int(p[f"down{len(down_dims)}_res0"]["block0"]["conv"]["kernel"].shape[2]))
   k0 = p["down0_res0"]["block0"]["conv"]["kernel"]
   cond_dim = int(p["down0_res0"]["cond_encoder"]["kernel"].shape[0])
-  return dict(input_dim=int(k0.shape[1]), global_cond_dim=cond_dim - d,
-              down_dims=tuple(down_dims), kernel_size=int(k0.shape[0]), step_embed_dim=d)
+  return dict(
+    input_dim=int(k0.shape[1]),
+    global_cond_dim=cond_dim - d,
+    down_dims=tuple(down_dims),
+    kernel_size=int(k0.shape[0]),
+    step_embed_dim=d,
+  )
 
 
 # --- torchvision ResNet-18 -> the image encoder's trunk ----------------------------------
@@ -352,6 +425,7 @@ def unet_config_from_flax(p) -> dict:
 # (1x1 conv), 1 (norm)}; fc.* (the classifier, unused). Conv2d weight (O, I, kh, kw) -> flax
 # kernel (kh, kw, I, O); norm weight/bias -> GroupNorm scale/bias.
 
+
 def _resnet_layout(widths: Sequence[int], blocks: Sequence[int]):
   """[(torch module name, kind, flax path, torch weight shape)] of a ResNet trunk
   (`vision.ResNetGN`'s tree); kind is 'conv2d' or 'norm'."""
@@ -361,13 +435,17 @@ def _resnet_layout(widths: Sequence[int], blocks: Sequence[int]):
   for i, (w, n) in enumerate(zip(widths, blocks)):
     for j in range(n):
       t, f = f"layer{i + 1}.{j}", f"layer{i + 1}_{j}"
-      layout += [(f"{t}.conv1", "conv2d", (f, "conv1"), (w, cin, 3, 3)),
-                 (f"{t}.bn1", "norm", (f, "bn1"), (w,)),
-                 (f"{t}.conv2", "conv2d", (f, "conv2"), (w, w, 3, 3)),
-                 (f"{t}.bn2", "norm", (f, "bn2"), (w,))]
+      layout += [
+        (f"{t}.conv1", "conv2d", (f, "conv1"), (w, cin, 3, 3)),
+        (f"{t}.bn1", "norm", (f, "bn1"), (w,)),
+        (f"{t}.conv2", "conv2d", (f, "conv2"), (w, w, 3, 3)),
+        (f"{t}.bn2", "norm", (f, "bn2"), (w,)),
+      ]
       if j == 0 and (i > 0 or cin != w):
-        layout += [(f"{t}.downsample.0", "conv2d", (f, "downsample_conv"), (w, cin, 1, 1)),
-                   (f"{t}.downsample.1", "norm", (f, "downsample_norm"), (w,))]
+        layout += [
+          (f"{t}.downsample.0", "conv2d", (f, "downsample_conv"), (w, cin, 1, 1)),
+          (f"{t}.downsample.1", "norm", (f, "downsample_norm"), (w,)),
+        ]
       cin = w
   return layout
 
@@ -379,12 +457,14 @@ def read_torch_file(path: str) -> dict:
   """A state dict saved with `torch.save`, read with `torch.load(weights_only=True)`: tensors
   and plain containers only, no pickled code is run. Needs torch (imported here only)."""
   import torch  # pylint: disable=g-import-not-at-top
+
   obj = torch.load(path, map_location="cpu", weights_only=True)
   if isinstance(obj, dict) and "state_dict" in obj and isinstance(obj["state_dict"], dict):
     obj = obj["state_dict"]
   if not isinstance(obj, dict):
-    raise TorchBridgeError(f"{path} holds a {type(obj).__name__}, not a state dict; save "
-                           f"model.state_dict()")
+    raise TorchBridgeError(
+      f"{path} holds a {type(obj).__name__}, not a state dict; save model.state_dict()"
+    )
   return obj
 
 
@@ -403,9 +483,11 @@ def resnet_params_from_torch(state_dict, prefix: str = "", keep_norm_affine: boo
     state_dict = read_torch_file(state_dict)
   sd = _strip_prefix(state_dict, prefix)
   if "conv1.weight" not in sd or "layer1.0.conv1.weight" not in sd:
-    raise TorchBridgeError(f"not a torchvision ResNet state dict: no conv1.weight / "
-                           f"layer1.0.conv1.weight{f' under prefix {prefix!r}' if prefix else ''}"
-                           f" (its first names: {_listing(sorted(state_dict)[:6])})")
+    raise TorchBridgeError(
+      f"not a torchvision ResNet state dict: no conv1.weight / "
+      f"layer1.0.conv1.weight{f' under prefix {prefix!r}' if prefix else ''}"
+      f" (its first names: {_listing(sorted(state_dict)[:6])})"
+    )
   widths, blocks = [], []
   while f"layer{len(widths) + 1}.0.conv1.weight" in sd:
     i = len(widths) + 1
@@ -424,14 +506,21 @@ def resnet_params_from_torch(state_dict, prefix: str = "", keep_norm_affine: boo
   ignored = lambda n: n.startswith("fc.") or n.rsplit(".", 1)[-1] in _NORM_BUFFERS
   missing = [n for n in want if n not in sd]
   unexpected = sorted(n for n in sd if n not in want and not ignored(n))
-  misshaped = [f"{n} {tuple(np.shape(sd[n]))} (expected {want[n]})" for n in want
-               if n in sd and tuple(np.shape(sd[n])) != want[n]]
+  misshaped = [
+    f"{n} {tuple(np.shape(sd[n]))} (expected {want[n]})"
+    for n in want
+    if n in sd and tuple(np.shape(sd[n])) != want[n]
+  ]
   if missing or unexpected or misshaped:
-    parts = ([f"missing {len(missing)}: {_listing(missing)}"] if missing else []) + \
-            ([f"unexpected {len(unexpected)}: {_listing(unexpected)}"] if unexpected else []) + \
-            ([f"mis-shaped {len(misshaped)}: {_listing(misshaped)}"] if misshaped else [])
-    raise TorchBridgeError(f"state dict does not match a torchvision ResNet with widths "
-                           f"{tuple(widths)} and blocks {tuple(blocks)}: " + "; ".join(parts))
+    parts = (
+      ([f"missing {len(missing)}: {_listing(missing)}"] if missing else [])
+      + ([f"unexpected {len(unexpected)}: {_listing(unexpected)}"] if unexpected else [])
+      + ([f"mis-shaped {len(misshaped)}: {_listing(misshaped)}"] if misshaped else [])
+    )
+    raise TorchBridgeError(
+      f"state dict does not match a torchvision ResNet with widths "
+      f"{tuple(widths)} and blocks {tuple(blocks)}: " + "; ".join(parts)
+    )
   params: dict = {}
   for name, kind, path, _ in layout:
     w = _to_numpy(sd[f"{name}.weight"])
@@ -459,8 +548,9 @@ def resnet_params_to_torch(params) -> dict[str, np.ndarray]:
   for name, kind, path, _ in _resnet_layout(widths, blocks):
     mod = _get(p, path)
     if kind == "conv2d":
-      out[f"{name}.weight"] = np.array(np.transpose(np.asarray(mod["kernel"], np.float32),
-                                                    (3, 2, 0, 1)), order="C")
+      out[f"{name}.weight"] = np.array(
+        np.transpose(np.asarray(mod["kernel"], np.float32), (3, 2, 0, 1)), order="C"
+      )
     else:
       out[f"{name}.weight"] = np.array(mod["scale"], np.float32)
       out[f"{name}.bias"] = np.array(mod["bias"], np.float32)
@@ -474,16 +564,22 @@ def load_resnet_into(encoder_params, backbone, camera_key: str = "img"):
   p = dict(encoder_params["params"] if has_root else encoder_params)
   name = f"camera_{camera_key}"
   if name not in p:
-    cams = sorted(k[len("camera_"):] for k in p if k.startswith("camera_"))
+    cams = sorted(k[len("camera_") :] for k in p if k.startswith("camera_"))
     raise TorchBridgeError(f"the encoder has no camera {camera_key!r}; it has {cams}")
   target = p[name]["backbone"]
-  got = {jax.tree_util.keystr(k): tuple(np.shape(v))
-         for k, v in jax.tree_util.tree_flatten_with_path(backbone)[0]}
-  want = {jax.tree_util.keystr(k): tuple(np.shape(v))
-          for k, v in jax.tree_util.tree_flatten_with_path(target)[0]}
+  got = {
+    jax.tree_util.keystr(k): tuple(np.shape(v))
+    for k, v in jax.tree_util.tree_flatten_with_path(backbone)[0]
+  }
+  want = {
+    jax.tree_util.keystr(k): tuple(np.shape(v))
+    for k, v in jax.tree_util.tree_flatten_with_path(target)[0]
+  }
   if got != want:
     diff = sorted(set(got.items()) ^ set(want.items()))
-    raise TorchBridgeError(f"the torch ResNet does not match camera {camera_key!r}'s trunk "
-                           f"(rgb.encoder sets its width): {_listing(f'{k} {s}' for k, s in diff)}")
+    raise TorchBridgeError(
+      f"the torch ResNet does not match camera {camera_key!r}'s trunk "
+      f"(rgb.encoder sets its width): {_listing(f'{k} {s}' for k, s in diff)}"
+    )
   p[name] = dict(p[name], backbone=backbone)
   return {"params": p} if has_root else p

@@ -5,6 +5,7 @@ PyTorch, so a DP3 / SDM-Policy state dict maps onto them: Conv1d weight (C_out, 
 kernel (k, C_in, C_out); ConvTranspose1d weight (C_in, C_out, k) -> kernel (k, C_in, C_out)
 with output o = stride * i + j - padding.
 """
+
 from __future__ import annotations
 
 import math
@@ -14,14 +15,21 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from jaxpolicy.nets.kernels import (_conv_im2col, _dot_out_major, conv_transpose_s2,
-                                    group_norm_mish, group_norm_mish_plain, mish,
-                                    sinusoidal_embedding)
+from jaxpolicy.nets.kernels import (
+  _conv_im2col,
+  _dot_out_major,
+  conv_transpose_s2,
+  group_norm_mish,
+  group_norm_mish_plain,
+  mish,
+  sinusoidal_embedding,
+)
 
 
 class GroupNormMish(nn.Module):
   """`group_norm_mish` with flax GroupNorm's parameters (`scale`, `bias`); `fused=False`
   computes it with `group_norm_mish_plain` (same params, same values)."""
+
   num_groups: int
   epsilon: float = 1e-5
   fused: bool = True
@@ -55,8 +63,11 @@ class Conv1d(nn.Module):
     cin = x.shape[-1]
     bound = 1.0 / math.sqrt(cin * self.kernel_size)  # PyTorch's default init
     out_major = self.has_variable("params", "kernel_nk")
-    kernel = (self.get_variable("params", "kernel_nk") if out_major else
-              _kernel_param(self, (self.kernel_size, cin, self.features), bound))
+    kernel = (
+      self.get_variable("params", "kernel_nk")
+      if out_major
+      else _kernel_param(self, (self.kernel_size, cin, self.features), bound)
+    )
     init = lambda key, shape: jax.random.uniform(key, shape, jnp.float32, -bound, bound)
     bias = self.param("bias", init, (self.features,))
     y = _conv_im2col(x, kernel, self.kernel_size, self.stride, out_major)
@@ -65,6 +76,7 @@ class Conv1d(nn.Module):
 
 class Upsample1d(nn.Module):
   """ConvTranspose1d(dim, dim, 4, stride 2, padding 1): length L -> 2L."""
+
   features: int
 
   @nn.compact
@@ -72,8 +84,11 @@ class Upsample1d(nn.Module):
     cin = x.shape[-1]
     bound = 1.0 / math.sqrt(self.features * 4)
     out_major = self.has_variable("params", "kernel_nk")
-    kernel = (self.get_variable("params", "kernel_nk") if out_major else
-              _kernel_param(self, (4, cin, self.features), bound))
+    kernel = (
+      self.get_variable("params", "kernel_nk")
+      if out_major
+      else _kernel_param(self, (4, cin, self.features), bound)
+    )
     init = lambda key, shape: jax.random.uniform(key, shape, jnp.float32, -bound, bound)
     bias = self.param("bias", init, (self.features,))
     y = conv_transpose_s2(x, kernel.astype(x.dtype), out_major)
@@ -83,6 +98,7 @@ class Upsample1d(nn.Module):
 class Dense(nn.Module):
   """flax's `nn.Dense` (same parameters and initialisation) that also reads an
   output-major `kernel_nk` (`inference_layout`)."""
+
   features: int
 
   @nn.compact
@@ -109,6 +125,7 @@ class Conv1dBlock(nn.Module):
 
 class ConditionalResidualBlock1D(nn.Module):
   """Two conv blocks with FiLM (scale * h + bias) from the global condition in between."""
+
   features: int
   kernel_size: int = 5
   n_groups: int = 8
@@ -121,12 +138,13 @@ class ConditionalResidualBlock1D(nn.Module):
     project = lambda: Dense(2 * self.features, name="cond_encoder")(mish(cond))
     if x is None:
       return project()
-    block = lambda name: Conv1dBlock(self.features, self.kernel_size, self.n_groups,
-                                     self.fused_norm, name=name)
+    block = lambda name: Conv1dBlock(
+      self.features, self.kernel_size, self.n_groups, self.fused_norm, name=name
+    )
     h = block("block0")(x)
     if film is None:
       film = project()
-    scale, bias = film[:, None, :self.features], film[:, None, self.features:]
+    scale, bias = film[:, None, : self.features], film[:, None, self.features :]
     h = scale * h + bias
     h = block("block1")(h)
     res = x if x.shape[-1] == self.features else Conv1d(self.features, 1, name="residual_conv")(x)
@@ -149,6 +167,7 @@ class ConditionalUnet1D(nn.Module):
   the plain GroupNorm + Mish (`group_norm_mish_plain`), which `jax.jvp` differentiates.
   The defaults build exactly the network (params, program) every other method trains.
   """
+
   out_dim: int
   down_dims: Sequence[int] = (64, 128, 256)
   kernel_size: int = 5
@@ -176,12 +195,17 @@ class ConditionalUnet1D(nn.Module):
   @nn.compact
   def __call__(self, x, timestep=None, global_cond=None, films=None, timestep2=None):
     # the inputs' dtype is the compute dtype (float32; bfloat16 for bf16 inference, see Nets)
-    blocks = {name: ConditionalResidualBlock1D(d, self.kernel_size, self.n_groups,
-                                               self.fused_norm, name=name)
-              for name, d in self.block_dims()}
+    blocks = {
+      name: ConditionalResidualBlock1D(
+        d, self.kernel_size, self.n_groups, self.fused_norm, name=name
+      )
+      for name, d in self.block_dims()
+    }
     if (timestep2 is not None) != (self.time_inputs == 2 and films is None):
-      raise ValueError(f"this U-Net has {self.time_inputs} time input(s): pass timestep2 "
-                       "exactly when it has 2 (and no films)")
+      raise ValueError(
+        f"this U-Net has {self.time_inputs} time input(s): pass timestep2 "
+        "exactly when it has 2 (and no films)"
+      )
     if films is None:
       dtype = (global_cond if x is None else x).dtype
       e = self._embed(timestep, dtype, "step_mlp")
@@ -190,11 +214,11 @@ class ConditionalUnet1D(nn.Module):
       cond = jnp.concatenate([e, global_cond.astype(e.dtype)], axis=-1)
       if x is None:
         return {name: block(None, cond) for name, block in blocks.items()}
-      films = dict.fromkeys(blocks)   # the whole call: each block projects where it uses it
+      films = dict.fromkeys(blocks)  # the whole call: each block projects where it uses it
     else:
       cond, dtype = None, next(iter(films.values())).dtype
     x = x.astype(dtype)
-    in_order = iter(blocks.items())   # block_dims' order is the order the trunk runs them
+    in_order = iter(blocks.items())  # block_dims' order is the order the trunk runs them
 
     def res(x):
       name, block = next(in_order)
@@ -211,24 +235,26 @@ class ConditionalUnet1D(nn.Module):
     for i, d in enumerate(reversed(dims[:-1])):
       x = res(res(jnp.concatenate([x, skips.pop()], axis=-1)))
       x = Upsample1d(d, name=f"up{i}_upsample")(x)
-    x = Conv1dBlock(dims[0], self.kernel_size, self.n_groups, self.fused_norm,
-                    name="final_block")(x)
+    x = Conv1dBlock(dims[0], self.kernel_size, self.n_groups, self.fused_norm, name="final_block")(
+      x
+    )
     return Conv1d(self.out_dim, 1, name="final_conv")(x)
 
 
 def check_horizon(horizon: int, n_levels: int):
   """The U-Net halves the length n_levels - 1 times and doubles it back."""
   if horizon % (2 ** (n_levels - 1)) != 0:
-    raise ValueError(f"horizon {horizon} must be divisible by 2**(len(down_dims)-1) = "
-                     f"{2 ** (n_levels - 1)}")
+    raise ValueError(
+      f"horizon {horizon} must be divisible by 2**(len(down_dims)-1) = {2 ** (n_levels - 1)}"
+    )
 
 
 def conditioning_params(params) -> dict:
   """The params (a U-Net's "params" dict) that only the timestep conditioning reads: the
   step MLP and every block's FiLM layer, which a k-step sampler reads once per call."""
   return {k: v for k, v in params.items() if k.startswith("step_mlp")} | {
-      k: v["cond_encoder"] for k, v in params.items()
-      if isinstance(v, dict) and "cond_encoder" in v}
+    k: v["cond_encoder"] for k, v in params.items() if isinstance(v, dict) and "cond_encoder" in v
+  }
 
 
 def inference_layout(params):
@@ -236,6 +262,7 @@ def inference_layout(params):
   (k, C_in, C_out) as `kernel_nk` (C_out, k, C_in), an upsample's (taps, C_in, C_out) as
   (taps, C_out, C_in), a dense (C_in, C_out) as (C_out, C_in). The same function (the
   modules read either); checkpoints and `torch_bridge` keep the PyTorch-shaped `kernel`."""
+
   def walk(tree, parent):
     out = {}
     for k, v in tree.items():
@@ -247,4 +274,5 @@ def inference_layout(params):
       else:
         out[k] = v
     return out
+
   return walk(params, "")

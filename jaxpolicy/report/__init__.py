@@ -9,12 +9,30 @@ summary.json, cells.csv and pictures, from the cells on disk.
   plots    learning curves, success against Hz, per-task success
   latency  batch-1 latency of every policy, measured apart (launch.report --latency)
 """
+
 from jaxpolicy.report.latency import measure_latency
-from jaxpolicy.report.load import (FAILED, LATENCY_FILE, apply_latency, load_failures,
-                                   load_sweep, read_cell)
+from jaxpolicy.report.load import (
+  FAILED,
+  LATENCY_FILE,
+  apply_latency,
+  load_failures,
+  load_sweep,
+  read_cell,
+)
 from jaxpolicy.report.stats import aggregate, cell_metrics, complete_cells, top_k_mean
 from jaxpolicy.report.text import write_report
 
-__all__ = ["FAILED", "LATENCY_FILE", "aggregate", "apply_latency", "cell_metrics",
-           "complete_cells", "load_failures", "load_sweep", "measure_latency", "read_cell",
-           "top_k_mean", "write_report"]
+__all__ = [
+  "FAILED",
+  "LATENCY_FILE",
+  "aggregate",
+  "apply_latency",
+  "cell_metrics",
+  "complete_cells",
+  "load_failures",
+  "load_sweep",
+  "measure_latency",
+  "read_cell",
+  "top_k_mean",
+  "write_report",
+]

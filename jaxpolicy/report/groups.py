@@ -1,5 +1,6 @@
 """The suites' difficulty groups as reports name and order them, the papers' own
 Table-1 rows, and which policy a method is reported by."""
+
 from __future__ import annotations
 
 from jaxpolicy import methods as methods_lib
@@ -12,22 +13,29 @@ from jaxpolicy import suites
 # its teacher, the other distillations, the teacher run in one step, and the policies
 # trained from the demonstrations alone in one or two steps (bc, meanflow, mip: what
 # distillation has to beat)
-PAIRS = (("SDM - teacher", "sdm", "teacher"), ("SDM - CD", "sdm", "cd"),
-         ("STEP - teacher", "step", "teacher"),
-         ("SDM - teacher DDIM-1", "sdm", "teacher_ddim1_trailing"),
-         ("SDM - BC", "sdm", "bc"), ("SDM - MeanFlow", "sdm", "meanflow"),
-         ("SDM - MIP", "sdm", "mip"))
+PAIRS = (
+  ("SDM - teacher", "sdm", "teacher"),
+  ("SDM - CD", "sdm", "cd"),
+  ("STEP - teacher", "step", "teacher"),
+  ("SDM - teacher DDIM-1", "sdm", "teacher_ddim1_trailing"),
+  ("SDM - BC", "sdm", "bc"),
+  ("SDM - MeanFlow", "sdm", "meanflow"),
+  ("SDM - MIP", "sdm", "mip"),
+)
 
 
 # The SDM paper's Table 1 (MetaWorld v2, point clouds, paper-size networks), per group.
-PAPER_ROWS = {"DP3* (paper)": (89.0, 72.7, 38.0, 75.8), "ManiCM* (paper)": (83.6, 55.6, 33.3, 67.0),
-              "SDM (paper)": (86.5, 65.8, 35.8, 71.6)}
+PAPER_ROWS = {
+  "DP3* (paper)": (89.0, 72.7, 38.0, 75.8),
+  "ManiCM* (paper)": (83.6, 55.6, 33.3, 67.0),
+  "SDM (paper)": (86.5, 65.8, 35.8, 71.6),
+}
 
 
 PAPER_NFE = {"DP3* (paper)": 10, "ManiCM* (paper)": 1, "SDM (paper)": 1}
 
 
-PAPER_GROUPS = ("easy", "medium", "hard", "very_hard")   # MetaWorld's, the papers' columns
+PAPER_GROUPS = ("easy", "medium", "hard", "very_hard")  # MetaWorld's, the papers' columns
 
 
 def group_order() -> tuple[str, ...]:
@@ -37,8 +45,9 @@ def group_order() -> tuple[str, ...]:
 
 def group_size(group: str) -> int:
   """How many tasks a group has in its suite."""
-  return next(len(suites.get(n).groups[group]) for n in suites.names()
-              if group in suites.get(n).groups)
+  return next(
+    len(suites.get(n).groups[group]) for n in suites.names() if group in suites.get(n).groups
+  )
 
 
 class _GroupLabels(dict):
@@ -54,7 +63,7 @@ GROUP_LABELS = _GroupLabels()
 def _main(method: str, names) -> str | None:
   try:
     return methods_lib.info(method).main_policy_of(names)
-  except (KeyError, ValueError):   # no such policy, or a method no longer registered
+  except (KeyError, ValueError):  # no such policy, or a method no longer registered
     return None
 
 
@@ -73,5 +82,5 @@ def _ordered(methods) -> list[str]:
 def _style(method: str) -> tuple:
   try:
     return methods_lib.info(method).style
-  except ValueError:   # a method no longer registered: a neutral style
+  except ValueError:  # a method no longer registered: a neutral style
     return ("tab:gray", "x", "-", 5)

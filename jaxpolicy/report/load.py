@@ -1,5 +1,6 @@
 """Reading a sweep's cells from disk: the grid, each cell's evaluations and honest record,
 failures, and latency measured apart."""
+
 from __future__ import annotations
 
 import json
@@ -26,7 +27,7 @@ def load_sweep(root: str) -> dict:
   return cells
 
 
-FAILED = "failed.json"   # written by launch.sweep for a cell that could not be trained
+FAILED = "failed.json"  # written by launch.sweep for a cell that could not be trained
 
 
 def load_failures(root: str) -> dict:
@@ -40,8 +41,9 @@ def load_failures(root: str) -> dict:
     for sd in sorted(d for d in os.listdir(tdir) if d.startswith("s")):
       for method in sorted(os.listdir(os.path.join(tdir, sd))):
         wd = os.path.join(tdir, sd, method)
-        if os.path.exists(os.path.join(wd, FAILED)) and \
-            not os.path.exists(os.path.join(wd, "cell.json")):
+        if os.path.exists(os.path.join(wd, FAILED)) and not os.path.exists(
+          os.path.join(wd, "cell.json")
+        ):
           with open(os.path.join(wd, FAILED)) as f:
             out[(task, int(sd[1:]), method)] = json.load(f).get("reason", "?")
   return out
@@ -64,22 +66,32 @@ def read_cell(workdir: str, method: str) -> dict:
       curve.append((r["step"], res["success_rate"]))
       episodes.add(res["episodes"])
       backend = res.get("backend", "cpu")
-      backends.add("cpu" if backend == "metaworld" else backend)   # its name before suites
+      backends.add("cpu" if backend == "metaworld" else backend)  # its name before suites
   with open(os.path.join(workdir, "eval.json")) as f:
     final = json.load(f)
   res = next(iter(final["tasks"].values()))[name]
   out = cell_metrics(curve)
-  out.update(curve=curve, policy=name, nfe=res["nfe"], action_mse=res.get("action_mse"),
-             hz_b1=cell.get("hz_b1"), latency_ms_b1=cell.get("latency_ms_b1"),
-             first_call_ms_b1=cell.get("first_call_ms_b1"),
-             nfe_amortised=res.get("nfe_amortised", res["nfe"]),
-             episodes=sorted(episodes), backends=sorted(backends),
-             honest=cell.get("honest"), cpu_s=cell.get("cpu_s"), wall_s=cell.get("wall_s"),
-             host=cell.get("host"), code=cell.get("code"))
+  out.update(
+    curve=curve,
+    policy=name,
+    nfe=res["nfe"],
+    action_mse=res.get("action_mse"),
+    hz_b1=cell.get("hz_b1"),
+    latency_ms_b1=cell.get("latency_ms_b1"),
+    first_call_ms_b1=cell.get("first_call_ms_b1"),
+    nfe_amortised=res.get("nfe_amortised", res["nfe"]),
+    episodes=sorted(episodes),
+    backends=sorted(backends),
+    honest=cell.get("honest"),
+    cpu_s=cell.get("cpu_s"),
+    wall_s=cell.get("wall_s"),
+    host=cell.get("host"),
+    code=cell.get("code"),
+  )
   return out
 
 
-LATENCY_FILE = "latency.json"   # batch-1 latency measured apart (launch.report --latency)
+LATENCY_FILE = "latency.json"  # batch-1 latency measured apart (launch.report --latency)
 
 
 def apply_latency(root: str, cells: dict) -> dict | None:
@@ -95,6 +107,10 @@ def apply_latency(root: str, cells: dict) -> dict | None:
   for cell in cells.values():
     row = lat["policies"].get(cell["policy"])
     if row is not None:
-      cell.update(hz_b1=row["hz_b1"], latency_ms_b1=row["latency_ms_b1"],
-                  first_call_ms_b1=row["first_call_ms_b1"], latency_source=LATENCY_FILE)
+      cell.update(
+        hz_b1=row["hz_b1"],
+        latency_ms_b1=row["latency_ms_b1"],
+        first_call_ms_b1=row["first_call_ms_b1"],
+        latency_source=LATENCY_FILE,
+      )
   return lat

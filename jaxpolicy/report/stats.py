@@ -1,6 +1,7 @@
 """The arithmetic of both protocols on cells (plain dicts, tested on hand-made numbers):
 the papers' best-5 / final / mean per group, and the honest protocol's paired, per-group
 means with bootstrap intervals, paired differences, protocol gaps and failures."""
+
 from __future__ import annotations
 
 import collections
@@ -9,8 +10,7 @@ import numpy as np
 
 from jaxpolicy import methods as methods_lib
 from jaxpolicy.methods.common import baseline_label
-from jaxpolicy.report.groups import (PAIRS, PAPER_GROUPS, _main, group_order,
-                                     group_size)
+from jaxpolicy.report.groups import PAIRS, PAPER_GROUPS, _main, group_order, group_size
 from jaxpolicy.stats import bootstrap_mean_interval, sign_test, wilson_interval
 from jaxpolicy.suites import group_of
 
@@ -24,11 +24,14 @@ def cell_metrics(curve: list[tuple[int, float]], k: int = 5) -> dict:
   """curve: [(step, success)] in training order -> {top5, final, mean_all}."""
   curve = sorted(curve)
   vals = [s for _, s in curve]
-  return {"top5": top_k_mean(vals, k), "final": vals[-1] if vals else float("nan"),
-          "mean_all": float(np.mean(vals)) if vals else float("nan")}
+  return {
+    "top5": top_k_mean(vals, k),
+    "final": vals[-1] if vals else float("nan"),
+    "mean_all": float(np.mean(vals)) if vals else float("nan"),
+  }
 
 
-WINDOW_METRIC = "top5_window"   # the papers' 5 best, over the common window (below)
+WINDOW_METRIC = "top5_window"  # the papers' 5 best, over the common window (below)
 
 
 def common_window(cells: dict, k: int = 5) -> dict:
@@ -49,8 +52,12 @@ def common_window(cells: dict, k: int = 5) -> dict:
   for key, end in last.items():
     w = shortest[key[:2]]
     pool = sorted((s, v) for s, v in cells[key]["curve"] if s > end - w)
-    out[key] = {WINDOW_METRIC: top_k_mean([v for _, v in pool], k), "window_steps": w,
-                "window_evals": len(pool), "window_from": pool[0][0]}
+    out[key] = {
+      WINDOW_METRIC: top_k_mean([v for _, v in pool], k),
+      "window_steps": w,
+      "window_evals": len(pool),
+      "window_from": pool[0][0],
+    }
   return out
 
 
@@ -80,6 +87,7 @@ def aggregate(cells: dict, metric: str) -> dict:
   the Average over such a grid) it is NaN: there is no seed spread to show without making
   one up. None and non-finite values count as not run.
   """
+
   def value(t, s, m):
     v = cells.get((t, s, m), {}).get(metric)
     return float(v) if v is not None and np.isfinite(v) else None
@@ -87,8 +95,7 @@ def aggregate(cells: dict, metric: str) -> dict:
   tasks = sorted({t for t, _, _ in cells})
   seeds = sorted({s for _, s, _ in cells})
   methods = sorted({m for _, _, m in cells})
-  ran = {(t, m): [s for s in seeds if value(t, s, m) is not None]
-         for t in tasks for m in methods}
+  ran = {(t, m): [s for s in seeds if value(t, s, m) is not None] for t in tasks for m in methods}
   out = {"task": {}, "group": {}}
   for (t, m), ss in ran.items():
     if ss:
@@ -100,9 +107,10 @@ def aggregate(cells: dict, metric: str) -> dict:
         continue
       mean = float(np.mean([out["task"][(t, m)][0] for t in members]))
       std = float("nan")
-      if len({tuple(ran[(t, m)]) for t in members}) == 1:   # the same seeds everywhere
-        std = mean_std([np.mean([value(t, s, m) for t in members])
-                        for s in ran[(members[0], m)]])[1]
+      if len({tuple(ran[(t, m)]) for t in members}) == 1:  # the same seeds everywhere
+        std = mean_std([np.mean([value(t, s, m) for t in members]) for s in ran[(members[0], m)]])[
+          1
+        ]
       out["group"][(g, m)] = (mean, std)
   return out
 
@@ -113,7 +121,8 @@ def honest_rows(cells: dict) -> list[tuple[str, str, str, str | None]]:
   its cells evaluated (key = the policy's name), methods in registry order."""
   present = {m for (_, _, m) in cells}
   order = [m for m in methods_lib.names() if m in present] + sorted(
-      present - set(methods_lib.names()))
+    present - set(methods_lib.names())
+  )
   rows = []
   for m in order:
     known = m in methods_lib.names()
@@ -156,7 +165,9 @@ def by_group(values: dict, seed: int = 0) -> dict:
     sel = [t for t in per_task if g == "all" or group_of(t) == g]
     if sel:
       out[g] = bootstrap_mean_interval([np.mean(per_task[t]) for t in sel], seed=seed) + (
-          len(sel), sum(len(per_task[t]) for t in sel))
+        len(sel),
+        sum(len(per_task[t]) for t in sel),
+      )
   return out
 
 
@@ -187,7 +198,7 @@ def complete_cells(cells: dict) -> dict:
   return {k: v for k, v in cells.items() if k[:2] in done}
 
 
-PAPERS_METRICS = ("top5", "final", "mean_all")   # the papers' protocol, per cell (report.py)
+PAPERS_METRICS = ("top5", "final", "mean_all")  # the papers' protocol, per cell (report.py)
 # and the papers' 5 best over the common window, where cells have it (with_common_window)
 INTERVAL_METRICS = PAPERS_METRICS + (WINDOW_METRIC,)
 
@@ -199,8 +210,11 @@ def papers_intervals(cells: dict) -> dict:
   out = {}
   for metric in INTERVAL_METRICS:
     for m in sorted({m for (_, _, m) in common}):
-      vals = {(t, s): float(c[metric]) for (t, s, mm), c in common.items()
-              if mm == m and c.get(metric) is not None and np.isfinite(c[metric])}
+      vals = {
+        (t, s): float(c[metric])
+        for (t, s, mm), c in common.items()
+        if mm == m and c.get(metric) is not None and np.isfinite(c[metric])
+      }
       if vals:
         out.setdefault(metric, {})[m] = by_group(vals)
   return out
@@ -215,8 +229,11 @@ def failures(cells: dict, grid: dict | None, failed: dict | None = None) -> list
   planned = {tuple(c) for c in (grid or {}).get("cells", [])} | set(failed)
   missing: dict = {}
   for task, seed, method in sorted(planned - set(cells)):
-    status = (f"failed: {failed[(task, seed, method)]}" if (task, seed, method) in failed
-              else "not finished")
+    status = (
+      f"failed: {failed[(task, seed, method)]}"
+      if (task, seed, method) in failed
+      else "not finished"
+    )
     missing.setdefault((task, seed, status), []).append(method)
   for (task, seed, status), methods in sorted(missing.items()):
     out.append(f"{task} seed {seed} {', '.join(methods)}: {status}")
@@ -227,13 +244,18 @@ def failures(cells: dict, grid: dict | None, failed: dict | None = None) -> list
     h = honest.get(_main(method, list(honest)))
     rate = h["success_rate"] if h else cell.get("final")
     if rate is not None and rate < 0.1:
-      out.append(f"{task} seed {seed}: teacher {100 * rate:.0f} % (< 10 %): its students "
-                 f"cannot be judged against it")
+      out.append(
+        f"{task} seed {seed}: teacher {100 * rate:.0f} % (< 10 %): its students "
+        f"cannot be judged against it"
+      )
   return out
 
 
-GAPS = {"top5_minus_honest": ("top5", "honest"), "top5_minus_final": ("top5", "final"),
-        "final_minus_honest": ("final", "honest")}
+GAPS = {
+  "top5_minus_honest": ("top5", "honest"),
+  "top5_minus_final": ("top5", "final"),
+  "final_minus_honest": ("final", "honest"),
+}
 
 
 def protocol_gap(cells: dict) -> dict:
@@ -252,10 +274,16 @@ def protocol_gap(cells: dict) -> dict:
       honest = cell.get("honest") or {}
       h = honest.get(_main(m, list(honest)))
       best = cell.get(WINDOW_METRIC, cell.get("top5"))
-      if mm == m and h is not None and all(
-          v is not None and np.isfinite(v) for v in (best, cell.get("final"))):
-        nums[(t, s)] = {"top5": float(best), "final": float(cell["final"]),
-                        "honest": float(h["success_rate"])}
+      if (
+        mm == m
+        and h is not None
+        and all(v is not None and np.isfinite(v) for v in (best, cell.get("final")))
+      ):
+        nums[(t, s)] = {
+          "top5": float(best),
+          "final": float(cell["final"]),
+          "honest": float(h["success_rate"]),
+        }
     for gap, (a, b) in GAPS.items():
       if nums:
         out[gap][m] = by_group({c: v[a] - v[b] for c, v in nums.items()})
@@ -266,7 +294,8 @@ def paper_average(nums) -> float:
   """A paper row's 50-task MetaWorld average, weighted by the groups' task counts (our
   arithmetic: the paper's own Average column also spans Adroit and DexArt)."""
   return sum(group_size(g) * v for g, v in zip(PAPER_GROUPS, nums)) / sum(
-      group_size(g) for g in PAPER_GROUPS)
+    group_size(g) for g in PAPER_GROUPS
+  )
 
 
 def honest_outcomes(cells: dict) -> dict:
@@ -305,8 +334,11 @@ def clustered_wilson(per_seed) -> tuple[float, float, float, float]:
   else:
     n_states = len(ys[0])
     var = float(np.stack(ys).mean(axis=0).var())
-    n_eff = float(n_states) if p * (1 - p) == 0 else float(
-        np.clip(n_states * p * (1 - p) / var if var > 0 else np.inf, n_states, n))
+    n_eff = (
+      float(n_states)
+      if p * (1 - p) == 0
+      else float(np.clip(n_states * p * (1 - p) / var if var > 0 else np.inf, n_states, n))
+    )
   lo, hi = wilson_interval(p * n_eff, n_eff)
   return p, lo, hi, n_eff
 
@@ -328,7 +360,8 @@ def sign_test_size(n: int, alpha: float = 0.05) -> float:
   5 %), so it is what a test on n discordant episodes contributes to the count of p < alpha
   expected by chance."""
   from math import comb  # pylint: disable=g-import-not-at-top
-  return float(sum(comb(n, i) for i in range(n + 1) if sign_test(i, n - i) < alpha) / 2 ** n)
+
+  return float(sum(comb(n, i) for i in range(n + 1) if sign_test(i, n - i) < alpha) / 2**n)
 
 
 def holm(ps) -> np.ndarray:
@@ -369,26 +402,39 @@ def task_tests(cells: dict, alpha: float = 0.05) -> dict:
   labels = list(outcomes)
   tests = []
   for i, a in enumerate(labels):
-    for b in labels[i + 1:]:
+    for b in labels[i + 1 :]:
       both = sorted(set(outcomes[a]) & set(outcomes[b]))
       for t in sorted({t for t, _ in both}):
         a_only = b_only = seeds = 0
         for c in both:
           ya, yb = outcomes[a][c], outcomes[b][c]
-          if c[0] == t and len(ya) == len(yb):   # paired only on the same states
+          if c[0] == t and len(ya) == len(yb):  # paired only on the same states
             a_only += int(((ya == 1) & (yb == 0)).sum())
             b_only += int(((ya == 0) & (yb == 1)).sum())
             seeds += 1
         if a_only + b_only:
-          tests.append({"task": t, "a": a, "b": b, "a_only": a_only, "b_only": b_only,
-                        "seeds": seeds, "p": sign_test(a_only, b_only)})
+          tests.append(
+            {
+              "task": t,
+              "a": a,
+              "b": b,
+              "a_only": a_only,
+              "b_only": b_only,
+              "seeds": seeds,
+              "p": sign_test(a_only, b_only),
+            }
+          )
   ps = [x["p"] for x in tests]
   for x, h, q in zip(tests, holm(ps), benjamini_hochberg(ps)):
     x.update(holm=float(h), bh=float(q))
   tests.sort(key=lambda x: (x["p"], x["task"], x["a"], x["b"]))
-  return {"tests": tests, "m": len(tests), "alpha": alpha,
-          "below": sum(x["p"] < alpha for x in tests),
-          "tasks_below": len({x["task"] for x in tests if x["p"] < alpha}),
-          "tasks": len({t for v in outcomes.values() for t, _ in v}),
-          "expected": sum(sign_test_size(x["a_only"] + x["b_only"], alpha) for x in tests),
-          "nominal": alpha * len(tests)}
+  return {
+    "tests": tests,
+    "m": len(tests),
+    "alpha": alpha,
+    "below": sum(x["p"] < alpha for x in tests),
+    "tasks_below": len({x["task"] for x in tests if x["p"] < alpha}),
+    "tasks": len({t for v in outcomes.values() for t, _ in v}),
+    "expected": sum(sign_test_size(x["a_only"] + x["b_only"], alpha) for x in tests),
+    "nominal": alpha * len(tests),
+  }

@@ -5,6 +5,7 @@ TrainState, plus frozen params) and a `meta` JSON item (config, normaliser, shap
 Restoring uses an abstract target built on the current devices, so a run saved on a GPU
 restores on a CPU.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -34,9 +35,11 @@ def _unitem(x, like):
 def _abstract(tree):
   """Shape/dtype/sharding targets; unsharded leaves go to the first local device."""
   default = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+
   def leaf(x):
     sharding = getattr(x, "sharding", None) or default
     return jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding)
+
   return jax.tree_util.tree_map(leaf, tree)
 
 
@@ -50,8 +53,11 @@ class Checkpointer:
   def manager(self) -> ocp.CheckpointManager:
     if self._mngr is None:
       self._mngr = ocp.CheckpointManager(
-          self.directory, options=ocp.CheckpointManagerOptions(
-              max_to_keep=self._max_to_keep, create=True, enable_async_checkpointing=False))
+        self.directory,
+        options=ocp.CheckpointManagerOptions(
+          max_to_keep=self._max_to_keep, create=True, enable_async_checkpointing=False
+        ),
+      )
     return self._mngr
 
   def latest_step(self) -> int | None:
@@ -60,8 +66,11 @@ class Checkpointer:
     return self.manager.latest_step()
 
   def save(self, step: int, state, meta: dict) -> None:
-    items = {name: ocp.args.StandardSave(_item(getattr(state, name)))
-             for name in _fields(state) if getattr(state, name) is not None}
+    items = {
+      name: ocp.args.StandardSave(_item(getattr(state, name)))
+      for name in _fields(state)
+      if getattr(state, name) is not None
+    }
     items["meta"] = ocp.args.JsonSave(meta)
     self.manager.save(int(step), args=ocp.args.Composite(**items), force=True)
     self.manager.wait_until_finished()
@@ -74,10 +83,12 @@ class Checkpointer:
       out = self.manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))
       return dict(out["meta"])
     except Exception as e:  # orbax raises several types for damaged steps
-      raise CheckpointError(f"checkpoint step {step} in {self.directory} is corrupt or "
-                            f"incomplete ({type(e).__name__}: {e}). Delete "
-                            f"{os.path.join(self.directory, str(step))} to fall back to an "
-                            f"earlier step, or start a new --workdir.") from e
+      raise CheckpointError(
+        f"checkpoint step {step} in {self.directory} is corrupt or "
+        f"incomplete ({type(e).__name__}: {e}). Delete "
+        f"{os.path.join(self.directory, str(step))} to fall back to an "
+        f"earlier step, or start a new --workdir."
+      ) from e
 
   def restore(self, target_state, step: int | None = None):
     """Restores into the structure (and devices) of `target_state`; returns (state, meta)."""
@@ -85,16 +96,17 @@ class Checkpointer:
     if step is None:
       raise CheckpointError(f"no checkpoint in {self.directory}")
     names = [n for n in _fields(target_state) if getattr(target_state, n) is not None]
-    items = {n: ocp.args.StandardRestore(_abstract(_item(getattr(target_state, n))))
-             for n in names}
+    items = {n: ocp.args.StandardRestore(_abstract(_item(getattr(target_state, n)))) for n in names}
     items["meta"] = ocp.args.JsonRestore()
     try:
       out = self.manager.restore(step, args=ocp.args.Composite(**items))
     except Exception as e:
-      raise CheckpointError(f"checkpoint step {step} in {self.directory} is corrupt or does "
-                            f"not match this config ({type(e).__name__}: {e}). Delete "
-                            f"{os.path.join(self.directory, str(step))} or start a new "
-                            f"--workdir.") from e
+      raise CheckpointError(
+        f"checkpoint step {step} in {self.directory} is corrupt or does "
+        f"not match this config ({type(e).__name__}: {e}). Delete "
+        f"{os.path.join(self.directory, str(step))} or start a new "
+        f"--workdir."
+      ) from e
     state = target_state.replace(**{n: _unitem(out[n], getattr(target_state, n)) for n in names})
     return state, dict(out["meta"])
 

@@ -1,4 +1,5 @@
 """Files other processes may read while they are written: they appear whole or not at all."""
+
 import json
 import os
 

@@ -5,6 +5,7 @@ CPUs sold under one model name can differ severalfold in matmul rate (AVX2 again
 with AVX512-BF16), and bfloat16 runs natively only with AVX512-BF16 or AMX, so every recorded
 measurement names the units along with the model (docs/speed.md, "How it is measured").
 """
+
 from __future__ import annotations
 
 import functools
@@ -15,8 +16,14 @@ import subprocess
 CPUINFO = "/proc/cpuinfo"
 
 # /proc/cpuinfo flag -> how a reader knows it, most capable first within each family
-_UNITS = (("amx_bf16", "AMX-BF16"), ("avx512_bf16", "AVX512-BF16"), ("avx512f", "AVX-512"),
-          ("avx2", "AVX2"), ("asimd", "NEON"), ("sve", "SVE"))
+_UNITS = (
+  ("amx_bf16", "AMX-BF16"),
+  ("avx512_bf16", "AVX512-BF16"),
+  ("avx512f", "AVX-512"),
+  ("avx2", "AVX2"),
+  ("asimd", "NEON"),
+  ("sve", "SVE"),
+)
 
 
 def _cpuinfo_field(name: str) -> str | None:
@@ -60,8 +67,9 @@ def code_version() -> str | None:
   if not os.path.isdir(os.path.join(root, ".git")):
     return None
   try:
-    run = lambda *a: subprocess.run(["git", "-C", root, *a], capture_output=True, text=True,
-                                    timeout=10)
+    run = lambda *a: subprocess.run(
+      ["git", "-C", root, *a], capture_output=True, text=True, timeout=10
+    )
     head = run("rev-parse", "--short", "HEAD")
     if head.returncode:
       return None

@@ -6,6 +6,7 @@ eval/<policy>/<metric> (success_rate, latency_ms, action_mse, ...). Only process
 on every other process a RunLog does nothing. A resumed run drops the events its earlier
 attempt wrote past the checkpoint it resumes from (TensorBoard's purge step).
 """
+
 from __future__ import annotations
 
 import json
@@ -53,23 +54,36 @@ class RunLog:
       try:
         from tensorboardX import SummaryWriter  # pylint: disable=g-import-not-at-top
       except ImportError:
-        raise ValueError("TensorBoard logging needs tensorboardX: pip install tensorboardX "
-                         "(or --config.log.tensorboard=False)") from None
+        raise ValueError(
+          "TensorBoard logging needs tensorboardX: pip install tensorboardX "
+          "(or --config.log.tensorboard=False)"
+        ) from None
       # resuming from a checkpoint at start_step: drop what was logged after it; a file of
       # its own even within the second the last one was opened (the name has seconds only)
-      self._tb = SummaryWriter(logdir=workdir, purge_step=start_step + 1 if start_step else None,
-                               flush_secs=30, filename_suffix=f".{time.time_ns()}")
+      self._tb = SummaryWriter(
+        logdir=workdir,
+        purge_step=start_step + 1 if start_step else None,
+        flush_secs=30,
+        filename_suffix=f".{time.time_ns()}",
+      )
     if log.get("wandb", False):
       try:
         import wandb  # pylint: disable=g-import-not-at-top
       except ImportError:
-        raise ValueError("--config.log.wandb=True needs wandb: pip install 'jaxpolicy[wandb]'"
-                         " (or pip install wandb)") from None
+        raise ValueError(
+          "--config.log.wandb=True needs wandb: pip install 'jaxpolicy[wandb]'"
+          " (or pip install wandb)"
+        ) from None
       self._wandb = wandb.init(
-          project=log.get("wandb_project", "jaxpolicy"), entity=log.get("wandb_entity") or None,
-          name=os.path.basename(os.path.normpath(workdir)), id=_wandb_id(workdir),
-          resume="allow", dir=workdir, mode=log.get("wandb_mode", "online"),
-          config=config.to_dict())
+        project=log.get("wandb_project", "jaxpolicy"),
+        entity=log.get("wandb_entity") or None,
+        name=os.path.basename(os.path.normpath(workdir)),
+        id=_wandb_id(workdir),
+        resume="allow",
+        dir=workdir,
+        mode=log.get("wandb_mode", "online"),
+        config=config.to_dict(),
+      )
 
   def __enter__(self):
     return self
@@ -85,15 +99,26 @@ class RunLog:
     if self._wandb is not None and values:
       self._wandb.log(values, step=step)
 
-  def train(self, step: int, metrics: dict, steps_per_s: float, wall_s: float,
-            learning_rates: dict) -> None:
+  def train(
+    self, step: int, metrics: dict, steps_per_s: float, wall_s: float, learning_rates: dict
+  ) -> None:
     """One log interval: its mean losses, speed and the optimisers' learning rates; also a
     line of metrics.jsonl."""
     if not self.primary:
       return
     with open(os.path.join(self.workdir, "metrics.jsonl"), "a") as f:
-      f.write(json.dumps(dict(step=step, steps_per_s=steps_per_s, wall_s=wall_s, **metrics,
-                              **{f"lr_{k}": v for k, v in learning_rates.items()})) + "\n")
+      f.write(
+        json.dumps(
+          dict(
+            step=step,
+            steps_per_s=steps_per_s,
+            wall_s=wall_s,
+            **metrics,
+            **{f"lr_{k}": v for k, v in learning_rates.items()},
+          )
+        )
+        + "\n"
+      )
     values = {f"train/{k}": v for k, v in metrics.items()}
     values["train/steps_per_s"] = steps_per_s
     values.update({f"lr/{k}": v for k, v in learning_rates.items()})

@@ -7,6 +7,7 @@ over "data", so each device computes only its share of the global batch and the 
 all-reduce is inserted by XLA. The config's batch size is the global batch size. The same
 code runs on one device, on 8, and across hosts after `jax.distributed.initialize()`.
 """
+
 from __future__ import annotations
 
 import logging as _logging
@@ -22,8 +23,9 @@ logging = _logging.getLogger("jaxpolicy")
 DISTRIBUTED_TIMEOUT_S = 3600
 
 
-def initialize_distributed(multihost: bool, coordinator_address: str = "",
-                           num_processes: int = 0, process_id: int = -1) -> None:
+def initialize_distributed(
+  multihost: bool, coordinator_address: str = "", num_processes: int = 0, process_id: int = -1
+) -> None:
   """`jax.distributed.initialize()` when asked, or automatically on a multi-host TPU pod."""
   auto = bool(os.environ.get("TPU_WORKER_HOSTNAMES", "").count(","))
   if not (multihost or auto):
@@ -38,11 +40,18 @@ def initialize_distributed(multihost: bool, coordinator_address: str = "",
   # Peers may start, compile or (process 0 alone) evaluate for many minutes: the other
   # processes wait at start-up and at the shutdown barrier for up to an hour instead of
   # JAX's 5 minutes (a loaded 2-core machine ran past 300 s at shutdown and aborted).
-  jax.distributed.initialize(**kwargs, initialization_timeout=DISTRIBUTED_TIMEOUT_S,
-                             shutdown_timeout_seconds=DISTRIBUTED_TIMEOUT_S)
-  logging.info("jax.distributed: process %d of %d, %d local / %d global devices",
-               jax.process_index(), jax.process_count(), jax.local_device_count(),
-               jax.device_count())
+  jax.distributed.initialize(
+    **kwargs,
+    initialization_timeout=DISTRIBUTED_TIMEOUT_S,
+    shutdown_timeout_seconds=DISTRIBUTED_TIMEOUT_S,
+  )
+  logging.info(
+    "jax.distributed: process %d of %d, %d local / %d global devices",
+    jax.process_index(),
+    jax.process_count(),
+    jax.local_device_count(),
+    jax.device_count(),
+  )
 
 
 def barrier(name: str, timeout_s: int = DISTRIBUTED_TIMEOUT_S) -> None:
@@ -52,6 +61,7 @@ def barrier(name: str, timeout_s: int = DISTRIBUTED_TIMEOUT_S) -> None:
   if jax.process_count() == 1:
     return
   from orbax.checkpoint import multihost  # pylint: disable=g-import-not-at-top
+
   multihost.get_barrier_sync_fn()(key=name, timeout_ms=timeout_s * 1000)
 
 
@@ -89,10 +99,12 @@ def put_replicated(tree, mesh):
 def local_copy(tree):
   """This process's replica of a replicated pytree, as single-device arrays (for
   evaluation on one process without involving the others)."""
+
   def get(x):
     if isinstance(x, jax.Array) and len(x.sharding.device_set) > 1:
       return x.addressable_data(0)
     return x
+
   return jax.tree_util.tree_map(get, tree)
 
 

@@ -5,6 +5,7 @@ unique across suites; `check_task` is the door that checks it once (with suggest
 `suite_of` finds the suite of a checked name. A suite defined elsewhere joins with
 `register(info)` and leaves with `unregister(name)`.
 """
+
 from __future__ import annotations
 
 import difflib
@@ -38,8 +39,7 @@ def register(info: SuiteInfo) -> None:
   taken = {t: s.name for s in _REGISTRY.values() if s.name != info.name for t in s.tasks}
   clash = sorted(t for t in info.tasks if t in taken)
   if clash:
-    raise ValueError(f"suite {info.name}: task names {clash} belong to suite "
-                     f"{taken[clash[0]]}")
+    raise ValueError(f"suite {info.name}: task names {clash} belong to suite {taken[clash[0]]}")
   _REGISTRY[info.name] = info
 
 
@@ -58,8 +58,10 @@ def check_task(task: str) -> str:
     return name
   close = difflib.get_close_matches(name, tasks(), n=3)
   hint = f" Did you mean {', '.join(close)}?" if close else ""
-  raise ValueError(f"unknown task {task!r}.{hint} Tasks: python -c 'import jaxpolicy.suites "
-                   f"as s; print(s.tasks())' (suites: {', '.join(names())})")
+  raise ValueError(
+    f"unknown task {task!r}.{hint} Tasks: python -c 'import jaxpolicy.suites "
+    f"as s; print(s.tasks())' (suites: {', '.join(names())})"
+  )
 
 
 def suite_of(task: str) -> SuiteInfo:
@@ -67,8 +69,9 @@ def suite_of(task: str) -> SuiteInfo:
   for s in _REGISTRY.values():
     if task in s.tasks:
       return s
-  raise KeyError(f"task {task!r} is in no registered suite (check it with "
-                 f"jaxpolicy.suites.check_task first)")
+  raise KeyError(
+    f"task {task!r} is in no registered suite (check it with jaxpolicy.suites.check_task first)"
+  )
 
 
 def group_of(task: str) -> str:
@@ -99,7 +102,6 @@ def expand(names_) -> list[str]:
     else:
       owners = [s for s in _REGISTRY.values() if n in s.groups]
       if len(owners) > 1:
-        raise ValueError(f"group {n!r} is in suites {[s.name for s in owners]}; write "
-                         f"<suite>/{n}")
+        raise ValueError(f"group {n!r} is in suites {[s.name for s in owners]}; write <suite>/{n}")
       out += owners[0].groups[n] if owners else [check_task(n)]
   return list(dict.fromkeys(out))

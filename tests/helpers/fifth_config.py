@@ -1,4 +1,5 @@
 """Config of the throwaway fifth method (tests/helpers/fifth_method.py): the shared fields."""
+
 from configs import common
 
 

@@ -2,6 +2,7 @@
 `jaxpolicy.methods.register`): the U-Net run once as a deterministic map from the
 observation to the action chunk (input zeros, t = 0), trained by MSE against the
 demonstrations (what the built-in `bc` does). One network evaluation per call."""
+
 from __future__ import annotations
 
 import os
@@ -14,14 +15,18 @@ from jaxpolicy.methods import state as state_lib
 from jaxpolicy.methods.common import MethodInfo, policy_params
 from jaxpolicy.policy import PolicySpec
 
-INFO = MethodInfo(name="fifth", label="Fifth (1 step)", main_policy="fifth_1step",
-                  style=("tab:gray", "v", "--", 5),
-                  config_file=os.path.join(os.path.dirname(__file__), "fifth_config.py"))
+INFO = MethodInfo(
+  name="fifth",
+  label="Fifth (1 step)",
+  main_policy="fifth_1step",
+  style=("tab:gray", "v", "--", 5),
+  config_file=os.path.join(os.path.dirname(__file__), "fifth_config.py"),
+)
 
 
 @flax.struct.dataclass
 class BCState:
-  model: state_lib.TrainState   # {"encoder", "unet"}
+  model: state_lib.TrainState  # {"encoder", "unet"}
 
 
 def init(config, nets, obs_shapes, rng, teacher_state=None) -> BCState:

@@ -7,6 +7,7 @@ exact scripted expert, and a pure-JAX form for the compiled evaluator.
 Dynamics: pos <- clip(pos + STEP * clip(a, -1, 1), -1, 1); success: |pos - goal| < RADIUS.
 Observations: full_state = (pos, goal), agent_pos = pos. Actions: 2-d deltas.
 """
+
 from __future__ import annotations
 
 import flax
@@ -25,7 +26,7 @@ def _initial(seed: int) -> np.ndarray:
 
 
 class PointMassEnv:
-  model = data = None   # no MuJoCo model: no sensors
+  model = data = None  # no MuJoCo model: no sensors
 
   def __init__(self, task: str, seed: int):
     del task
@@ -64,13 +65,14 @@ class Expert:
 
 @flax.struct.dataclass
 class State:
-  x: jax.Array          # (pos, goal)
+  x: jax.Array  # (pos, goal)
   success: jax.Array
   data: None = None
 
 
 class PointMassJAX:
   """The compiled evaluator's form of the same environment (pure jax.numpy)."""
+
   task = "pointmass-reach"
 
   def evaluation_states(self, seed: int, episodes: int) -> np.ndarray:
@@ -93,8 +95,17 @@ class PointMassJAX:
 
 
 INFO = SuiteInfo(
-    name="pointmass", tasks=("pointmass-reach",), groups={"toy": ("pointmass-reach",)},
-    group_labels={"toy": "Toy"}, make_env=PointMassEnv, make_expert=Expert,
-    mjx_env=lambda task: PointMassJAX(), obs_keys={"full_state": (4,), "agent_pos": (2,)},
-    action_kind=("delta", "delta"), episode_length=LENGTH, control_hz=20.0,
-    success=f"the point within {RADIUS} of the goal, at any step", demo_episodes=16)
+  name="pointmass",
+  tasks=("pointmass-reach",),
+  groups={"toy": ("pointmass-reach",)},
+  group_labels={"toy": "Toy"},
+  make_env=PointMassEnv,
+  make_expert=Expert,
+  mjx_env=lambda task: PointMassJAX(),
+  obs_keys={"full_state": (4,), "agent_pos": (2,)},
+  action_kind=("delta", "delta"),
+  episode_length=LENGTH,
+  control_hz=20.0,
+  success=f"the point within {RADIUS} of the goal, at any step",
+  demo_episodes=16,
+)

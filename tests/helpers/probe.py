@@ -6,6 +6,7 @@ Action = (OFFSET + the step it was planned for, OFFSET + the step of the observa
 from); the first dimension is a delta, the second absolute, so a hold is (0, the last
 command's second value).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -48,7 +49,7 @@ class ProbeEnv:
 @flax.struct.dataclass
 class State:
   t: jax.Array
-  log: jax.Array        # (LENGTH, 2) executed actions
+  log: jax.Array  # (LENGTH, 2) executed actions
   success: jax.Array
   data: None = None
 
@@ -77,10 +78,18 @@ class ProbeJAX:
 
 
 INFO = SuiteInfo(
-    name="probe", tasks=("probe",), groups={"probe": ("probe",)},
-    group_labels={"probe": "Probe"}, make_env=ProbeEnv, mjx_env=lambda task: ProbeJAX(),
-    obs_keys={"full_state": (1,)}, action_kind=("delta", "absolute"), episode_length=LENGTH,
-    control_hz=10.0, success="never")
+  name="probe",
+  tasks=("probe",),
+  groups={"probe": ("probe",)},
+  group_labels={"probe": "Probe"},
+  make_env=ProbeEnv,
+  mjx_env=lambda task: ProbeJAX(),
+  obs_keys={"full_state": (1,)},
+  action_kind=("delta", "absolute"),
+  episode_length=LENGTH,
+  control_hz=10.0,
+  success="never",
+)
 
 
 @dataclasses.dataclass
@@ -94,6 +103,7 @@ class ProbePolicy:
   """Plans, from its last observation (step o), position p's action for step
   o + p - (n_obs - 1) and says so: (that step, o). Duck-types `jaxpolicy.policy.Policy`
   for both evaluators; `guide` (rtc) is recorded by the CPU evaluator's calls."""
+
   name, nfe, nfe_first, guidable = "probe", 1, None, True
 
   def __init__(self, horizon=8, n_obs_steps=2, n_action_steps=3):
@@ -126,11 +136,11 @@ class ProbePolicy:
     return self.apply(self.params, {k: jnp.asarray(v) for k, v in obs.items()}, (), rng)[0]
 
   def executable(self, chunk):
-    return chunk[:, self.nets.n_obs_steps - 1:]
+    return chunk[:, self.nets.n_obs_steps - 1 :]
 
   def __call__(self, obs, rng):
     c = self.executable(self.chunk(obs, rng))
-    return np.asarray(c[:, :self.n_action_steps])
+    return np.asarray(c[:, : self.n_action_steps])
 
   stall_flags = staticmethod(lambda carry: None)
 

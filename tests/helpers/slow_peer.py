@@ -5,6 +5,7 @@ env var, JAXPOLICY_TEST_PEER_DELAY_S) before building its train step, as a host 
 much more slowly than its peer would, so the peer reaches the first collective long before it.
 Usage: python tests/helpers/slow_peer.py <launch.train flags>
 """
+
 import os
 import sys
 import time

@@ -14,6 +14,7 @@ ignore, so the methods' own `train_step`s run unchanged. `mlp_nets` does the sam
 `ToyMLP`, a small learnable network with the U-Net's call signature, for answers no closed
 form above holds (a noise-to-two-modes map).
 """
+
 import dataclasses
 
 import flax.linen as nn
@@ -54,8 +55,10 @@ def posterior_affine(mu, s, T: int = 100) -> dict:
   ab = Schedule(T).alphas_cumprod[:, None]
   mu, s2 = np.asarray(mu, np.float64)[None], np.asarray(s, np.float64)[None] ** 2
   c = np.sqrt(ab) * s2 / (ab * s2 + 1 - ab)
-  return {"alpha": jnp.asarray(mu * (1 - c * np.sqrt(ab)), jnp.float32),
-          "beta": jnp.asarray(c, jnp.float32)}
+  return {
+    "alpha": jnp.asarray(mu * (1 - c * np.sqrt(ab)), jnp.float32),
+    "beta": jnp.asarray(c, jnp.float32),
+  }
 
 
 def toy_nets(action_dim: int, horizon: int = 1):
@@ -65,8 +68,10 @@ def toy_nets(action_dim: int, horizon: int = 1):
   enc_params = enc.init(jax.random.PRNGKey(0), {"full_state": jnp.zeros((1, 3))})
 
   def batch(size: int):
-    return {"obs": {"full_state": jnp.zeros((size, 1, 3))},
-            "action": jnp.zeros((size, horizon, action_dim))}
+    return {
+      "obs": {"full_state": jnp.zeros((size, 1, 3))},
+      "action": jnp.zeros((size, horizon, action_dim)),
+    }
 
   return nets, enc_params, batch
 
@@ -90,6 +95,7 @@ def ddim_chain_f64(mu, s, x, ts, prev_ts, T: int = 100):
 class ToyMLP(nn.Module):
   """An MLP over (flattened chunk, time(s) / 100, condition) with the U-Net's call
   signature, `apply(params, x, t, cond[, timestep2=...])`; `time_inputs` as the U-Net's."""
+
   hidden: int = 128
   layers: int = 3
   time_inputs: int = 1
@@ -99,8 +105,12 @@ class ToyMLP(nn.Module):
     del films
     b, h, a = x.shape
     times = [timestep] + ([timestep2] if self.time_inputs == 2 else [])
-    y = jnp.concatenate([x.reshape(b, h * a)] + [t.astype(jnp.float32)[:, None] / 100.0
-                                                  for t in times] + [global_cond], axis=-1)
+    y = jnp.concatenate(
+      [x.reshape(b, h * a)]
+      + [t.astype(jnp.float32)[:, None] / 100.0 for t in times]
+      + [global_cond],
+      axis=-1,
+    )
     for i in range(self.layers):
       y = nn.silu(nn.Dense(self.hidden, name=f"dense{i}")(y))
     return nn.Dense(h * a, name="out")(y).reshape(b, h, a)

@@ -7,6 +7,7 @@ chunk is used up, as the CPU evaluator replans. Results have the CPU evaluator's
 the backend, compile time and env-steps/s. What a suite's MJX form must offer:
 docs/environments.md, "MetaWorld in MJX".
 """
+
 from __future__ import annotations
 
 import logging as _logging
@@ -34,8 +35,9 @@ def observe(env, state, keys, sensor=None) -> dict:
     if k == "point_cloud":
       if sensor is None:
         raise ValueError(
-            "this policy observes point clouds, but no MJX point-cloud sensor was given; "
-            "evaluate it with --config.eval.backend=cpu or pass an MJX sensor")
+          "this policy observes point clouds, but no MJX point-cloud sensor was given; "
+          "evaluate it with --config.eval.backend=cpu or pass an MJX sensor"
+        )
       out[k] = sensor(env, state)
     else:
       out[k] = env.observe(state, k)
@@ -48,15 +50,24 @@ def _mjx_sensor(sensor):
     return None
   fn = mjx_form(sensor)
   if fn is None:
-    raise ValueError(f"the point-cloud sensor's geometry set {sensor.spec.geoms!r} has no MJX "
-                     f"form (only 'light' does); evaluate point-cloud policies with "
-                     f"--config.eval.backend=cpu")
+    raise ValueError(
+      f"the point-cloud sensor's geometry set {sensor.spec.geoms!r} has no MJX "
+      f"form (only 'light' does); evaluate point-cloud policies with "
+      f"--config.eval.backend=cpu"
+    )
   return fn
 
 
-def make_rollout(env, policy, episode_length: int, sensor=None, return_final: bool = False,
-                 state_keys: tuple = (), timing: execution.Timing | None = None,
-                 suite: SuiteInfo | None = None):
+def make_rollout(
+  env,
+  policy,
+  episode_length: int,
+  sensor=None,
+  return_final: bool = False,
+  state_keys: tuple = (),
+  timing: execution.Timing | None = None,
+  suite: SuiteInfo | None = None,
+):
   """A pure `rollout(params, states, key) -> (success, first_success_step, stall calls,
   initial observations, episode info)`, the first three (B,) (stall calls: how many of an
   episode's policy calls before its first success reported a stall; 0 for stateless ones).
@@ -79,8 +90,8 @@ def make_rollout(env, policy, episode_length: int, sensor=None, return_final: bo
   delta = suite.delta_mask if suite is not None else np.ones(a_dim, bool)
   rest = suite.rest() if suite is not None else np.zeros(a_dim, np.float32)
   sched = execution.schedule(timing, episode_length)
-  request = np.full(episode_length, -1, np.int32)     # the call requested at each step
-  arrival = np.full(episode_length, -1, np.int32)     # the call arriving at each step
+  request = np.full(episode_length, -1, np.int32)  # the call requested at each step
+  arrival = np.full(episode_length, -1, np.int32)  # the call arriving at each step
   for k, (r, arr, _) in enumerate(sched):
     request[r] = k
     if timing.delay and arr < episode_length:
@@ -103,12 +114,11 @@ def make_rollout(env, policy, episode_length: int, sensor=None, return_final: bo
     def call(args):
       hist, pcarry, plan, pending, t, stalls, success = args
       k = jnp.asarray(request)[t]
-      guide = (evaluator.rtc_guide(plan, t, timing, jnp) if timing.stitching == "rtc"
-               else None)
+      guide = evaluator.rtc_guide(plan, t, timing, jnp) if timing.stitching == "rtc" else None
       chunk, pcarry = policy.apply(params, hist, pcarry, jax.random.fold_in(key, k), guide)
       chunk = policy.executable(chunk).astype(jnp.float32)
       flags = policy.stall_flags(pcarry)
-      if flags is not None:   # an episode's calls until its first success, as on the CPU
+      if flags is not None:  # an episode's calls until its first success, as on the CPU
         stalls = stalls + (flags & ~success).astype(jnp.int32)
       if timing.delay:
         pending = chunk
@@ -124,12 +134,20 @@ def make_rollout(env, policy, episode_length: int, sensor=None, return_final: bo
       states, hist, pcarry, plan, pending, last, success, first, stalls = carry
       if timing.delay:
         k = jnp.asarray(arrival)[t]
-        plan = jax.lax.cond(k >= 0, lambda p: execution.install(
-            jnp, p, pending, jnp.asarray(base)[jnp.maximum(k, 0)], t, timing), lambda p: p,
-                            plan)
+        plan = jax.lax.cond(
+          k >= 0,
+          lambda p: execution.install(
+            jnp, p, pending, jnp.asarray(base)[jnp.maximum(k, 0)], t, timing
+          ),
+          lambda p: p,
+          plan,
+        )
       pcarry, plan, pending, stalls = jax.lax.cond(
-          jnp.asarray(request)[t] >= 0, call, no_call,
-          (hist, pcarry, plan, pending, t, stalls, success))
+        jnp.asarray(request)[t] >= 0,
+        call,
+        no_call,
+        (hist, pcarry, plan, pending, t, stalls, success),
+      )
       hold = jnp.where(jnp.asarray(delta), 0.0, last)
       a, _ = execution.action_at(jnp, plan, t, hold)
       states = jax.vmap(env.step)(states, a)
@@ -140,10 +158,10 @@ def make_rollout(env, policy, episode_length: int, sensor=None, return_final: bo
       hist = {k: jnp.concatenate([hist[k][:, 1:], o[k][:, None]], axis=1) for k in hist}
       return (states, hist, pcarry, plan, pending, a, success, first, stalls), None
 
-    init = (states, hist, policy.init_carry(batch), plan, pending, last, success, first,
-            stalls)
+    init = (states, hist, policy.init_carry(batch), plan, pending, last, success, first, stalls)
     (states, _, pcarry, _, _, _, success, first, stalls), _ = jax.lax.scan(
-        body, init, jnp.arange(episode_length))
+      body, init, jnp.arange(episode_length)
+    )
     out = (success, first, stalls, initial, jax.vmap(env.episode_info)(states))
     return out + ((states, pcarry),) if return_final else out
 
@@ -153,11 +171,14 @@ def make_rollout(env, policy, episode_length: int, sensor=None, return_final: bo
 def _policy_latency(policy, batch: int, calls: int = 11) -> np.ndarray:
   """ms per policy call at this batch size (the same jitted function the host loop uses),
   in episode order: the first call from a fresh carry, then with the carry each returns."""
-  obs = {k: jnp.zeros((batch, policy.nets.n_obs_steps) + tuple(s), jnp.float32)
-         for k, s in policy.obs_shapes.items()}
+  obs = {
+    k: jnp.zeros((batch, policy.nets.n_obs_steps) + tuple(s), jnp.float32)
+    for k, s in policy.obs_shapes.items()
+  }
   _, compiled = policy.compiled_cost(batch)
-  jax.block_until_ready(compiled(policy.params, obs, policy.init_carry(batch),
-                                 jax.random.PRNGKey(0)))   # warm-up
+  jax.block_until_ready(
+    compiled(policy.params, obs, policy.init_carry(batch), jax.random.PRNGKey(0))
+  )  # warm-up
   carry, out = policy.init_carry(batch), []
   for i in range(calls):
     t0 = time.perf_counter()
@@ -172,37 +193,64 @@ def _policy_latency(policy, batch: int, calls: int = 11) -> np.ndarray:
 # reused by a later object never finds another's program.
 _COMPILED: dict = {}
 _MAX_PROGRAMS = 8
-COMPILATIONS = [0]   # rollout programs compiled in this process (tests count them)
+COMPILATIONS = [0]  # rollout programs compiled in this process (tests count them)
 
 
-def run(policy, env, resets, seed: int, episode_length: int, sensor=None,
-        return_final: bool = False, suite: SuiteInfo | None = None,
-        timing: execution.Timing | None = None):
+def run(
+  policy,
+  env,
+  resets,
+  seed: int,
+  episode_length: int,
+  sensor=None,
+  return_final: bool = False,
+  suite: SuiteInfo | None = None,
+  timing: execution.Timing | None = None,
+):
   """(result dict, final (states, policy carry) or None) of one batched MJX evaluation from
   the given initial states (one environment per row); policy call c uses
   fold_in(PRNGKey(seed), c). `suite` adds its per-episode extras (p1, modes) and its hold
   command; `timing` see make_rollout."""
   timing = timing or execution.Timing(0, policy.span, policy.n_action_steps)
-  if (jax.default_backend() == "cpu"
-      and "xla_cpu_use_fusion_emitters=false" not in os.environ.get("XLA_FLAGS", "")):
-    logging.warning("MJX on CPU without XLA_FLAGS=--xla_cpu_use_fusion_emitters=false runs "
-                    "~35x slower; set it before starting (or evaluate with backend=cpu)")
+  if jax.default_backend() == "cpu" and "xla_cpu_use_fusion_emitters=false" not in os.environ.get(
+    "XLA_FLAGS", ""
+  ):
+    logging.warning(
+      "MJX on CPU without XLA_FLAGS=--xla_cpu_use_fusion_emitters=false runs "
+      "~35x slower; set it before starting (or evaluate with backend=cpu)"
+    )
   episodes = jax.tree_util.tree_leaves(resets)[0].shape[0]
   key = jax.random.PRNGKey(seed)
-  cache_key = (env.task, id(policy), episodes, int(episode_length), id(sensor), return_final,
-               timing)
+  cache_key = (
+    env.task,
+    id(policy),
+    episodes,
+    int(episode_length),
+    id(sensor),
+    return_final,
+    timing,
+  )
   t0 = time.perf_counter()
   hit = _COMPILED.get(cache_key)
   if hit is None or hit[0] is not policy or hit[1] is not sensor:
-    rollout = jax.jit(make_rollout(env, policy, episode_length, sensor, return_final,
-                                   tuple(suite.obs_keys) if suite is not None else (),
-                                   timing, suite))
-    while len(_COMPILED) >= _MAX_PROGRAMS:   # they hold the model as constants: keep a few
+    rollout = jax.jit(
+      make_rollout(
+        env,
+        policy,
+        episode_length,
+        sensor,
+        return_final,
+        tuple(suite.obs_keys) if suite is not None else (),
+        timing,
+        suite,
+      )
+    )
+    while len(_COMPILED) >= _MAX_PROGRAMS:  # they hold the model as constants: keep a few
       _COMPILED.pop(next(iter(_COMPILED)))
     hit = (policy, sensor, rollout.lower(policy.params, resets, key).compile())
     COMPILATIONS[0] += 1
   _COMPILED.pop(cache_key, None)
-  _COMPILED[cache_key] = hit                 # most recently used last
+  _COMPILED[cache_key] = hit  # most recently used last
   compiled = hit[2]
   compile_s = time.perf_counter() - t0
   t0 = time.perf_counter()
@@ -213,35 +261,62 @@ def run(policy, env, resets, seed: int, episode_length: int, sensor=None,
   requests = [r for r, _, _ in execution.schedule(timing, episode_length)]
   calls = calls_until_success(first, requests, len(requests))
   initial = {k: np.asarray(v) for k, v in out[3].items()}
-  result = {"success_rate": float(success.mean()), "episodes": int(episodes), "seed": int(seed),
-            **policy.nfe_report(episode_length, calls), **latency_summary(lat),
-            "batch": int(episodes), "episode_length": int(episode_length), "backend": "mjx",
-            "successes": success.astype(int).tolist(), "first_success_step": first.tolist(),
-            "initial_state_hashes": [state_hash({k: v[i] for k, v in initial.items()})
-                                     for i in range(episodes)],
-            "wall_s": round(run_s, 2), "compile_s": round(compile_s, 2),
-            "env_steps_per_s": float(episodes * episode_length / max(run_s, 1e-9))}
+  result = {
+    "success_rate": float(success.mean()),
+    "episodes": int(episodes),
+    "seed": int(seed),
+    **policy.nfe_report(episode_length, calls),
+    **latency_summary(lat),
+    "batch": int(episodes),
+    "episode_length": int(episode_length),
+    "backend": "mjx",
+    "successes": success.astype(int).tolist(),
+    "first_success_step": first.tolist(),
+    "initial_state_hashes": [
+      state_hash({k: v[i] for k, v in initial.items()}) for i in range(episodes)
+    ],
+    "wall_s": round(run_s, 2),
+    "compile_s": round(compile_s, 2),
+    "env_steps_per_s": float(episodes * episode_length / max(run_s, 1e-9)),
+  }
   if timing.delay or timing.mode != "sync":
     result["execution"] = timing_record(timing)
   if suite is not None:
     info = {k: np.asarray(v) for k, v in out[4].items()}
-    infos = [{k: (suite.modes[int(v[i])] if k == "mode" else v[i]) for k, v in info.items()}
-             for i in range(episodes)]
+    infos = [
+      {k: (suite.modes[int(v[i])] if k == "mode" else v[i]) for k, v in info.items()}
+      for i in range(episodes)
+    ]
     result.update(episode_extras(suite, infos))
   if policy.stall_flags(policy.init_carry(1)) is not None:
     result.update(stall_summary(np.asarray(out[2]), calls))
   return result, (out[5] if return_final else None)
 
 
-def evaluate(policy, suite: SuiteInfo, task: str, episodes: int = 20, seed: int = 0,
-             episode_length: int | None = None, sensor=None, env=None,
-             timing: execution.Timing | None = None) -> dict:
+def evaluate(
+  policy,
+  suite: SuiteInfo,
+  task: str,
+  episodes: int = 20,
+  seed: int = 0,
+  episode_length: int | None = None,
+  sensor=None,
+  env=None,
+  timing: execution.Timing | None = None,
+) -> dict:
   """Runs `episodes` MJX episodes of `task` at once with the policy in the loop (one
   program), from the initial states the CPU evaluator uses for the same seed."""
   if suite.mjx_env is None:
-    raise ValueError(f"suite {suite.name} has no MJX form; evaluate with "
-                     f"--config.eval.backend=cpu")
+    raise ValueError(f"suite {suite.name} has no MJX form; evaluate with --config.eval.backend=cpu")
   env = env or suite.mjx_env(task)
   resets = env.evaluation_states(seed, episodes)
-  return run(policy, env, resets, seed, int(episode_length or suite.episode_length), sensor,
-             suite=suite, timing=timing)[0]
+  return run(
+    policy,
+    env,
+    resets,
+    seed,
+    int(episode_length or suite.episode_length),
+    sensor,
+    suite=suite,
+    timing=timing,
+  )[0]

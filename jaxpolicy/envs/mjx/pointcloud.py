@@ -5,6 +5,7 @@ sampling), pure, jittable and vmap-able: `MjxSensor(spec, mj_model)(mjx_model, m
 -> (P, 3)`. `mjx_form(sensor)` gives the MJX evaluator the form of a CPU sensor it is handed,
 so one config gives one sensor on both backends. See the CPU module for the definition.
 """
+
 from __future__ import annotations
 
 import jax
@@ -19,8 +20,6 @@ from jaxpolicy.envs import pointcloud as pc
 def supports(spec: pc.SensorSpec) -> bool:
   """Whether MJX can afford the spec's geometry: the "light" set (see the CPU module)."""
   return spec.geoms == "light"
-
-
 
 
 class MjxSensor:
@@ -40,16 +39,21 @@ class MjxSensor:
     h, w = spec.image_size
     self.dirs = pc.pixel_directions(h, w, float(model.cam_fovy[self.cam_id])).astype(np.float32)
     self.near, self.far = pc.depth_range(model)
-    self.geom_group = np.where(pc.sensor_geoms(model, spec), 0,
-                               pc.HIDDEN_GROUP).astype(model.geom_group.dtype)
+    self.geom_group = np.where(pc.sensor_geoms(model, spec), 0, pc.HIDDEN_GROUP).astype(
+      model.geom_group.dtype
+    )
     self.sites = pc.visible_sites(model, spec)
-    bad = [int(model.site_type[s]) for s in self.sites
-           if model.site_type[s] not in (mujoco.mjtGeom.mjGEOM_SPHERE,
-                                         mujoco.mjtGeom.mjGEOM_ELLIPSOID)]
+    bad = [
+      int(model.site_type[s])
+      for s in self.sites
+      if model.site_type[s] not in (mujoco.mjtGeom.mjGEOM_SPHERE, mujoco.mjtGeom.mjGEOM_ELLIPSOID)
+    ]
     if bad:
-      raise NotImplementedError(f"visible sites of geom types {sorted(set(bad))}; the MJX "
-                                f"sensor intersects sphere/ellipsoid sites only (or set "
-                                f"config.pointcloud.sites=False)")
+      raise NotImplementedError(
+        f"visible sites of geom types {sorted(set(bad))}; the MJX "
+        f"sensor intersects sphere/ellipsoid sites only (or set "
+        f"config.pointcloud.sites=False)"
+      )
     size = np.asarray(model.site_size[self.sites], np.float32)
     sphere = model.site_type[self.sites] == mujoco.mjtGeom.mjGEOM_SPHERE
     self.site_radii = np.where(sphere[:, None], size[:, :1], size)  # (S, 3) semi-axes
@@ -68,7 +72,7 @@ class MjxSensor:
   def depth(self, mx, dx):
     """(H, W) z-depth in metres; +inf where no surface lies between near and far."""
     pos, xmat = self.camera_pose(dx)
-    vecs = jnp.asarray(self.dirs) @ xmat.T             # world directions, z-depth scaled
+    vecs = jnp.asarray(self.dirs) @ xmat.T  # world directions, z-depth scaled
     mray = mx.replace(geom_group=self.geom_group)
     group = tuple(int(i == 0) for i in range(mujoco.mjNGROUP))
 
@@ -84,11 +88,11 @@ class MjxSensor:
 
   def _site_depth(self, dx, pos, vecs):
     """(R,) nearest ray parameter over the visible sites (ellipsoids; +inf if missed)."""
-    centre = dx.site_xpos[self.sites]                  # (S, 3)
-    rot = dx.site_xmat[self.sites].reshape(-1, 3, 3)   # (S, 3, 3)
-    inv = 1.0 / jnp.asarray(self.site_radii)          # (S, 3)
-    p = jnp.einsum("sji,sj->si", rot, pos - centre) * inv             # (S, 3) local, scaled
-    v = jnp.einsum("sji,rj->rsi", rot, vecs) * inv                    # (R, S, 3)
+    centre = dx.site_xpos[self.sites]  # (S, 3)
+    rot = dx.site_xmat[self.sites].reshape(-1, 3, 3)  # (S, 3, 3)
+    inv = 1.0 / jnp.asarray(self.site_radii)  # (S, 3)
+    p = jnp.einsum("sji,sj->si", rot, pos - centre) * inv  # (S, 3) local, scaled
+    v = jnp.einsum("sji,rj->rsi", rot, vecs) * inv  # (R, S, 3)
     a = jnp.sum(v * v, -1)
     b = jnp.sum(v * p, -1)
     c = jnp.sum(p * p, -1) - 1.0

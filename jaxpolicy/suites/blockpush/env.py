@@ -1,4 +1,5 @@
 """blockpush on the CPU (C MuJoCo): the environment and the scripted oracle."""
+
 from __future__ import annotations
 
 import mujoco

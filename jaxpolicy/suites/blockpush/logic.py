@@ -6,6 +6,7 @@ target 0 or 1; the other block then belongs in the other target), or "none" when
 reached a target (e.g. a policy that pushes between the blocks). p1: a block was in a target
 at some step; p2 (success): both blocks in different targets at the same step.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -14,17 +15,25 @@ from jaxpolicy.suites.blockpush import scene
 
 MODES = ("b0t0", "b0t1", "b1t0", "b1t1", "none")
 NO_ARRIVAL = len(MODES) - 1
-STATE_DIM = 14   # pusher xy | block0 xy, sin 4yaw, cos 4yaw | block1 (same) | targets xy
+STATE_DIM = 14  # pusher xy | block0 xy, sin 4yaw, cos 4yaw | block1 (same) | targets xy
 
 
 def observation(xp, qpos):
   """The 14-d state of one environment (a square block looks the same every quarter turn:
   its yaw enters as sin and cos of 4 yaw)."""
+
   def block(s):
     yaw = 4.0 * qpos[s.stop - 1]
-    return [qpos[s.start:s.stop - 1], xp.stack([xp.sin(yaw), xp.cos(yaw)])]
-  return xp.concatenate([qpos[scene.PUSHER], *block(scene.BLOCK0), *block(scene.BLOCK1),
-                         xp.asarray(scene.TARGETS.reshape(-1))]).astype(xp.float32)
+    return [qpos[s.start : s.stop - 1], xp.stack([xp.sin(yaw), xp.cos(yaw)])]
+
+  return xp.concatenate(
+    [
+      qpos[scene.PUSHER],
+      *block(scene.BLOCK0),
+      *block(scene.BLOCK1),
+      xp.asarray(scene.TARGETS.reshape(-1)),
+    ]
+  ).astype(xp.float32)
 
 
 def agent_pos(xp, qpos):
@@ -64,8 +73,7 @@ def first_arrival(xp, arrival, inside):
 def set_point(xp, qpos, action):
   """The actuators' set point for an action (a delta from where the pusher is)."""
   a = xp.clip(xp.asarray(action, xp.float32), -1.0, 1.0)
-  return xp.clip(qpos[scene.PUSHER] + a * scene.ACTION_SCALE, -scene.WORKSPACE,
-                 scene.WORKSPACE)
+  return xp.clip(qpos[scene.PUSHER] + a * scene.ACTION_SCALE, -scene.WORKSPACE, scene.WORKSPACE)
 
 
 def oracle_choice(seed: int) -> tuple[int, int]:
@@ -87,9 +95,13 @@ def _push(xp, pusher, block, target):
   clear = 1.5 * scene.BLOCK_HALF + scene.PUSHER_RADIUS + 0.015
   behind = (along < -contact + 0.008) & (xp.abs(lat) < 0.02)
   side = xp.where(lat >= 0, 1.0, -1.0)
-  waypoint = xp.where(behind, block + 0.02 * d - 1.5 * lat * perp,
-                      xp.where(along > -contact + 0.008, block + side * clear * perp
-                               - 0.5 * clear * d, block - clear * d))
+  waypoint = xp.where(
+    behind,
+    block + 0.02 * d - 1.5 * lat * perp,
+    xp.where(
+      along > -contact + 0.008, block + side * clear * perp - 0.5 * clear * d, block - clear * d
+    ),
+  )
   return xp.clip((waypoint - pusher) / scene.ACTION_SCALE, -1.0, 1.0)
 
 

@@ -1,5 +1,6 @@
 """blockpush in MuJoCo MJX: the same scene, pure and batched with `jax.vmap`, and the oracle
 rolled out in one compiled program (the CPU/MJX agreement check)."""
+
 from __future__ import annotations
 
 import functools
@@ -17,8 +18,8 @@ from jaxpolicy.suites.blockpush import logic, scene
 @flax.struct.dataclass
 class State:
   data: mjx.Data
-  success: jax.Array     # () bool: p2 after the last step
-  info: dict             # arrival: () int32 mode index; p1: () bool
+  success: jax.Array  # () bool: p2 after the last step
+  info: dict  # arrival: () int32 mode index; p1: () bool
 
 
 class BlockPushMJX:
@@ -33,8 +34,12 @@ class BlockPushMJX:
 
   def evaluation_states(self, seed: int, episodes: int) -> np.ndarray:
     """(episodes, 8) initial configurations: those of the CPU evaluator with `seed`."""
-    return np.stack([scene.initial_qpos(np.random.default_rng(s), self.task)
-                     for s in episode_seeds(seed, episodes)]).astype(np.float32)
+    return np.stack(
+      [
+        scene.initial_qpos(np.random.default_rng(s), self.task)
+        for s in episode_seeds(seed, episodes)
+      ]
+    ).astype(np.float32)
 
   def init_state(self, qpos) -> State:
     qpos = jnp.asarray(qpos, jnp.float32)
@@ -47,8 +52,10 @@ class BlockPushMJX:
     d = d.replace(ctrl=logic.set_point(jnp, d.qpos, action))
     d = jax.lax.fori_loop(0, scene.SUBSTEPS, lambda _, x: mjx.step(self.model, x), d)
     inside = logic.in_targets(jnp, logic.blocks_of(jnp, d.qpos))
-    info = {"arrival": logic.first_arrival(jnp, state.info["arrival"], inside).astype(jnp.int32),
-            "p1": state.info["p1"] | inside.any()}
+    info = {
+      "arrival": logic.first_arrival(jnp, state.info["arrival"], inside).astype(jnp.int32),
+      "p1": state.info["p1"] | inside.any(),
+    }
     return State(d, logic.both_in(jnp, inside), info)
 
   def observe(self, state: State, key: str):
@@ -70,6 +77,7 @@ def make_env(task: str = "blockpush") -> BlockPushMJX:
 def oracle_rollout(env: BlockPushMJX, episode_length: int):
   """A pure `rollout(initial qpos (B, 8), first (B,), first_target (B,)) -> (p2, p1, mode,
   first success step)`, each (B,), of the oracle in MJX; success counts at any step."""
+
   def one(qpos, first, target):
     def body(carry, t):
       state, success, first_step = carry
@@ -77,8 +85,10 @@ def oracle_rollout(env: BlockPushMJX, episode_length: int):
       state = env.step(state, logic.oracle_action(jnp, pusher, blocks, first, target))
       first_step = jnp.where(state.success & ~success, t, first_step)
       return (state, success | state.success, first_step), None
+
     init = (env.init_state(qpos), jnp.zeros((), bool), jnp.asarray(-1, jnp.int32))
     (state, success, first_step), _ = jax.lax.scan(body, init, jnp.arange(episode_length))
     info = env.episode_info(state)
     return success, info["p1"], info["mode"], first_step
+
   return jax.vmap(one)

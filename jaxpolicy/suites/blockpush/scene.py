@@ -6,6 +6,7 @@ floor friction (the blocks do not touch the floor, so the scene has no floor con
 only pusher-block and block-block contacts, which MJX handles as sphere-box and box-box).
 A control step is SUBSTEPS physics steps of 5 ms: 10 Hz.
 """
+
 from __future__ import annotations
 
 import functools
@@ -13,12 +14,12 @@ import functools
 import mujoco
 import numpy as np
 
-TARGETS = np.array([[-0.12, 0.15], [0.12, 0.15]], np.float32)   # target centres (m)
-TARGET_RADIUS = 0.04      # a block whose centre is this close to a target is in it
-BLOCK_HALF = 0.025        # half the side of a block (m)
+TARGETS = np.array([[-0.12, 0.15], [0.12, 0.15]], np.float32)  # target centres (m)
+TARGET_RADIUS = 0.04  # a block whose centre is this close to a target is in it
+BLOCK_HALF = 0.025  # half the side of a block (m)
 PUSHER_RADIUS = 0.015
-ACTION_SCALE = 0.02       # an action of 1 moves the actuator set point 2 cm from the pusher
-WORKSPACE = 0.35          # the pusher's set points stay in [-WORKSPACE, WORKSPACE]^2
+ACTION_SCALE = 0.02  # an action of 1 moves the actuator set point 2 cm from the pusher
+WORKSPACE = 0.35  # the pusher's set points stay in [-WORKSPACE, WORKSPACE]^2
 TIMESTEP = 0.005
 SUBSTEPS = 20
 CONTROL_HZ = 1.0 / (TIMESTEP * SUBSTEPS)
@@ -39,11 +40,14 @@ _TARGET = """
 
 
 def xml() -> str:
-  blocks = "".join(_BLOCK.format(i=i, half=BLOCK_HALF, rgba=c)
-                   for i, c in enumerate(("0.85 0.2 0.15 1", "0.15 0.3 0.85 1")))
-  targets = "".join(_TARGET.format(i=i, r=TARGET_RADIUS, x=x, y=y, rgba=c)
-                    for i, ((x, y), c) in enumerate(zip(TARGETS, ("0.3 0.75 0.3 0.7",
-                                                                  "0.85 0.75 0.2 0.7"))))
+  blocks = "".join(
+    _BLOCK.format(i=i, half=BLOCK_HALF, rgba=c)
+    for i, c in enumerate(("0.85 0.2 0.15 1", "0.15 0.3 0.85 1"))
+  )
+  targets = "".join(
+    _TARGET.format(i=i, r=TARGET_RADIUS, x=x, y=y, rgba=c)
+    for i, ((x, y), c) in enumerate(zip(TARGETS, ("0.3 0.75 0.3 0.7", "0.85 0.75 0.2 0.7")))
+  )
   return f"""
 <mujoco model="blockpush">
   <option timestep="{TIMESTEP}" iterations="8" ls_iterations="8"/>

@@ -4,6 +4,7 @@ The reference environment and the CPU default evaluator. Episodes use fresh obje
 positions drawn from MetaWorld's own reset distribution, seeded per episode. `MetaWorldEnv`
 and `Expert` are the suite protocol (jaxpolicy.envs.suite) around MetaWorld's objects.
 """
+
 from __future__ import annotations
 
 import os
@@ -13,7 +14,7 @@ import numpy as np
 
 EPISODE_LENGTH = 200
 CONTROL_HZ = 80.0  # 5 physics steps of 2.5 ms per control step
-STATE_DIM = 39     # MetaWorld's observation: hand, gripper, objects, previous frame, goal
+STATE_DIM = 39  # MetaWorld's observation: hand, gripper, objects, previous frame, goal
 AGENT_POS_DIM = 9  # DP3's agent_pos: end-effector, right and left finger-tip sites
 
 
@@ -21,15 +22,17 @@ def make_env(task: str, seed: int):
   """A goal-observable MetaWorld v3 env whose resets draw new positions from `seed`."""
   os.environ.setdefault("MUJOCO_GL", "egl")
   from metaworld.env_dict import ALL_V3_ENVIRONMENTS_GOAL_OBSERVABLE as envs
+
   env = envs[f"{task}-v3-goal-observable"](seed=int(seed))
-  env._freeze_rand_vec = False   # new object/goal positions on every reset
-  env.seeded_rand_vec = True     # ... drawn from env.np_random (seeded), not np.random
+  env._freeze_rand_vec = False  # new object/goal positions on every reset
+  env.seeded_rand_vec = True  # ... drawn from env.np_random (seeded), not np.random
   env.max_path_length = max(env.max_path_length, EPISODE_LENGTH)
   return env
 
 
 def expert_policy(task: str):
   from metaworld.policies import ENV_POLICY_MAP
+
   return ENV_POLICY_MAP[f"{task}-v3"]()
 
 
@@ -42,8 +45,13 @@ def expert_action(policy, state: np.ndarray) -> np.ndarray:
 def agent_pos(env) -> np.ndarray:
   """DP3's 9-d robot state (`agent_pos`): the end-effector position and the positions of
   the `rightEndEffector` and `leftEndEffector` finger-tip sites."""
-  return np.concatenate([env.get_endeff_pos(), env._get_site_pos("rightEndEffector"),
-                         env._get_site_pos("leftEndEffector")]).astype(np.float32)
+  return np.concatenate(
+    [
+      env.get_endeff_pos(),
+      env._get_site_pos("rightEndEffector"),
+      env._get_site_pos("leftEndEffector"),
+    ]
+  ).astype(np.float32)
 
 
 def reset(env):

@@ -7,11 +7,17 @@ its `state` observation (Diffusion Policy's zarr data/state). Success: coverage 
 above 0.95; per episode the best coverage and reward are reported. No scripted expert:
 bring demonstrations (data.path) and evaluate with eval.task=pusht.
 """
+
 from __future__ import annotations
 
 from jaxpolicy.envs.suite import SuiteInfo
-from jaxpolicy.suites.pusht.env import (CONTROL_HZ, EPISODE_LENGTH, SUCCESS_COVERAGE, PushTEnv,
-                                        gym_class)
+from jaxpolicy.suites.pusht.env import (
+  CONTROL_HZ,
+  EPISODE_LENGTH,
+  SUCCESS_COVERAGE,
+  PushTEnv,
+  gym_class,
+)
 
 
 def _make_env(task: str, seed: int) -> PushTEnv:
@@ -20,19 +26,21 @@ def _make_env(task: str, seed: int) -> PushTEnv:
 
 
 INFO = SuiteInfo(
-    name="pusht",
-    tasks=("pusht",),
-    groups={"planar": ("pusht",)},
-    group_labels={"planar": "Planar pushing"},
-    make_env=_make_env,
-    obs_keys={"agent_pos": (2,), "full_state": (16,), "pose": (5,)},
-    action_kind=("absolute", "absolute"),   # the agent's target position; hold = the last
-    episode_length=EPISODE_LENGTH,
-    control_hz=CONTROL_HZ,
-    success=f"the T covers more than {SUCCESS_COVERAGE:.0%} of the goal (gym-pusht), at any "
-            f"step",
-    scores=("coverage", "max_reward"),
-    requires=gym_class,
-    features={"observation.state": "agent_pos", "observation.environment_state": "full_state",
-              "state": "pose"},
+  name="pusht",
+  tasks=("pusht",),
+  groups={"planar": ("pusht",)},
+  group_labels={"planar": "Planar pushing"},
+  make_env=_make_env,
+  obs_keys={"agent_pos": (2,), "full_state": (16,), "pose": (5,)},
+  action_kind=("absolute", "absolute"),  # the agent's target position; hold = the last
+  episode_length=EPISODE_LENGTH,
+  control_hz=CONTROL_HZ,
+  success=f"the T covers more than {SUCCESS_COVERAGE:.0%} of the goal (gym-pusht), at any step",
+  scores=("coverage", "max_reward"),
+  requires=gym_class,
+  features={
+    "observation.state": "agent_pos",
+    "observation.environment_state": "full_state",
+    "state": "pose",
+  },
 )

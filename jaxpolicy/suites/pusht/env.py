@@ -1,6 +1,7 @@
 """Push-T on the CPU: gym-pusht's environment (the one LeRobot evaluates Push-T in) behind
 the suite protocol. gym-pusht is optional (`pip install 'jaxpolicy[pusht]'`); it is imported
 when the first environment is made. Observations: see the package docstring."""
+
 from __future__ import annotations
 
 import os
@@ -8,8 +9,8 @@ import os
 import numpy as np
 
 GYM_ID = "gym_pusht/PushT-v0"
-EPISODE_LENGTH = 300    # gym-pusht's registered max_episode_steps
-CONTROL_HZ = 10.0       # gym-pusht's metadata["render_fps"]: one action per 0.1 s
+EPISODE_LENGTH = 300  # gym-pusht's registered max_episode_steps
+CONTROL_HZ = 10.0  # gym-pusht's metadata["render_fps"]: one action per 0.1 s
 SUCCESS_COVERAGE = 0.95  # gym-pusht's success_threshold
 
 
@@ -21,14 +22,17 @@ def gym_class():
   try:
     from gym_pusht.envs.pusht import PushTEnv  # pylint: disable=g-import-not-at-top
   except ImportError as e:
-    raise ImportError(f"the pusht suite needs gym-pusht: pip install 'jaxpolicy[pusht]' "
-                      f"(or pip install gym-pusht); importing it failed: {e}") from None
+    raise ImportError(
+      f"the pusht suite needs gym-pusht: pip install 'jaxpolicy[pusht]' "
+      f"(or pip install gym-pusht); importing it failed: {e}"
+    ) from None
   return PushTEnv
 
 
 class PushTEnv:
   """One Push-T environment (the suite protocol: reset / step / episode_info)."""
-  model = data = None   # no MuJoCo model: no point-cloud sensor
+
+  model = data = None  # no MuJoCo model: no point-cloud sensor
 
   def __init__(self, seed: int = 0):
     self.env = gym_class()(obs_type="environment_state_agent_pos", render_mode="rgb_array")
@@ -51,15 +55,18 @@ class PushTEnv:
     return self._observe(obs), bool(info["is_success"])
 
   def _observe(self, obs: dict) -> dict:
-    return {"agent_pos": np.asarray(obs["agent_pos"], np.float32),
-            "full_state": np.asarray(obs["environment_state"], np.float32),
-            "pose": self.pose()}
+    return {
+      "agent_pos": np.asarray(obs["agent_pos"], np.float32),
+      "full_state": np.asarray(obs["environment_state"], np.float32),
+      "pose": self.pose(),
+    }
 
   def pose(self) -> np.ndarray:
     """(5,) gym-pusht's `state` observation: agent x, y, T x, y, T angle in [0, 2 pi)."""
     e = self.env
-    return np.asarray([*e.agent.position, *e.block.position, e.block.angle % (2 * np.pi)],
-                      np.float32)
+    return np.asarray(
+      [*e.agent.position, *e.block.position, e.block.angle % (2 * np.pi)], np.float32
+    )
 
   def frame(self) -> np.ndarray:
     """(96, 96, 3) uint8: gym-pusht's camera observation (its `pixels`) of the current state."""

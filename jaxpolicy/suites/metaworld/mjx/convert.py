@@ -8,6 +8,7 @@ its reset writes them. `converted_geom_frames(task)` keeps the cylinders' origin
 for observations. Each change, why, and how bodies are matched: docs/environments.md,
 "MetaWorld in MJX" (The conversion); the summary is in docs/design.md.
 """
+
 from __future__ import annotations
 
 import copy
@@ -29,6 +30,7 @@ WELD_DATA = np.array([0.0, 0.0, 0.0, 0.0, 0.0, 0.0, -1.0, 0.0, 0.0, 0.0, 5.0])
 def model_path(task: str) -> str:
   """Path of the MJCF file MetaWorld itself loads for `task`."""
   from metaworld.env_dict import ALL_V3_ENVIRONMENTS  # pylint: disable=g-import-not-at-top
+
   cls = ALL_V3_ENVIRONMENTS[f"{task}-v3"]
   return cls.model_name.fget(None)
 
@@ -73,8 +75,9 @@ def _check_steps(steps) -> tuple:
   return tuple(s for s in STEPS if s in steps)
 
 
-def convert_spec(spec: mujoco.MjSpec, original: mujoco.MjModel | None = None,
-                 steps=STEPS) -> mujoco.MjSpec:
+def convert_spec(
+  spec: mujoco.MjSpec, original: mujoco.MjModel | None = None, steps=STEPS
+) -> mujoco.MjSpec:
   """Applies the conversion to `spec` in place (see the module docstring); returns it.
 
   `original`: the spec compiled unchanged (compiled here when not given). `steps`: which of
@@ -90,8 +93,9 @@ def convert_spec(spec: mujoco.MjSpec, original: mujoco.MjModel | None = None,
   n_prisms = 0
   for body_id, body in enumerate(bodies):
     if body.name != original.body(body_id).name:
-      raise RuntimeError(f"body order mismatch at {body_id}: {body.name!r} vs "
-                         f"{original.body(body_id).name!r}")
+      raise RuntimeError(
+        f"body order mismatch at {body_id}: {body.name!r} vs {original.body(body_id).name!r}"
+      )
     converted = False
     for geom in body.geoms:
       if geom.name and geom.name != original.geom(geom_id).name:
@@ -101,8 +105,7 @@ def convert_spec(spec: mujoco.MjSpec, original: mujoco.MjModel | None = None,
         geom.gap = 0.0
       if _collidable(geom) and geom.type == mujoco.mjtGeom.mjGEOM_MESH:
         collidable_meshes.add(geom.meshname)
-      if ("prisms" in steps and _collidable(geom)
-          and geom.type == mujoco.mjtGeom.mjGEOM_CYLINDER):
+      if "prisms" in steps and _collidable(geom) and geom.type == mujoco.mjtGeom.mjGEOM_CYLINDER:
         radius, half_height = original.geom_size[geom_id][:2]
         name = f"mjx_prism_{n_prisms}"
         n_prisms += 1
@@ -127,7 +130,7 @@ def set_mocap_welds(model: mujoco.MjModel) -> mujoco.MjModel:
   """MetaWorld's `reset_mocap_welds`: every weld's data = WELD_DATA (in place)."""
   for i in range(model.neq):
     if model.eq_type[i] == mujoco.mjtEq.mjEQ_WELD:
-      model.eq_data[i, :WELD_DATA.size] = WELD_DATA
+      model.eq_data[i, : WELD_DATA.size] = WELD_DATA
   return model
 
 
@@ -137,8 +140,9 @@ def _original(path: str) -> mujoco.MjModel:
 
 
 @functools.lru_cache(maxsize=None)
-def _compiled(path: str, max_contact_points: int, max_geom_pairs: int,
-              steps: tuple = STEPS) -> mujoco.MjModel:
+def _compiled(
+  path: str, max_contact_points: int, max_geom_pairs: int, steps: tuple = STEPS
+) -> mujoco.MjModel:
   spec = convert_spec(mujoco.MjSpec.from_file(path), _original(path), steps)
   # MJX reads these custom numerics: keep the closest geom pairs / contact points only
   if max_contact_points > 0:
@@ -148,8 +152,9 @@ def _compiled(path: str, max_contact_points: int, max_geom_pairs: int,
   return set_mocap_welds(spec.compile())
 
 
-def convert_model(task: str, max_contact_points: int = 0, max_geom_pairs: int = 0,
-                  steps=STEPS) -> mujoco.MjModel:
+def convert_model(
+  task: str, max_contact_points: int = 0, max_geom_pairs: int = 0, steps=STEPS
+) -> mujoco.MjModel:
   """The MJX-ready `mujoco.MjModel` of a MetaWorld v3 task (e.g. "drawer-open").
 
   Accepted by `mujoco.mjx.put_model`; body masses and inertias equal the original model's.
@@ -159,8 +164,9 @@ def convert_model(task: str, max_contact_points: int = 0, max_geom_pairs: int = 
   `steps`: a subset of STEPS gives a partly converted model for C MuJoCo (diagnostics; MJX
   refuses most of them). Returns a fresh copy on every call (cached per file and settings).
   """
-  return copy.copy(_compiled(model_path(task), int(max_contact_points), int(max_geom_pairs),
-                             _check_steps(steps)))
+  return copy.copy(
+    _compiled(model_path(task), int(max_contact_points), int(max_geom_pairs), _check_steps(steps))
+  )
 
 
 @functools.lru_cache(maxsize=None)

@@ -9,6 +9,7 @@ On a CPU set `XLA_FLAGS=--xla_cpu_use_fusion_emitters=false` before JAX starts; 
 for accelerators. The step's semantics and the per-episode model fields carried in
 `State.info`: docs/environments.md, "MetaWorld in MJX" (The environment).
 """
+
 from __future__ import annotations
 
 import functools
@@ -21,8 +22,13 @@ from mujoco import mjx
 
 from jaxpolicy.suites.metaworld.mjx import tasks as tasks_lib
 from jaxpolicy.suites.metaworld.mjx.convert import convert_model, converted_geom_frames
-from jaxpolicy.suites.metaworld.mjx.resets import (ResetBank, build_resets, evaluation_resets,
-                                                   evaluation_seeds, task_constants)
+from jaxpolicy.suites.metaworld.mjx.resets import (
+  ResetBank,
+  build_resets,
+  evaluation_resets,
+  evaluation_seeds,
+  task_constants,
+)
 
 MAX_CONTACT_POINTS = 64
 MOCAP_QUAT = np.array([1.0, 0.0, 1.0, 0.0], np.float32) / np.sqrt(2.0)  # MuJoCo normalises it
@@ -31,9 +37,9 @@ MOCAP_QUAT = np.array([1.0, 0.0, 1.0, 0.0], np.float32) / np.sqrt(2.0)  # MuJoCo
 @flax.struct.dataclass
 class State:
   data: mjx.Data
-  obs: jax.Array       # (39,) float32
-  success: jax.Array   # () bool: MetaWorld's success flag after the last step
-  info: dict           # target_pos, body_pos, site_pos (per-episode model fields), steps
+  obs: jax.Array  # (39,) float32
+  success: jax.Array  # () bool: MetaWorld's success flag after the last step
+  info: dict  # target_pos, body_pos, site_pos (per-episode model fields), steps
 
 
 class MJXEnv:
@@ -46,8 +52,14 @@ class MJXEnv:
   active contacts of these scenes are far fewer, so the limit does not change them).
   """
 
-  def __init__(self, task: str, resets: ResetBank | None = None, num_resets: int = 64,
-               reset_seed: int = 1, max_contact_points: int = MAX_CONTACT_POINTS):
+  def __init__(
+    self,
+    task: str,
+    resets: ResetBank | None = None,
+    num_resets: int = 64,
+    reset_seed: int = 1,
+    max_contact_points: int = MAX_CONTACT_POINTS,
+  ):
     self.task = task
     self.spec = tasks_lib.spec(self.task)
     self.mj_model = convert_model(self.task, max_contact_points=max_contact_points)
@@ -61,8 +73,7 @@ class MJXEnv:
   @property
   def resets(self) -> ResetBank:
     if self._resets is None:
-      self._resets = build_resets(self.task, evaluation_seeds(self._reset_seed,
-                                                              self._num_resets))
+      self._resets = build_resets(self.task, evaluation_seeds(self._reset_seed, self._num_resets))
     return self._resets
 
   # -- observation and success --------------------------------------------------------------
@@ -77,8 +88,9 @@ class MJXEnv:
   def agent_pos(self, data) -> jax.Array:
     """DP3's 9-d robot state: end effector and the two finger-tip sites."""
     sim = self.sim(data)
-    return jnp.concatenate([sim.body_pos("hand"), sim.site_pos("rightEndEffector"),
-                            sim.site_pos("leftEndEffector")]).astype(jnp.float32)
+    return jnp.concatenate(
+      [sim.body_pos("hand"), sim.site_pos("rightEndEffector"), sim.site_pos("leftEndEffector")]
+    ).astype(jnp.float32)
 
   def success_of(self, data, obs, target) -> jax.Array:
     return jnp.asarray(self.spec.success(obs, target, self.sim(data)), bool)
@@ -90,16 +102,20 @@ class MJXEnv:
 
   def _data_of(self, row: ResetBank):
     """(mjx.Data ready to observe, info) of one recorded MetaWorld state (a ResetBank row)."""
-    info = {"target_pos": jnp.asarray(row.target_pos, jnp.float32),
-            "body_pos": jnp.asarray(row.body_pos, jnp.float32),
-            "site_pos": jnp.asarray(row.site_pos, jnp.float32),
-            "steps": jnp.zeros((), jnp.int32)}
-    d = self._data0.replace(qpos=jnp.asarray(row.qpos, jnp.float32),
-                            qvel=jnp.asarray(row.qvel, jnp.float32),
-                            mocap_pos=jnp.asarray(row.mocap_pos, jnp.float32),
-                            mocap_quat=jnp.asarray(row.mocap_quat, jnp.float32),
-                            qacc_warmstart=jnp.asarray(row.qacc_warmstart, jnp.float32),
-                            ctrl=jnp.asarray(row.ctrl, jnp.float32))
+    info = {
+      "target_pos": jnp.asarray(row.target_pos, jnp.float32),
+      "body_pos": jnp.asarray(row.body_pos, jnp.float32),
+      "site_pos": jnp.asarray(row.site_pos, jnp.float32),
+      "steps": jnp.zeros((), jnp.int32),
+    }
+    d = self._data0.replace(
+      qpos=jnp.asarray(row.qpos, jnp.float32),
+      qvel=jnp.asarray(row.qvel, jnp.float32),
+      mocap_pos=jnp.asarray(row.mocap_pos, jnp.float32),
+      mocap_quat=jnp.asarray(row.mocap_quat, jnp.float32),
+      qacc_warmstart=jnp.asarray(row.qacc_warmstart, jnp.float32),
+      ctrl=jnp.asarray(row.ctrl, jnp.float32),
+    )
     return self._observable(self._model(info), d), info
 
   def _observable(self, model, d):
@@ -154,14 +170,16 @@ class MJXEnv:
     a = jnp.clip(jnp.asarray(action, jnp.float32), -1.0, 1.0)
     d = state.data
     mocap = jnp.clip(d.mocap_pos[0] + a[:3] * c.action_scale, c.mocap_low, c.mocap_high)
-    d = d.replace(mocap_pos=d.mocap_pos.at[0].set(mocap),
-                  mocap_quat=jnp.broadcast_to(MOCAP_QUAT, d.mocap_quat.shape),
-                  ctrl=jnp.stack([a[3], -a[3]]))
+    d = d.replace(
+      mocap_pos=d.mocap_pos.at[0].set(mocap),
+      mocap_quat=jnp.broadcast_to(MOCAP_QUAT, d.mocap_quat.shape),
+      ctrl=jnp.stack([a[3], -a[3]]),
+    )
     model = self._model(state.info)
     d = jax.lax.fori_loop(0, c.frame_skip, lambda _, x: mjx.step(model, x), d)
-    d = self._observable(model, d)    # MetaWorld calls mj_forward before observing
+    d = self._observable(model, d)  # MetaWorld calls mj_forward before observing
     target = state.info["target_pos"]
-    obs = jnp.concatenate([self.frame(d), state.obs[:tasks_lib.FRAME_DIM], target])
+    obs = jnp.concatenate([self.frame(d), state.obs[: tasks_lib.FRAME_DIM], target])
     obs = jnp.clip(obs, c.obs_low, c.obs_high)
     info = dict(state.info, steps=state.info["steps"] + 1)
     return State(d, obs, self.success_of(d, obs, target), info)

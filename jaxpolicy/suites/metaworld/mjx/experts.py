@@ -4,6 +4,7 @@ The experts (`metaworld.policies`) are NumPy functions of the 39-d observation; 
 the host for each environment of the batch while the batch steps in MJX with one jitted
 `vmap(env.step)`. Used to measure fidelity against the real MetaWorld (benchmarks/fidelity.py).
 """
+
 from __future__ import annotations
 
 import time
@@ -13,8 +14,13 @@ import numpy as np
 
 from jaxpolicy.suites.metaworld import env as mw
 from jaxpolicy.suites.metaworld.mjx import env as env_lib
-from jaxpolicy.suites.metaworld.mjx.resets import (ResetBank, evaluation_seeds, metaworld_env, snapshot,
-                                       stack)
+from jaxpolicy.suites.metaworld.mjx.resets import (
+  ResetBank,
+  evaluation_seeds,
+  metaworld_env,
+  snapshot,
+  stack,
+)
 
 
 def expert_actions(policy, obs: np.ndarray) -> np.ndarray:
@@ -22,8 +28,13 @@ def expert_actions(policy, obs: np.ndarray) -> np.ndarray:
   return np.stack([mw.expert_action(policy, o) for o in np.asarray(obs, np.float64)])
 
 
-def run_expert(task: str, resets: ResetBank, episode_length: int = mw.EPISODE_LENGTH,
-               env: env_lib.MJXEnv | None = None, stop_when_done: bool = True) -> dict:
+def run_expert(
+  task: str,
+  resets: ResetBank,
+  episode_length: int = mw.EPISODE_LENGTH,
+  env: env_lib.MJXEnv | None = None,
+  stop_when_done: bool = True,
+) -> dict:
   """Rolls MetaWorld's scripted expert out in MJX from each row of `resets`.
 
   Returns {"successes" (B,) bool, "first_success_step" (B,) int (-1 = never), "steps",
@@ -44,7 +55,7 @@ def run_expert(task: str, resets: ResetBank, episode_length: int = mw.EPISODE_LE
   batch = len(resets)
   success = np.zeros(batch, bool)
   first = np.full(batch, -1)
-  touching = 0   # most contacts with dist < 0 in one env (vs the env's contact limit)
+  touching = 0  # most contacts with dist < 0 in one env (vs the env's contact limit)
   t = 0
   while t < episode_length:
     obs = np.asarray(states.obs)
@@ -57,15 +68,25 @@ def run_expert(task: str, resets: ResetBank, episode_length: int = mw.EPISODE_LE
     t += 1
     if stop_when_done and success.all():
       break
-  out = {"successes": success, "first_success_step": first, "steps": t,
-         "wall_s": time.perf_counter() - t0, "compile_s": compile_s,
-         "max_penetrating_contacts": touching}
+  out = {
+    "successes": success,
+    "first_success_step": first,
+    "steps": t,
+    "wall_s": time.perf_counter() - t0,
+    "compile_s": compile_s,
+    "max_penetrating_contacts": touching,
+  }
   return out
 
 
-def run_expert_metaworld(task: str, seed: int, episodes: int,
-                         episode_length: int = mw.EPISODE_LENGTH,
-                         stop_when_done: bool = True, env=None) -> dict:
+def run_expert_metaworld(
+  task: str,
+  seed: int,
+  episodes: int,
+  episode_length: int = mw.EPISODE_LENGTH,
+  stop_when_done: bool = True,
+  env=None,
+) -> dict:
   """The same expert on the real MetaWorld, from the same seeded resets (`env`: a MetaWorld
   env of `task` to run in instead of the cached one, e.g. with its model swapped)."""
   env = metaworld_env(task) if env is None else env
@@ -82,8 +103,7 @@ def run_expert_metaworld(task: str, seed: int, episodes: int,
         success[i], first[i] = True, t
         if stop_when_done:
           break
-  return {"successes": success, "first_success_step": first,
-          "wall_s": time.perf_counter() - t0}
+  return {"successes": success, "first_success_step": first, "wall_s": time.perf_counter() - t0}
 
 
 def record_metaworld(task: str, seed: int, steps: int, noise: float = 0.0):
@@ -101,7 +121,7 @@ def record_metaworld(task: str, seed: int, steps: int, noise: float = 0.0):
   obs = mw.reset(env)
   rows, prev, out_obs, success = [], [], [], []
   for _ in range(steps):
-    a = mw.expert_action(policy, obs.copy())   # some experts edit their input in place
+    a = mw.expert_action(policy, obs.copy())  # some experts edit their input in place
     if noise:
       a = np.clip(a + noise * rng.standard_normal(4), -1.0, 1.0).astype(np.float32)
     prev.append(obs[:18].copy())
@@ -109,5 +129,9 @@ def record_metaworld(task: str, seed: int, steps: int, noise: float = 0.0):
     rows.append(snapshot(env, obs))
     out_obs.append(obs)
     success.append(succ)
-  return (stack(rows), np.asarray(prev, np.float32), np.asarray(out_obs, np.float32),
-          np.asarray(success, bool))
+  return (
+    stack(rows),
+    np.asarray(prev, np.float32),
+    np.asarray(out_obs, np.float32),
+    np.asarray(success, bool),
+  )

@@ -6,6 +6,7 @@ episodes)` does so for the CPU evaluator's seeds, so the MJX evaluator starts fr
 the initial conditions the real MetaWorld uses. What a reset does and what is recorded:
 docs/environments.md, "MetaWorld in MJX" (Resets and success).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -34,32 +35,35 @@ def evaluation_seeds(seed: int, episodes: int) -> list[int]:
 @flax.struct.dataclass
 class ResetBank:
   """N post-reset states of one task (leading axis N on every field)."""
+
   qpos: np.ndarray
   qvel: np.ndarray
   mocap_pos: np.ndarray
   mocap_quat: np.ndarray
   qacc_warmstart: np.ndarray
-  ctrl: np.ndarray         # the gripper's actuator controls
+  ctrl: np.ndarray  # the gripper's actuator controls
   body_pos: np.ndarray
   site_pos: np.ndarray
   target_pos: np.ndarray
-  obs: np.ndarray          # MetaWorld's own reset observation (39,), for checks
+  obs: np.ndarray  # MetaWorld's own reset observation (39,), for checks
 
   def __len__(self):
     return self.qpos.shape[0]
 
   def take(self, index):
     """Rows `index` (an int or an index array) of every field."""
-    return type(self)(**{f.name: np.asarray(getattr(self, f.name))[index]
-                         for f in dataclasses.fields(self)})
+    return type(self)(
+      **{f.name: np.asarray(getattr(self, f.name))[index] for f in dataclasses.fields(self)}
+    )
 
 
 @dataclasses.dataclass(frozen=True)
 class TaskConstants:
   """Per-task constants read from the MetaWorld env."""
+
   mocap_low: np.ndarray
   mocap_high: np.ndarray
-  obs_low: np.ndarray      # MetaWorld clips each step's observation to its space
+  obs_low: np.ndarray  # MetaWorld clips each step's observation to its space
   obs_high: np.ndarray
   action_scale: float
   frame_skip: int
@@ -69,20 +73,32 @@ def task_constants(task: str) -> TaskConstants:
   env = metaworld_env(task)
   space = env.sawyer_observation_space
   f32 = lambda x: np.asarray(x, np.float32)
-  return TaskConstants(f32(env.mocap_low), f32(env.mocap_high), f32(space.low),
-                       f32(space.high), float(env.action_scale), int(env.frame_skip))
+  return TaskConstants(
+    f32(env.mocap_low),
+    f32(env.mocap_high),
+    f32(space.low),
+    f32(space.high),
+    float(env.action_scale),
+    int(env.frame_skip),
+  )
 
 
 def snapshot(env, obs) -> dict:
   """The current state of a MetaWorld env as one ResetBank row (numpy)."""
   d, m = env.data, env.model
   target = env._target_pos  # pylint: disable=protected-access
-  return dict(qpos=d.qpos.copy(), qvel=d.qvel.copy(), mocap_pos=d.mocap_pos.copy(),
-              mocap_quat=d.mocap_quat.copy(), qacc_warmstart=d.qacc_warmstart.copy(),
-              ctrl=d.ctrl.copy(),
-              body_pos=m.body_pos.copy(), site_pos=m.site_pos.copy(),
-              target_pos=np.asarray(target, np.float64).copy(),
-              obs=np.asarray(obs, np.float64).copy())
+  return dict(
+    qpos=d.qpos.copy(),
+    qvel=d.qvel.copy(),
+    mocap_pos=d.mocap_pos.copy(),
+    mocap_quat=d.mocap_quat.copy(),
+    qacc_warmstart=d.qacc_warmstart.copy(),
+    ctrl=d.ctrl.copy(),
+    body_pos=m.body_pos.copy(),
+    site_pos=m.site_pos.copy(),
+    target_pos=np.asarray(target, np.float64).copy(),
+    obs=np.asarray(obs, np.float64).copy(),
+  )
 
 
 def stack(rows: list[dict]) -> ResetBank:

@@ -8,6 +8,7 @@ from `mujoco.MjData`. All 50 were checked against MetaWorld on identical states;
 than the reward, and stick-push's contact forces: docs/environments.md, "MetaWorld in MJX"
 (Resets and success).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -17,15 +18,16 @@ import jax.numpy as jnp
 import mujoco
 import numpy as np
 
-OBJ_SLOTS = 14   # MetaWorld's `_obs_obj_max_len`
-FRAME_DIM = 18   # hand (3) + gripper opening (1) + object slots (14)
-OBS_DIM = 39     # current frame + previous frame + goal (3)
+OBJ_SLOTS = 14  # MetaWorld's `_obs_obj_max_len`
+FRAME_DIM = 18  # hand (3) + gripper opening (1) + object slots (14)
+OBS_DIM = 39  # current frame + previous frame + goal (3)
 
 
 @dataclasses.dataclass(frozen=True)
 class Pos:
   """An object position: `kind` in body (xpos; gymnasium's get_body_com), geom (geom_xpos),
   site (site_xpos) or dial (the dial-turn knob's push point), plus a constant offset."""
+
   kind: str
   name: str
   offset: tuple = (0.0, 0.0, 0.0)
@@ -35,6 +37,7 @@ class Pos:
 class Quat:
   """An object orientation: body (MuJoCo xquat, w first), body_mat / geom_mat / site_mat
   (scipy's `Rotation.from_matrix(xmat).as_quat()`, x y z w), or const (`value`)."""
+
   kind: str
   name: str = ""
   value: tuple = ()
@@ -61,8 +64,9 @@ class Sim:
     pos, rot = self._frames[g]
     b = self._m.geom_bodyid[g]
     bmat = self.d.xmat[b].reshape(3, 3)
-    return self.d.xpos[b] + bmat @ jnp.asarray(pos, jnp.float32), bmat @ jnp.asarray(rot,
-                                                                                  jnp.float32)
+    return self.d.xpos[b] + bmat @ jnp.asarray(pos, jnp.float32), bmat @ jnp.asarray(
+      rot, jnp.float32
+    )
 
   def body_pos(self, name):
     return self.d.xpos[self._m.body(name).id]
@@ -137,7 +141,7 @@ def object_pos(sim: Sim, spec: Pos):
     return sim.geom_pos(spec.name) + off
   if spec.kind == "site":
     return sim.site_pos(spec.name) + off
-  if spec.kind == "dial":   # SawyerDialTurnEnvV3._get_pos_objects
+  if spec.kind == "dial":  # SawyerDialTurnEnvV3._get_pos_objects
     angle = sim.qpos("knob_Joint_1")
     offset = jnp.stack([jnp.sin(angle), -jnp.cos(angle), 0.0 * angle])
     return sim.body_pos(spec.name) + 0.05 * offset
@@ -173,21 +177,26 @@ def current_frame(sim: Sim, objects) -> jnp.ndarray:
 
 # --- success predicates: (obs (39,), target (3,), sim) -> bool -----------------------------
 
+
 def _dist(scale=(1.0, 1.0, 1.0), thr=0.05, offset=(0.0, 0.0, 0.0), strict=False):
   """||(obs[4:7] + offset - target) * scale|| <= thr (`<` when strict)."""
+
   def pred(obs, target, sim):
     del sim
     e = (obs[4:7] + jnp.asarray(offset) - target) * jnp.asarray(scale)
     d = jnp.linalg.norm(e)
     return d < thr if strict else d <= thr
+
   return pred
 
 
 def _axis(axis, thr):
   """|obs[4 + axis] - target[axis]| <= thr."""
+
   def pred(obs, target, sim):
     del sim
     return jnp.abs(obs[4 + axis] - target[axis]) <= thr
+
   return pred
 
 
@@ -198,7 +207,7 @@ def _tcp_reach(obs, target, sim):
 
 def _basketball(obs, target, sim):
   del sim
-  goal = target.at[2].set(0.3)   # "slightly above the hoop"
+  goal = target.at[2].set(0.3)  # "slightly above the hoop"
   return jnp.linalg.norm((obs[4:7] - goal) * jnp.asarray([1.0, 1.0, 2.0])) <= 0.08
 
 
@@ -232,8 +241,11 @@ def _peg_insert(obs, target, sim):
 def _stick_pull(obs, target, sim):
   handle = obs[11:14]
   end = sim.site_pos("stick_end")
-  inserted = ((end[0] >= handle[0]) & (jnp.abs(end[1] - handle[1]) <= 0.04)
-              & (jnp.abs(end[2] - handle[2]) <= 0.06))
+  inserted = (
+    (end[0] >= handle[0])
+    & (jnp.abs(end[1] - handle[1]) <= 0.04)
+    & (jnp.abs(end[2] - handle[2]) <= 0.06)
+  )
   return (jnp.linalg.norm(handle - target) <= 0.12) & inserted
 
 
@@ -257,8 +269,8 @@ def _sweep_into(obs, target, sim):
 
 @dataclasses.dataclass(frozen=True)
 class TaskSpec:
-  objects: tuple           # ((Pos, Quat), ...)
-  success: Callable        # (obs, target, sim) -> bool
+  objects: tuple  # ((Pos, Quat), ...)
+  success: Callable  # (obs, target, sim) -> bool
   needs_forward: bool = False  # success reads constraint forces: observe after mjx.forward
 
 
@@ -271,72 +283,96 @@ _PUCK = (Pos("geom", "puck"), Quat("geom_mat", "puck"))
 _PLACE = _dist(thr=0.07)
 
 SPECS = {
-    "assembly": _one(Pos("site", "RoundNut-8"), Quat("body", "RoundNut"), _assembly),
-    "basketball": _one(Pos("body", "bsktball"), Quat("body", "bsktball"), _basketball),
-    "bin-picking": _one(Pos("body", "obj"), Quat("body", "obj"), _dist(thr=0.05)),
-    "box-close": _one(Pos("body", "top_link"), Quat("body", "top_link"),
-                      _dist(thr=0.08, strict=True)),
-    "button-press": _one(Pos("body", "button", (0.0, -0.193, 0.0)), Quat("body", "button"),
-                         _axis(1, 0.02)),
-    "button-press-topdown": _one(Pos("body", "button", (0.0, 0.0, 0.193)),
-                                 Quat("body", "button"), _axis(2, 0.024)),
-    "button-press-topdown-wall": _one(Pos("body", "button", (0.0, 0.0, 0.193)),
-                                      Quat("body", "button"), _axis(2, 0.024)),
-    "button-press-wall": _one(Pos("body", "button", (0.0, -0.193, 0.0)),
-                              Quat("body", "button"), _axis(1, 0.03)),
-    "coffee-button": _one(Pos("site", "buttonStart"), Quat("const", value=(1.0, 0.0, 0.0, 0.0)),
-                          _axis(1, 0.02)),
-    "coffee-pull": _one(Pos("body", "obj"), Quat("geom_mat", "mug"), _PLACE),  # unscaled
-    "coffee-push": _one(Pos("body", "obj"), Quat("geom_mat", "mug"), _PLACE),  # unscaled
-    "dial-turn": _one(Pos("dial", "dial"), Quat("body", "dial"), _dist(thr=0.07)),
-    "disassemble": _one(Pos("site", "RoundNut-8"), Quat("body", "RoundNut"), _disassemble),
-    "door-close": _one(Pos("geom", "handle"), Quat("geom_mat", "handle"), _dist(thr=0.08)),
-    "door-lock": _one(Pos("site", "lockStartLock"), Quat("body", "door_link"), _axis(2, 0.02)),
-    "door-open": _one(Pos("geom", "handle"), Quat("geom_mat", "handle"), _axis(0, 0.08)),
-    "door-unlock": _one(Pos("site", "lockStartUnlock"), Quat("body", "door_link"),
-                        _axis(0, 0.02)),
-    "drawer-close": _one(Pos("body", "drawer_link", (0.0, -0.16, 0.05)), ZERO_QUAT,
-                         _dist(thr=0.05 + 0.015)),
-    "drawer-open": _one(Pos("body", "drawer_link", (0.0, -0.16, 0.0)),
-                        Quat("body", "drawer_link"), _dist(thr=0.03)),
-    "faucet-close": _one(Pos("site", "handleStartClose", (0.0, 0.0, -0.01)),
-                         Quat("body", "faucetBase"), _dist(thr=0.07)),
-    "faucet-open": _one(Pos("site", "handleStartOpen", (0.0, 0.0, -0.01)),
-                        Quat("body", "faucetBase"), _dist(thr=0.07, offset=(-0.04, 0.0, 0.03))),
-    "hammer": TaskSpec(((Pos("body", "hammer"), Quat("body", "hammer")),
-                        (Pos("body", "nail_link"), Quat("body", "nail_link"))), _hammer),
-    "hand-insert": _one(Pos("body", "obj"), Quat("body", "obj"), _dist(thr=0.05)),
-    "handle-press": _one(Pos("site", "handleStart"), ZERO_QUAT, _axis(2, 0.02)),
-    "handle-press-side": _one(Pos("site", "handleStart"), ZERO_QUAT, _axis(2, 0.02)),
-    "handle-pull": _one(Pos("site", "handleRight"), ZERO_QUAT, _axis(2, 0.05)),
-    "handle-pull-side": _one(Pos("site", "handleCenter"), ZERO_QUAT, _dist(thr=0.08)),
-    "lever-pull": _one(Pos("site", "leverStart"), Quat("geom_mat", "objGeom"), _lever),
-    "peg-insert-side": _one(Pos("site", "pegGrasp"), Quat("site_mat", "pegGrasp"), _peg_insert),
-    "peg-unplug-side": _one(Pos("site", "pegEnd"), Quat("body", "plug1"), _PLACE),
-    "pick-out-of-hole": _one(Pos("body", "obj"), Quat("body", "obj"), _PLACE),
-    "pick-place": TaskSpec((_OBJ_GEOM,), _PLACE),
-    "pick-place-wall": _one(Pos("geom", "objGeom"), Quat("geom_mat", "objGeom"), _PLACE),
-    "plate-slide": TaskSpec((_PUCK,), _PLACE),
-    "plate-slide-back": TaskSpec((_PUCK,), _PLACE),
-    "plate-slide-back-side": TaskSpec((_PUCK,), _PLACE),
-    "plate-slide-side": TaskSpec((_PUCK,), _PLACE),
-    "push": TaskSpec((_OBJ_GEOM,), _dist(thr=0.05)),
-    "push-back": _one(Pos("geom", "objGeom"), Quat("geom_mat", "objGeom"), _PLACE),
-    "push-wall": _one(Pos("geom", "objGeom"), Quat("geom_mat", "objGeom"), _PLACE),
-    "reach": TaskSpec((_OBJ_GEOM,), _tcp_reach),
-    "reach-wall": TaskSpec((_OBJ_GEOM,), _tcp_reach),
-    "shelf-place": TaskSpec((_OBJ_GEOM,), _PLACE),
-    "soccer": _one(Pos("body", "soccer_ball"), Quat("body_mat", "soccer_ball"), _PLACE),
-    "stick-pull": TaskSpec(((Pos("body", "stick"), Quat("body_mat", "stick")),
-                            (Pos("site", "insertion"), ZERO_QUAT)), _stick_pull),
-    "stick-push": TaskSpec(((Pos("body", "stick"), Quat("body_mat", "stick")),
-                            (Pos("site", "insertion", (0.0, 0.09, 0.0)), ZERO_QUAT)),
-                           _stick_push, needs_forward=True),
-    "sweep": _one(Pos("body", "obj"), Quat("body", "obj"), _dist(thr=0.05)),
-    "sweep-into": TaskSpec((_OBJ_GEOM,), _sweep_into),
-    "window-close": _one(Pos("site", "handleCloseStart"), ZERO_QUAT, _axis(0, 0.05)),
-    "window-open": _one(Pos("site", "handleOpenStart"), ZERO_QUAT, _axis(0, 0.05)),
+  "assembly": _one(Pos("site", "RoundNut-8"), Quat("body", "RoundNut"), _assembly),
+  "basketball": _one(Pos("body", "bsktball"), Quat("body", "bsktball"), _basketball),
+  "bin-picking": _one(Pos("body", "obj"), Quat("body", "obj"), _dist(thr=0.05)),
+  "box-close": _one(
+    Pos("body", "top_link"), Quat("body", "top_link"), _dist(thr=0.08, strict=True)
+  ),
+  "button-press": _one(
+    Pos("body", "button", (0.0, -0.193, 0.0)), Quat("body", "button"), _axis(1, 0.02)
+  ),
+  "button-press-topdown": _one(
+    Pos("body", "button", (0.0, 0.0, 0.193)), Quat("body", "button"), _axis(2, 0.024)
+  ),
+  "button-press-topdown-wall": _one(
+    Pos("body", "button", (0.0, 0.0, 0.193)), Quat("body", "button"), _axis(2, 0.024)
+  ),
+  "button-press-wall": _one(
+    Pos("body", "button", (0.0, -0.193, 0.0)), Quat("body", "button"), _axis(1, 0.03)
+  ),
+  "coffee-button": _one(
+    Pos("site", "buttonStart"), Quat("const", value=(1.0, 0.0, 0.0, 0.0)), _axis(1, 0.02)
+  ),
+  "coffee-pull": _one(Pos("body", "obj"), Quat("geom_mat", "mug"), _PLACE),  # unscaled
+  "coffee-push": _one(Pos("body", "obj"), Quat("geom_mat", "mug"), _PLACE),  # unscaled
+  "dial-turn": _one(Pos("dial", "dial"), Quat("body", "dial"), _dist(thr=0.07)),
+  "disassemble": _one(Pos("site", "RoundNut-8"), Quat("body", "RoundNut"), _disassemble),
+  "door-close": _one(Pos("geom", "handle"), Quat("geom_mat", "handle"), _dist(thr=0.08)),
+  "door-lock": _one(Pos("site", "lockStartLock"), Quat("body", "door_link"), _axis(2, 0.02)),
+  "door-open": _one(Pos("geom", "handle"), Quat("geom_mat", "handle"), _axis(0, 0.08)),
+  "door-unlock": _one(Pos("site", "lockStartUnlock"), Quat("body", "door_link"), _axis(0, 0.02)),
+  "drawer-close": _one(
+    Pos("body", "drawer_link", (0.0, -0.16, 0.05)), ZERO_QUAT, _dist(thr=0.05 + 0.015)
+  ),
+  "drawer-open": _one(
+    Pos("body", "drawer_link", (0.0, -0.16, 0.0)), Quat("body", "drawer_link"), _dist(thr=0.03)
+  ),
+  "faucet-close": _one(
+    Pos("site", "handleStartClose", (0.0, 0.0, -0.01)), Quat("body", "faucetBase"), _dist(thr=0.07)
+  ),
+  "faucet-open": _one(
+    Pos("site", "handleStartOpen", (0.0, 0.0, -0.01)),
+    Quat("body", "faucetBase"),
+    _dist(thr=0.07, offset=(-0.04, 0.0, 0.03)),
+  ),
+  "hammer": TaskSpec(
+    (
+      (Pos("body", "hammer"), Quat("body", "hammer")),
+      (Pos("body", "nail_link"), Quat("body", "nail_link")),
+    ),
+    _hammer,
+  ),
+  "hand-insert": _one(Pos("body", "obj"), Quat("body", "obj"), _dist(thr=0.05)),
+  "handle-press": _one(Pos("site", "handleStart"), ZERO_QUAT, _axis(2, 0.02)),
+  "handle-press-side": _one(Pos("site", "handleStart"), ZERO_QUAT, _axis(2, 0.02)),
+  "handle-pull": _one(Pos("site", "handleRight"), ZERO_QUAT, _axis(2, 0.05)),
+  "handle-pull-side": _one(Pos("site", "handleCenter"), ZERO_QUAT, _dist(thr=0.08)),
+  "lever-pull": _one(Pos("site", "leverStart"), Quat("geom_mat", "objGeom"), _lever),
+  "peg-insert-side": _one(Pos("site", "pegGrasp"), Quat("site_mat", "pegGrasp"), _peg_insert),
+  "peg-unplug-side": _one(Pos("site", "pegEnd"), Quat("body", "plug1"), _PLACE),
+  "pick-out-of-hole": _one(Pos("body", "obj"), Quat("body", "obj"), _PLACE),
+  "pick-place": TaskSpec((_OBJ_GEOM,), _PLACE),
+  "pick-place-wall": _one(Pos("geom", "objGeom"), Quat("geom_mat", "objGeom"), _PLACE),
+  "plate-slide": TaskSpec((_PUCK,), _PLACE),
+  "plate-slide-back": TaskSpec((_PUCK,), _PLACE),
+  "plate-slide-back-side": TaskSpec((_PUCK,), _PLACE),
+  "plate-slide-side": TaskSpec((_PUCK,), _PLACE),
+  "push": TaskSpec((_OBJ_GEOM,), _dist(thr=0.05)),
+  "push-back": _one(Pos("geom", "objGeom"), Quat("geom_mat", "objGeom"), _PLACE),
+  "push-wall": _one(Pos("geom", "objGeom"), Quat("geom_mat", "objGeom"), _PLACE),
+  "reach": TaskSpec((_OBJ_GEOM,), _tcp_reach),
+  "reach-wall": TaskSpec((_OBJ_GEOM,), _tcp_reach),
+  "shelf-place": TaskSpec((_OBJ_GEOM,), _PLACE),
+  "soccer": _one(Pos("body", "soccer_ball"), Quat("body_mat", "soccer_ball"), _PLACE),
+  "stick-pull": TaskSpec(
+    ((Pos("body", "stick"), Quat("body_mat", "stick")), (Pos("site", "insertion"), ZERO_QUAT)),
+    _stick_pull,
+  ),
+  "stick-push": TaskSpec(
+    (
+      (Pos("body", "stick"), Quat("body_mat", "stick")),
+      (Pos("site", "insertion", (0.0, 0.09, 0.0)), ZERO_QUAT),
+    ),
+    _stick_push,
+    needs_forward=True,
+  ),
+  "sweep": _one(Pos("body", "obj"), Quat("body", "obj"), _dist(thr=0.05)),
+  "sweep-into": TaskSpec((_OBJ_GEOM,), _sweep_into),
+  "window-close": _one(Pos("site", "handleCloseStart"), ZERO_QUAT, _axis(0, 0.05)),
+  "window-open": _one(Pos("site", "handleOpenStart"), ZERO_QUAT, _axis(0, 0.05)),
 }
+
 
 def spec(task: str) -> TaskSpec:
   """The task's observation layout and success predicate."""
