@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import functools
 import os
 import time
 
@@ -68,29 +69,21 @@ def ensure_demo_data(config) -> str:
       if time.time() > deadline:
         raise TimeoutError(f"process {jax.process_index()}: {path} did not appear in an hour")
       time.sleep(1.0)
+  ensure = functools.partial(
+    collect.ensure_demos,
+    config.data.dir,
+    suite,
+    config.task,
+    config.data.num_episodes,
+    seed=config.data.seed,
+    obs_type=config.obs,
+    tag=tag,
+    attrs=attrs,
+  )
   if os.path.isdir(path):  # no sensor (and no renderer) needed
-    return collect.ensure_demos(
-      config.data.dir,
-      suite,
-      config.task,
-      config.data.num_episodes,
-      seed=config.data.seed,
-      obs_type=config.obs,
-      tag=tag,
-      attrs=attrs,
-    )
+    return ensure()
   with open_sensor(config) as sensor:
-    return collect.ensure_demos(
-      config.data.dir,
-      suite,
-      config.task,
-      config.data.num_episodes,
-      seed=config.data.seed,
-      obs_type=config.obs,
-      sensor=sensor,
-      tag=tag,
-      attrs=attrs,
-    )
+    return ensure(sensor=sensor)
 
 
 def load_demo_data(config, normalizer=None) -> DemoData:
